@@ -1,0 +1,1 @@
+"""Resources: each one a door to the outside world. Ops reach the world only through these."""

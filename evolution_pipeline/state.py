@@ -1,0 +1,47 @@
+"""Small state objects the ops pass along, and that one phase hands to the next.
+
+They hold facts (counts, URIs, timings), never connections: the real state lives in the cluster, so a
+re-execution that reloads these from storage is always safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class BackupRecord:
+    # "taken", "reused" (this phase and run already had one) or "skipped" (nothing to back up yet).
+    status: str
+    uri: str | None
+    label: str
+    reason: str = ""
+    backup_path: str | None = None  # the subdirectory SHOW BACKUPS IN lists for it
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class PhaseState:
+    """What a phase (and each op inside it) knows when it is done."""
+
+    phase: str
+    nodes: int
+    replication_factor: int
+    system_replication_factor: int
+    run_id: str = ""
+    previous_phase: str | None = None
+    started_at: float = 0.0
+    backup: BackupRecord | None = None
+    scaled: bool = False  # True when this run changed the node count
+    sql_files_applied: tuple[str, ...] = ()
+    converge_seconds: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    finished_at: float | None = None
+
+    def with_timing(self, step: str, seconds: float, **changes) -> "PhaseState":
+        timings = dict(self.timings)
+        timings[step] = round(seconds, 3)
+        return replace(self, timings=timings, **changes)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
