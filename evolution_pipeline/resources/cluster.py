@@ -89,3 +89,29 @@ class ClusterControl(ABC):
             return False
         self.set_desired_nodes(nodes)
         return True
+
+
+# --- The Dagster face of a backend -----------------------------------------------------------------------
+
+import dagster as dg  # noqa: E402  (kept next to the resource it serves)
+
+LIVE, REHEARSAL = "live", "rehearsal"
+
+
+class ClusterControlResource(dg.ConfigurableResource, ABC):
+    """Base of the cluster-control resources; the ops depend on this type only.
+
+    `environment` says which evolution this resource drives. Only a `rehearsal` environment may ever be
+    reset; backends enforce that a rehearsal never points at the live cluster's name and namespace/folder.
+    """
+
+    environment: str = LIVE
+    ready_timeout_seconds: float = 900.0
+    poll_interval_seconds: float = 5.0
+
+    @abstractmethod
+    def control(self) -> ClusterControl:
+        """Build the backend for one op execution."""
+
+    def environment_label(self) -> str:
+        return self.environment
