@@ -1,0 +1,480 @@
+"""A stand-in `cockroach` executable for the local-cluster tests. NOT CockroachDB.
+
+No CockroachDB binary can be obtained on this machine or in CI, so the local backend
+(evolution_pipeline/resources/local.py) is tested against this double. It implements only the parts of
+the documented CLI the backend uses, with the documented flags and output formats:
+
+- `version`: a Build Tag block (tagged as a stand-in).
+- `cert create-ca | create-node <host>... | create-client <user>` with --certs-dir and --ca-key: real X.509
+  files (ca.crt, node.crt/key with the given hosts as SANs, client.<user>.crt/key with CN=<user>), so the
+  backend's TLS checks against the local CA are exercised for real. Existing files are not overwritten.
+- `start`: needs --join and --store; without --insecure it needs ca.crt, node.crt and node.key in the
+  certs dir (--certs-dir, $COCKROACH_CERTS_DIR or ~/.cockroach-certs) and fails like the real one
+  otherwise. It binds --listen-addr (gRPC), --sql-addr and --http-addr on loopback and serves
+  GET /health (200) and GET /health?ready=1 (503 until the cluster is initialized and this node has
+  joined, then 200) over HTTPS with node.crt (HTTP with --insecure). It writes its store directory and
+  nothing else there. It speaks no SQL and no gRPC: the gRPC and SQL ports only answer the private one-line
+  requests of this file's own `init` and `node status`.
+- `init --host=<listen addr>`: initializes through the node's gRPC port; a second init fails with
+  "ERROR: cluster has already been initialized", like the real one. Pointed at a SQL port it fails.
+- `node status` / `node ls` (--format=csv|tsv|table, --host=<sql addr>): the real columns
+  (id,address,sql_address,build,started_at,updated_at,locality,is_available,is_live), from the nodes that
+  joined; is_live is false for nodes whose process is gone.
+
+Cluster membership is shared through a JSON file in $FAKE_COCKROACH_CLUSTER_DIR (default: the parent of
+the node's store), which stands in for gossip. Every invocation appends its argv as one JSON line to
+$FAKE_COCKROACH_ARGV_LOG (default <cluster dir>/argv.log) so tests can assert exactly what was run.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import fcntl
+import http.server
+import io
+import json
+import os
+import signal
+import socket
+import socketserver
+import ssl
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+BUILD_TAG = "v25.4.0-fake"
+NODE_STATUS_COLUMNS = ["id", "address", "sql_address", "build", "started_at", "updated_at", "locality",
+                       "is_available", "is_live"]
+CERTS_ERROR = (
+    "ERROR: cannot load certificates.\n"
+    "Check your certificate settings, set --certs-dir, or use --insecure for insecure clusters.\n\n"
+    "problem using security settings: no certificates found; does certs dir exist?"
+)
+
+KNOWN_FLAGS = {
+    "start": {"insecure", "certs-dir", "store", "listen-addr", "sql-addr", "http-addr", "join", "locality",
+              "cache", "max-sql-memory", "advertise-addr", "background", "pid-file", "log-dir"},
+    "init": {"insecure", "certs-dir", "host", "port", "url"},
+    "node": {"insecure", "certs-dir", "host", "port", "url", "format"},
+    "cert": {"certs-dir", "ca-key", "key-size", "lifetime", "overwrite", "allow-ca-key-reuse"},
+    "version": {"build-tag"},
+}
+BOOLEAN_FLAGS = {"insecure", "background", "overwrite", "allow-ca-key-reuse", "build-tag"}
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+def parse(command: str, argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Cobra-style flags: --name=value or --name value; booleans take no value."""
+    positional, flags = [], {}
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg.startswith("--"):
+            name, eq, value = arg[2:].partition("=")
+            if name not in KNOWN_FLAGS[command]:
+                fail(f"Error: unknown flag: --{name}")
+            if not eq and name not in BOOLEAN_FLAGS:
+                i += 1
+                if i >= len(argv):
+                    fail(f"Error: flag needs an argument: --{name}")
+                value = argv[i]
+            flags[name] = value if eq or name not in BOOLEAN_FLAGS else "true"
+        else:
+            positional.append(arg)
+        i += 1
+    return positional, flags
+
+
+def insecure(flags: dict) -> bool:
+    value = flags.get("insecure", os.environ.get("COCKROACH_INSECURE", "false"))
+    return value.lower() in {"true", "1"}
+
+
+def certs_dir(flags: dict) -> Path:
+    return Path(flags.get("certs-dir") or os.environ.get("COCKROACH_CERTS_DIR") or "~/.cockroach-certs").expanduser()
+
+
+def require_certs(flags: dict, names: list[str]) -> Path:
+    d = certs_dir(flags)
+    if not all((d / n).is_file() for n in names):
+        fail(CERTS_ERROR)
+    return d
+
+
+def split_addr(addr: str, default_port: int) -> tuple[str, int]:
+    host, _, port = addr.rpartition(":") if ":" in addr else (addr, "", "")
+    return (host or "127.0.0.1"), int(port or default_port)
+
+
+# --- shared cluster state (stands in for gossip) -----------------------------------------------------------
+
+class Cluster:
+    def __init__(self, directory: Path):
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "fake-cluster.json"
+
+    @contextmanager
+    def locked(self):
+        with open(self.dir / "fake-cluster.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            state = json.loads(self.path.read_text()) if self.path.exists() else {"initialized": False, "inits": 0,
+                                                                                    "members": {}}
+            yield state
+            self.path.write_text(json.dumps(state, indent=2))
+
+    def read(self) -> dict:
+        with self.locked() as state:
+            return json.loads(json.dumps(state))
+
+
+def cluster_dir(store: str | None = None) -> Path:
+    if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR"):
+        return Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"])
+    if store:
+        return Path(store).resolve().parent
+    fail("fake cockroach: set FAKE_COCKROACH_CLUSTER_DIR so init/node status find the cluster state")
+
+
+def log_argv(directory: Path | None) -> None:
+    target = os.environ.get("FAKE_COCKROACH_ARGV_LOG") or (directory and directory / "argv.log")
+    if target:
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "a") as f:
+            f.write(json.dumps({"pid": os.getpid(), "argv": sys.argv[1:], "time": time.time()}) + "\n")
+
+
+# --- cert ---------------------------------------------------------------------------------------------------
+
+def cmd_cert(argv: list[str]) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+    import ipaddress
+
+    positional, flags = parse("cert", argv)
+    log_argv(Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"]) if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR") else None)
+    if not positional:
+        fail("Error: missing cert subcommand")
+    sub, args = positional[0], positional[1:]
+    d = Path(flags.get("certs-dir") or "~/.cockroach-certs").expanduser()
+    if "ca-key" not in flags:
+        fail('ERROR: required flag(s) "ca-key" not set')
+    ca_key_path = Path(flags["ca-key"])
+    d.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def write_key(path: Path, key) -> None:
+        if path.exists() and "overwrite" not in flags:
+            fail(f"ERROR: file {path} already exists")
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))
+        os.chmod(path, 0o600)
+
+    def issue(subject_cn: str, key, ca_cert, ca_key, *, is_ca=False, sans=(), usages=()):
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cockroach"),
+                                            x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+                   .issuer_name(ca_cert.subject if ca_cert else x509.Name([
+                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cockroach"),
+                       x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=365))
+                   .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
+        if sans:
+            names = []
+            for h in sans:
+                try:
+                    names.append(x509.IPAddress(ipaddress.ip_address(h)))
+                except ValueError:
+                    names.append(x509.DNSName(h))
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        if is_ca:
+            builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
+                                            critical=True)
+        else:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
+        return builder.sign(ca_key or key, hashes.SHA256())
+
+    from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
+
+    if sub == "create-ca":
+        if (d / "ca.crt").exists() and "overwrite" not in flags:
+            fail(f"ERROR: file {d / 'ca.crt'} already exists")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        write_key(ca_key_path, key)
+        cert = issue("Cockroach CA", key, None, None, is_ca=True)
+        (d / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return
+    if not (d / "ca.crt").exists() or not ca_key_path.exists():
+        fail(f"ERROR: could not load CA: {d / 'ca.crt'} or {ca_key_path} not found; run `cockroach cert create-ca` first")
+    ca_cert = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if sub == "create-node":
+        if not args:
+            fail("ERROR: create-node requires at least one host name or address")
+        cert = issue("node", key, ca_cert, ca_key, sans=args, usages=(EKU.SERVER_AUTH, EKU.CLIENT_AUTH))
+        base = "node"
+    elif sub == "create-client":
+        if len(args) != 1:
+            fail("ERROR: create-client requires exactly one user name")
+        cert = issue(args[0], key, ca_cert, ca_key, usages=(EKU.CLIENT_AUTH,))
+        base = f"client.{args[0]}"
+    else:
+        fail(f"Error: unknown command \"{sub}\" for \"cockroach cert\"")
+    write_key(d / f"{base}.key", key)
+    (d / f"{base}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+# --- start --------------------------------------------------------------------------------------------------
+
+def cmd_start(argv: list[str]) -> None:
+    positional, flags = parse("start", argv)
+    if positional:
+        fail(f"ERROR: unexpected arguments: {positional}")
+    if "join" not in flags:
+        fail("ERROR: no --join flags provided to 'cockroach start'\n"
+             "HINT: Consider using 'cockroach init' or 'cockroach start-single-node' instead")
+    if "store" not in flags:
+        fail("ERROR: the fake cockroach needs --store")
+    secure = not insecure(flags)
+    certs = require_certs(flags, ["ca.crt", "node.crt", "node.key"]) if secure else None
+    store = Path(flags["store"].removeprefix("path=").split(",")[0])
+    cluster = Cluster(cluster_dir(str(store)))
+    log_argv(cluster.dir)
+    listen = split_addr(flags.get("listen-addr", "127.0.0.1:26257"), 26257)
+    sql = split_addr(flags.get("sql-addr", f"{listen[0]}:{listen[1]}"), listen[1])
+    http_addr = split_addr(flags.get("http-addr", "127.0.0.1:8080"), 8080)
+    listen_addr, sql_addr = f"{listen[0]}:{listen[1]}", f"{sql[0]}:{sql[1]}"
+    node = FakeNode(cluster, listen_addr, sql_addr, flags.get("join", "").split(","), flags.get("locality", ""))
+
+    try:
+        rpc = bind(listen, node.handle_rpc)
+        sql_server = bind(sql, node.handle_sql) if sql != listen else None
+        http_server = HealthServer(http_addr, node)
+    except OSError as exc:
+        fail(f"ERROR: cockroach server exited with error: failed to listen on {exc}: address already in use")
+    if secure:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(certs / "node.crt", certs / "node.key")
+        http_server.socket = ctx.wrap_socket(http_server.socket, server_side=True)
+    store.mkdir(parents=True, exist_ok=True)
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for server in (rpc, sql_server, http_server):
+        if server:
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(f"* WARNING: fake cockroach (tests/doubles) node listening: rpc {listen_addr}, sql {sql_addr}", flush=True)
+    if not secure:
+        print("* WARNING: ALL SECURITY CONTROLS HAVE BEEN DISABLED!", flush=True)
+    while not stop.wait(0.2):
+        node.try_join()
+    print("initiating graceful shutdown of server", flush=True)
+
+
+def bind(addr: tuple[str, int], handler) -> socketserver.ThreadingTCPServer:
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            line = self.rfile.readline().decode().strip()
+            self.wfile.write((handler(line) + "\n").encode())
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(addr, Handler)
+    server.daemon_threads = True
+    return server
+
+
+class FakeNode:
+    def __init__(self, cluster: Cluster, listen_addr: str, sql_addr: str, join: list[str], locality: str):
+        self.cluster, self.listen_addr, self.sql_addr = cluster, listen_addr, sql_addr
+        self.join, self.locality = [j for j in join if j], locality
+        self.started_at = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+        self.joined = False
+
+    def member(self, state: dict, node_id: int) -> dict:
+        return {"id": node_id, "sql_address": self.sql_addr, "locality": self.locality, "pid": os.getpid(),
+                "started_at": self.started_at}
+
+    def handle_rpc(self, line: str) -> str:
+        if line != "INIT":
+            return "ERR unknown rpc"
+        with self.cluster.locked() as state:
+            state["inits"] = state.get("inits", 0) + 1
+            if state["initialized"]:
+                return "ALREADY"
+            state["initialized"] = True
+            state["members"][self.listen_addr] = self.member(state, 1)
+        self.joined = True
+        return "OK"
+
+    def handle_sql(self, line: str) -> str:
+        if line != "NODE_STATUS":
+            return "ERR this is a SQL port"
+        state = self.cluster.read()
+        return json.dumps(state) if state["initialized"] else "ERR cluster not initialized"
+
+    def try_join(self) -> None:
+        """Join once the cluster is initialized and a join address of another live node answers."""
+        if self.joined:
+            return
+        state = self.cluster.read()
+        if not state["initialized"]:
+            return
+        if self.listen_addr not in state["members"]:
+            peers = [j for j in self.join if j != self.listen_addr and j in state["members"]]
+            if not any(reachable(p) for p in peers):
+                return
+        with self.cluster.locked() as state:
+            if self.listen_addr not in state["members"]:
+                next_id = max([m["id"] for m in state["members"].values()], default=0) + 1
+                state["members"][self.listen_addr] = self.member(state, next_id)
+            else:
+                state["members"][self.listen_addr]["pid"] = os.getpid()
+        self.joined = True
+
+
+def reachable(addr: str) -> bool:
+    try:
+        with socket.create_connection(split_addr(addr, 26257), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+class HealthServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, addr, node: FakeNode):
+        self.node = node
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                path, _, query = self.path.partition("?")
+                if path != "/health":
+                    return self.reply(404, {"error": "not found"})
+                if "ready=1" in query.split("&") and not node.joined:
+                    return self.reply(503, {"error": "node is not healthy", "code": 14, "message": "node is not healthy",
+                                            "details": []})
+                return self.reply(200, {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}})
+
+            def reply(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(addr, Handler)
+
+
+# --- client commands ----------------------------------------------------------------------------------------
+
+def send(addr: str, line: str, default_port: int = 26257) -> str:
+    try:
+        with socket.create_connection(split_addr(addr, default_port), timeout=5) as s:
+            s.sendall((line + "\n").encode())
+            return s.makefile().readline().strip()
+    except OSError as exc:
+        fail("ERROR: cannot dial server.\nIs the server running?\n"
+             f"If the server is running, check --host client-side and --advertise server-side.\n\n{exc}")
+
+
+def client_setup(command: str, argv: list[str]) -> tuple[list[str], dict, str]:
+    positional, flags = parse(command, argv)
+    log_argv(Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"]) if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR") else None)
+    if not insecure(flags):
+        require_certs(flags, ["ca.crt", "client.root.crt", "client.root.key"])
+    host = flags.get("host", "localhost")
+    if ":" not in host:
+        host = f"{host}:{flags.get('port', 26257)}"
+    return positional, flags, host
+
+
+def cmd_init(argv: list[str]) -> None:
+    _, _, host = client_setup("init", argv)
+    answer = send(host, "INIT")
+    if answer == "OK":
+        print("Cluster successfully initialized")
+    elif answer == "ALREADY":
+        fail("ERROR: cluster has already been initialized")
+    else:
+        fail(f"ERROR: failed to initialize node: {answer} (is --host the node's --listen-addr?)")
+
+
+def cmd_node(argv: list[str]) -> None:
+    positional, flags, host = client_setup("node", argv)
+    if not positional or positional[0] not in {"status", "ls"}:
+        fail("Error: the fake cockroach implements only `node status` and `node ls`")
+    answer = send(host, "NODE_STATUS")
+    if answer.startswith("ERR"):
+        fail(f"ERROR: {answer[4:]}")
+    state = json.loads(answer)
+    rows = []
+    now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
+    for addr, m in sorted(state["members"].items(), key=lambda kv: kv[1]["id"]):
+        live = pid_alive(m["pid"])
+        rows.append([str(m["id"]), addr, m["sql_address"], BUILD_TAG, m["started_at"], now, m["locality"],
+                     str(live).lower(), str(live).lower()])
+    columns = NODE_STATUS_COLUMNS
+    if positional[0] == "ls":
+        columns, rows = ["id"], [[r[0]] for r in rows]
+    fmt = flags.get("format", "tsv")
+    if fmt == "csv":
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows([columns, *rows])
+        sys.stdout.write(out.getvalue())
+    elif fmt == "tsv":
+        sys.stdout.write("\n".join("\t".join(r) for r in [columns, *rows]) + "\n")
+    elif fmt == "table":
+        widths = [max(len(r[i]) for r in [columns, *rows]) for i in range(len(columns))]
+        line = lambda r: "  " + " | ".join(v.ljust(w) for v, w in zip(r, widths))  # noqa: E731
+        print(line(columns))
+        print("-" + "+".join("-" * (w + 2) for w in widths))
+        for r in rows:
+            print(line(r))
+        print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    else:
+        fail(f'Error: invalid argument "{fmt}" for "--format" flag')
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def cmd_version(argv: list[str]) -> None:
+    print(f"Build Tag:        {BUILD_TAG}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
+          "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       test double")
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        fail("Usage: cockroach [command]")
+    command, argv = sys.argv[1], sys.argv[2:]
+    handlers = {"start": cmd_start, "init": cmd_init, "node": cmd_node, "cert": cmd_cert, "version": cmd_version}
+    if command not in handlers:
+        fail(f'Error: unknown command "{command}" for "cockroach" (the stand-in implements {", ".join(handlers)})')
+    handlers[command](argv)
+
+
+if __name__ == "__main__":
+    main()
