@@ -29,6 +29,8 @@ class Phase:
     sql_files: tuple[str, ...]
     backup_label: str
     description: str
+    # SQL login users this phase creates (password from the environment variable in SQL_USERS).
+    users: tuple[str, ...] = ()
 
     @property
     def asset_key(self) -> str:
@@ -72,6 +74,7 @@ PHASES: tuple[Phase, ...] = (
         system_replication_factor=1,
         sql_files=("00-bootstrap.sql", "05-phase0-writer-user.sql"),
         backup_label="phase0",
+        users=("app_writer",),
         description=(
             "One CockroachDB node with replication factor 1 for data and system ranges: the PostgreSQL-like "
             "starting point. The app schema and seed data are created and the writer user gets its password. "
@@ -87,6 +90,7 @@ PHASES: tuple[Phase, ...] = (
         system_replication_factor=2,
         sql_files=("10-phase1-reader-user.sql",),
         backup_label="phase1",
+        users=("app_reader",),
         description=(
             "A second node joins and every range gets two replicas; the read-only user serves the reader "
             "path. RF 2 tolerates NO node failure (a majority of 2 is 2): it spreads reads and copies the "
@@ -109,6 +113,13 @@ PHASES: tuple[Phase, ...] = (
         ),
     ),
 )
+
+# The application's SQL users and the environment variable (or Kubernetes Secret key) holding each password.
+SQL_USERS: dict[str, str] = {
+    "app_writer": "APP_WRITER_PASSWORD",  # the writer path: INSERT logins, read search terms
+    "app_reader": "APP_READER_PASSWORD",  # the legacy reader path: SELECT only, truly cannot write
+}
+APP_DATABASE = "app"
 
 PHASES_BY_NAME: dict[str, Phase] = {p.name: p for p in PHASES}
 

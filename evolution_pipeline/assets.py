@@ -1,0 +1,93 @@
+"""Graph-backed phase assets, built from the phase table.
+
+Each phase is one asset whose steps are preflight -> backup -> scale -> apply_sql -> verify_replication.
+Phase N+1 takes phase N's PhaseState as its input: the lineage shows in the UI, and a phase cannot run
+before its predecessor has materialized.
+"""
+
+
+import time
+
+import dagster as dg
+
+from .environments import LIVE, REHEARSAL, Environment
+from .ops import PhaseOps, build_ops
+from .phases import PHASES, Phase
+from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
+
+
+def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: dg.AssetKey | None):
+    def steps(state):
+        return ops.verify_replication(ops.apply_sql(ops.scale(ops.backup(state))))
+
+    if upstream is None:
+        def compose():
+            return steps(ops.preflight())
+    else:
+        def compose(upstream):
+            return steps(ops.preflight(upstream))
+
+    return dg.graph_asset(
+        compose,
+        name=phase.name,
+        key_prefix=[env.prefix] if env.prefix else None,
+        ins={"upstream": dg.AssetIn(key=upstream)} if upstream is not None else None,
+        config={ops.preflight.name: {"config": {"phase": phase.name}}},
+        group_name=env.group,
+        description=f"{phase.title}. {phase.description}",
+        metadata={
+            "nodes": phase.nodes,
+            "replication_factor": phase.replication_factor,
+            "system_replication_factor": phase.system_replication_factor,
+            "sql_files": ", ".join(phase.sql_files),
+            "environment": env.name,
+        },
+        tags={"crdb-evolution/phase": phase.name},
+        kinds={"cockroachdb", "kubernetes"},
+    )
+
+
+def fresh_rehearsal_environment() -> dg.AssetsDefinition:
+    """The ONLY destructive step in the product: recreate the rehearsal cluster from scratch.
+
+    Bound to the rehearsal cluster resource only, and refused unless that resource says it is a rehearsal
+    environment (the backends also refuse to reset anything named like the live cluster).
+    """
+    key = REHEARSAL.resource_key("cluster")
+
+    @dg.asset(
+        key=REHEARSAL.asset_key("fresh_environment"),
+        group_name=REHEARSAL.group,
+        required_resource_keys={key},
+        description="Recreates the rehearsal environment from nothing so each nightly rehearsal starts at phase 0.",
+        pool=REHEARSAL.pool,
+    )
+    def fresh_environment(context: dg.AssetExecutionContext) -> dict:
+        res = getattr(context.resources, key)
+        if res.environment != REHEARSAL_ENVIRONMENT:
+            raise dg.Failure(f"refusing to reset: resource {key!r} is configured for environment "
+                             f"{res.environment!r}, not {REHEARSAL_ENVIRONMENT!r}", allow_retries=False)
+        detail = res.control().reset_rehearsal_environment()
+        context.log.warning(f"rehearsal environment reset: {detail}")
+        return {"reset_at": time.time(), "detail": detail}
+
+    return fresh_environment
+
+
+def build_assets(env: Environment) -> list[dg.AssetsDefinition]:
+    ops = build_ops(env)
+    assets: list[dg.AssetsDefinition] = []
+    upstream = None
+    if env == REHEARSAL:
+        reset = fresh_rehearsal_environment()
+        assets.append(reset)
+        upstream = reset.key
+    for phase in PHASES:
+        asset = build_phase_asset(env, phase, ops, upstream)
+        assets.append(asset)
+        upstream = asset.key
+    return assets
+
+
+def all_assets() -> list[dg.AssetsDefinition]:
+    return build_assets(LIVE) + build_assets(REHEARSAL)

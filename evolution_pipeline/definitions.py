@@ -1,0 +1,27 @@
+"""The code location: assets, checks, jobs, schedule and resources (workspace.yaml loads this module)."""
+
+import dagster as dg
+
+from .assets import all_assets
+from .checks import all_checks
+from .jobs import evolve, nightly_rehearsal_schedule, rehearse
+
+
+def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = None) -> dg.Definitions:
+    """Everything but the resources is fixed; tests pass doubles, production passes resources_from_env()."""
+    return dg.Definitions(
+        assets=all_assets(),
+        asset_checks=all_checks(),
+        jobs=[evolve, rehearse],
+        schedules=[schedule or nightly_rehearsal_schedule()],
+        resources=resources,
+    )
+
+
+def _load() -> dg.Definitions:
+    from .configuration import resources_from_env
+
+    return build_definitions(resources_from_env())
+
+
+defs = _load()

@@ -1,0 +1,50 @@
+"""Live and rehearsal: the same phases, wired to different resources.
+
+The rehearsal copies every phase asset under the `rehearsal/` key prefix and binds its ops to resources
+named `rehearsal_<kind>`, so a rehearsal run can never reach the live cluster's resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from .phases import Phase
+
+ENVIRONMENT_TAG = "crdb-evolution/environment"
+RESOURCE_KINDS = ("cluster", "crdb", "prometheus", "sample_app")
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    prefix: str  # "" for live
+
+    def resource_key(self, kind: str) -> str:
+        return f"{self.prefix}_{kind}" if self.prefix else kind
+
+    def op_name(self, op: str) -> str:
+        return f"{self.prefix}_{op}" if self.prefix else op
+
+    def asset_key(self, phase_or_name: Phase | str) -> dg.AssetKey:
+        name = phase_or_name if isinstance(phase_or_name, str) else phase_or_name.name
+        return dg.AssetKey([self.prefix, name] if self.prefix else [name])
+
+    @property
+    def group(self) -> str:
+        return "rehearsal" if self.prefix else "evolution"
+
+    @property
+    def pool(self) -> str:
+        # One evolution at a time per environment, even for ad hoc materializations from the UI.
+        return f"crdb-evolution-{self.name}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {ENVIRONMENT_TAG: self.name}
+
+
+LIVE = Environment("live", "")
+REHEARSAL = Environment("rehearsal", "rehearsal")
+ENVIRONMENTS = (LIVE, REHEARSAL)

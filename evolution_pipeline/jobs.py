@@ -1,0 +1,41 @@
+"""The evolve job, the rehearsal job and the nightly rehearsal schedule."""
+
+import os
+
+import dagster as dg
+
+from .environments import LIVE, REHEARSAL, Environment
+
+
+def _job(name: str, env: Environment, description: str):
+    return dg.define_asset_job(
+        name=name,
+        selection=dg.AssetSelection.groups(env.group),  # the phases and their blocking checks
+        description=description,
+        tags={**env.tags, "dagster/max_runtime": str(4 * 3600)},
+    )
+
+
+evolve = _job("evolve", LIVE,
+              "Grow the live cluster 1 -> 2 -> 3 nodes: every phase in order, stopping at the first failed "
+              "blocking check. Re-execute from failure to resume where it stopped.")
+
+rehearse = _job("rehearse", REHEARSAL,
+                "Rehearse the whole evolution on the rehearsal environment, recreated from scratch first.")
+
+
+def nightly_rehearsal_schedule(cron: str | None = None, timezone: str | None = None,
+                               default_status: str | None = None) -> dg.ScheduleDefinition:
+    cron = cron or os.environ.get("REHEARSAL_CRON", "0 2 * * *")
+    timezone = timezone or os.environ.get("REHEARSAL_TIMEZONE", "UTC")
+    status = (default_status or os.environ.get("REHEARSAL_SCHEDULE_STATUS", "RUNNING")).upper()
+    return dg.ScheduleDefinition(
+        name="nightly_rehearsal",
+        job=rehearse,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+        default_status=dg.DefaultScheduleStatus[status],
+        tags={**REHEARSAL.tags, "crdb-evolution/trigger": "nightly"},
+        description="Every night, rehearse the topology change on the rehearsal environment before doing it "
+                    "for real. Set REHEARSAL_CRON / REHEARSAL_TIMEZONE to move it.",
+    )

@@ -1,0 +1,71 @@
+"""apply_sql: the database, the phase's zone configs, its users and its SQL files. All idempotent.
+
+Order: database (CockroachDB-only, so here and not in the portable bootstrap file) -> zone configs from the
+phase table -> login users with passwords from the environment -> the phase's SQL files (which may grant to
+those users). Re-running converges to the same state.
+"""
+
+
+import os
+
+import dagster as dg
+
+from ..environments import Environment
+from ..phases import SQL_USERS
+from ..resources.sql import SqlError
+from ..state import PhaseState
+from ..zones import zone_plan
+from .common import TRANSIENT_RETRY, keys, permanent, phase_of, resource, timed
+
+
+def build_apply_sql(env: Environment) -> dg.OpDefinition:
+    @dg.op(
+        name=env.op_name("apply_sql"),
+        required_resource_keys=keys(env, "crdb"),
+        retry_policy=TRANSIENT_RETRY,
+        tags={"step": "apply_sql"},
+        pool=env.pool,
+    )
+    def apply_sql(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
+        phase = phase_of(state)
+        crdb = resource(context, env, "crdb")
+        passwords = _passwords(phase.users)
+        created: list[str] = []
+        with timed() as t:
+            try:
+                crdb.ensure_database()
+                for target, replicas in zone_plan(phase):
+                    crdb.set_zone_replicas(target, replicas)
+                for user in phase.users:
+                    if crdb.ensure_login_user(user, passwords[user]):
+                        created.append(user)
+                counts = {path.name: crdb.run_script(path) for path in phase.sql_paths()}
+            except SqlError as exc:
+                raise permanent(f"{phase.name}: {exc}. Fix the cause and re-execute; every statement is "
+                                "idempotent, so what already ran is not repeated harmfully.") from exc
+        context.log.info(f"{phase.name}: zones {zone_plan(phase)}, users created {created or 'none'}, "
+                         f"statements {counts}")
+        context.add_output_metadata({
+            "zones": dg.MetadataValue.json({target: n for target, n in zone_plan(phase)}),
+            "users_created": dg.MetadataValue.json(created),
+            "statements_per_file": dg.MetadataValue.json(counts),
+        })
+        return state.with_timing("apply_sql", t["seconds"], sql_files_applied=tuple(counts))
+
+    return apply_sql
+
+
+def _passwords(users: tuple[str, ...]) -> dict[str, str]:
+    passwords, missing = {}, []
+    for user in users:
+        value = os.environ.get(SQL_USERS[user], "")
+        if value:
+            passwords[user] = value
+        else:
+            missing.append(SQL_USERS[user])
+    if missing:
+        raise permanent(
+            f"set {', '.join(missing)} in the environment (from a Kubernetes Secret in the cluster, or "
+            ".data/local/secrets.env locally); passwords are never stored in the SQL files"
+        )
+    return passwords

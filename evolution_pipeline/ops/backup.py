@@ -1,0 +1,63 @@
+"""backup: BACKUP INTO before the topology changes, once per phase and run.
+
+The collection is `<backup_uri>/<phase backup label>/<root run id>`, so re-running the op, or re-executing
+the run from failure (same root run), finds the backup it already took instead of taking a second one.
+"""
+
+
+import dagster as dg
+
+from ..environments import Environment
+from ..resources.sql import SqlError, collection_uri
+from ..state import BackupRecord, PhaseState
+from .common import TRANSIENT_RETRY, keys, permanent, phase_of, resource, timed
+
+
+def build_backup(env: Environment) -> dg.OpDefinition:
+    @dg.op(
+        name=env.op_name("backup"),
+        required_resource_keys=keys(env, "cluster", "crdb"),
+        retry_policy=TRANSIENT_RETRY,
+        tags={"step": "backup"},
+        pool=env.pool,
+    )
+    def backup(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
+        phase = phase_of(state)
+        crdb = resource(context, env, "crdb")
+        with timed() as t:
+            record = _backup(context, env, crdb, phase, state)
+        record = BackupRecord(**{**record.__dict__, "seconds": round(t["seconds"], 3)})
+        context.log.info(f"backup {record.status}: {record.uri or record.reason}")
+        context.add_output_metadata({
+            "backup_status": record.status,
+            "backup_uri": record.uri or "",
+            "backup_reason": record.reason,
+            "backup_seconds": dg.MetadataValue.float(record.seconds),
+        })
+        return state.with_timing("backup", t["seconds"], backup=record)
+
+    return backup
+
+
+def _backup(context, env, crdb, phase, state: PhaseState) -> BackupRecord:
+    if resource(context, env, "cluster").control().desired_nodes() == 0:
+        return BackupRecord("skipped", None, phase.backup_label, reason="the cluster has no nodes yet")
+    if not crdb.database_exists():
+        return BackupRecord("skipped", None, phase.backup_label,
+                            reason=f"database {crdb.database!r} does not exist yet: no application data to protect")
+    uri = collection_uri(crdb.backup_uri, phase.backup_label, state.run_id)
+    existing = crdb.backups_in(uri)
+    if existing:
+        return BackupRecord("reused", uri, phase.backup_label, reason="this phase and run already backed up",
+                            backup_path=existing[-1].path)
+    try:
+        crdb.backup_into(uri)
+    except SqlError as exc:
+        raise permanent(
+            f"BACKUP INTO {uri} failed: {exc}. Check the destination (CRDB_BACKUP_URI) and its credentials; "
+            "nothing was changed in the cluster."
+        ) from exc
+    taken = crdb.backups_in(uri)
+    if not taken:
+        raise permanent(f"BACKUP INTO {uri} returned but SHOW BACKUPS IN lists nothing: refusing to continue")
+    return BackupRecord("taken", uri, phase.backup_label, backup_path=taken[-1].path)

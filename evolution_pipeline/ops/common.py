@@ -1,0 +1,41 @@
+"""What every phase op shares: resource lookup, timing, and failures that say what to do."""
+
+
+import time
+from contextlib import contextmanager
+
+import dagster as dg
+
+from ..environments import Environment
+from ..phases import get_phase
+from ..state import PhaseState
+
+# Transient trouble (API hiccups, a node restarting) is retried; everything the ops raise as
+# `permanent()` is not, because retrying cannot fix it.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+def resource(context, env: Environment, kind: str):
+    return getattr(context.resources, env.resource_key(kind))
+
+
+def keys(env: Environment, *kinds: str) -> set[str]:
+    return {env.resource_key(k) for k in kinds}
+
+
+def permanent(message: str, **metadata) -> dg.Failure:
+    return dg.Failure(description=message, metadata=metadata or None, allow_retries=False)
+
+
+@contextmanager
+def timed():
+    box = {"seconds": 0.0}
+    start = time.monotonic()
+    try:
+        yield box
+    finally:
+        box["seconds"] = time.monotonic() - start
+
+
+def phase_of(state: PhaseState):
+    return get_phase(state.phase)

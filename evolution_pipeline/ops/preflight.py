@@ -1,0 +1,100 @@
+"""preflight: is it safe to change the topology now?
+
+- the phase follows its predecessor (phase N+1 needs phase N's state),
+- the target is not below the current node count (the evolution never scales down),
+- no unavailable ranges (Prometheus, scoped to this cluster),
+- the sample app answers /readyz once it has something to serve (it is never stopped; in a rehearsal the
+  op starts the app's own background load so the checks have traffic to judge).
+"""
+
+
+import time
+from typing import Any
+
+import dagster as dg
+
+from ..environments import Environment
+from ..phases import get_phase, previous_phase
+from ..resources.cluster import ClusterControlError
+from ..resources.prometheus import PrometheusQueryError
+from ..state import PhaseState
+from .common import keys, permanent, resource
+
+
+class PhaseConfig(dg.Config):
+    phase: str
+
+
+def build_preflight(env: Environment) -> dg.OpDefinition:
+    @dg.op(
+        name=env.op_name("preflight"),
+        required_resource_keys=keys(env, "cluster", "crdb", "prometheus", "sample_app"),
+        ins={"upstream": dg.In(dg.Any, default_value=None, description="the previous phase's PhaseState (or the rehearsal reset)")},
+        out=dg.Out(PhaseState),
+        tags={"step": "preflight"},
+        pool=env.pool,
+    )
+    def preflight(context: dg.OpExecutionContext, config: PhaseConfig, upstream: Any = None) -> PhaseState:
+        phase = get_phase(config.phase)
+        previous = upstream if isinstance(upstream, PhaseState) else None
+        expected = previous_phase(phase)
+        if expected and (previous is None or previous.phase != expected.name):
+            raise permanent(f"{phase.name} must follow {expected.name}; materialize {expected.name} first")
+
+        try:
+            control = resource(context, env, "cluster").control()
+            current = control.desired_nodes()
+        except ClusterControlError as exc:
+            raise permanent(str(exc)) from exc
+        if phase.nodes < current:
+            raise permanent(
+                f"{control.describe()} already asks for {current} nodes; {phase.name} wants {phase.nodes}. "
+                "The evolution never scales down: run the phase that matches the cluster instead."
+            )
+        facts = {"current_nodes": current, "target_nodes": phase.nodes}
+
+        if current == 0:
+            facts["unavailable_ranges"] = "skipped: the cluster has no nodes yet"
+        else:
+            prom = resource(context, env, "prometheus")
+            try:
+                reading = prom.query_value(f"sum({prom.crdb('ranges_unavailable')})")
+            except PrometheusQueryError as exc:
+                raise permanent(f"cannot confirm the cluster is healthy before {phase.name}: {exc}") from exc
+            if reading.value > 0:
+                raise permanent(f"{reading.value:g} unavailable range(s) ({reading.query}): fix the cluster "
+                                "before changing its topology")
+            facts["unavailable_ranges"] = reading.value
+
+        facts["sample_app"] = _check_app(context, env, phase, current)
+        context.log.info(f"preflight for {phase.name} passed: {facts}")
+        context.add_output_metadata({"preflight": dg.MetadataValue.json(facts)})
+        return PhaseState(
+            phase=phase.name,
+            nodes=phase.nodes,
+            replication_factor=phase.replication_factor,
+            system_replication_factor=phase.system_replication_factor,
+            run_id=context.run.root_run_id or context.run_id,
+            previous_phase=previous.phase if previous else None,
+            started_at=time.time(),
+        )
+
+    return preflight
+
+
+def _check_app(context, env: Environment, phase, current_nodes: int) -> str:
+    app = resource(context, env, "sample_app")
+    readiness = app.readiness()
+    # Before the first phase has created the database the app has nothing to serve: not ready is expected.
+    has_data = current_nodes > 0 and resource(context, env, "crdb").database_exists()
+    if not readiness.ready:
+        if has_data:
+            raise permanent(
+                f"the sample app is not ready ({readiness.status_code}: {readiness.detail}); the evolution must "
+                "not change the topology under an app that is already failing. Fix the app, then re-execute."
+            )
+        return f"not ready yet (expected before {phase.name} creates the database): {readiness.detail}"
+    if env.name == "rehearsal":
+        app.set_background_load(True)
+        return "ready; rehearsal background load started"
+    return "ready"

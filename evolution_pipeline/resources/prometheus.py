@@ -1,0 +1,97 @@
+"""Prometheus, through prometheus-api-client, scoped to one cluster's scrape jobs.
+
+Every query the pipeline runs goes through `selector()`, so checks never read another cluster's series.
+Unreachable Prometheus and empty results are errors, never a silent pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import dagster as dg
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+
+
+class PrometheusQueryError(RuntimeError):
+    """Prometheus could not answer, or answered with no series: a check must fail on this."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    query: str
+    value: float
+    series: int
+
+
+class PrometheusResource(dg.ConfigurableResource):
+    url: str = "http://127.0.0.1:9090"
+    # Scrape job names and the `cluster` label, as in the scrape configs (k8s/observability, grafana/local).
+    crdb_job: str = "cockroachdb"
+    app_job: str = "sample-app"
+    cluster_label: str = "crdb-live"
+    timeout_seconds: float = 10.0
+    # Grafana, for links to the run's time window in check metadata (optional).
+    grafana_url: str = ""
+    grafana_dashboard_uid: str = "crdb-evolution"
+    # Blocking checks: how long cluster metrics may take to settle after a phase, and the app's budget.
+    check_settle_seconds: float = 60.0
+    check_poll_seconds: float = 3.0
+    min_window_seconds: int = 60
+    app_routes: str = "/login|/search"
+    app_error_budget: float = 0.01
+
+    def selector(self, job: str, extra: str = "") -> str:
+        parts = [f'job="{job}"', f'cluster="{self.cluster_label}"']
+        if extra:
+            parts.append(extra)
+        return "{" + ",".join(parts) + "}"
+
+    def crdb(self, metric: str) -> str:
+        return f"{metric}{self.selector(self.crdb_job)}"
+
+    def app(self, metric: str, extra: str = "") -> str:
+        return f"{metric}{self.selector(self.app_job, extra)}"
+
+    def _client(self) -> PrometheusConnect:
+        return PrometheusConnect(url=self.url, disable_ssl=not self.url.startswith("https"))
+
+    def query_value(self, expr: str) -> Reading:
+        """Evaluate an instant query that must return at least one series; sum them into one value."""
+        try:
+            result = self._client().custom_query(query=expr, params={"timeout": f"{self.timeout_seconds:g}s"})
+        except PrometheusApiClientException as exc:
+            raise PrometheusQueryError(f"Prometheus at {self.url} rejected `{expr}`: {exc}") from exc
+        except Exception as exc:  # requests' connection errors, timeouts, bad JSON
+            raise PrometheusQueryError(f"Prometheus at {self.url} is unreachable for `{expr}`: {exc}") from exc
+        if not result:
+            raise PrometheusQueryError(
+                f"`{expr}` returned no series: is Prometheus scraping job(s) {self.crdb_job!r}/{self.app_job!r} "
+                f"with cluster={self.cluster_label!r}? (see grafana/README.md, troubleshooting)"
+            )
+        value = sum(float(series["value"][1]) for series in result)
+        return Reading(expr, value, len(result))
+
+    def grafana_link(self, start: float, end: float) -> str | None:
+        if not self.grafana_url:
+            return None
+        params = urlencode({"from": int(start * 1000), "to": int(end * 1000) + 60_000,
+                            "var-cluster": self.cluster_label})
+        return f"{self.grafana_url.rstrip('/')}/d/{self.grafana_dashboard_uid}?{params}"
+
+    def wait_until(self, expr: str, ok, timeout: float, interval: float = 2.0) -> tuple[bool, Reading | None, str]:
+        """Poll `expr` until `ok(value)`; returns (passed, last reading, last error)."""
+        deadline = time.monotonic() + timeout
+        reading, error = None, ""
+        while True:
+            try:
+                reading = self.query_value(expr)
+                error = ""
+                if ok(reading.value):
+                    return True, reading, ""
+            except PrometheusQueryError as exc:
+                error = str(exc)
+            if time.monotonic() >= deadline:
+                return False, reading, error
+            time.sleep(interval)
