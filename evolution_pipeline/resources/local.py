@@ -493,7 +493,7 @@ class LocalClusterControl(ClusterControl):
             if not password and cert.exists():
                 params |= {"sslcert": str(cert), "sslkey": str(key)}
         hosts = ",".join(n.sql_addr for n in nodes)
-        return f"postgresql://{auth}@{hosts}/{quote(database, safe='')}?{urlencode(params, safe="/")}"
+        return f"postgresql://{auth}@{hosts}/{quote(database, safe='')}?{urlencode(params, safe='/')}"
 
     def endpoints(self) -> dict[str, str]:
         """Local stand-ins for the Kubernetes Services: crdb-writer is node 1; crdb-reader is node 2 once
