@@ -1,0 +1,1 @@
+"""The sample app: a Sanic service for logins, searches and safe viral spikes (see README.md)."""

@@ -1,0 +1,124 @@
+"""create_app(settings): the Sanic app factory.
+
+Process model: one Sanic process per container, by design (python -m sample_app runs it with
+single_process=True). prometheus-client keeps metrics in process memory, the spike's "one at a
+time" rule and the demo controls are process state, and the timeline is computed from this
+process's requests: with one process all of them are simply correct. Scale out with replicas
+(each scraped separately), not with Sanic workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+
+from sanic import Request, Sanic
+from sanic.response import HTTPResponse
+
+from . import readiness
+from .controls import Controls
+from .db import Database
+from .errors import JsonErrorHandler
+from .metrics import AppMetrics
+from .routes import control, health, login, search, spike, ui
+from .settings import Settings
+from .spike import SpikeController
+from .telemetry import Telemetry
+from .timeline import Timeline
+from .workload import make_workload
+
+log = logging.getLogger("sample_app")
+READINESS_INTERVAL_SECONDS = 2.0
+_PARAM = re.compile(r"<([^:>]+)(?::[^>]*)?>")
+
+
+def route_label(request: Request) -> str:
+    """The URL path template ("/login", "/control/{target}/{action}"): bounded label values."""
+    route = request.route
+    if route is None:
+        return "unmatched"
+    return "/" + _PARAM.sub(r"{\1}", route.path)
+
+
+def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
+    app = Sanic(name, error_handler=JsonErrorHandler())
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.REQUEST_MAX_SIZE = 64 * 1024  # bodies are a few bytes: refuse big ones early
+    app.config.ACCESS_LOG = False
+    app.config.WEBSOCKET_PING_INTERVAL = 10
+
+    timeline = Timeline(settings.timeline_seconds)
+    db_holder: dict = {}
+    metrics = AppMetrics(lambda: db_holder["db"].stats())
+    telemetry = Telemetry(metrics, timeline)
+    db = Database(settings, telemetry)
+    db_holder["db"] = db
+    workload = make_workload(db, settings)
+    spike_ctl = SpikeController(settings, workload, telemetry.request, metrics, timeline)
+    controls = Controls(settings, workload, telemetry.request, timeline)
+
+    app.ctx.settings = settings
+    app.ctx.metrics = metrics
+    app.ctx.telemetry = telemetry
+    app.ctx.timeline = timeline
+    app.ctx.db = db
+    app.ctx.spike = spike_ctl
+    app.ctx.controls = controls
+    app.ctx.last_ready = None
+    timeline.spike_state = spike_ctl.brief_state
+    timeline.readiness = lambda: app.ctx.last_ready
+
+    for bp in (login.bp, search.bp, spike.bp, health.bp, control.bp, ui.bp):
+        app.blueprint(bp)
+
+    @app.on_request
+    async def _start_timer(request: Request) -> None:
+        request.ctx.t0 = time.perf_counter()
+
+    @app.on_response
+    async def _observe(request: Request, response: HTTPResponse) -> None:
+        t0 = getattr(request.ctx, "t0", None)
+        if t0 is None or response is None:
+            return
+        telemetry.request(route_label(request), request.method, response.status, time.perf_counter() - t0)
+
+    @app.after_server_start
+    async def _start_background(app: Sanic) -> None:
+        await db.open()
+        app.add_task(_tick(app), name="timeline-ticker")
+        app.add_task(_watch_readiness(app), name="readiness-watch")
+
+    @app.before_server_stop
+    async def _stop_background(app: Sanic) -> None:
+        await spike_ctl.stop()
+        await controls.stop_all()
+        for task_name in ("timeline-ticker", "readiness-watch"):
+            try:
+                await app.cancel_task(task_name, raise_exception=False)
+            except Exception:  # already gone
+                pass
+        await db.close()
+
+    return app
+
+
+async def _tick(app: Sanic) -> None:
+    """Every wall-clock second: refresh the spike gauges, then close a timeline point."""
+    while True:
+        await asyncio.sleep(1.0 - (time.time() % 1.0))
+        app.ctx.spike.tick()
+        app.ctx.timeline.roll()
+
+
+async def _watch_readiness(app: Sanic) -> None:
+    """Keep a recent readiness result for the timeline (/readyz itself always checks live)."""
+    while True:
+        try:
+            result = await readiness.check(app.ctx.db)
+            app.ctx.last_ready = result["ready"]
+        except Exception:  # a probe must never kill the loop
+            log.exception("readiness probe failed")
+            app.ctx.last_ready = False
+        await asyncio.sleep(READINESS_INTERVAL_SECONDS)

@@ -1,0 +1,63 @@
+"""The /readyz checks: the writer works, the reader works, and the reader user cannot write.
+
+"Cannot write" is a privilege check (has_table_privilege, same answer on PostgreSQL and
+CockroachDB, true for superusers/admins too), never a real write: a probe must not change data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from .db import Database, DatabaseRefused, DatabaseUnavailable
+
+TABLES = ("login_events", "search_terms")
+WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE")
+
+WRITER_SQL = "SELECT has_table_privilege(current_user, 'login_events', 'INSERT')"
+READER_SQL = "SELECT count(*) FROM (SELECT 1 FROM search_terms LIMIT 1) AS probe"
+READER_WRITE_SQL = "SELECT " + ", ".join(
+    f"has_table_privilege(current_user, '{t}', '{p}')" for t in TABLES for p in WRITE_PRIVILEGES
+)
+
+
+async def _writer(db: Database) -> str | None:
+    rows = await db.fetch("writer", WRITER_SQL)
+    return None if rows and rows[0][0] else "writer user cannot INSERT into login_events"
+
+
+async def _reader(db: Database) -> str | None:
+    rows = await db.fetch("reader", READER_SQL)
+    return None if rows and rows[0][0] == 1 else "search_terms is empty: run sql/00-bootstrap.sql"
+
+
+async def _reader_read_only(db: Database) -> str | None:
+    rows = await db.fetch("reader", READER_WRITE_SQL)
+    held = [f"{p} on {t}" for (t, p), has in zip(((t, p) for t in TABLES for p in WRITE_PRIVILEGES), rows[0]) if has]
+    return None if not held else "reader user can write: holds " + ", ".join(held)
+
+
+CHECKS = {"writer": _writer, "reader": _reader, "reader_read_only": _reader_read_only}
+
+
+async def _run_one(name: str, db: Database, timeout: float) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        problem = await asyncio.wait_for(CHECKS[name](db), timeout)
+    except (DatabaseUnavailable, DatabaseRefused) as exc:
+        problem = f"{exc.message} (SQLSTATE {exc.sqlstate})"
+    except asyncio.TimeoutError:
+        problem = f"no answer within {timeout:.1f}s"
+    result: dict[str, Any] = {"ok": problem is None, "ms": round((time.perf_counter() - started) * 1000, 1)}
+    if problem:
+        result["detail"] = problem
+    return result
+
+
+async def check(db: Database) -> dict[str, Any]:
+    timeout = db.settings.pool_timeout_seconds + 1.0
+    names = list(CHECKS)
+    results = await asyncio.gather(*(_run_one(n, db, timeout) for n in names))
+    checks = dict(zip(names, results))
+    return {"ready": all(r["ok"] for r in results), "checks": checks}

@@ -1,0 +1,57 @@
+"""Apply sql/00-bootstrap.sql (the portable schema + seed shared with the pipeline).
+
+    python -m sample_app.schema postgresql://root@localhost:26257/app?sslmode=verify-full&...
+
+The file is split the way the pipeline splits it (on ';' at line ends) and run statement by
+statement in autocommit, so a CockroachDB schema change never shares a transaction with a write.
+Every statement is idempotent: running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import psycopg
+
+BOOTSTRAP_SQL = Path(__file__).resolve().parent.parent / "sql" / "00-bootstrap.sql"
+_STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
+
+
+def split_statements(text: str) -> list[str]:
+    """Statements of a SQL file, split on ';' at line ends, comment-only chunks dropped."""
+    statements = []
+    for chunk in _STATEMENT_END.split(text):
+        code = "\n".join(line for line in chunk.splitlines() if not line.strip().startswith("--")).strip()
+        if code:
+            statements.append(code)
+    return statements
+
+
+def apply_bootstrap(conninfo: str, path: Path = BOOTSTRAP_SQL) -> int:
+    """Run every statement of the bootstrap file; return how many ran."""
+    statements = split_statements(path.read_text())
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+    return len(statements)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sample_app.schema", description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="connection URL of the `app` database, as a user allowed to create tables")
+    parser.add_argument("--file", type=Path, default=BOOTSTRAP_SQL)
+    args = parser.parse_args(argv)
+    try:
+        count = apply_bootstrap(args.url, args.file)
+    except (psycopg.Error, OSError) as exc:
+        print(f"bootstrap failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"applied {count} statements from {args.file}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""A real PostgreSQL for the app tests and benchmarks: pgserver's binaries on 127.0.0.1.
+
+pgserver alone listens on a Unix socket and trusts everyone. Here the cluster also listens on a
+loopback TCP port with scram-sha-256 passwords (the app connects like it does to CockroachDB:
+a URL with user and password), and the test keeps a trusted socket for the superuser. The `app`
+database gets sql/00-bootstrap.sql for real, and two real login roles: app_writer and app_reader
+(SELECT only), so privileges are enforced by the server, not by us.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+import pgserver
+from pgserver._commands import pg_ctl
+
+from sample_app.schema import apply_bootstrap
+
+WRITER_GRANTS = (
+    "GRANT SELECT, INSERT ON TABLE login_events TO app_writer",
+    "GRANT SELECT ON TABLE search_terms TO app_writer",
+)
+READER_GRANTS = ("GRANT SELECT ON TABLE login_events, search_terms TO app_reader",)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalPostgres:
+    def __init__(self, root: Path):
+        self.pgdata = root / "pgdata"
+        self.server = pgserver.get_server(self.pgdata, cleanup_mode="delete")
+        self.socket_dir = parse_qs(urlparse(self.server.get_uri()).query)["host"][0]
+        self.port = free_port()
+        self.passwords = {"app_writer": secrets.token_hex(12), "app_reader": secrets.token_hex(12)}
+        hba = self.pgdata / "pg_hba.conf"
+        rule = "host all all 127.0.0.1/32 scram-sha-256\n"
+        if not hba.read_text().startswith(rule):
+            hba.write_text(rule + hba.read_text())  # first match wins: passwords on TCP
+        self._ctl("-m", "fast", "stop")
+        self.start()
+        self._create_database_and_roles()
+
+    # --- lifecycle (the "database goes away and comes back" tests use these)
+    def _ctl(self, *args: str) -> None:
+        pg_ctl(["-w", *args], pgdata=self.pgdata, user=self.server.system_user, timeout=30)
+
+    def start(self) -> None:
+        self._ctl("-o", f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+    def close(self) -> None:
+        # pgserver's cleanup stops the postmaster (pg_ctl stop works whatever the start options) and
+        # deletes the data directory.
+        self.server.cleanup()
+
+    # --- connection strings
+    def admin_conninfo(self, dbname: str = "app") -> str:
+        return f"host={self.socket_dir} port={self.port} user=postgres dbname={dbname}"
+
+    def url(self, user: str) -> str:
+        return f"postgresql://{user}:{self.passwords[user]}@127.0.0.1:{self.port}/app"
+
+    def execute(self, sql: str, params=None, dbname: str = "app") -> list[tuple]:
+        with psycopg.connect(self.admin_conninfo(dbname), autocommit=True) as conn:
+            cur = conn.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def _create_database_and_roles(self) -> None:
+        if not self.execute("SELECT 1 FROM pg_database WHERE datname = 'app'", dbname="postgres"):
+            self.execute("CREATE DATABASE app", dbname="postgres")
+        for user, password in self.passwords.items():
+            exists = self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,), dbname="postgres")
+            verb = "ALTER" if exists else "CREATE"
+            # Identifiers are fixed names, the password is bound server-side via format().
+            self.execute(f"{verb} ROLE {user} LOGIN PASSWORD '{password}'", dbname="postgres")
+        apply_bootstrap(self.admin_conninfo())
+        for grant in WRITER_GRANTS + READER_GRANTS:
+            self.execute(grant)
+        self.execute("ANALYZE search_terms")  # fresh statistics, as autovacuum would give later
