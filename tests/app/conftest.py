@@ -1,0 +1,47 @@
+"""Fixtures for the sample app tests: one real PostgreSQL per session, real app processes."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from .appproc import AppProcess
+from .pg import LocalPostgres
+
+TEST_SALT = "test-salt-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def pg(tmp_path_factory):
+    server = LocalPostgres(tmp_path_factory.mktemp("pg"))
+    yield server
+    server.close()
+
+
+def app_env(pg: LocalPostgres, **extra: str) -> dict[str, str]:
+    env = {
+        "APP_DB_WRITER_URL": pg.url("app_writer"),
+        "APP_DB_READER_URL": pg.url("app_reader"),
+        "APP_HASH_SALT": TEST_SALT,
+        "APP_DB_POOL_TIMEOUT_SECONDS": "1",
+        "APP_DB_CONNECT_TIMEOUT_SECONDS": "1",
+        "APP_SPIKE_MAX_SECONDS": "60",
+        "APP_SPIKE_MAX_RPS": "400",
+        "APP_LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def app(pg, tmp_path_factory):
+    proc = AppProcess(app_env(pg), tmp_path_factory.mktemp("app") / "app.log")
+    proc.wait_ready()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture()
+def client(app):
+    with httpx.Client(base_url=app.base_url, timeout=10.0) as c:
+        yield c
