@@ -1,0 +1,472 @@
+"""Cluster control through the new CockroachDB operator: one `crdb.cockroachlabs.com/v1beta1` CrdbCluster.
+
+Field names come from the operator's API types (cockroachdb/helm-charts,
+pkg/upstream/cockroach-operator/api/v1beta1/):
+- crdbcluster_types.go: `spec.regions[]` holds CrdbClusterRegion{code (required, minLength 1), nodes (int32,
+  required, minimum 0), namespace (optional: used for --join; defaults to the code, then the CR's namespace)}.
+  CrdbClusterStatus{observedGeneration int64 ("the ObjectMeta.Generation last reconciled"), readyNodes int32
+  with `omitempty` (absent means 0), reconciled bool, conditions without a type field}. The CRD has the status
+  subresource, so a write to the main resource never changes status.
+- crdbnode_types.go: CrdbNodeStatus{observedGeneration, conditions []NodeCondition{type, status,
+  lastTransitionTime} (no reason or message), nodeID, decommission}. Condition types: PodReady (the pod's
+  Ready condition as the node controller sees it; implies PodRunning), PodRunning, PodNeedsUpdate.
+  persistentVolumeClaimRetentionPolicy.whenDeleted defaults to Delete.
+- CrdbNodes carry the label `crdb.cockroachlabs.com/cluster=<cluster name>` (the operator's own docs list a
+  cluster's nodes with `kubectl get crdbnode -l crdb.cockroachlabs.com/cluster=<name>`).
+
+Scaling is one JSON patch on `/spec/regions/0/nodes` (a merge patch would replace the whole regions list).
+The patch also sets `/metadata/resourceVersion` to the version just read: the API server treats a
+resourceVersion in a patch as a precondition (kubernetes/kubernetes#63104) and answers 409 Conflict if the
+object changed since, so a concurrent writer can never be overwritten blindly; we re-read and retry.
+
+Readiness: status.observedGeneration == metadata.generation (the operator has acted on our patch),
+status.readyNodes == target, and every CrdbNode of the cluster has PodReady=True.
+
+The rehearsal reset (reset_rehearsal_environment) is the only destructive step in the product. It runs only
+when the resource's environment is `rehearsal`, its namespace is not the live cluster's namespace (PVCs and
+Secrets are namespace-scoped, so sharing one is a typo away from the live data), and an existing CrdbCluster
+carries the annotation REHEARSAL_ANNOTATION=rehearsal (the reset writes it when it recreates the cluster; a
+hand-made rehearsal cluster needs `kubectl annotate` once). It reads k8s/crdb-cluster.yaml first, deletes the
+rehearsal CrdbCluster (propagationPolicy Foreground: its CrdbNodes go first), waits until the cluster and its
+nodes are gone, deletes the PVCs left behind (k8s/crdb-cluster.yaml sets whenDeleted: Retain) by label
+selector in the rehearsal namespace only, and creates the cluster again from the manifest with the rehearsal
+name and namespace and phase 0's node count. REHEARSAL_RBAC_RULES are granted only in the rehearsal
+namespace, so the live namespace cannot be reset even by a misconfigured run.
+ASSUMPTION (not found in the operator's published types or docs): its PVCs carry the label
+crdb.cockroachlabs.com/cluster=<name> like its CrdbNodes and pods; pvc_label_selector overrides it, and the
+reset says so when it deleted a cluster but matched no PVC.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import urllib3
+import yaml
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from pydantic import Field
+
+from evolution_pipeline.phases import PHASES, REPO_ROOT
+from evolution_pipeline.resources.cluster import (
+    LIVE,
+    REHEARSAL,
+    ClusterControl,
+    ClusterControlError,
+    ClusterControlResource,
+    ClusterStatus,
+    NodeStatus,
+    ScaleDownRefused,
+)
+
+GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
+CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"
+CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
+REHEARSAL_ANNOTATION = "crdb-live-evolution/environment"
+RBAC_FILE = "k8s/pipeline/rbac.yaml"
+CLUSTER_MANIFEST = "k8s/crdb-cluster.yaml"
+JSON_PATCH = "application/json-patch+json"
+PATCH_ATTEMPTS = 5
+
+# Exactly what this module calls during an evolution (scale + status); tests check every request against it.
+# No watch: status() is polled, one GET and one LIST per observation.
+REQUIRED_RBAC_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": [GROUP], "resources": [CLUSTERS], "verbs": ["get", "patch"]},
+    {"apiGroups": [GROUP], "resources": [NODES], "verbs": ["list"]},
+]
+
+# What the rehearsal reset calls. Grant these ONLY in the rehearsal namespace, never in the live one: the
+# live namespace then cannot be reset even by a misconfigured pipeline.
+REHEARSAL_RBAC_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": [GROUP], "resources": [CLUSTERS], "verbs": ["create", "delete", "get"]},
+    {"apiGroups": [GROUP], "resources": [NODES], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": [PVCS], "verbs": ["delete", "list"]},
+]
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One Kubernetes API call, named the way RBAC and error messages need it."""
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str
+    name: str = ""
+
+    def __str__(self) -> str:
+        target = f"{self.resource}/{self.name}" if self.name else self.resource
+        return f"{self.verb} {target} in namespace {self.namespace}"
+
+    def rbac_rule(self) -> str:
+        return f'apiGroups: ["{self.group}"], resources: ["{self.resource}"], verbs: ["{self.verb}"]'
+
+
+def _server_message(exc: ApiException) -> str:
+    """The Status message the API server sent, or whatever text came back."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return (exc.body or exc.reason or "").strip()
+    return str(body.get("message") or body) if isinstance(body, dict) else str(body)
+
+
+def api_error(call: ApiCall, exc: ApiException) -> ClusterControlError:
+    """Turn an ApiException into a message that names the call and says what to do."""
+    said = _server_message(exc)
+    code = exc.status
+    if code == 401:
+        hint = "the API server rejected the credentials: check the kubeconfig/context or the service account token"
+    elif code == 403:
+        hint = (f"the RBAC rule {{{call.rbac_rule()}}} is missing for this identity in namespace "
+                f"{call.namespace}; grant it in {RBAC_FILE} and `kubectl apply -f {RBAC_FILE}`")
+    elif code == 404 and call.resource == CLUSTERS:
+        hint = (f"CrdbCluster {call.namespace}/{call.name} does not exist: apply {CLUSTER_MANIFEST} first "
+                f"(`kubectl apply -f {CLUSTER_MANIFEST}`) or fix namespace/cluster_name in the resource config; "
+                f"if the server does not know crdbclusters.{GROUP} at all, install the CockroachDB operator first")
+    elif code == 404:
+        hint = f"not found: is the CockroachDB operator ({GROUP}/{VERSION}) installed and the namespace right?"
+    elif code == 409:
+        hint = "conflict: another writer changed the object; re-run when it has settled"
+    elif code == 422:
+        hint = "the API server rejected the object as invalid"
+    elif code is not None and code >= 500:
+        hint = "the API server failed; retry, and check the API server and the operator's webhook if it persists"
+    else:
+        hint = "unexpected answer from the API server"
+    return ClusterControlError(f"{call} failed with HTTP {code} {exc.reason or ''}: {hint}. Server said: {said}")
+
+
+def unreachable_error(call: ApiCall, host: str, exc: Exception) -> ClusterControlError:
+    return ClusterControlError(
+        f"{call} failed: the Kubernetes API server at {host} is unreachable ({type(exc).__name__}: {exc}); "
+        "check the kubeconfig/context, the network path, and that the cluster is up"
+    )
+
+
+def _regions(cluster: dict, what: str) -> list[dict]:
+    regions = (cluster.get("spec") or {}).get("regions") or []
+    if not regions:
+        raise ClusterControlError(f"{what} has no spec.regions[0]; fix the manifest ({CLUSTER_MANIFEST})")
+    return regions
+
+
+def _condition(node: dict, kind: str) -> Optional[dict]:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return cond
+    return None
+
+
+def node_status(node: dict) -> NodeStatus:
+    """One CrdbNode as the pipeline sees it: ready only when PodReady=True and it is not being deleted."""
+    meta, status = node.get("metadata") or {}, node.get("status") or {}
+    ready_cond = _condition(node, "PodReady")
+    if ready_cond is None:
+        details = ["no PodReady condition yet"]
+    else:
+        since = ready_cond.get("lastTransitionTime")
+        details = [f"PodReady={ready_cond.get('status')}" + (f" since {since}" if since else "")]
+    details += [f"{c.get('type')}={c.get('status')}" for c in status.get("conditions") or [] if c is not ready_cond]
+    if status.get("nodeID") is not None:
+        details.append(f"nodeID {status['nodeID']}")
+    if status.get("decommission"):
+        details.append(f"decommission: {status['decommission']}")
+    deleting = bool(meta.get("deletionTimestamp"))
+    if deleting:
+        details.append("being deleted")
+    ready = ready_cond is not None and ready_cond.get("status") == "True" and not deleting
+    return NodeStatus(name=meta.get("name", "?"), ready=ready, detail=", ".join(details))
+
+
+class OperatorClusterControl(ClusterControl):
+    """Drives one CrdbCluster through the Kubernetes API (CustomObjectsApi, CoreV1Api for PVCs)."""
+
+    def __init__(
+        self,
+        api_client: k8s_client.ApiClient,
+        namespace: str,
+        cluster_name: str,
+        *,
+        environment: str = LIVE,
+        live_namespace: str = "crdb",
+        live_cluster_name: str = "cockroachdb",
+        request_timeout_seconds: float = 30.0,
+        reset_timeout_seconds: float = 900.0,
+        poll_interval_seconds: float = 5.0,
+        cluster_manifest: Path | str = REPO_ROOT / CLUSTER_MANIFEST,
+        pvc_label_selector: Optional[str] = None,
+        conflict_backoff_seconds: float = 0.2,
+    ) -> None:
+        self.api_client = api_client
+        self.custom = k8s_client.CustomObjectsApi(api_client)
+        self.core = k8s_client.CoreV1Api(api_client)
+        self.namespace = namespace
+        self.cluster_name = cluster_name
+        self.environment = environment
+        self.live_namespace = live_namespace
+        self.live_cluster_name = live_cluster_name
+        self.request_timeout = request_timeout_seconds
+        self.reset_timeout = reset_timeout_seconds
+        self.poll_interval = poll_interval_seconds
+        self.cluster_manifest = Path(cluster_manifest)
+        self.node_selector = f"{CLUSTER_LABEL}={cluster_name}"
+        self.pvc_selector = pvc_label_selector or self.node_selector
+        self.conflict_backoff = conflict_backoff_seconds
+
+    # --- plumbing ------------------------------------------------------------------------------------------
+
+    def _call(self, verb: str, resource: str, name: str = "") -> ApiCall:
+        group = "" if resource == PVCS else GROUP
+        return ApiCall(verb, group, resource, self.namespace, name)
+
+    def _do(self, call: ApiCall, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+        """Make one API call; errors become ClusterControlError. missing_ok: a 404 returns None."""
+        try:
+            return fn(*args, _request_timeout=self.request_timeout, **kwargs)
+        except ApiException as exc:
+            if missing_ok and exc.status == 404:
+                return None
+            raise api_error(call, exc) from exc
+        except urllib3.exceptions.HTTPError as exc:
+            raise unreachable_error(call, self.api_client.configuration.host, exc) from exc
+
+    def _get_cluster(self, missing_ok: bool = False) -> Optional[dict]:
+        return self._do(self._call("get", CLUSTERS, self.cluster_name), self.custom.get_namespaced_custom_object,
+                        GROUP, VERSION, self.namespace, CLUSTERS, self.cluster_name, missing_ok=missing_ok)
+
+    def _list_nodes(self) -> list[dict]:
+        listing = self._do(self._call("list", NODES), self.custom.list_namespaced_custom_object,
+                           GROUP, VERSION, self.namespace, NODES, label_selector=self.node_selector)
+        return sorted(listing.get("items") or [], key=lambda n: (n.get("metadata") or {}).get("name", ""))
+
+    # --- ClusterControl ------------------------------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"CrdbCluster {self.namespace}/{self.cluster_name}"
+
+    def desired_nodes(self) -> int:
+        return int(_regions(self._get_cluster(), self.describe())[0].get("nodes") or 0)
+
+    def set_desired_nodes(self, nodes: int) -> None:
+        call = self._call("patch", CLUSTERS, self.cluster_name)
+        for attempt in range(1, PATCH_ATTEMPTS + 1):
+            cluster = self._get_cluster()
+            current = int(_regions(cluster, self.describe())[0].get("nodes") or 0)
+            if current == nodes:
+                return  # someone (a previous attempt, a person) already asked for it
+            if nodes < current:
+                # Re-checked after every read: a concurrent writer may have grown the cluster meanwhile.
+                raise ScaleDownRefused(f"{self.describe()} now asks for {current} nodes; refusing to patch it "
+                                       f"down to {nodes}")
+            patch = [
+                # A resourceVersion in a patch is a precondition: 409 if the object changed since we read it.
+                {"op": "replace", "path": "/metadata/resourceVersion",
+                 "value": cluster["metadata"]["resourceVersion"]},
+                {"op": "replace", "path": "/spec/regions/0/nodes", "value": nodes},
+            ]
+            try:
+                # The client would send a list body as merge-patch; JSON patch must be asked for explicitly.
+                self.custom.patch_namespaced_custom_object(
+                    GROUP, VERSION, self.namespace, CLUSTERS, self.cluster_name, patch,
+                    _content_type=JSON_PATCH, _request_timeout=self.request_timeout)
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise api_error(call, exc) from exc
+                if attempt == PATCH_ATTEMPTS:
+                    raise ClusterControlError(
+                        f"{call} kept conflicting ({PATCH_ATTEMPTS} attempts, re-reading each time): another writer "
+                        f"keeps changing {self.describe()}; find it (kubectl get crdbcluster -w) and re-run. "
+                        f"Server said: {_server_message(exc)}") from exc
+                time.sleep(self.conflict_backoff * attempt)
+            except urllib3.exceptions.HTTPError as exc:
+                raise unreachable_error(call, self.api_client.configuration.host, exc) from exc
+
+    def status(self) -> ClusterStatus:
+        cluster = self._get_cluster()
+        nodes = tuple(node_status(n) for n in self._list_nodes())
+        meta, observed = cluster.get("metadata") or {}, cluster.get("status") or {}
+        desired = int(_regions(cluster, self.describe())[0].get("nodes") or 0)
+        generation, seen = meta.get("generation"), observed.get("observedGeneration")
+        settled = generation is not None and seen == generation
+        notes = []
+        if not settled:
+            notes.append(f"operator has observed generation {seen if seen is not None else 'none'} "
+                         f"of {generation} (is the operator running?)")
+        if meta.get("deletionTimestamp"):
+            notes.append("the CrdbCluster is being deleted")
+        if len(nodes) != desired:
+            notes.append(f"{len(nodes)} CrdbNodes labelled {self.node_selector} for {desired} desired")
+        return ClusterStatus(
+            desired_nodes=desired,
+            # readyNodes is omitempty: absent means zero.
+            ready_nodes=int(observed.get("readyNodes") or 0),
+            settled=settled,
+            nodes=nodes,
+            message="; ".join(notes),
+        )
+
+    # --- the rehearsal reset: the only destructive step ----------------------------------------------------
+
+    def _guard_rehearsal(self) -> None:
+        where = f"{self.describe()} (environment {self.environment!r})"
+        if self.environment != REHEARSAL:
+            raise ClusterControlError(f"refusing to reset {where}: only the {REHEARSAL!r} environment may be reset")
+        if self.namespace == self.live_namespace:
+            why = ("it IS the live cluster" if self.cluster_name == self.live_cluster_name else
+                   f"it shares the namespace of the live cluster {self.live_namespace}/{self.live_cluster_name}")
+            raise ClusterControlError(f"refusing to reset {where}: {why}; give the rehearsal its own namespace")
+
+    def rehearsal_manifest(self) -> dict:
+        """k8s/crdb-cluster.yaml rewritten for the rehearsal: its name, its namespace, phase 0's node count."""
+        try:
+            docs = [d for d in yaml.safe_load_all(self.cluster_manifest.read_text()) if d]
+        except (OSError, yaml.YAMLError) as exc:
+            raise ClusterControlError(f"cannot read the CrdbCluster manifest {self.cluster_manifest}: {exc}") from exc
+        found = [d for d in docs if d.get("kind") == "CrdbCluster" and d.get("apiVersion") == f"{GROUP}/{VERSION}"]
+        if len(found) != 1:
+            raise ClusterControlError(f"{self.cluster_manifest} must hold exactly one {GROUP}/{VERSION} CrdbCluster "
+                                      f"(found {len(found)})")
+        cluster = copy.deepcopy(found[0])
+        cluster.pop("status", None)
+        old_meta = cluster.get("metadata") or {}
+        cluster["metadata"] = {
+            "name": self.cluster_name,
+            "namespace": self.namespace,
+            "labels": dict(old_meta.get("labels") or {}),
+            "annotations": {**(old_meta.get("annotations") or {}), REHEARSAL_ANNOTATION: REHEARSAL},
+        }
+        regions = _regions(cluster, str(self.cluster_manifest))
+        for region in regions:
+            region["namespace"] = self.namespace  # --join must point at the rehearsal's own nodes
+        regions[0]["nodes"] = PHASES[0].nodes
+        return cluster
+
+    def _wait_until(self, what: str, remaining: Callable[[], list[str]]) -> None:
+        deadline = time.monotonic() + self.reset_timeout
+        while True:
+            left = remaining()
+            if not left:
+                return
+            if time.monotonic() >= deadline:
+                raise ClusterControlError(f"rehearsal reset: {what} still present after {self.reset_timeout:.0f}s: "
+                                          f"{', '.join(left)}; check the operator's logs and finalizers")
+            time.sleep(self.poll_interval)
+
+    def _remaining_cluster_and_nodes(self) -> list[str]:
+        left = [f"{CLUSTERS}/{self.cluster_name}"] if self._get_cluster(missing_ok=True) is not None else []
+        return left + [f"{NODES}/{n['metadata']['name']}" for n in self._list_nodes()]
+
+    def _list_pvcs(self) -> list[str]:
+        listing = self._do(self._call("list", PVCS), self.core.list_namespaced_persistent_volume_claim,
+                           self.namespace, label_selector=self.pvc_selector)
+        return sorted(p.metadata.name for p in listing.items)
+
+    def _delete_pvc(self, name: str) -> None:
+        # missing_ok: the operator may have deleted it meanwhile.
+        self._do(self._call("delete", PVCS, name), self.core.delete_namespaced_persistent_volume_claim,
+                 name, self.namespace, missing_ok=True)
+
+    def reset_rehearsal_environment(self) -> str:
+        self._guard_rehearsal()
+        # Read the manifest before deleting anything: a broken manifest must not leave no cluster at all.
+        manifest = self.rehearsal_manifest()
+        existing = self._get_cluster(missing_ok=True)
+        if existing is not None:
+            marker = ((existing.get("metadata") or {}).get("annotations") or {}).get(REHEARSAL_ANNOTATION)
+            if marker != REHEARSAL:
+                raise ClusterControlError(
+                    f"refusing to reset {self.describe()}: it lacks the annotation {REHEARSAL_ANNOTATION}={REHEARSAL} "
+                    "that marks a rehearsal cluster. If it really is the rehearsal, run `kubectl annotate "
+                    f"crdbcluster/{self.cluster_name} -n {self.namespace} {REHEARSAL_ANNOTATION}={REHEARSAL}`")
+            self._do(self._call("delete", CLUSTERS, self.cluster_name), self.custom.delete_namespaced_custom_object,
+                     GROUP, VERSION, self.namespace, CLUSTERS, self.cluster_name, propagation_policy="Foreground")
+        self._wait_until("the CrdbCluster or its CrdbNodes", self._remaining_cluster_and_nodes)
+        # The operator deletes a node's PVC by default; this catches whatever a Retain policy left behind.
+        pvcs = self._list_pvcs()
+        for name in pvcs:
+            self._delete_pvc(name)
+        self._wait_until(f"PVCs labelled {self.pvc_selector}", self._list_pvcs)
+        self._do(self._call("create", CLUSTERS), self.custom.create_namespaced_custom_object,
+                 GROUP, VERSION, self.namespace, CLUSTERS, manifest)
+        message = (f"reset {self.describe()}: {'deleted the cluster' if existing else 'no cluster existed'}, "
+                   f"deleted {len(pvcs)} leftover PVC(s), recreated it from {self.cluster_manifest.name} "
+                   f"with {PHASES[0].nodes} node(s)")
+        if existing is not None and not pvcs:
+            # With whenDeleted: Retain the old volumes stay; none matching means the selector may be wrong.
+            message += (f". No PVC matched {self.pvc_selector}: if the operator left volumes with other labels "
+                        "(kubectl get pvc --show-labels), set pvc_label_selector")
+        return message
+
+
+def build_api_client(kubeconfig: Optional[str], context: Optional[str]) -> k8s_client.ApiClient:
+    """Explicit kubeconfig, else in-cluster config (inside a pod), else the default kubeconfig."""
+    configuration = k8s_client.Configuration()
+    if kubeconfig:
+        source = f"kubeconfig {kubeconfig}" + (f" (context {context})" if context else "")
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        source = "the in-cluster service account"
+    else:
+        source = "the default kubeconfig ($KUBECONFIG or ~/.kube/config)" + (f" (context {context})" if context else "")
+    try:
+        if kubeconfig:
+            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration,
+                                        persist_config=False)
+        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(context=context, client_configuration=configuration, persist_config=False)
+    except (k8s_config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+        raise ClusterControlError(
+            f"cannot load Kubernetes credentials from {source}: {exc}. Set the resource's kubeconfig/context, or "
+            "run the pipeline in a pod with a service account bound by k8s/pipeline/rbac.yaml") from exc
+    return k8s_client.ApiClient(configuration)
+
+
+class CrdbOperatorResource(ClusterControlResource):
+    """Cluster control for the CockroachDB operator (CrdbCluster v1beta1) in one namespace."""
+
+    namespace: str = Field(default="crdb", description="Namespace of the CrdbCluster.")
+    cluster_name: str = Field(default="cockroachdb", description="metadata.name of the CrdbCluster.")
+    kubeconfig: Optional[str] = Field(
+        default=None, description="Path to a kubeconfig; unset: in-cluster config inside a pod, else the default.")
+    context: Optional[str] = Field(default=None, description="kubeconfig context; unset: the current context.")
+    live_namespace: str = Field(
+        default="crdb", description="The LIVE cluster's namespace; a rehearsal must never use it.")
+    live_cluster_name: str = Field(default="cockroachdb", description="The LIVE CrdbCluster's name.")
+    request_timeout_seconds: float = Field(default=30.0, description="Timeout of each Kubernetes API request.")
+    cluster_manifest: str = Field(
+        default=CLUSTER_MANIFEST,
+        description="CrdbCluster manifest the rehearsal reset recreates from (relative to the repository root).")
+    pvc_label_selector: Optional[str] = Field(
+        default=None, description=f"PVCs the rehearsal reset deletes; unset: {CLUSTER_LABEL}=<cluster_name>.")
+
+    def control(self) -> OperatorClusterControl:
+        if self.environment not in (LIVE, REHEARSAL):
+            raise ClusterControlError(f"unknown environment {self.environment!r}: use {LIVE!r} or {REHEARSAL!r}")
+        if self.environment == REHEARSAL and self.namespace == self.live_namespace:
+            raise ClusterControlError(
+                f"the rehearsal points at the live namespace {self.live_namespace!r} (cluster {self.cluster_name!r}); "
+                "configure the rehearsal with its own namespace")
+        manifest = Path(self.cluster_manifest)
+        return OperatorClusterControl(
+            build_api_client(self.kubeconfig, self.context),
+            self.namespace,
+            self.cluster_name,
+            environment=self.environment,
+            live_namespace=self.live_namespace,
+            live_cluster_name=self.live_cluster_name,
+            request_timeout_seconds=self.request_timeout_seconds,
+            reset_timeout_seconds=self.ready_timeout_seconds,
+            poll_interval_seconds=self.poll_interval_seconds,
+            cluster_manifest=manifest if manifest.is_absolute() else REPO_ROOT / manifest,
+            pvc_label_selector=self.pvc_label_selector,
+        )

@@ -1,0 +1,563 @@
+"""Stand-in Kubernetes API server for the CockroachDB operator's objects, on 127.0.0.1.
+
+No kube-apiserver can run here, so tests drive the REAL `kubernetes` Python client against this server. It
+serves only what evolution_pipeline/resources/operator.py uses, following the Kubernetes API conventions:
+- CrdbClusters (crdb.cockroachlabs.com/v1beta1): GET, POST, DELETE (propagationPolicy), PATCH with
+  application/json-patch+json (RFC 6902) or application/merge-patch+json (RFC 7386); strategic merge patch is
+  refused with 415 as for every custom resource. A resourceVersion in the patched object is a precondition
+  (409 Conflict when stale), metadata.generation grows only when the spec changes, status is ignored on the
+  main resource (status subresource), the spec's required fields are validated (422 Invalid).
+- CrdbNodes: LIST with an equality labelSelector. PersistentVolumeClaims (core v1): LIST, DELETE.
+- Errors are Status objects (kind Status, status Failure, message, reason, details, code), 403 messages are
+  worded like the RBAC authorizer's, and RBAC can be enforced from a list of Role rules.
+- A simulated operator reconciles lazily (on every request, from the clock): after `reconcile_delay` it sets
+  status.observedGeneration = metadata.generation and creates the missing CrdbNodes (labelled
+  crdb.cockroachlabs.com/cluster=<name>, conditions PodRunning/PodReady False, one PVC each), which turn
+  PodReady=True after `node_ready_delay` (never, with `never_ready`); status.readyNodes counts them.
+  Deleting a CrdbCluster removes its CrdbNodes after `delete_delay` (and their PVCs unless
+  pvc_retention="Retain"), then the cluster.
+
+What it proves: the pipeline's requests, patches, selectors and error handling work through the real client
+against documented API behaviour. What it does not prove: the operator's real timing, its PVC labels (an
+assumption, see pvc_label), or anything about CockroachDB itself.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import secrets
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
+CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"
+CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
+KINDS = {CLUSTERS: "CrdbCluster", NODES: "CrdbNode", PVCS: "PersistentVolumeClaim"}
+REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+           409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError",
+           503: "ServiceUnavailable"}
+CUSTOM_PATH = re.compile(rf"^/apis/{re.escape(GROUP)}/{VERSION}/namespaces/([^/]+)/({CLUSTERS}|{NODES})(?:/([^/]+))?$")
+PVC_PATH = re.compile(rf"^/api/v1/namespaces/([^/]+)/({PVCS})(?:/([^/]+))?$")
+PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pvc_label(cluster: str) -> dict[str, str]:
+    # ASSUMPTION: the operator's PVCs carry the cluster label like its CrdbNodes and pods do.
+    return {CLUSTER_LABEL: cluster}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the RBAC authorizer would see it."""
+
+    verb: str
+    group: str
+    resource: str
+    namespace: str
+    name: str
+    code: int
+    content_type: str = ""
+    authorization: str = ""
+
+
+class ApiError(Exception):
+    def __init__(self, code: int, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.code, self.message, self.details = code, message, details or {}
+
+    def status(self) -> dict:
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                "message": self.message, "reason": REASONS.get(self.code, "Unknown"),
+                "details": self.details, "code": self.code}
+
+
+def qualified(resource: str) -> str:
+    return resource if resource == PVCS else f"{resource}.{GROUP}"
+
+
+def not_found(resource: str, name: str) -> ApiError:
+    group = "" if resource == PVCS else GROUP
+    return ApiError(404, f'{qualified(resource)} "{name}" not found', {"name": name, "group": group, "kind": resource})
+
+
+def parse_selector(text: str) -> list[tuple[str, str, str]]:
+    """Equality-based label selectors: k=v, k==v, k!=v, comma-separated."""
+    terms = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"([^!=]+)(!=|==|=)(.*)", part)
+        if not m:
+            raise ApiError(400, f"unable to parse requirement: {part!r} (the stand-in supports equality selectors)")
+        terms.append((m.group(1).strip(), m.group(2), m.group(3).strip()))
+    return terms
+
+
+def matches(labels: dict, terms: list[tuple[str, str, str]]) -> bool:
+    return all((labels.get(k) == v) == (op != "!=") for k, op, v in terms)
+
+
+# --- RFC 6902 / RFC 7386, the subset Kubernetes clients send ----------------------------------------------
+
+def _pointer(path: str) -> list[str]:
+    if not path.startswith("/"):
+        raise ApiError(422, f"invalid JSON pointer {path!r}")
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+
+
+def _parent(doc, parts: list[str], path: str):
+    for part in parts[:-1]:
+        if isinstance(doc, list):
+            if not part.isdigit() or int(part) >= len(doc):
+                raise ApiError(422, f"doc is missing path: {path!r}")
+            doc = doc[int(part)]
+        elif isinstance(doc, dict) and part in doc:
+            doc = doc[part]
+        else:
+            raise ApiError(422, f"doc is missing path: {path!r}")
+    return doc
+
+
+def json_patch(doc: dict, ops: list) -> dict:
+    doc = copy.deepcopy(doc)
+    for op in ops:
+        if not isinstance(op, dict) or "op" not in op or "path" not in op:
+            raise ApiError(400, f"invalid JSON patch operation {op!r}")
+        parts = _pointer(op["path"])
+        parent, key = _parent(doc, parts, op["path"]), parts[-1]
+        kind = op["op"]
+        is_list = isinstance(parent, list)
+        if is_list and key != "-" and not key.isdigit():
+            raise ApiError(422, f"invalid array index {key!r} in {op['path']!r}")
+        index = int(key) if is_list and key.isdigit() else None
+        exists = (index is not None and index < len(parent)) if is_list else key in parent
+        if kind == "test":
+            if not exists or (parent[index] if is_list else parent[key]) != op.get("value"):
+                raise ApiError(422, f"testing value {op['path']} failed: test failed")
+        elif kind == "replace":
+            if not exists:
+                raise ApiError(422, f"replace operation does not apply: doc is missing key: {op['path']}")
+            parent[index if is_list else key] = op.get("value")
+        elif kind == "add":
+            if is_list:
+                parent.insert(len(parent) if key == "-" else index, op.get("value"))
+            else:
+                parent[key] = op.get("value")
+        elif kind == "remove":
+            if not exists:
+                raise ApiError(422, f"remove operation does not apply: doc is missing path: {op['path']}")
+            del parent[index if is_list else key]
+        else:
+            raise ApiError(422, f"unsupported JSON patch operation {kind!r} in the stand-in")
+    return doc
+
+
+def merge_patch(target, patch):
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def validate_cluster(obj: dict) -> None:
+    """The CRD's OpenAPI checks for the fields we write (crdbcluster_types.go markers)."""
+    causes = []
+    regions = (obj.get("spec") or {}).get("regions")
+    if not isinstance(regions, list):
+        causes.append("spec.regions: Required value")
+    for i, region in enumerate(regions or []):
+        if not isinstance(region, dict) or not isinstance(region.get("code"), str) or not region["code"]:
+            causes.append(f"spec.regions[{i}].code: Required value")
+        nodes = region.get("nodes") if isinstance(region, dict) else None
+        if not isinstance(nodes, int) or isinstance(nodes, bool):
+            causes.append(f"spec.regions[{i}].nodes: Invalid value: must be an integer")
+        elif nodes < 0:
+            causes.append(f"spec.regions[{i}].nodes: Invalid value: {nodes}: should be greater than or equal to 0")
+    if causes:
+        name = (obj.get("metadata") or {}).get("name", "")
+        raise ApiError(422, f'CrdbCluster.{GROUP} "{name}" is invalid: ' + ", ".join(causes),
+                       {"name": name, "group": GROUP, "kind": "CrdbCluster",
+                        "causes": [{"message": c} for c in causes]})
+
+
+# --- the server --------------------------------------------------------------------------------------------
+
+class KubeApiDouble:
+    """Start with `with KubeApiDouble() as api:`; point a kubernetes Configuration at `api.host`."""
+
+    def __init__(self, *, reconcile_delay: float = 0.05, node_ready_delay: float = 0.05, delete_delay: float = 0.05,
+                 rbac_rules: list[dict] | None = None, token: str | None = None, pvc_retention: str = "Delete",
+                 user: str = "system:serviceaccount:crdb:evolution-pipeline"):
+        self.reconcile_delay, self.node_ready_delay, self.delete_delay = reconcile_delay, node_ready_delay, delete_delay
+        self.rbac_rules, self.token, self.pvc_retention, self.user = rbac_rules, token, pvc_retention, user
+        self.never_ready = False
+        self.requests: list[Request] = []
+        self._objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
+        self._timers: dict[tuple[str, str, str], float] = {}  # when something last happened to an object
+        self._failures: list[list] = []  # [verb, resource, code, times left, message]
+        self._interfere = 0
+        self._rv = 100
+        self._lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # lifecycle
+    def __enter__(self) -> "KubeApiDouble":
+        handler = type("Handler", (_Handler,), {"api": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="k8s-api-double", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def host(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    # test controls
+    def fail_next(self, verb: str, resource: str, code: int, times: int = 1, message: str | None = None) -> None:
+        """The next `times` requests with this verb on this resource get a Status with `code`."""
+        with self._lock:
+            self._failures.append([verb, resource, code, times, message])
+
+    def interfere_with_next_patches(self, count: int) -> None:
+        """Another writer changes the CrdbCluster just before each of the next `count` PATCHes arrives."""
+        with self._lock:
+            self._interfere = count
+
+    def seen(self, *, served_only: bool = False) -> set[tuple[str, str, str]]:
+        """(apiGroup, resource, verb) of every request (only the ones answered 2xx with served_only)."""
+        with self._lock:
+            return {(r.group, r.resource, r.verb) for r in self.requests if not served_only or r.code < 300}
+
+    def count(self, verb: str, resource: str) -> int:
+        with self._lock:
+            return sum(1 for r in self.requests if r.verb == verb and r.resource == resource)
+
+    def add_cluster(self, namespace: str, name: str, nodes: int = 1, *, code: str = "local",
+                    annotations: dict | None = None, settled: bool = True) -> dict:
+        """A CrdbCluster as `kubectl apply` left it; settled: the operator has already made its nodes ready."""
+        with self._lock:
+            obj = self._create_cluster(namespace, {
+                "apiVersion": f"{GROUP}/{VERSION}", "kind": "CrdbCluster",
+                "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
+                "spec": {"regions": [{"code": code, "nodes": nodes, "namespace": namespace}],
+                         "template": {"spec": {"image": "cockroachdb/cockroach:v25.4.0"}}},
+            })
+            if settled:
+                self._timers[(CLUSTERS, namespace, name)] = float("-inf")
+                self._advance()
+                for node in self._nodes_of(namespace, name):
+                    self._timers[(NODES, namespace, node["metadata"]["name"])] = float("-inf")
+                self._advance()
+            return copy.deepcopy(obj)
+
+    def get(self, resource: str, namespace: str, name: str) -> dict | None:
+        with self._lock:
+            self._advance()
+            obj = self._objects.get((resource, namespace, name))
+            return copy.deepcopy(obj) if obj else None
+
+    def names(self, resource: str, namespace: str) -> list[str]:
+        with self._lock:
+            self._advance()
+            return sorted(n for (r, ns, n) in self._objects if r == resource and ns == namespace)
+
+    # object bookkeeping
+    def _next_rv(self) -> str:
+        self._rv += 1
+        return str(self._rv)
+
+    def _store(self, resource: str, obj: dict) -> dict:
+        meta = obj["metadata"]
+        meta["resourceVersion"] = self._next_rv()
+        self._objects[(resource, meta["namespace"], meta["name"])] = obj
+        return obj
+
+    def _create_cluster(self, namespace: str, body: dict) -> dict:
+        obj = copy.deepcopy(body)
+        obj.pop("status", None)  # status subresource: create ignores it
+        meta = obj["metadata"]
+        meta.update(namespace=namespace, uid=str(uuid.uuid4()), generation=1, creationTimestamp=now_rfc3339())
+        self._timers[(CLUSTERS, namespace, meta["name"])] = time.monotonic()
+        return self._store(CLUSTERS, obj)
+
+    def _nodes_of(self, namespace: str, cluster: str) -> list[dict]:
+        return [o for (r, ns, _), o in self._objects.items()
+                if r == NODES and ns == namespace and o["metadata"]["labels"].get(CLUSTER_LABEL) == cluster]
+
+    def _add_node(self, namespace: str, cluster: dict) -> None:
+        name = f"{cluster['metadata']['name']}-{secrets.token_hex(3)}"
+        stamp = now_rfc3339()
+        self._store(NODES, {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "CrdbNode",
+            "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1,
+                         "labels": {CLUSTER_LABEL: cluster["metadata"]["name"]},
+                         "finalizers": ["crdbnode.crdb.cockroachlabs.com/finalizer"],
+                         "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "CrdbCluster",
+                                              "name": cluster["metadata"]["name"], "uid": cluster["metadata"]["uid"],
+                                              "controller": True, "blockOwnerDeletion": True}]},
+            "spec": copy.deepcopy((cluster["spec"].get("template") or {}).get("spec") or {}),
+            "status": {"observedGeneration": 1, "conditions": [
+                {"type": "PodRunning", "status": "False", "lastTransitionTime": stamp},
+                {"type": "PodReady", "status": "False", "lastTransitionTime": stamp}]},
+        })
+        self._timers[(NODES, namespace, name)] = time.monotonic()
+        pvc = f"datadir-{name}"
+        self._store(PVCS, {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": pvc, "namespace": namespace, "uid": str(uuid.uuid4()),
+                         "labels": pvc_label(cluster["metadata"]["name"])},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+            "status": {"phase": "Bound"},
+        })
+
+    def _advance(self) -> None:
+        """What the operator and the garbage collector would have done by now."""
+        now = time.monotonic()
+        for key, cluster in list(self._objects.items()):
+            if key[0] != CLUSTERS:
+                continue
+            ns, name = key[1], key[2]
+            meta, status = cluster["metadata"], cluster.setdefault("status", {})
+            if meta.get("deletionTimestamp"):
+                if now - self._timers[key] >= self.delete_delay:
+                    for node in self._nodes_of(ns, name):
+                        self._delete_node(ns, node)
+                    del self._objects[key]
+                continue
+            changed = False
+            if status.get("observedGeneration") != meta["generation"] and now - self._timers[key] >= self.reconcile_delay:
+                status["observedGeneration"] = meta["generation"]
+                for _ in range(cluster["spec"]["regions"][0]["nodes"] - len(self._nodes_of(ns, name))):
+                    self._add_node(ns, cluster)
+                changed = True
+            ready = 0
+            for node in self._nodes_of(ns, name):
+                conds = {c["type"]: c for c in node["status"]["conditions"]}
+                nkey = (NODES, ns, node["metadata"]["name"])
+                if conds["PodReady"]["status"] != "True" and not self.never_ready \
+                        and now - self._timers[nkey] >= self.node_ready_delay:
+                    for c in conds.values():
+                        c.update(status="True", lastTransitionTime=now_rfc3339())
+                    node["status"]["nodeID"] = len(self._objects)
+                    node["metadata"]["resourceVersion"] = self._next_rv()
+                ready += conds["PodReady"]["status"] == "True"
+            if status.get("readyNodes", 0) != ready:
+                status["readyNodes"] = ready
+                changed = True
+            if changed:
+                meta["resourceVersion"] = self._next_rv()  # a status write bumps resourceVersion too
+
+    def _delete_node(self, ns: str, node: dict) -> None:
+        del self._objects[(NODES, ns, node["metadata"]["name"])]
+        if self.pvc_retention == "Delete":
+            self._objects.pop((PVCS, ns, f"datadir-{node['metadata']['name']}"), None)
+
+    # request handling
+    def authorize(self, verb: str, group: str, resource: str, ns: str, name: str) -> None:
+        if self.rbac_rules is None:
+            return
+        for rule in self.rbac_rules:
+            if (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) \
+                    and (resource in rule.get("resources", []) or "*" in rule.get("resources", [])) \
+                    and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])):
+                return
+        subject = f'{qualified(resource)} "{name}"' if name else qualified(resource)
+        raise ApiError(403, f'{subject} is forbidden: User "{self.user}" cannot {verb} resource "{resource}" in API '
+                            f'group "{group}" in the namespace "{ns}"', {"name": name, "group": group, "kind": resource})
+
+    def inject(self, verb: str, resource: str, name: str) -> None:
+        for failure in self._failures:
+            f_verb, f_resource, code, times, message = failure
+            if f_verb == verb and f_resource == resource and times > 0:
+                failure[3] -= 1
+                default = {409: f'Operation cannot be fulfilled on {qualified(resource)} "{name}": the object has '
+                                 "been modified; please apply your changes to the latest version and try again",
+                           404: f'{qualified(resource)} "{name}" not found'}
+                raise ApiError(code, message or default.get(code, f"injected failure {code}"),
+                               {"name": name, "group": "" if resource == PVCS else GROUP, "kind": resource})
+
+    def handle(self, method: str, path: str, query: dict, content_type: str, body: bytes) -> tuple[int, dict]:
+        m = CUSTOM_PATH.match(path) or PVC_PATH.match(path)
+        if not m:
+            raise ApiError(404, "the server could not find the requested resource")
+        ns, resource, name = m.group(1), m.group(2), m.group(3) or ""
+        if resource == PVCS and method in ("POST", "PATCH"):
+            raise ApiError(405, f"the stand-in does not serve {method} on {PVCS}")
+        if resource == NODES and method != "GET":
+            raise ApiError(405, f"the stand-in does not serve {method} on {NODES}")
+        if method == "GET" and not name:
+            return self._list(ns, resource, query)
+        if method == "GET":
+            obj = self._objects.get((resource, ns, name))
+            if not obj:
+                raise not_found(resource, name)
+            return 200, obj
+        if method == "PATCH" and name:
+            return self._patch(ns, name, content_type, body)
+        if method == "POST" and not name:
+            return self._post(ns, body)
+        if method == "DELETE" and name:
+            return self._delete(ns, resource, name, query, body)
+        raise ApiError(405, f"{method} {path} is not served by the stand-in")
+
+    def _list(self, ns: str, resource: str, query: dict) -> tuple[int, dict]:
+        if query.get("watch", [""])[0] in ("true", "1"):
+            raise ApiError(400, "the stand-in does not serve watches")
+        terms = parse_selector(query.get("labelSelector", [""])[0])
+        items = [o for (r, n, _), o in sorted(self._objects.items())
+                 if r == resource and n == ns and matches(o["metadata"].get("labels") or {}, terms)]
+        kind = KINDS[resource] + "List"
+        api_version = "v1" if resource == PVCS else f"{GROUP}/{VERSION}"
+        return 200, {"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": str(self._rv)},
+                     "items": items}
+
+    def _patch(self, ns: str, name: str, content_type: str, body: bytes) -> tuple[int, dict]:
+        current = self._objects.get((CLUSTERS, ns, name))
+        if current is None:
+            raise not_found(CLUSTERS, name)
+        if self._interfere > 0:
+            self._interfere -= 1
+            annotations = current["metadata"].setdefault("annotations", {})
+            annotations["example.com/other-writer"] = str(int(annotations.get("example.com/other-writer", "0")) + 1)
+            current["metadata"]["resourceVersion"] = self._next_rv()
+        if content_type not in PATCH_TYPES:
+            raise ApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
+                                f"{', '.join(PATCH_TYPES)}, application/apply-patch+yaml")
+        try:
+            patch = json.loads(body or b"null")
+        except ValueError as exc:
+            raise ApiError(400, f"error decoding patch: {exc}") from exc
+        if content_type == PATCH_TYPES[0]:
+            if not isinstance(patch, list):
+                raise ApiError(400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+            patched = json_patch(current, patch)
+        else:
+            if not isinstance(patch, dict):
+                raise ApiError(400, "error decoding merge patch: the patch must be a JSON object")
+            patched = merge_patch(current, patch)
+        meta, old_meta = patched.setdefault("metadata", {}), current["metadata"]
+        if meta.get("resourceVersion") not in (None, "", old_meta["resourceVersion"]):
+            raise ApiError(409, f'Operation cannot be fulfilled on {qualified(CLUSTERS)} "{name}": the object has been '
+                                "modified; please apply your changes to the latest version and try again",
+                           {"name": name, "group": GROUP, "kind": CLUSTERS})
+        for key in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp"):
+            if key in old_meta:
+                meta[key] = old_meta[key]
+        patched["status"] = copy.deepcopy(current.get("status") or {})  # status subresource
+        validate_cluster(patched)
+        if patched == current:
+            return 200, current  # a no-op patch changes nothing, not even resourceVersion
+        if patched.get("spec") != current.get("spec"):
+            meta["generation"] = old_meta["generation"] + 1
+            self._timers[(CLUSTERS, ns, name)] = time.monotonic()
+        return 200, self._store(CLUSTERS, patched)
+
+    def _post(self, ns: str, body: bytes) -> tuple[int, dict]:
+        try:
+            obj = json.loads(body or b"null")
+        except ValueError as exc:
+            raise ApiError(400, f"error decoding body: {exc}") from exc
+        if not isinstance(obj, dict) or obj.get("kind") != "CrdbCluster" \
+                or obj.get("apiVersion") != f"{GROUP}/{VERSION}":
+            raise ApiError(400, f"the body must be a {GROUP}/{VERSION} CrdbCluster")
+        meta = obj.get("metadata") or {}
+        if not meta.get("name"):
+            raise ApiError(422, "metadata.name: Required value: name or generateName is required")
+        if meta.get("namespace") not in (None, ns):
+            raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the request")
+        if (CLUSTERS, ns, meta["name"]) in self._objects:
+            raise ApiError(409, f'{qualified(CLUSTERS)} "{meta["name"]}" already exists',
+                           {"name": meta["name"], "group": GROUP, "kind": CLUSTERS})
+        validate_cluster(obj)
+        obj["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "uid", "generation")}
+        return 201, self._create_cluster(ns, obj)
+
+    def _delete(self, ns: str, resource: str, name: str, query: dict, body: bytes) -> tuple[int, dict]:
+        obj = self._objects.get((resource, ns, name))
+        if obj is None:
+            raise not_found(resource, name)
+        if resource == PVCS:
+            del self._objects[(resource, ns, name)]
+            return 200, obj
+        options = json.loads(body) if body else {}
+        policy = query.get("propagationPolicy", [options.get("propagationPolicy") or "Background"])[0]
+        if policy == "Foreground":
+            # The garbage collector deletes the dependents (CrdbNodes) first, then the owner.
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"].update(deletionTimestamp=now_rfc3339(), finalizers=["foregroundDeletion"])
+                self._timers[(CLUSTERS, ns, name)] = time.monotonic()
+                self._store(CLUSTERS, obj)
+            return 200, obj
+        del self._objects[(CLUSTERS, ns, name)]
+        # Background: the owner goes now; the dependents follow (here at once, with their PVCs per policy).
+        for node in self._nodes_of(ns, name):
+            self._delete_node(ns, node)
+        return 200, obj
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: KubeApiDouble
+    protocol_version = "HTTP/1.1"  # keep-alive, like the real API server; every answer has a Content-Length
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body go out in two writes; without this, Nagle + delayed ACK add ~40 ms per request.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, *args) -> None:  # quiet test output
+        pass
+
+    def _serve(self) -> None:
+        api, url = self.api, urlsplit(self.path)
+        query = parse_qs(url.query)
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        auth = self.headers.get("Authorization") or ""
+        m = CUSTOM_PATH.match(url.path) or PVC_PATH.match(url.path)
+        ns, resource, name = (m.group(1), m.group(2), m.group(3) or "") if m else ("", "", "")
+        verb = {"GET": "get" if name else "list", "PATCH": "patch", "POST": "create", "PUT": "update",
+                "DELETE": "delete"}.get(self.command, self.command.lower())
+        if verb == "list" and query.get("watch", [""])[0] in ("true", "1"):
+            verb = "watch"
+        group = "" if resource == PVCS else GROUP
+        with api._lock:
+            try:
+                if api.token is not None and auth != f"Bearer {api.token}":
+                    raise ApiError(401, "Unauthorized")
+                api._advance()
+                if m:
+                    api.authorize(verb, group, resource, ns, name)
+                    api.inject(verb, resource, name)
+                code, payload = api.handle(self.command, url.path, query, content_type, body)
+                payload = copy.deepcopy(payload)
+            except ApiError as err:
+                code, payload = err.code, err.status()
+            api.requests.append(Request(verb, group, resource, ns, name, code, content_type, auth))
+        data = json.dumps(payload).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve

@@ -1,0 +1,457 @@
+"""The operator cluster control through the real `kubernetes` client against the stand-in API server.
+
+The stand-in (tests/doubles/k8s_api.py) enforces RBAC from Role rules, so "the flow succeeds with exactly
+REQUIRED_RBAC_RULES" and "the flow used exactly these verbs" are both checked, keeping the constant (and the
+Role built from it) truthful.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import kubernetes
+import pytest
+import yaml
+
+from evolution_pipeline.phases import PHASES, REPO_ROOT
+from evolution_pipeline.resources.cluster import REHEARSAL, ClusterControlError, ClusterStatus, ScaleDownRefused
+from evolution_pipeline.resources.operator import (
+    CLUSTER_LABEL,
+    CLUSTERS,
+    NODES,
+    PATCH_ATTEMPTS,
+    PVCS,
+    REHEARSAL_ANNOTATION,
+    REHEARSAL_RBAC_RULES,
+    REQUIRED_RBAC_RULES,
+    CrdbOperatorResource,
+    OperatorClusterControl,
+    node_status,
+)
+from tests.doubles.k8s_api import KubeApiDouble
+
+LIVE_NS, NAME = "crdb", "cockroachdb"
+REHEARSAL_NS = "crdb-rehearsal"
+
+
+def expand(rules: list[dict]) -> set[tuple[str, str, str]]:
+    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+def client_for(host: str) -> kubernetes.client.ApiClient:
+    configuration = kubernetes.client.Configuration()
+    configuration.host = host
+    return kubernetes.client.ApiClient(configuration)
+
+
+def control_for(api: KubeApiDouble, namespace: str = LIVE_NS, name: str = NAME, **kwargs) -> OperatorClusterControl:
+    kwargs.setdefault("poll_interval_seconds", 0.02)
+    kwargs.setdefault("reset_timeout_seconds", 5)
+    kwargs.setdefault("conflict_backoff_seconds", 0.01)
+    return OperatorClusterControl(client_for(api.host), namespace, name, request_timeout_seconds=5, **kwargs)
+
+
+def wait_ready(control: OperatorClusterControl, target: int, timeout: float = 5.0) -> ClusterStatus:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = control.status()
+        if status.is_ready(target):
+            return status
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not ready for {target} within {timeout}s: {status.summary()}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def api():
+    with KubeApiDouble(rbac_rules=REQUIRED_RBAC_RULES) as server:
+        yield server
+
+
+# --- scaling and readiness --------------------------------------------------------------------------------
+
+def test_grows_one_two_three_and_reports_ready_only_when_the_operator_caught_up(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    control = control_for(api)
+    assert wait_ready(control, 1).ready_nodes == 1
+
+    for target in (2, 3):
+        assert control.scale_to(target) is True
+        right_after = control.status()
+        # The operator has not acted yet: the new generation is not observed, so never "ready" here.
+        assert right_after.desired_nodes == target and not right_after.settled
+        assert not right_after.is_ready(target)
+        ready = wait_ready(control, target)
+        assert ready.ready_nodes == target and len(ready.nodes) == target
+        assert all(n.ready and "PodReady=True" in n.detail for n in ready.nodes)
+
+    cluster = api.get(CLUSTERS, LIVE_NS, NAME)
+    assert cluster["spec"]["regions"] == [{"code": "local", "nodes": 3, "namespace": LIVE_NS}]
+    assert cluster["spec"]["template"]["spec"]["image"].startswith("cockroachdb/cockroach:")
+    assert cluster["metadata"]["generation"] == 3
+    patches = [r for r in api.requests if r.verb == "patch"]
+    assert len(patches) == 2 and {r.content_type for r in patches} == {"application/json-patch+json"}
+    assert control.desired_nodes() == 3
+
+
+def test_scale_is_idempotent_and_sends_no_patch_when_already_there(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    control = control_for(api)
+    assert control.scale_to(PHASES[0].nodes) is False
+    assert api.count("patch", CLUSTERS) == 0
+    assert control.scale_to(2) is True
+    assert control.scale_to(2) is False
+    assert api.count("patch", CLUSTERS) == 1
+
+
+def test_scale_down_is_refused_before_any_patch(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=3)
+    control = control_for(api)
+    with pytest.raises(ScaleDownRefused, match="refusing to scale down"):
+        control.scale_to(2)
+    with pytest.raises(ScaleDownRefused, match="refusing to patch it down"):
+        control.set_desired_nodes(2)  # the backend re-checks after its own read, too
+    assert api.count("patch", CLUSTERS) == 0
+    assert api.get(CLUSTERS, LIVE_NS, NAME)["spec"]["regions"][0]["nodes"] == 3
+
+
+def test_status_explains_an_operator_that_has_not_acted():
+    with KubeApiDouble(reconcile_delay=60) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        control = control_for(api)
+        control.scale_to(2)
+        status = control.status()
+    assert (status.desired_nodes, status.ready_nodes, status.settled) == (2, 1, False)
+    assert "operator has observed generation 1 of 2" in status.message
+    assert "1 CrdbNodes labelled crdb.cockroachlabs.com/cluster=cockroachdb for 2 desired" in status.message
+    assert "not yet observed" in status.summary()
+
+
+def test_nodes_that_never_become_ready_are_reported_with_their_conditions():
+    with KubeApiDouble() as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        api.never_ready = True
+        control = control_for(api)
+        control.scale_to(2)
+        deadline = time.monotonic() + 3
+        while not (status := control.status()).settled or len(status.nodes) < 2:
+            assert time.monotonic() < deadline, status.summary()
+            time.sleep(0.02)
+        time.sleep(0.2)  # well past node_ready_delay: it stays not ready
+        status = control.status()
+    assert status.settled and status.desired_nodes == 2 and status.ready_nodes == 1
+    assert not status.is_ready(2)
+    stuck = [n for n in status.nodes if not n.ready]
+    assert len(stuck) == 1 and "PodReady=False" in stuck[0].detail and "PodRunning=False" in stuck[0].detail
+    assert f"{stuck[0].name}=not ready (PodReady=False" in status.summary()
+
+
+def test_node_status_reads_the_crdbnode_conditions():
+    base = {"metadata": {"name": "cockroachdb-abc"}, "status": {"nodeID": 4, "conditions": [
+        {"type": "PodRunning", "status": "True"},
+        {"type": "PodReady", "status": "True", "lastTransitionTime": "2026-11-22T04:00:00Z"}]}}
+    assert node_status(base).ready and "nodeID 4" in node_status(base).detail
+    deleting = {**base, "metadata": {"name": "x", "deletionTimestamp": "2026-11-22T04:01:00Z"}}
+    assert not node_status(deleting).ready and "being deleted" in node_status(deleting).detail
+    fresh = {"metadata": {"name": "y"}, "status": {}}
+    assert not node_status(fresh).ready and "no PodReady condition yet" in node_status(fresh).detail
+
+
+# --- API errors --------------------------------------------------------------------------------------------
+
+def test_forbidden_patch_names_the_missing_rbac_rule():
+    rules = [{"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbclusters"], "verbs": ["get"]},
+             {"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbnodes"], "verbs": ["list"]}]
+    with KubeApiDouble(rbac_rules=rules) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        with pytest.raises(ClusterControlError) as err:
+            control_for(api).scale_to(2)
+    text = str(err.value)
+    assert "patch crdbclusters/cockroachdb in namespace crdb" in text and "HTTP 403" in text
+    assert 'apiGroups: ["crdb.cockroachlabs.com"], resources: ["crdbclusters"], verbs: ["patch"]' in text
+    assert "k8s/pipeline/rbac.yaml" in text
+    assert 'cannot patch resource "crdbclusters"' in text  # the server's own words are kept
+
+
+def test_forbidden_node_list_names_that_rule():
+    rules = [{"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbclusters"], "verbs": ["get", "patch"]}]
+    with KubeApiDouble(rbac_rules=rules) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        with pytest.raises(ClusterControlError) as err:
+            control_for(api).status()
+    assert "list crdbnodes in namespace crdb" in str(err.value)
+    assert 'resources: ["crdbnodes"], verbs: ["list"]' in str(err.value)
+
+
+def test_missing_cluster_says_what_to_apply(api):
+    control = control_for(api)
+    for call in (control.desired_nodes, control.status, lambda: control.scale_to(1)):
+        with pytest.raises(ClusterControlError) as err:
+            call()
+        assert "get crdbclusters/cockroachdb in namespace crdb" in str(err.value)
+        assert "HTTP 404" in str(err.value) and "kubectl apply -f k8s/crdb-cluster.yaml" in str(err.value)
+
+
+def test_conflicts_are_retried_on_a_fresh_read_and_keep_the_other_writers_change(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    api.interfere_with_next_patches(2)
+    control = control_for(api)
+    assert control.scale_to(2) is True
+    assert [r.code for r in api.requests if r.verb == "patch"] == [409, 409, 200]
+    cluster = api.get(CLUSTERS, LIVE_NS, NAME)
+    assert cluster["spec"]["regions"][0]["nodes"] == 2
+    assert cluster["metadata"]["annotations"]["example.com/other-writer"] == "2"
+    wait_ready(control, 2)
+
+
+def test_a_conflict_that_persists_is_reported(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    api.interfere_with_next_patches(PATCH_ATTEMPTS + 5)
+    with pytest.raises(ClusterControlError, match=f"kept conflicting \\({PATCH_ATTEMPTS} attempts"):
+        control_for(api).scale_to(2)
+    assert api.count("patch", CLUSTERS) == PATCH_ATTEMPTS
+    assert api.get(CLUSTERS, LIVE_NS, NAME)["spec"]["regions"][0]["nodes"] == 1
+
+
+def test_server_errors_name_the_call(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    api.fail_next("get", CLUSTERS, 500, message="etcdserver: request timed out")
+    with pytest.raises(ClusterControlError) as err:
+        control_for(api).status()
+    assert "get crdbclusters/cockroachdb in namespace crdb failed with HTTP 500" in str(err.value)
+    assert "etcdserver: request timed out" in str(err.value)
+
+
+def test_invalid_patch_answer_is_reported():
+    with KubeApiDouble() as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        api.fail_next("patch", CLUSTERS, 422, message='CrdbCluster "cockroachdb" is invalid: admission webhook said no')
+        with pytest.raises(ClusterControlError, match="rejected the object as invalid.*admission webhook said no"):
+            control_for(api).scale_to(2)
+
+
+def test_unreachable_api_server_is_said_plainly():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    configuration = kubernetes.client.Configuration()
+    configuration.host = f"http://127.0.0.1:{port}"
+    configuration.retries = 0
+    control = OperatorClusterControl(kubernetes.client.ApiClient(configuration), LIVE_NS, NAME,
+                                     request_timeout_seconds=2)
+    with pytest.raises(ClusterControlError, match=f"API server at http://127.0.0.1:{port} is unreachable"):
+        control.desired_nodes()
+
+
+# --- RBAC truthfulness -------------------------------------------------------------------------------------
+
+def test_the_evolution_uses_exactly_the_required_rbac_rules(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    control = control_for(api)
+    for phase in PHASES:
+        control.scale_to(phase.nodes)
+        wait_ready(control, phase.nodes)
+    control.scale_to(PHASES[-1].nodes)  # the idempotent re-run path too
+    assert all(r.code < 400 for r in api.requests), [r for r in api.requests if r.code >= 400]
+    assert api.seen() == expand(REQUIRED_RBAC_RULES)
+
+
+# --- rehearsal reset ---------------------------------------------------------------------------------------
+
+MANIFEST = {
+    "apiVersion": "crdb.cockroachlabs.com/v1beta1",
+    "kind": "CrdbCluster",
+    "metadata": {"name": NAME, "namespace": LIVE_NS, "labels": {"app.kubernetes.io/name": "cockroachdb"}},
+    "spec": {
+        "tlsEnabled": True,
+        "regions": [{"code": "local", "nodes": 3, "namespace": LIVE_NS}],
+        "template": {"spec": {"image": "cockroachdb/cockroach:v25.4.0",
+                              "dataStore": {"volumeClaimTemplate": {"spec": {
+                                  "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}}}},
+    },
+}
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "crdb-cluster.yaml"
+    other = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": LIVE_NS}}
+    path.write_text(yaml.safe_dump_all([other, MANIFEST]))
+    return path
+
+
+@pytest.fixture
+def reset_api():
+    with KubeApiDouble(rbac_rules=REQUIRED_RBAC_RULES + REHEARSAL_RBAC_RULES, pvc_retention="Retain") as server:
+        server.add_cluster(LIVE_NS, NAME, nodes=3)
+        yield server
+
+
+def rehearsal_control(api, manifest, namespace=REHEARSAL_NS, name=NAME, **kwargs):
+    kwargs.setdefault("environment", REHEARSAL)
+    return control_for(api, namespace, name, live_namespace=LIVE_NS, live_cluster_name=NAME,
+                       cluster_manifest=manifest, **kwargs)
+
+
+def test_reset_recreates_the_rehearsal_and_leaves_the_live_cluster_alone(reset_api, manifest):
+    api = reset_api
+    old = api.add_cluster(REHEARSAL_NS, NAME, nodes=3, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
+    live_before = api.get(CLUSTERS, LIVE_NS, NAME)
+    live_pvcs, old_pvcs = api.names(PVCS, LIVE_NS), api.names(PVCS, REHEARSAL_NS)
+    assert len(live_pvcs) == 3 and len(old_pvcs) == 3
+    first = len(api.requests)
+
+    message = rehearsal_control(api, manifest).reset_rehearsal_environment()
+
+    assert "deleted the cluster" in message and "3 leftover PVC(s)" in message
+    fresh = api.get(CLUSTERS, REHEARSAL_NS, NAME)
+    assert fresh["metadata"]["uid"] != old["metadata"]["uid"] and fresh["metadata"]["generation"] == 1
+    assert fresh["metadata"]["annotations"][REHEARSAL_ANNOTATION] == REHEARSAL
+    assert fresh["spec"]["regions"] == [{"code": "local", "nodes": PHASES[0].nodes, "namespace": REHEARSAL_NS}]
+    assert fresh["spec"]["template"] == MANIFEST["spec"]["template"] and fresh["spec"]["tlsEnabled"] is True
+    assert not set(old_pvcs) & set(api.names(PVCS, REHEARSAL_NS))
+    # The live cluster, its nodes and its volumes are untouched.
+    assert api.get(CLUSTERS, LIVE_NS, NAME) == live_before
+    assert api.names(PVCS, LIVE_NS) == live_pvcs and len(api.names(NODES, LIVE_NS)) == 3
+    touched = {r.namespace for r in api.requests[first:]}
+    assert touched == {REHEARSAL_NS}
+    assert {(r.group, r.resource, r.verb) for r in api.requests[first:]} == expand(REHEARSAL_RBAC_RULES)
+    # Only the "is it gone yet?" reads may answer 404; nothing was forbidden.
+    assert all(r.code < 400 or (r.verb, r.resource, r.code) == ("get", CLUSTERS, 404) for r in api.requests[first:])
+
+    wait_ready(rehearsal_control(api, manifest), PHASES[0].nodes)
+    again = rehearsal_control(api, manifest).reset_rehearsal_environment()  # the next night
+    assert "deleted the cluster" in again
+
+
+def test_reset_creates_the_rehearsal_when_none_exists(reset_api, manifest):
+    message = rehearsal_control(reset_api, manifest).reset_rehearsal_environment()
+    assert "no cluster existed" in message
+    assert reset_api.get(CLUSTERS, REHEARSAL_NS, NAME)["spec"]["regions"][0]["nodes"] == 1
+    assert reset_api.count("delete", CLUSTERS) == 0
+
+
+@pytest.mark.parametrize("environment, namespace, name, why", [
+    ("live", REHEARSAL_NS, NAME, "only the 'rehearsal' environment may be reset"),
+    (REHEARSAL, LIVE_NS, NAME, "it IS the live cluster"),
+    (REHEARSAL, LIVE_NS, "rehearsal", "shares the namespace of the live cluster crdb/cockroachdb"),
+])
+def test_reset_refuses_anything_but_a_separate_rehearsal(reset_api, manifest, environment, namespace, name, why):
+    reset_api.add_cluster(namespace, name, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL}) \
+        if (namespace, name) != (LIVE_NS, NAME) else None
+    first = len(reset_api.requests)
+    control = rehearsal_control(reset_api, manifest, namespace=namespace, name=name, environment=environment)
+    with pytest.raises(ClusterControlError, match="refusing to reset") as err:
+        control.reset_rehearsal_environment()
+    assert why in str(err.value)
+    assert reset_api.requests[first:] == []  # refused before a single request
+    assert len([p for p in reset_api.names(PVCS, LIVE_NS) if p.startswith(f"datadir-{NAME}-")]) == 3
+
+
+def test_reset_refuses_a_cluster_not_marked_as_rehearsal(reset_api, manifest):
+    reset_api.add_cluster(REHEARSAL_NS, NAME, nodes=2)
+    with pytest.raises(ClusterControlError, match=f"kubectl annotate crdbcluster/{NAME} -n {REHEARSAL_NS}"):
+        rehearsal_control(reset_api, manifest).reset_rehearsal_environment()
+    assert reset_api.count("delete", CLUSTERS) == reset_api.count("delete", PVCS) == 0
+    assert reset_api.get(CLUSTERS, REHEARSAL_NS, NAME) is not None
+
+
+def test_reset_with_a_broken_manifest_deletes_nothing(reset_api, tmp_path):
+    reset_api.add_cluster(REHEARSAL_NS, NAME, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
+    broken = tmp_path / "crdb-cluster.yaml"
+    broken.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: crdb}\n")
+    with pytest.raises(ClusterControlError, match="must hold exactly one crdb.cockroachlabs.com/v1beta1 CrdbCluster"):
+        rehearsal_control(reset_api, broken).reset_rehearsal_environment()
+    assert reset_api.count("delete", CLUSTERS) == 0 and reset_api.get(CLUSTERS, REHEARSAL_NS, NAME)
+
+
+def test_reset_that_never_finishes_deleting_times_out_with_what_is_left(manifest):
+    with KubeApiDouble(delete_delay=60) as api:
+        api.add_cluster(REHEARSAL_NS, NAME, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
+        control = rehearsal_control(api, manifest, reset_timeout_seconds=0.3)
+        with pytest.raises(ClusterControlError, match="still present after 0s: crdbclusters/cockroachdb, crdbnodes/"):
+            control.reset_rehearsal_environment()
+
+
+def test_the_repositorys_manifest_rewrites_for_the_rehearsal():
+    path = REPO_ROOT / "k8s" / "crdb-cluster.yaml"
+    if not path.exists():
+        pytest.skip("k8s/crdb-cluster.yaml is not written yet")
+    with KubeApiDouble() as api:
+        cluster = rehearsal_control(api, path).rehearsal_manifest()
+    assert cluster["metadata"]["name"] == NAME and cluster["metadata"]["namespace"] == REHEARSAL_NS
+    assert cluster["spec"]["regions"][0]["nodes"] == PHASES[0].nodes
+    assert {r["namespace"] for r in cluster["spec"]["regions"]} == {REHEARSAL_NS}
+
+
+# --- the Dagster resource ----------------------------------------------------------------------------------
+
+def kubeconfig(path: Path, host: str, token: str) -> Path:
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "elsewhere",
+        "clusters": [{"name": "stand-in", "cluster": {"server": host}},
+                     {"name": "nowhere", "cluster": {"server": "http://127.0.0.1:9"}}],
+        "users": [{"name": "pipeline", "user": {"token": token}}, {"name": "stranger", "user": {"token": "wrong"}}],
+        "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "pipeline"}},
+                     {"name": "stranger", "context": {"cluster": "stand-in", "user": "stranger"}},
+                     {"name": "elsewhere", "context": {"cluster": "nowhere", "user": "pipeline"}}],
+    }))
+    return path
+
+
+def test_resource_builds_a_control_from_a_kubeconfig_context(tmp_path):
+    with KubeApiDouble(token="s3cret", rbac_rules=REQUIRED_RBAC_RULES) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        config = kubeconfig(tmp_path / "kubeconfig", api.host, "s3cret")
+        resource = CrdbOperatorResource(kubeconfig=str(config), context="stand-in", poll_interval_seconds=0.02)
+        control = resource.control()
+        assert control.describe() == "CrdbCluster crdb/cockroachdb"
+        assert control.scale_to(2) is True
+        wait_ready(control, 2)
+        assert {r.authorization for r in api.requests} == {"Bearer s3cret"}
+
+        stranger = CrdbOperatorResource(kubeconfig=str(config), context="stranger").control()
+        with pytest.raises(ClusterControlError, match="HTTP 401.*rejected the credentials"):
+            stranger.desired_nodes()
+
+
+def test_resource_refuses_a_rehearsal_pointing_at_the_live_namespace():
+    resource = CrdbOperatorResource(environment=REHEARSAL, namespace=LIVE_NS, cluster_name="other")
+    with pytest.raises(ClusterControlError, match="rehearsal points at the live namespace 'crdb'"):
+        resource.control()
+    with pytest.raises(ClusterControlError, match="unknown environment 'staging'"):
+        CrdbOperatorResource(environment="staging").control()
+
+
+def test_resource_says_where_credentials_were_looked_for(tmp_path, monkeypatch):
+    with pytest.raises(ClusterControlError, match="cannot load Kubernetes credentials from kubeconfig .*missing"):
+        CrdbOperatorResource(kubeconfig=str(tmp_path / "missing")).control()
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    monkeypatch.setattr(kubernetes.config.incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "no-token"))
+    with pytest.raises(ClusterControlError, match="in-cluster service account"):
+        CrdbOperatorResource().control()
+
+
+def test_resource_passes_its_settings_through(tmp_path):
+    with KubeApiDouble() as api:
+        config = kubeconfig(tmp_path / "kubeconfig", api.host, "t")
+        control = CrdbOperatorResource(
+            kubeconfig=str(config), context="stand-in", environment=REHEARSAL, namespace=REHEARSAL_NS,
+            cluster_name="rehearsal", ready_timeout_seconds=42, poll_interval_seconds=0.5,
+            cluster_manifest="k8s/crdb-cluster.yaml").control()
+    assert (control.namespace, control.cluster_name, control.environment) == (REHEARSAL_NS, "rehearsal", REHEARSAL)
+    assert (control.reset_timeout, control.poll_interval) == (42, 0.5)
+    assert control.cluster_manifest == REPO_ROOT / "k8s" / "crdb-cluster.yaml"
+    assert control.node_selector == control.pvc_selector == f"{CLUSTER_LABEL}=rehearsal"
+
+
+def test_reset_says_when_no_pvc_matched_its_selector(reset_api, manifest):
+    reset_api.add_cluster(REHEARSAL_NS, NAME, nodes=2, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
+    left = reset_api.names(PVCS, REHEARSAL_NS)
+    control = rehearsal_control(reset_api, manifest, pvc_label_selector="app.kubernetes.io/name=not-this")
+    message = control.reset_rehearsal_environment()
+    assert "deleted 0 leftover PVC(s)" in message and "No PVC matched app.kubernetes.io/name=not-this" in message
+    assert set(left) <= set(reset_api.names(PVCS, REHEARSAL_NS))  # nothing outside the selector was deleted
