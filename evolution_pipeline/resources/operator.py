@@ -43,9 +43,10 @@ import copy
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import urllib3
 import yaml
@@ -123,25 +124,35 @@ def api_error(call: ApiCall, exc: ApiException) -> ClusterControlError:
     said = _server_message(exc)
     code = exc.status
     if code == 401:
-        hint = "the API server rejected the credentials: check the kubeconfig/context or the service account token"
+        hint = "the API server rejected the credentials: check the kubeconfig/context or the service account"
     elif code == 403:
-        hint = (f"the RBAC rule {{{call.rbac_rule()}}} is missing for this identity in namespace "
-                f"{call.namespace}; grant it in {RBAC_FILE} and `kubectl apply -f {RBAC_FILE}`")
+        hint = (
+            f"the RBAC rule {{{call.rbac_rule()}}} is missing for this identity in namespace "
+            f"{call.namespace}; grant it in {RBAC_FILE} and `kubectl apply -f {RBAC_FILE}`"
+        )
     elif code == 404 and call.resource == CLUSTERS:
-        hint = (f"CrdbCluster {call.namespace}/{call.name} does not exist: apply {CLUSTER_MANIFEST} first "
-                f"(`kubectl apply -f {CLUSTER_MANIFEST}`) or fix namespace/cluster_name in the resource config; "
-                f"if the server does not know crdbclusters.{GROUP} at all, install the CockroachDB operator first")
+        hint = (
+            f"CrdbCluster {call.namespace}/{call.name} does not exist: apply {CLUSTER_MANIFEST} first "
+            f"(`kubectl apply -f {CLUSTER_MANIFEST}`) or fix namespace/cluster_name in the resource config; "
+            f"if the server does not know crdbclusters.{GROUP} at all, install the CockroachDB operator first"
+        )
     elif code == 404:
-        hint = f"not found: is the CockroachDB operator ({GROUP}/{VERSION}) installed and the namespace right?"
+        hint = (
+            f"not found: is the CockroachDB operator ({GROUP}/{VERSION}) installed and the namespace right?"
+        )
     elif code == 409:
         hint = "conflict: another writer changed the object; re-run when it has settled"
     elif code == 422:
         hint = "the API server rejected the object as invalid"
     elif code is not None and code >= 500:
-        hint = "the API server failed; retry, and check the API server and the operator's webhook if it persists"
+        hint = (
+            "the API server failed; retry, and check the API server and the operator's webhook if it persists"
+        )
     else:
         hint = "unexpected answer from the API server"
-    return ClusterControlError(f"{call} failed with HTTP {code} {exc.reason or ''}: {hint}. Server said: {said}")
+    return ClusterControlError(
+        f"{call} failed with HTTP {code} {exc.reason or ''}: {hint}. Server said: {said}"
+    )
 
 
 def unreachable_error(call: ApiCall, host: str, exc: Exception) -> ClusterControlError:
@@ -158,7 +169,7 @@ def _regions(cluster: dict, what: str) -> list[dict]:
     return regions
 
 
-def _condition(node: dict, kind: str) -> Optional[dict]:
+def _condition(node: dict, kind: str) -> dict | None:
     for cond in (node.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
             return cond
@@ -174,7 +185,9 @@ def node_status(node: dict) -> NodeStatus:
     else:
         since = ready_cond.get("lastTransitionTime")
         details = [f"PodReady={ready_cond.get('status')}" + (f" since {since}" if since else "")]
-    details += [f"{c.get('type')}={c.get('status')}" for c in status.get("conditions") or [] if c is not ready_cond]
+    details += [
+        f"{c.get('type')}={c.get('status')}" for c in status.get("conditions") or [] if c is not ready_cond
+    ]
     if status.get("nodeID") is not None:
         details.append(f"nodeID {status['nodeID']}")
     if status.get("decommission"):
@@ -202,7 +215,7 @@ class OperatorClusterControl(ClusterControl):
         reset_timeout_seconds: float = 900.0,
         poll_interval_seconds: float = 5.0,
         cluster_manifest: Path | str = REPO_ROOT / CLUSTER_MANIFEST,
-        pvc_label_selector: Optional[str] = None,
+        pvc_label_selector: str | None = None,
         conflict_backoff_seconds: float = 0.2,
     ) -> None:
         self.api_client = api_client
@@ -227,7 +240,9 @@ class OperatorClusterControl(ClusterControl):
         group = "" if resource == PVCS else GROUP
         return ApiCall(verb, group, resource, self.namespace, name)
 
-    def _do(self, call: ApiCall, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any) -> Any:
+    def _do(
+        self, call: ApiCall, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any
+    ) -> Any:
         """Make one API call; errors become ClusterControlError. missing_ok: a 404 returns None."""
         try:
             return fn(*args, _request_timeout=self.request_timeout, **kwargs)
@@ -238,13 +253,28 @@ class OperatorClusterControl(ClusterControl):
         except urllib3.exceptions.HTTPError as exc:
             raise unreachable_error(call, self.api_client.configuration.host, exc) from exc
 
-    def _get_cluster(self, missing_ok: bool = False) -> Optional[dict]:
-        return self._do(self._call("get", CLUSTERS, self.cluster_name), self.custom.get_namespaced_custom_object,
-                        GROUP, VERSION, self.namespace, CLUSTERS, self.cluster_name, missing_ok=missing_ok)
+    def _get_cluster(self, missing_ok: bool = False) -> dict | None:
+        return self._do(
+            self._call("get", CLUSTERS, self.cluster_name),
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            CLUSTERS,
+            self.cluster_name,
+            missing_ok=missing_ok,
+        )
 
     def _list_nodes(self) -> list[dict]:
-        listing = self._do(self._call("list", NODES), self.custom.list_namespaced_custom_object,
-                           GROUP, VERSION, self.namespace, NODES, label_selector=self.node_selector)
+        listing = self._do(
+            self._call("list", NODES),
+            self.custom.list_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            NODES,
+            label_selector=self.node_selector,
+        )
         return sorted(listing.get("items") or [], key=lambda n: (n.get("metadata") or {}).get("name", ""))
 
     # --- ClusterControl ------------------------------------------------------------------------------------
@@ -264,28 +294,41 @@ class OperatorClusterControl(ClusterControl):
                 return  # someone (a previous attempt, a person) already asked for it
             if nodes < current:
                 # Re-checked after every read: a concurrent writer may have grown the cluster meanwhile.
-                raise ScaleDownRefused(f"{self.describe()} now asks for {current} nodes; refusing to patch it "
-                                       f"down to {nodes}")
+                raise ScaleDownRefused(
+                    f"{self.describe()} now asks for {current} nodes; refusing to patch it down to {nodes}"
+                )
             patch = [
                 # A resourceVersion in a patch is a precondition: 409 if the object changed since we read it.
-                {"op": "replace", "path": "/metadata/resourceVersion",
-                 "value": cluster["metadata"]["resourceVersion"]},
+                {
+                    "op": "replace",
+                    "path": "/metadata/resourceVersion",
+                    "value": cluster["metadata"]["resourceVersion"],
+                },
                 {"op": "replace", "path": "/spec/regions/0/nodes", "value": nodes},
             ]
             try:
                 # The client would send a list body as merge-patch; JSON patch must be asked for explicitly.
                 self.custom.patch_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, CLUSTERS, self.cluster_name, patch,
-                    _content_type=JSON_PATCH, _request_timeout=self.request_timeout)
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    CLUSTERS,
+                    self.cluster_name,
+                    patch,
+                    _content_type=JSON_PATCH,
+                    _request_timeout=self.request_timeout,
+                )
                 return
             except ApiException as exc:
                 if exc.status != 409:
                     raise api_error(call, exc) from exc
                 if attempt == PATCH_ATTEMPTS:
                     raise ClusterControlError(
-                        f"{call} kept conflicting ({PATCH_ATTEMPTS} attempts, re-reading each time): another writer "
+                        f"{call} kept conflicting ({PATCH_ATTEMPTS} attempts, re-reading each time): "
+                        "another writer "
                         f"keeps changing {self.describe()}; find it (kubectl get crdbcluster -w) and re-run. "
-                        f"Server said: {_server_message(exc)}") from exc
+                        f"Server said: {_server_message(exc)}"
+                    ) from exc
                 time.sleep(self.conflict_backoff * attempt)
             except urllib3.exceptions.HTTPError as exc:
                 raise unreachable_error(call, self.api_client.configuration.host, exc) from exc
@@ -299,8 +342,10 @@ class OperatorClusterControl(ClusterControl):
         settled = generation is not None and seen == generation
         notes = []
         if not settled:
-            notes.append(f"operator has observed generation {seen if seen is not None else 'none'} "
-                         f"of {generation} (is the operator running?)")
+            notes.append(
+                f"operator has observed generation {seen if seen is not None else 'none'} "
+                f"of {generation} (is the operator running?)"
+            )
         if meta.get("deletionTimestamp"):
             notes.append("the CrdbCluster is being deleted")
         if len(nodes) != desired:
@@ -319,22 +364,36 @@ class OperatorClusterControl(ClusterControl):
     def _guard_rehearsal(self) -> None:
         where = f"{self.describe()} (environment {self.environment!r})"
         if self.environment != REHEARSAL:
-            raise ClusterControlError(f"refusing to reset {where}: only the {REHEARSAL!r} environment may be reset")
+            raise ClusterControlError(
+                f"refusing to reset {where}: only the {REHEARSAL!r} environment may be reset"
+            )
         if self.namespace == self.live_namespace:
-            why = ("it IS the live cluster" if self.cluster_name == self.live_cluster_name else
-                   f"it shares the namespace of the live cluster {self.live_namespace}/{self.live_cluster_name}")
-            raise ClusterControlError(f"refusing to reset {where}: {why}; give the rehearsal its own namespace")
+            why = (
+                "it IS the live cluster"
+                if self.cluster_name == self.live_cluster_name
+                else "it shares the namespace of the live cluster "
+                f"{self.live_namespace}/{self.live_cluster_name}"
+            )
+            raise ClusterControlError(
+                f"refusing to reset {where}: {why}; give the rehearsal its own namespace"
+            )
 
     def rehearsal_manifest(self) -> dict:
-        """k8s/crdb-cluster.yaml rewritten for the rehearsal: its name, its namespace, phase 0's node count."""
+        """k8s/crdb-cluster.yaml rewritten for the rehearsal: its name and namespace, phase 0's nodes."""
         try:
             docs = [d for d in yaml.safe_load_all(self.cluster_manifest.read_text()) if d]
         except (OSError, yaml.YAMLError) as exc:
-            raise ClusterControlError(f"cannot read the CrdbCluster manifest {self.cluster_manifest}: {exc}") from exc
-        found = [d for d in docs if d.get("kind") == "CrdbCluster" and d.get("apiVersion") == f"{GROUP}/{VERSION}"]
+            raise ClusterControlError(
+                f"cannot read the CrdbCluster manifest {self.cluster_manifest}: {exc}"
+            ) from exc
+        found = [
+            d for d in docs if d.get("kind") == "CrdbCluster" and d.get("apiVersion") == f"{GROUP}/{VERSION}"
+        ]
         if len(found) != 1:
-            raise ClusterControlError(f"{self.cluster_manifest} must hold exactly one {GROUP}/{VERSION} CrdbCluster "
-                                      f"(found {len(found)})")
+            raise ClusterControlError(
+                f"{self.cluster_manifest} must hold exactly one {GROUP}/{VERSION} CrdbCluster "
+                f"(found {len(found)})"
+            )
         cluster = copy.deepcopy(found[0])
         cluster.pop("status", None)
         old_meta = cluster.get("metadata") or {}
@@ -357,8 +416,10 @@ class OperatorClusterControl(ClusterControl):
             if not left:
                 return
             if time.monotonic() >= deadline:
-                raise ClusterControlError(f"rehearsal reset: {what} still present after {self.reset_timeout:.0f}s: "
-                                          f"{', '.join(left)}; check the operator's logs and finalizers")
+                raise ClusterControlError(
+                    f"rehearsal reset: {what} still present after {self.reset_timeout:.0f}s: "
+                    f"{', '.join(left)}; check the operator's logs and finalizers"
+                )
             time.sleep(self.poll_interval)
 
     def _remaining_cluster_and_nodes(self) -> list[str]:
@@ -366,14 +427,23 @@ class OperatorClusterControl(ClusterControl):
         return left + [f"{NODES}/{n['metadata']['name']}" for n in self._list_nodes()]
 
     def _list_pvcs(self) -> list[str]:
-        listing = self._do(self._call("list", PVCS), self.core.list_namespaced_persistent_volume_claim,
-                           self.namespace, label_selector=self.pvc_selector)
+        listing = self._do(
+            self._call("list", PVCS),
+            self.core.list_namespaced_persistent_volume_claim,
+            self.namespace,
+            label_selector=self.pvc_selector,
+        )
         return sorted(p.metadata.name for p in listing.items)
 
     def _delete_pvc(self, name: str) -> None:
         # missing_ok: the operator may have deleted it meanwhile.
-        self._do(self._call("delete", PVCS, name), self.core.delete_namespaced_persistent_volume_claim,
-                 name, self.namespace, missing_ok=True)
+        self._do(
+            self._call("delete", PVCS, name),
+            self.core.delete_namespaced_persistent_volume_claim,
+            name,
+            self.namespace,
+            missing_ok=True,
+        )
 
     def reset_rehearsal_environment(self) -> str:
         self._guard_rehearsal()
@@ -384,30 +454,51 @@ class OperatorClusterControl(ClusterControl):
             marker = ((existing.get("metadata") or {}).get("annotations") or {}).get(REHEARSAL_ANNOTATION)
             if marker != REHEARSAL:
                 raise ClusterControlError(
-                    f"refusing to reset {self.describe()}: it lacks the annotation {REHEARSAL_ANNOTATION}={REHEARSAL} "
+                    f"refusing to reset {self.describe()}: it lacks the annotation "
+                    f"{REHEARSAL_ANNOTATION}={REHEARSAL} "
                     "that marks a rehearsal cluster. If it really is the rehearsal, run `kubectl annotate "
-                    f"crdbcluster/{self.cluster_name} -n {self.namespace} {REHEARSAL_ANNOTATION}={REHEARSAL}`")
-            self._do(self._call("delete", CLUSTERS, self.cluster_name), self.custom.delete_namespaced_custom_object,
-                     GROUP, VERSION, self.namespace, CLUSTERS, self.cluster_name, propagation_policy="Foreground")
+                    f"crdbcluster/{self.cluster_name} -n {self.namespace} {REHEARSAL_ANNOTATION}={REHEARSAL}`"
+                )
+            self._do(
+                self._call("delete", CLUSTERS, self.cluster_name),
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                CLUSTERS,
+                self.cluster_name,
+                propagation_policy="Foreground",
+            )
         self._wait_until("the CrdbCluster or its CrdbNodes", self._remaining_cluster_and_nodes)
         # The operator deletes a node's PVC by default; this catches whatever a Retain policy left behind.
         pvcs = self._list_pvcs()
         for name in pvcs:
             self._delete_pvc(name)
         self._wait_until(f"PVCs labelled {self.pvc_selector}", self._list_pvcs)
-        self._do(self._call("create", CLUSTERS), self.custom.create_namespaced_custom_object,
-                 GROUP, VERSION, self.namespace, CLUSTERS, manifest)
-        message = (f"reset {self.describe()}: {'deleted the cluster' if existing else 'no cluster existed'}, "
-                   f"deleted {len(pvcs)} leftover PVC(s), recreated it from {self.cluster_manifest.name} "
-                   f"with {PHASES[0].nodes} node(s)")
+        self._do(
+            self._call("create", CLUSTERS),
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            CLUSTERS,
+            manifest,
+        )
+        message = (
+            f"reset {self.describe()}: {'deleted the cluster' if existing else 'no cluster existed'}, "
+            f"deleted {len(pvcs)} leftover PVC(s), recreated it from {self.cluster_manifest.name} "
+            f"with {PHASES[0].nodes} node(s)"
+        )
         if existing is not None and not pvcs:
             # With whenDeleted: Retain the old volumes stay; none matching means the selector may be wrong.
-            message += (f". No PVC matched {self.pvc_selector}: if the operator left volumes with other labels "
-                        "(kubectl get pvc --show-labels), set pvc_label_selector")
+            message += (
+                f". No PVC matched {self.pvc_selector}: if the operator left volumes with other labels "
+                "(kubectl get pvc --show-labels), set pvc_label_selector"
+            )
         return message
 
 
-def build_api_client(kubeconfig: Optional[str], context: Optional[str]) -> k8s_client.ApiClient:
+def build_api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiClient:
     """Explicit kubeconfig, else in-cluster config (inside a pod), else the default kubeconfig."""
     configuration = k8s_client.Configuration()
     if kubeconfig:
@@ -415,19 +506,29 @@ def build_api_client(kubeconfig: Optional[str], context: Optional[str]) -> k8s_c
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         source = "the in-cluster service account"
     else:
-        source = "the default kubeconfig ($KUBECONFIG or ~/.kube/config)" + (f" (context {context})" if context else "")
+        source = "the default kubeconfig ($KUBECONFIG or ~/.kube/config)" + (
+            f" (context {context})" if context else ""
+        )
     try:
         if kubeconfig:
-            k8s_config.load_kube_config(config_file=kubeconfig, context=context, client_configuration=configuration,
-                                        persist_config=False)
+            k8s_config.load_kube_config(
+                config_file=kubeconfig,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
             k8s_config.load_incluster_config(client_configuration=configuration)
         else:
-            k8s_config.load_kube_config(context=context, client_configuration=configuration, persist_config=False)
+            k8s_config.load_kube_config(
+                context=context, client_configuration=configuration, persist_config=False
+            )
     except (k8s_config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ClusterControlError(
-            f"cannot load Kubernetes credentials from {source}: {exc}. Set the resource's kubeconfig/context, or "
-            "run the pipeline in a pod with a service account bound by k8s/pipeline/rbac.yaml") from exc
+            f"cannot load Kubernetes credentials from {source}: {exc}. "
+            "Set the resource's kubeconfig/context, or "
+            "run the pipeline in a pod with a service account bound by k8s/pipeline/rbac.yaml"
+        ) from exc
     return k8s_client.ApiClient(configuration)
 
 
@@ -436,26 +537,37 @@ class CrdbOperatorResource(ClusterControlResource):
 
     namespace: str = Field(default="crdb", description="Namespace of the CrdbCluster.")
     cluster_name: str = Field(default="cockroachdb", description="metadata.name of the CrdbCluster.")
-    kubeconfig: Optional[str] = Field(
-        default=None, description="Path to a kubeconfig; unset: in-cluster config inside a pod, else the default.")
-    context: Optional[str] = Field(default=None, description="kubeconfig context; unset: the current context.")
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Path to a kubeconfig; unset: in-cluster config inside a pod, else the default.",
+    )
+    context: str | None = Field(default=None, description="kubeconfig context; unset: the current context.")
     live_namespace: str = Field(
-        default="crdb", description="The LIVE cluster's namespace; a rehearsal must never use it.")
+        default="crdb", description="The LIVE cluster's namespace; a rehearsal must never use it."
+    )
     live_cluster_name: str = Field(default="cockroachdb", description="The LIVE CrdbCluster's name.")
-    request_timeout_seconds: float = Field(default=30.0, description="Timeout of each Kubernetes API request.")
+    request_timeout_seconds: float = Field(
+        default=30.0, description="Timeout of each Kubernetes API request."
+    )
     cluster_manifest: str = Field(
         default=CLUSTER_MANIFEST,
-        description="CrdbCluster manifest the rehearsal reset recreates from (relative to the repository root).")
-    pvc_label_selector: Optional[str] = Field(
-        default=None, description=f"PVCs the rehearsal reset deletes; unset: {CLUSTER_LABEL}=<cluster_name>.")
+        description="CrdbCluster manifest the rehearsal reset recreates from (relative to the repo root).",
+    )
+    pvc_label_selector: str | None = Field(
+        default=None, description=f"PVCs the rehearsal reset deletes; unset: {CLUSTER_LABEL}=<cluster_name>."
+    )
 
     def control(self) -> OperatorClusterControl:
         if self.environment not in (LIVE, REHEARSAL):
-            raise ClusterControlError(f"unknown environment {self.environment!r}: use {LIVE!r} or {REHEARSAL!r}")
+            raise ClusterControlError(
+                f"unknown environment {self.environment!r}: use {LIVE!r} or {REHEARSAL!r}"
+            )
         if self.environment == REHEARSAL and self.namespace == self.live_namespace:
             raise ClusterControlError(
-                f"the rehearsal points at the live namespace {self.live_namespace!r} (cluster {self.cluster_name!r}); "
-                "configure the rehearsal with its own namespace")
+                f"the rehearsal points at the live namespace {self.live_namespace!r} "
+                f"(cluster {self.cluster_name!r}); "
+                "configure the rehearsal with its own namespace"
+            )
         manifest = Path(self.cluster_manifest)
         return OperatorClusterControl(
             build_api_client(self.kubeconfig, self.context),

@@ -33,24 +33,36 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
 CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"
 CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
 KINDS = {CLUSTERS: "CrdbCluster", NODES: "CrdbNode", PVCS: "PersistentVolumeClaim"}
-REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
-           409: "Conflict", 415: "UnsupportedMediaType", 422: "Invalid", 500: "InternalError",
-           503: "ServiceUnavailable"}
-CUSTOM_PATH = re.compile(rf"^/apis/{re.escape(GROUP)}/{VERSION}/namespaces/([^/]+)/({CLUSTERS}|{NODES})(?:/([^/]+))?$")
+REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+CUSTOM_PATH = re.compile(
+    rf"^/apis/{re.escape(GROUP)}/{VERSION}/namespaces/([^/]+)/({CLUSTERS}|{NODES})(?:/([^/]+))?$"
+)
 PVC_PATH = re.compile(rf"^/api/v1/namespaces/([^/]+)/({PVCS})(?:/([^/]+))?$")
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pvc_label(cluster: str) -> dict[str, str]:
@@ -78,9 +90,16 @@ class ApiError(Exception):
         self.code, self.message, self.details = code, message, details or {}
 
     def status(self) -> dict:
-        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                "message": self.message, "reason": REASONS.get(self.code, "Unknown"),
-                "details": self.details, "code": self.code}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": REASONS.get(self.code, "Unknown"),
+            "details": self.details,
+            "code": self.code,
+        }
 
 
 def qualified(resource: str) -> str:
@@ -89,7 +108,9 @@ def qualified(resource: str) -> str:
 
 def not_found(resource: str, name: str) -> ApiError:
     group = "" if resource == PVCS else GROUP
-    return ApiError(404, f'{qualified(resource)} "{name}" not found', {"name": name, "group": group, "kind": resource})
+    return ApiError(
+        404, f'{qualified(resource)} "{name}" not found', {"name": name, "group": group, "kind": resource}
+    )
 
 
 def parse_selector(text: str) -> list[tuple[str, str, str]]:
@@ -98,7 +119,9 @@ def parse_selector(text: str) -> list[tuple[str, str, str]]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"([^!=]+)(!=|==|=)(.*)", part)
         if not m:
-            raise ApiError(400, f"unable to parse requirement: {part!r} (the stand-in supports equality selectors)")
+            raise ApiError(
+                400, f"unable to parse requirement: {part!r} (the stand-in supports equality selectors)"
+            )
         terms.append((m.group(1).strip(), m.group(2), m.group(3).strip()))
     return terms
 
@@ -108,6 +131,7 @@ def matches(labels: dict, terms: list[tuple[str, str, str]]) -> bool:
 
 
 # --- RFC 6902 / RFC 7386, the subset Kubernetes clients send ----------------------------------------------
+
 
 def _pointer(path: str) -> list[str]:
     if not path.startswith("/"):
@@ -187,23 +211,40 @@ def validate_cluster(obj: dict) -> None:
         if not isinstance(nodes, int) or isinstance(nodes, bool):
             causes.append(f"spec.regions[{i}].nodes: Invalid value: must be an integer")
         elif nodes < 0:
-            causes.append(f"spec.regions[{i}].nodes: Invalid value: {nodes}: should be greater than or equal to 0")
+            causes.append(
+                f"spec.regions[{i}].nodes: Invalid value: {nodes}: should be greater than or equal to 0"
+            )
     if causes:
         name = (obj.get("metadata") or {}).get("name", "")
-        raise ApiError(422, f'CrdbCluster.{GROUP} "{name}" is invalid: ' + ", ".join(causes),
-                       {"name": name, "group": GROUP, "kind": "CrdbCluster",
-                        "causes": [{"message": c} for c in causes]})
+        raise ApiError(
+            422,
+            f'CrdbCluster.{GROUP} "{name}" is invalid: ' + ", ".join(causes),
+            {"name": name, "group": GROUP, "kind": "CrdbCluster", "causes": [{"message": c} for c in causes]},
+        )
 
 
 # --- the server --------------------------------------------------------------------------------------------
 
+
 class KubeApiDouble:
     """Start with `with KubeApiDouble() as api:`; point a kubernetes Configuration at `api.host`."""
 
-    def __init__(self, *, reconcile_delay: float = 0.05, node_ready_delay: float = 0.05, delete_delay: float = 0.05,
-                 rbac_rules: list[dict] | None = None, token: str | None = None, pvc_retention: str = "Delete",
-                 user: str = "system:serviceaccount:crdb:evolution-pipeline"):
-        self.reconcile_delay, self.node_ready_delay, self.delete_delay = reconcile_delay, node_ready_delay, delete_delay
+    def __init__(
+        self,
+        *,
+        reconcile_delay: float = 0.05,
+        node_ready_delay: float = 0.05,
+        delete_delay: float = 0.05,
+        rbac_rules: list[dict] | None = None,
+        token: str | None = None,
+        pvc_retention: str = "Delete",
+        user: str = "system:serviceaccount:crdb:evolution-pipeline",
+    ):
+        self.reconcile_delay, self.node_ready_delay, self.delete_delay = (
+            reconcile_delay,
+            node_ready_delay,
+            delete_delay,
+        )
         self.rbac_rules, self.token, self.pvc_retention, self.user = rbac_rules, token, pvc_retention, user
         self.never_ready = False
         self.requests: list[Request] = []
@@ -216,11 +257,13 @@ class KubeApiDouble:
         self._server: ThreadingHTTPServer | None = None
 
     # lifecycle
-    def __enter__(self) -> "KubeApiDouble":
+    def __enter__(self) -> Self:
         handler = type("Handler", (_Handler,), {"api": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), name="k8s-api-double", daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="k8s-api-double", daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -233,7 +276,9 @@ class KubeApiDouble:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # test controls
-    def fail_next(self, verb: str, resource: str, code: int, times: int = 1, message: str | None = None) -> None:
+    def fail_next(
+        self, verb: str, resource: str, code: int, times: int = 1, message: str | None = None
+    ) -> None:
         """The next `times` requests with this verb on this resource get a Status with `code`."""
         with self._lock:
             self._failures.append([verb, resource, code, times, message])
@@ -252,16 +297,34 @@ class KubeApiDouble:
         with self._lock:
             return sum(1 for r in self.requests if r.verb == verb and r.resource == resource)
 
-    def add_cluster(self, namespace: str, name: str, nodes: int = 1, *, code: str = "local",
-                    annotations: dict | None = None, settled: bool = True) -> dict:
-        """A CrdbCluster as `kubectl apply` left it; settled: the operator has already made its nodes ready."""
+    def add_cluster(
+        self,
+        namespace: str,
+        name: str,
+        nodes: int = 1,
+        *,
+        code: str = "local",
+        annotations: dict | None = None,
+        settled: bool = True,
+    ) -> dict:
+        """A CrdbCluster as `kubectl apply` left it; settled: the operator already made its nodes ready."""
         with self._lock:
-            obj = self._create_cluster(namespace, {
-                "apiVersion": f"{GROUP}/{VERSION}", "kind": "CrdbCluster",
-                "metadata": {"name": name, "namespace": namespace, "annotations": dict(annotations or {})},
-                "spec": {"regions": [{"code": code, "nodes": nodes, "namespace": namespace}],
-                         "template": {"spec": {"image": "cockroachdb/cockroach:v25.4.0"}}},
-            })
+            obj = self._create_cluster(
+                namespace,
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": "CrdbCluster",
+                    "metadata": {
+                        "name": name,
+                        "namespace": namespace,
+                        "annotations": dict(annotations or {}),
+                    },
+                    "spec": {
+                        "regions": [{"code": code, "nodes": nodes, "namespace": namespace}],
+                        "template": {"spec": {"image": "cockroachdb/cockroach:v25.4.0"}},
+                    },
+                },
+            )
             if settled:
                 self._timers[(CLUSTERS, namespace, name)] = float("-inf")
                 self._advance()
@@ -301,34 +364,65 @@ class KubeApiDouble:
         return self._store(CLUSTERS, obj)
 
     def _nodes_of(self, namespace: str, cluster: str) -> list[dict]:
-        return [o for (r, ns, _), o in self._objects.items()
-                if r == NODES and ns == namespace and o["metadata"]["labels"].get(CLUSTER_LABEL) == cluster]
+        return [
+            o
+            for (r, ns, _), o in self._objects.items()
+            if r == NODES and ns == namespace and o["metadata"]["labels"].get(CLUSTER_LABEL) == cluster
+        ]
 
     def _add_node(self, namespace: str, cluster: dict) -> None:
         name = f"{cluster['metadata']['name']}-{secrets.token_hex(3)}"
         stamp = now_rfc3339()
-        self._store(NODES, {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "CrdbNode",
-            "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()), "generation": 1,
-                         "labels": {CLUSTER_LABEL: cluster["metadata"]["name"]},
-                         "finalizers": ["crdbnode.crdb.cockroachlabs.com/finalizer"],
-                         "ownerReferences": [{"apiVersion": f"{GROUP}/{VERSION}", "kind": "CrdbCluster",
-                                              "name": cluster["metadata"]["name"], "uid": cluster["metadata"]["uid"],
-                                              "controller": True, "blockOwnerDeletion": True}]},
-            "spec": copy.deepcopy((cluster["spec"].get("template") or {}).get("spec") or {}),
-            "status": {"observedGeneration": 1, "conditions": [
-                {"type": "PodRunning", "status": "False", "lastTransitionTime": stamp},
-                {"type": "PodReady", "status": "False", "lastTransitionTime": stamp}]},
-        })
+        self._store(
+            NODES,
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "CrdbNode",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "generation": 1,
+                    "labels": {CLUSTER_LABEL: cluster["metadata"]["name"]},
+                    "finalizers": ["crdbnode.crdb.cockroachlabs.com/finalizer"],
+                    "ownerReferences": [
+                        {
+                            "apiVersion": f"{GROUP}/{VERSION}",
+                            "kind": "CrdbCluster",
+                            "name": cluster["metadata"]["name"],
+                            "uid": cluster["metadata"]["uid"],
+                            "controller": True,
+                            "blockOwnerDeletion": True,
+                        }
+                    ],
+                },
+                "spec": copy.deepcopy((cluster["spec"].get("template") or {}).get("spec") or {}),
+                "status": {
+                    "observedGeneration": 1,
+                    "conditions": [
+                        {"type": "PodRunning", "status": "False", "lastTransitionTime": stamp},
+                        {"type": "PodReady", "status": "False", "lastTransitionTime": stamp},
+                    ],
+                },
+            },
+        )
         self._timers[(NODES, namespace, name)] = time.monotonic()
         pvc = f"datadir-{name}"
-        self._store(PVCS, {
-            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": {"name": pvc, "namespace": namespace, "uid": str(uuid.uuid4()),
-                         "labels": pvc_label(cluster["metadata"]["name"])},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
-            "status": {"phase": "Bound"},
-        })
+        self._store(
+            PVCS,
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {
+                    "name": pvc,
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "labels": pvc_label(cluster["metadata"]["name"]),
+                },
+                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+                "status": {"phase": "Bound"},
+            },
+        )
 
     def _advance(self) -> None:
         """What the operator and the garbage collector would have done by now."""
@@ -345,7 +439,10 @@ class KubeApiDouble:
                     del self._objects[key]
                 continue
             changed = False
-            if status.get("observedGeneration") != meta["generation"] and now - self._timers[key] >= self.reconcile_delay:
+            if (
+                status.get("observedGeneration") != meta["generation"]
+                and now - self._timers[key] >= self.reconcile_delay
+            ):
                 status["observedGeneration"] = meta["generation"]
                 for _ in range(cluster["spec"]["regions"][0]["nodes"] - len(self._nodes_of(ns, name))):
                     self._add_node(ns, cluster)
@@ -354,8 +451,11 @@ class KubeApiDouble:
             for node in self._nodes_of(ns, name):
                 conds = {c["type"]: c for c in node["status"]["conditions"]}
                 nkey = (NODES, ns, node["metadata"]["name"])
-                if conds["PodReady"]["status"] != "True" and not self.never_ready \
-                        and now - self._timers[nkey] >= self.node_ready_delay:
+                if (
+                    conds["PodReady"]["status"] != "True"
+                    and not self.never_ready
+                    and now - self._timers[nkey] >= self.node_ready_delay
+                ):
                     for c in conds.values():
                         c.update(status="True", lastTransitionTime=now_rfc3339())
                     node["status"]["nodeID"] = len(self._objects)
@@ -377,24 +477,35 @@ class KubeApiDouble:
         if self.rbac_rules is None:
             return
         for rule in self.rbac_rules:
-            if (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", [])) \
-                    and (resource in rule.get("resources", []) or "*" in rule.get("resources", [])) \
-                    and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", [])):
+            if (
+                (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", []))
+                and (resource in rule.get("resources", []) or "*" in rule.get("resources", []))
+                and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
+            ):
                 return
         subject = f'{qualified(resource)} "{name}"' if name else qualified(resource)
-        raise ApiError(403, f'{subject} is forbidden: User "{self.user}" cannot {verb} resource "{resource}" in API '
-                            f'group "{group}" in the namespace "{ns}"', {"name": name, "group": group, "kind": resource})
+        raise ApiError(
+            403,
+            f'{subject} is forbidden: User "{self.user}" cannot {verb} resource "{resource}" in API '
+            f'group "{group}" in the namespace "{ns}"',
+            {"name": name, "group": group, "kind": resource},
+        )
 
     def inject(self, verb: str, resource: str, name: str) -> None:
         for failure in self._failures:
             f_verb, f_resource, code, times, message = failure
             if f_verb == verb and f_resource == resource and times > 0:
                 failure[3] -= 1
-                default = {409: f'Operation cannot be fulfilled on {qualified(resource)} "{name}": the object has '
-                                 "been modified; please apply your changes to the latest version and try again",
-                           404: f'{qualified(resource)} "{name}" not found'}
-                raise ApiError(code, message or default.get(code, f"injected failure {code}"),
-                               {"name": name, "group": "" if resource == PVCS else GROUP, "kind": resource})
+                default = {
+                    409: f'Operation cannot be fulfilled on {qualified(resource)} "{name}": the object has '
+                    "been modified; please apply your changes to the latest version and try again",
+                    404: f'{qualified(resource)} "{name}" not found',
+                }
+                raise ApiError(
+                    code,
+                    message or default.get(code, f"injected failure {code}"),
+                    {"name": name, "group": "" if resource == PVCS else GROUP, "kind": resource},
+                )
 
     def handle(self, method: str, path: str, query: dict, content_type: str, body: bytes) -> tuple[int, dict]:
         m = CUSTOM_PATH.match(path) or PVC_PATH.match(path)
@@ -424,12 +535,19 @@ class KubeApiDouble:
         if query.get("watch", [""])[0] in ("true", "1"):
             raise ApiError(400, "the stand-in does not serve watches")
         terms = parse_selector(query.get("labelSelector", [""])[0])
-        items = [o for (r, n, _), o in sorted(self._objects.items())
-                 if r == resource and n == ns and matches(o["metadata"].get("labels") or {}, terms)]
+        items = [
+            o
+            for (r, n, _), o in sorted(self._objects.items())
+            if r == resource and n == ns and matches(o["metadata"].get("labels") or {}, terms)
+        ]
         kind = KINDS[resource] + "List"
         api_version = "v1" if resource == PVCS else f"{GROUP}/{VERSION}"
-        return 200, {"apiVersion": api_version, "kind": kind, "metadata": {"resourceVersion": str(self._rv)},
-                     "items": items}
+        return 200, {
+            "apiVersion": api_version,
+            "kind": kind,
+            "metadata": {"resourceVersion": str(self._rv)},
+            "items": items,
+        }
 
     def _patch(self, ns: str, name: str, content_type: str, body: bytes) -> tuple[int, dict]:
         current = self._objects.get((CLUSTERS, ns, name))
@@ -438,11 +556,16 @@ class KubeApiDouble:
         if self._interfere > 0:
             self._interfere -= 1
             annotations = current["metadata"].setdefault("annotations", {})
-            annotations["example.com/other-writer"] = str(int(annotations.get("example.com/other-writer", "0")) + 1)
+            annotations["example.com/other-writer"] = str(
+                int(annotations.get("example.com/other-writer", "0")) + 1
+            )
             current["metadata"]["resourceVersion"] = self._next_rv()
         if content_type not in PATCH_TYPES:
-            raise ApiError(415, f"the body of the request was in an unknown format - accepted media types include: "
-                                f"{', '.join(PATCH_TYPES)}, application/apply-patch+yaml")
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"{', '.join(PATCH_TYPES)}, application/apply-patch+yaml",
+            )
         try:
             patch = json.loads(body or b"null")
         except ValueError as exc:
@@ -457,9 +580,12 @@ class KubeApiDouble:
             patched = merge_patch(current, patch)
         meta, old_meta = patched.setdefault("metadata", {}), current["metadata"]
         if meta.get("resourceVersion") not in (None, "", old_meta["resourceVersion"]):
-            raise ApiError(409, f'Operation cannot be fulfilled on {qualified(CLUSTERS)} "{name}": the object has been '
-                                "modified; please apply your changes to the latest version and try again",
-                           {"name": name, "group": GROUP, "kind": CLUSTERS})
+            raise ApiError(
+                409,
+                f'Operation cannot be fulfilled on {qualified(CLUSTERS)} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
+                {"name": name, "group": GROUP, "kind": CLUSTERS},
+            )
         for key in ("name", "namespace", "uid", "creationTimestamp", "generation", "deletionTimestamp"):
             if key in old_meta:
                 meta[key] = old_meta[key]
@@ -477,17 +603,25 @@ class KubeApiDouble:
             obj = json.loads(body or b"null")
         except ValueError as exc:
             raise ApiError(400, f"error decoding body: {exc}") from exc
-        if not isinstance(obj, dict) or obj.get("kind") != "CrdbCluster" \
-                or obj.get("apiVersion") != f"{GROUP}/{VERSION}":
+        if (
+            not isinstance(obj, dict)
+            or obj.get("kind") != "CrdbCluster"
+            or obj.get("apiVersion") != f"{GROUP}/{VERSION}"
+        ):
             raise ApiError(400, f"the body must be a {GROUP}/{VERSION} CrdbCluster")
         meta = obj.get("metadata") or {}
         if not meta.get("name"):
             raise ApiError(422, "metadata.name: Required value: name or generateName is required")
         if meta.get("namespace") not in (None, ns):
-            raise ApiError(400, "the namespace of the provided object does not match the namespace sent on the request")
+            raise ApiError(
+                400, "the namespace of the provided object does not match the namespace sent on the request"
+            )
         if (CLUSTERS, ns, meta["name"]) in self._objects:
-            raise ApiError(409, f'{qualified(CLUSTERS)} "{meta["name"]}" already exists',
-                           {"name": meta["name"], "group": GROUP, "kind": CLUSTERS})
+            raise ApiError(
+                409,
+                f'{qualified(CLUSTERS)} "{meta["name"]}" already exists',
+                {"name": meta["name"], "group": GROUP, "kind": CLUSTERS},
+            )
         validate_cluster(obj)
         obj["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "uid", "generation")}
         return 201, self._create_cluster(ns, obj)
@@ -535,8 +669,13 @@ class _Handler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization") or ""
         m = CUSTOM_PATH.match(url.path) or PVC_PATH.match(url.path)
         ns, resource, name = (m.group(1), m.group(2), m.group(3) or "") if m else ("", "", "")
-        verb = {"GET": "get" if name else "list", "PATCH": "patch", "POST": "create", "PUT": "update",
-                "DELETE": "delete"}.get(self.command, self.command.lower())
+        verb = {
+            "GET": "get" if name else "list",
+            "PATCH": "patch",
+            "POST": "create",
+            "PUT": "update",
+            "DELETE": "delete",
+        }.get(self.command, self.command.lower())
         if verb == "list" and query.get("watch", [""])[0] in ("true", "1"):
             verb = "watch"
         group = "" if resource == PVCS else GROUP

@@ -16,7 +16,12 @@ import pytest
 import yaml
 
 from evolution_pipeline.phases import PHASES, REPO_ROOT
-from evolution_pipeline.resources.cluster import REHEARSAL, ClusterControlError, ClusterStatus, ScaleDownRefused
+from evolution_pipeline.resources.cluster import (
+    REHEARSAL,
+    ClusterControlError,
+    ClusterStatus,
+    ScaleDownRefused,
+)
 from evolution_pipeline.resources.operator import (
     CLUSTER_LABEL,
     CLUSTERS,
@@ -37,7 +42,13 @@ REHEARSAL_NS = "crdb-rehearsal"
 
 
 def expand(rules: list[dict]) -> set[tuple[str, str, str]]:
-    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+    return {
+        (g, r, v)
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
 
 
 def client_for(host: str) -> kubernetes.client.ApiClient:
@@ -46,7 +57,9 @@ def client_for(host: str) -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient(configuration)
 
 
-def control_for(api: KubeApiDouble, namespace: str = LIVE_NS, name: str = NAME, **kwargs) -> OperatorClusterControl:
+def control_for(
+    api: KubeApiDouble, namespace: str = LIVE_NS, name: str = NAME, **kwargs
+) -> OperatorClusterControl:
     kwargs.setdefault("poll_interval_seconds", 0.02)
     kwargs.setdefault("reset_timeout_seconds", 5)
     kwargs.setdefault("conflict_backoff_seconds", 0.01)
@@ -71,6 +84,7 @@ def api():
 
 
 # --- scaling and readiness --------------------------------------------------------------------------------
+
 
 def test_grows_one_two_three_and_reports_ready_only_when_the_operator_caught_up(api):
     api.add_cluster(LIVE_NS, NAME, nodes=1)
@@ -149,9 +163,16 @@ def test_nodes_that_never_become_ready_are_reported_with_their_conditions():
 
 
 def test_node_status_reads_the_crdbnode_conditions():
-    base = {"metadata": {"name": "cockroachdb-abc"}, "status": {"nodeID": 4, "conditions": [
-        {"type": "PodRunning", "status": "True"},
-        {"type": "PodReady", "status": "True", "lastTransitionTime": "2026-11-22T04:00:00Z"}]}}
+    base = {
+        "metadata": {"name": "cockroachdb-abc"},
+        "status": {
+            "nodeID": 4,
+            "conditions": [
+                {"type": "PodRunning", "status": "True"},
+                {"type": "PodReady", "status": "True", "lastTransitionTime": "2026-11-22T04:00:00Z"},
+            ],
+        },
+    }
     assert node_status(base).ready and "nodeID 4" in node_status(base).detail
     deleting = {**base, "metadata": {"name": "x", "deletionTimestamp": "2026-11-22T04:01:00Z"}}
     assert not node_status(deleting).ready and "being deleted" in node_status(deleting).detail
@@ -161,9 +182,12 @@ def test_node_status_reads_the_crdbnode_conditions():
 
 # --- API errors --------------------------------------------------------------------------------------------
 
+
 def test_forbidden_patch_names_the_missing_rbac_rule():
-    rules = [{"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbclusters"], "verbs": ["get"]},
-             {"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbnodes"], "verbs": ["list"]}]
+    rules = [
+        {"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbclusters"], "verbs": ["get"]},
+        {"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbnodes"], "verbs": ["list"]},
+    ]
     with KubeApiDouble(rbac_rules=rules) as api:
         api.add_cluster(LIVE_NS, NAME, nodes=1)
         with pytest.raises(ClusterControlError) as err:
@@ -176,7 +200,9 @@ def test_forbidden_patch_names_the_missing_rbac_rule():
 
 
 def test_forbidden_node_list_names_that_rule():
-    rules = [{"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbclusters"], "verbs": ["get", "patch"]}]
+    rules = [
+        {"apiGroups": ["crdb.cockroachlabs.com"], "resources": ["crdbclusters"], "verbs": ["get", "patch"]}
+    ]
     with KubeApiDouble(rbac_rules=rules) as api:
         api.add_cluster(LIVE_NS, NAME, nodes=1)
         with pytest.raises(ClusterControlError) as err:
@@ -227,8 +253,12 @@ def test_server_errors_name_the_call(api):
 def test_invalid_patch_answer_is_reported():
     with KubeApiDouble() as api:
         api.add_cluster(LIVE_NS, NAME, nodes=1)
-        api.fail_next("patch", CLUSTERS, 422, message='CrdbCluster "cockroachdb" is invalid: admission webhook said no')
-        with pytest.raises(ClusterControlError, match="rejected the object as invalid.*admission webhook said no"):
+        api.fail_next(
+            "patch", CLUSTERS, 422, message='CrdbCluster "cockroachdb" is invalid: admission webhook said no'
+        )
+        with pytest.raises(
+            ClusterControlError, match="rejected the object as invalid.*admission webhook said no"
+        ):
             control_for(api).scale_to(2)
 
 
@@ -239,13 +269,15 @@ def test_unreachable_api_server_is_said_plainly():
     configuration = kubernetes.client.Configuration()
     configuration.host = f"http://127.0.0.1:{port}"
     configuration.retries = 0
-    control = OperatorClusterControl(kubernetes.client.ApiClient(configuration), LIVE_NS, NAME,
-                                     request_timeout_seconds=2)
+    control = OperatorClusterControl(
+        kubernetes.client.ApiClient(configuration), LIVE_NS, NAME, request_timeout_seconds=2
+    )
     with pytest.raises(ClusterControlError, match=f"API server at http://127.0.0.1:{port} is unreachable"):
         control.desired_nodes()
 
 
 # --- RBAC truthfulness -------------------------------------------------------------------------------------
+
 
 def test_the_evolution_uses_exactly_the_required_rbac_rules(api):
     api.add_cluster(LIVE_NS, NAME, nodes=1)
@@ -267,9 +299,19 @@ MANIFEST = {
     "spec": {
         "tlsEnabled": True,
         "regions": [{"code": "local", "nodes": 3, "namespace": LIVE_NS}],
-        "template": {"spec": {"image": "cockroachdb/cockroach:v25.4.0",
-                              "dataStore": {"volumeClaimTemplate": {"spec": {
-                                  "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}}}},
+        "template": {
+            "spec": {
+                "image": "cockroachdb/cockroach:v25.4.0",
+                "dataStore": {
+                    "volumeClaimTemplate": {
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "10Gi"}},
+                        }
+                    }
+                },
+            }
+        },
     },
 }
 
@@ -284,15 +326,24 @@ def manifest(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def reset_api():
-    with KubeApiDouble(rbac_rules=REQUIRED_RBAC_RULES + REHEARSAL_RBAC_RULES, pvc_retention="Retain") as server:
+    with KubeApiDouble(
+        rbac_rules=REQUIRED_RBAC_RULES + REHEARSAL_RBAC_RULES, pvc_retention="Retain"
+    ) as server:
         server.add_cluster(LIVE_NS, NAME, nodes=3)
         yield server
 
 
 def rehearsal_control(api, manifest, namespace=REHEARSAL_NS, name=NAME, **kwargs):
     kwargs.setdefault("environment", REHEARSAL)
-    return control_for(api, namespace, name, live_namespace=LIVE_NS, live_cluster_name=NAME,
-                       cluster_manifest=manifest, **kwargs)
+    return control_for(
+        api,
+        namespace,
+        name,
+        live_namespace=LIVE_NS,
+        live_cluster_name=NAME,
+        cluster_manifest=manifest,
+        **kwargs,
+    )
 
 
 def test_reset_recreates_the_rehearsal_and_leaves_the_live_cluster_alone(reset_api, manifest):
@@ -309,7 +360,9 @@ def test_reset_recreates_the_rehearsal_and_leaves_the_live_cluster_alone(reset_a
     fresh = api.get(CLUSTERS, REHEARSAL_NS, NAME)
     assert fresh["metadata"]["uid"] != old["metadata"]["uid"] and fresh["metadata"]["generation"] == 1
     assert fresh["metadata"]["annotations"][REHEARSAL_ANNOTATION] == REHEARSAL
-    assert fresh["spec"]["regions"] == [{"code": "local", "nodes": PHASES[0].nodes, "namespace": REHEARSAL_NS}]
+    assert fresh["spec"]["regions"] == [
+        {"code": "local", "nodes": PHASES[0].nodes, "namespace": REHEARSAL_NS}
+    ]
     assert fresh["spec"]["template"] == MANIFEST["spec"]["template"] and fresh["spec"]["tlsEnabled"] is True
     assert not set(old_pvcs) & set(api.names(PVCS, REHEARSAL_NS))
     # The live cluster, its nodes and its volumes are untouched.
@@ -319,7 +372,9 @@ def test_reset_recreates_the_rehearsal_and_leaves_the_live_cluster_alone(reset_a
     assert touched == {REHEARSAL_NS}
     assert {(r.group, r.resource, r.verb) for r in api.requests[first:]} == expand(REHEARSAL_RBAC_RULES)
     # Only the "is it gone yet?" reads may answer 404; nothing was forbidden.
-    assert all(r.code < 400 or (r.verb, r.resource, r.code) == ("get", CLUSTERS, 404) for r in api.requests[first:])
+    assert all(
+        r.code < 400 or (r.verb, r.resource, r.code) == ("get", CLUSTERS, 404) for r in api.requests[first:]
+    )
 
     wait_ready(rehearsal_control(api, manifest), PHASES[0].nodes)
     again = rehearsal_control(api, manifest).reset_rehearsal_environment()  # the next night
@@ -333,14 +388,21 @@ def test_reset_creates_the_rehearsal_when_none_exists(reset_api, manifest):
     assert reset_api.count("delete", CLUSTERS) == 0
 
 
-@pytest.mark.parametrize("environment, namespace, name, why", [
-    ("live", REHEARSAL_NS, NAME, "only the 'rehearsal' environment may be reset"),
-    (REHEARSAL, LIVE_NS, NAME, "it IS the live cluster"),
-    (REHEARSAL, LIVE_NS, "rehearsal", "shares the namespace of the live cluster crdb/cockroachdb"),
-])
-def test_reset_refuses_anything_but_a_separate_rehearsal(reset_api, manifest, environment, namespace, name, why):
-    reset_api.add_cluster(namespace, name, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL}) \
-        if (namespace, name) != (LIVE_NS, NAME) else None
+@pytest.mark.parametrize(
+    "environment, namespace, name, why",
+    [
+        ("live", REHEARSAL_NS, NAME, "only the 'rehearsal' environment may be reset"),
+        (REHEARSAL, LIVE_NS, NAME, "it IS the live cluster"),
+        (REHEARSAL, LIVE_NS, "rehearsal", "shares the namespace of the live cluster crdb/cockroachdb"),
+    ],
+)
+def test_reset_refuses_anything_but_a_separate_rehearsal(
+    reset_api, manifest, environment, namespace, name, why
+):
+    reset_api.add_cluster(namespace, name, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL}) if (
+        namespace,
+        name,
+    ) != (LIVE_NS, NAME) else None
     first = len(reset_api.requests)
     control = rehearsal_control(reset_api, manifest, namespace=namespace, name=name, environment=environment)
     with pytest.raises(ClusterControlError, match="refusing to reset") as err:
@@ -362,7 +424,9 @@ def test_reset_with_a_broken_manifest_deletes_nothing(reset_api, tmp_path):
     reset_api.add_cluster(REHEARSAL_NS, NAME, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
     broken = tmp_path / "crdb-cluster.yaml"
     broken.write_text("apiVersion: v1\nkind: Namespace\nmetadata: {name: crdb}\n")
-    with pytest.raises(ClusterControlError, match="must hold exactly one crdb.cockroachlabs.com/v1beta1 CrdbCluster"):
+    with pytest.raises(
+        ClusterControlError, match="must hold exactly one crdb.cockroachlabs.com/v1beta1 CrdbCluster"
+    ):
         rehearsal_control(reset_api, broken).reset_rehearsal_environment()
     assert reset_api.count("delete", CLUSTERS) == 0 and reset_api.get(CLUSTERS, REHEARSAL_NS, NAME)
 
@@ -371,7 +435,9 @@ def test_reset_that_never_finishes_deleting_times_out_with_what_is_left(manifest
     with KubeApiDouble(delete_delay=60) as api:
         api.add_cluster(REHEARSAL_NS, NAME, nodes=1, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
         control = rehearsal_control(api, manifest, reset_timeout_seconds=0.3)
-        with pytest.raises(ClusterControlError, match="still present after 0s: crdbclusters/cockroachdb, crdbnodes/"):
+        with pytest.raises(
+            ClusterControlError, match="still present after 0s: crdbclusters/cockroachdb, crdbnodes/"
+        ):
             control.reset_rehearsal_environment()
 
 
@@ -388,16 +454,30 @@ def test_the_repositorys_manifest_rewrites_for_the_rehearsal():
 
 # --- the Dagster resource ----------------------------------------------------------------------------------
 
+
 def kubeconfig(path: Path, host: str, token: str) -> Path:
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "elsewhere",
-        "clusters": [{"name": "stand-in", "cluster": {"server": host}},
-                     {"name": "nowhere", "cluster": {"server": "http://127.0.0.1:9"}}],
-        "users": [{"name": "pipeline", "user": {"token": token}}, {"name": "stranger", "user": {"token": "wrong"}}],
-        "contexts": [{"name": "stand-in", "context": {"cluster": "stand-in", "user": "pipeline"}},
-                     {"name": "stranger", "context": {"cluster": "stand-in", "user": "stranger"}},
-                     {"name": "elsewhere", "context": {"cluster": "nowhere", "user": "pipeline"}}],
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "elsewhere",
+                "clusters": [
+                    {"name": "stand-in", "cluster": {"server": host}},
+                    {"name": "nowhere", "cluster": {"server": "http://127.0.0.1:9"}},
+                ],
+                "users": [
+                    {"name": "pipeline", "user": {"token": token}},
+                    {"name": "stranger", "user": {"token": "wrong"}},
+                ],
+                "contexts": [
+                    {"name": "stand-in", "context": {"cluster": "stand-in", "user": "pipeline"}},
+                    {"name": "stranger", "context": {"cluster": "stand-in", "user": "stranger"}},
+                    {"name": "elsewhere", "context": {"cluster": "nowhere", "user": "pipeline"}},
+                ],
+            }
+        )
+    )
     return path
 
 
@@ -405,7 +485,9 @@ def test_resource_builds_a_control_from_a_kubeconfig_context(tmp_path):
     with KubeApiDouble(token="s3cret", rbac_rules=REQUIRED_RBAC_RULES) as api:
         api.add_cluster(LIVE_NS, NAME, nodes=1)
         config = kubeconfig(tmp_path / "kubeconfig", api.host, "s3cret")
-        resource = CrdbOperatorResource(kubeconfig=str(config), context="stand-in", poll_interval_seconds=0.02)
+        resource = CrdbOperatorResource(
+            kubeconfig=str(config), context="stand-in", poll_interval_seconds=0.02
+        )
         control = resource.control()
         assert control.describe() == "CrdbCluster crdb/cockroachdb"
         assert control.scale_to(2) is True
@@ -426,11 +508,15 @@ def test_resource_refuses_a_rehearsal_pointing_at_the_live_namespace():
 
 
 def test_resource_says_where_credentials_were_looked_for(tmp_path, monkeypatch):
-    with pytest.raises(ClusterControlError, match="cannot load Kubernetes credentials from kubeconfig .*missing"):
+    with pytest.raises(
+        ClusterControlError, match="cannot load Kubernetes credentials from kubeconfig .*missing"
+    ):
         CrdbOperatorResource(kubeconfig=str(tmp_path / "missing")).control()
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    monkeypatch.setattr(kubernetes.config.incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "no-token"))
+    monkeypatch.setattr(
+        kubernetes.config.incluster_config, "SERVICE_TOKEN_FILENAME", str(tmp_path / "no-token")
+    )
     with pytest.raises(ClusterControlError, match="in-cluster service account"):
         CrdbOperatorResource().control()
 
@@ -439,10 +525,20 @@ def test_resource_passes_its_settings_through(tmp_path):
     with KubeApiDouble() as api:
         config = kubeconfig(tmp_path / "kubeconfig", api.host, "t")
         control = CrdbOperatorResource(
-            kubeconfig=str(config), context="stand-in", environment=REHEARSAL, namespace=REHEARSAL_NS,
-            cluster_name="rehearsal", ready_timeout_seconds=42, poll_interval_seconds=0.5,
-            cluster_manifest="k8s/crdb-cluster.yaml").control()
-    assert (control.namespace, control.cluster_name, control.environment) == (REHEARSAL_NS, "rehearsal", REHEARSAL)
+            kubeconfig=str(config),
+            context="stand-in",
+            environment=REHEARSAL,
+            namespace=REHEARSAL_NS,
+            cluster_name="rehearsal",
+            ready_timeout_seconds=42,
+            poll_interval_seconds=0.5,
+            cluster_manifest="k8s/crdb-cluster.yaml",
+        ).control()
+    assert (control.namespace, control.cluster_name, control.environment) == (
+        REHEARSAL_NS,
+        "rehearsal",
+        REHEARSAL,
+    )
     assert (control.reset_timeout, control.poll_interval) == (42, 0.5)
     assert control.cluster_manifest == REPO_ROOT / "k8s" / "crdb-cluster.yaml"
     assert control.node_selector == control.pvc_selector == f"{CLUSTER_LABEL}=rehearsal"
@@ -453,5 +549,7 @@ def test_reset_says_when_no_pvc_matched_its_selector(reset_api, manifest):
     left = reset_api.names(PVCS, REHEARSAL_NS)
     control = rehearsal_control(reset_api, manifest, pvc_label_selector="app.kubernetes.io/name=not-this")
     message = control.reset_rehearsal_environment()
-    assert "deleted 0 leftover PVC(s)" in message and "No PVC matched app.kubernetes.io/name=not-this" in message
+    assert (
+        "deleted 0 leftover PVC(s)" in message and "No PVC matched app.kubernetes.io/name=not-this" in message
+    )
     assert set(left) <= set(reset_api.names(PVCS, REHEARSAL_NS))  # nothing outside the selector was deleted
