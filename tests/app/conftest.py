@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -12,10 +16,14 @@ TEST_SALT = "test-salt-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory):
-    server = LocalPostgres(tmp_path_factory.mktemp("pg"))
+def pg():
+    # Not under pytest's tmp dir: pytest keeps that 0700, and the server runs as another user.
+    root = Path(tempfile.mkdtemp(prefix="sample-app-pg-"))
+    root.chmod(0o755)
+    server = LocalPostgres(root)
     yield server
     server.close()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def app_env(pg: LocalPostgres, **extra: str) -> dict[str, str]:
