@@ -490,7 +490,7 @@ class LocalClusterControl(ClusterControl):
         else:
             params = {"sslmode": "verify-full", "sslrootcert": str(self.certs_dir / "ca.crt")}
             cert, key = self.certs_dir / f"client.{user}.crt", self.certs_dir / f"client.{user}.key"
-            if not password and cert.exists():
+            if not password and (cert.exists() or user in CLIENT_USERS):
                 params |= {"sslcert": str(cert), "sslkey": str(key)}
         hosts = ",".join(n.sql_addr for n in nodes)
         return f"postgresql://{auth}@{hosts}/{quote(database, safe='')}?{urlencode(params, safe='/')}"
@@ -557,6 +557,12 @@ def parse_node_status_csv(text: str) -> list[dict]:
 
 def _is_true(value) -> bool:
     return str(value).strip().lower() == "true"
+
+
+def _in_repo(path: str) -> Path:
+    """Relative folders are relative to the repository, wherever Dagster's working directory is."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -665,8 +671,8 @@ class LocalClusterResource(ClusterControlResource):
     node_start_timeout_seconds: float = 60.0
 
     def config(self) -> LocalClusterConfig:
-        live_dir = Path(self.live_data_dir) if self.live_data_dir else DEFAULT_DATA_DIRS[LIVE]
-        data_dir = Path(self.data_dir) if self.data_dir else DEFAULT_DATA_DIRS.get(self.environment, live_dir)
+        live_dir = _in_repo(self.live_data_dir) if self.live_data_dir else DEFAULT_DATA_DIRS[LIVE]
+        data_dir = _in_repo(self.data_dir) if self.data_dir else DEFAULT_DATA_DIRS.get(self.environment, live_dir)
         return LocalClusterConfig(
             data_dir=data_dir,
             cockroach_bin=find_cockroach(self.cockroach_bin),
@@ -682,7 +688,7 @@ class LocalClusterResource(ClusterControlResource):
             cache=self.cache,
             max_sql_memory=self.max_sql_memory,
             cluster_label=self.cluster_label,
-            prometheus_dir=Path(self.prometheus_dir) if self.prometheus_dir else None,
+            prometheus_dir=_in_repo(self.prometheus_dir) if self.prometheus_dir else None,
             start_timeout_seconds=self.node_start_timeout_seconds,
         )
 
@@ -692,42 +698,54 @@ class LocalClusterResource(ClusterControlResource):
         return LocalClusterControl(self.config())
 
     @classmethod
-    def from_env(cls, environment: str = LIVE, env: dict | None = None) -> "LocalClusterResource":
-        """Build the resource from the environment `make dev` exports (see settings_from_env)."""
-        return cls(environment=environment, **settings_from_env(environment, env))
+    def from_environment(cls, env=LIVE, environ: dict | None = None, **fields) -> "LocalClusterResource":
+        """Build the resource from environment variables (see settings_from_env); `env` is "live",
+        "rehearsal" or an object with that `.name`. Explicit `fields` win over the environment."""
+        name = getattr(env, "name", env)
+        return cls(**({"environment": name} | settings_from_env(name, environ) | fields))
+
+    from_env = from_environment
 
 
 def settings_from_env(environment: str = LIVE, env: dict | None = None) -> dict:
-    """LocalClusterResource fields from environment variables.
+    """LocalClusterResource fields from environment variables; the rehearsal reads the REHEARSAL_ twins.
 
     live:      COCKROACH_BIN, LOCAL_CRDB_DATA_DIR (.data/local), LOCAL_CRDB_SQL_PORT_BASE (26257),
                LOCAL_CRDB_LISTEN_PORT_BASE (26357), LOCAL_CRDB_HTTP_PORT_BASE (8080), LOCAL_CRDB_INSECURE (false),
-               CRDB_CLUSTER_LABEL (local), LOCAL_CRDB_PROMETHEUS_DIR (<data dir>/prometheus)
-    rehearsal: LOCAL_CRDB_REHEARSAL_DATA_DIR (.data/rehearsal), LOCAL_CRDB_REHEARSAL_SQL_PORT_BASE (26457),
-               LOCAL_CRDB_REHEARSAL_LISTEN_PORT_BASE (26557), LOCAL_CRDB_REHEARSAL_HTTP_PORT_BASE (8090),
-               LOCAL_CRDB_REHEARSAL_CLUSTER_LABEL (local-rehearsal); its targets go to the live Prometheus folder
-               as targets/cockroachdb-rehearsal.json, so the one local Prometheus scrapes both.
+               CRDB_CLUSTER_LABEL (local), LOCAL_CRDB_PROMETHEUS_DIR (<live data dir>/prometheus)
+    rehearsal: REHEARSAL_LOCAL_CRDB_DATA_DIR (.data/rehearsal), REHEARSAL_LOCAL_CRDB_SQL_PORT_BASE (26457),
+               REHEARSAL_LOCAL_CRDB_LISTEN_PORT_BASE (26557), REHEARSAL_LOCAL_CRDB_HTTP_PORT_BASE (8090),
+               REHEARSAL_LOCAL_CRDB_INSECURE, REHEARSAL_CRDB_CLUSTER_LABEL (local-rehearsal). Same binary; its
+               file_sd targets go to the live Prometheus folder as targets/cockroachdb-rehearsal.json, so the one
+               local Prometheus scrapes both clusters; live_data_dir is the live LOCAL_CRDB_DATA_DIR.
     """
     env = os.environ if env is None else env
-    live_dir = env.get("LOCAL_CRDB_DATA_DIR") or str(DEFAULT_DATA_DIRS[LIVE])
-    prom_dir = env.get("LOCAL_CRDB_PROMETHEUS_DIR") or str(Path(live_dir) / "prometheus")
-    common = {"cockroach_bin": env.get("COCKROACH_BIN", ""), "live_data_dir": live_dir, "prometheus_dir": prom_dir,
-              "insecure": env.get("LOCAL_CRDB_INSECURE", "").lower() in {"1", "true", "yes"}}
-    if environment == LIVE:
-        return common | {
-            "data_dir": live_dir,
-            "sql_port_base": int(env.get("LOCAL_CRDB_SQL_PORT_BASE", 26257)),
-            "listen_port_base": int(env.get("LOCAL_CRDB_LISTEN_PORT_BASE", 26357)),
-            "http_port_base": int(env.get("LOCAL_CRDB_HTTP_PORT_BASE", 8080)),
-            "cluster_label": env.get("CRDB_CLUSTER_LABEL", "local"),
-        }
-    return common | {
-        "data_dir": env.get("LOCAL_CRDB_REHEARSAL_DATA_DIR") or str(DEFAULT_DATA_DIRS[REHEARSAL]),
-        "sql_port_base": int(env.get("LOCAL_CRDB_REHEARSAL_SQL_PORT_BASE", 26457)),
-        "listen_port_base": int(env.get("LOCAL_CRDB_REHEARSAL_LISTEN_PORT_BASE", 26557)),
-        "http_port_base": int(env.get("LOCAL_CRDB_REHEARSAL_HTTP_PORT_BASE", 8090)),
-        "cluster_label": env.get("LOCAL_CRDB_REHEARSAL_CLUSTER_LABEL", "local-rehearsal"),
+    rehearsal = environment != LIVE
+    defaults = REHEARSAL_DEFAULTS if rehearsal else LIVE_DEFAULTS
+
+    def get(name: str) -> str:
+        return env.get(f"REHEARSAL_{name}" if rehearsal else name) or defaults[name]
+
+    live_dir = env.get("LOCAL_CRDB_DATA_DIR") or LIVE_DEFAULTS["LOCAL_CRDB_DATA_DIR"]
+    return {
+        "cockroach_bin": env.get("COCKROACH_BIN", ""),
+        "data_dir": get("LOCAL_CRDB_DATA_DIR"),
+        "live_data_dir": live_dir,
+        "prometheus_dir": env.get("LOCAL_CRDB_PROMETHEUS_DIR") or str(Path(live_dir) / "prometheus"),
+        "sql_port_base": int(get("LOCAL_CRDB_SQL_PORT_BASE")),
+        "listen_port_base": int(get("LOCAL_CRDB_LISTEN_PORT_BASE")),
+        "http_port_base": int(get("LOCAL_CRDB_HTTP_PORT_BASE")),
+        "insecure": get("LOCAL_CRDB_INSECURE").lower() in {"1", "true", "yes"},
+        "cluster_label": get("CRDB_CLUSTER_LABEL"),
     }
+
+
+LIVE_DEFAULTS = {"LOCAL_CRDB_DATA_DIR": ".data/local", "LOCAL_CRDB_SQL_PORT_BASE": "26257",
+                 "LOCAL_CRDB_LISTEN_PORT_BASE": "26357", "LOCAL_CRDB_HTTP_PORT_BASE": "8080",
+                 "LOCAL_CRDB_INSECURE": "false", "CRDB_CLUSTER_LABEL": "local"}
+REHEARSAL_DEFAULTS = {"LOCAL_CRDB_DATA_DIR": ".data/rehearsal", "LOCAL_CRDB_SQL_PORT_BASE": "26457",
+                      "LOCAL_CRDB_LISTEN_PORT_BASE": "26557", "LOCAL_CRDB_HTTP_PORT_BASE": "8090",
+                      "LOCAL_CRDB_INSECURE": "false", "CRDB_CLUSTER_LABEL": "local-rehearsal"}
 
 
 # --- a small CLI for make dev / make local-status / make local-stop ---------------------------------------
@@ -738,7 +756,7 @@ def _cli(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m evolution_pipeline.resources.local",
                                      description="The local CockroachDB cluster, from the environment make dev sets.")
     parser.add_argument("command", choices=["find-binary", "missing-binary-message", "status", "stop", "app-urls",
-                                            "prepare-prometheus"])
+                                            "admin-urls", "prepare-prometheus"])
     parser.add_argument("--environment", default=LIVE, choices=[LIVE, REHEARSAL])
     args = parser.parse_args(argv)
     if args.command == "missing-binary-message":
@@ -748,7 +766,7 @@ def _cli(argv: list[str]) -> int:
         found = find_cockroach()
         print(found or MISSING_BINARY_MESSAGE, file=sys.stdout if found else sys.stderr)
         return 0 if found else 1
-    resource = LocalClusterResource.from_env(args.environment)
+    resource = LocalClusterResource.from_environment(args.environment)
     control = LocalClusterControl(resource.config())
     if args.command == "status":
         print(control.describe())
@@ -765,6 +783,14 @@ def _cli(argv: list[str]) -> int:
 
         print(f"APP_DB_WRITER_URL={shlex.quote(control.writer_url(os.environ.get('APP_WRITER_PASSWORD')))}")
         print(f"APP_DB_READER_URL={shlex.quote(control.reader_url(os.environ.get('APP_READER_PASSWORD')))}")
+    elif args.command == "admin-urls":
+        import shlex
+
+        # root over its client certificate; the pipeline's SQL resource reads these (CRDB_ADMIN_URL and
+        # the REHEARSAL_ twin). Printed even without a binary, so a phase fails on the binary message.
+        rehearsal = LocalClusterControl(LocalClusterResource.from_environment(REHEARSAL).config())
+        print(f"CRDB_ADMIN_URL={shlex.quote(control.sql_url(1, 'root', 'defaultdb'))}")
+        print(f"REHEARSAL_CRDB_ADMIN_URL={shlex.quote(rehearsal.sql_url(1, 'root', 'defaultdb'))}")
     elif args.command == "prepare-prometheus":
         control.write_prometheus_targets(min(control.desired_nodes(), control.config.max_nodes))
         print(control.prometheus_dir)

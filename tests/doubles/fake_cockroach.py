@@ -462,6 +462,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def cmd_version(argv: list[str]) -> None:
+    _, flags = parse("version", argv)
+    if "build-tag" in flags:
+        print(BUILD_TAG)
+        return
     print(f"Build Tag:        {BUILD_TAG}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
           "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       test double")
 

@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# `make dev`: everything local, in one terminal.
+#   - scripts/setup.sh (venv, Prometheus, ...), then local passwords in <data dir>/secrets.env (mode 600)
+#   - the cockroach binary (COCKROACH_BIN or PATH); without it one message says how to get the official one
+#   - Prometheus on 127.0.0.1:9090 with grafana/local/prometheus.yml (if installed)
+#   - the sample app on 127.0.0.1:8000: on the local CockroachDB cluster (node 1 writes, node 2 reads once
+#     phase 1 has run) or, without a binary, on an embedded PostgreSQL (scripts/dev_postgres.py)
+#   - dagster dev on 127.0.0.1:3000 with DAGSTER_HOME=dagster_home and EVOLUTION_CLUSTER_BACKEND=local
+# One Ctrl-C stops all of that. The CockroachDB nodes are NOT stopped: they are the cluster the pipeline
+# grew and they keep their data; `make local-stop` stops them, `make local-status` shows them.
+#
+# Ports and folders can be overridden: DEV_DAGSTER_PORT, DEV_APP_PORT, DEV_PROMETHEUS_PORT,
+# LOCAL_CRDB_DATA_DIR, LOCAL_CRDB_{SQL,LISTEN,HTTP}_PORT_BASE, DEV_DAGSTER_HOME, DEV_SKIP_SETUP=1.
+set -euo pipefail
+set -m  # each background job gets its own process group, so one kill stops a job and its children
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+say() { printf '[dev] %s\n' "$*"; }
+
+if [[ ${DEV_SKIP_SETUP:-0} != 1 ]]; then
+  bash scripts/setup.sh
+fi
+PY="$REPO/.venv/bin/python"
+
+DAGSTER_PORT=${DEV_DAGSTER_PORT:-3000}
+APP_PORT=${DEV_APP_PORT:-8000}
+PROM_PORT=${DEV_PROMETHEUS_PORT:-9090}
+export LOCAL_CRDB_DATA_DIR=${LOCAL_CRDB_DATA_DIR:-$REPO/.data/local}
+export LOCAL_CRDB_SQL_PORT_BASE=${LOCAL_CRDB_SQL_PORT_BASE:-26257}
+export LOCAL_CRDB_LISTEN_PORT_BASE=${LOCAL_CRDB_LISTEN_PORT_BASE:-26357}
+export LOCAL_CRDB_HTTP_PORT_BASE=${LOCAL_CRDB_HTTP_PORT_BASE:-8080}
+export DAGSTER_HOME=${DEV_DAGSTER_HOME:-$REPO/dagster_home}
+export EVOLUTION_CLUSTER_BACKEND=local
+export CRDB_CLUSTER_LABEL=${CRDB_CLUSTER_LABEL:-local}
+export PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
+export SAMPLE_APP_URL=http://127.0.0.1:$APP_PORT
+export REHEARSAL_CRDB_CLUSTER_LABEL=${REHEARSAL_CRDB_CLUSTER_LABEL:-local-rehearsal}
+LOG_DIR=$LOCAL_CRDB_DATA_DIR/logs/dev
+PROM_RUNTIME=$LOCAL_CRDB_DATA_DIR/prometheus
+mkdir -p "$LOG_DIR" "$DAGSTER_HOME"
+
+# --- local secrets: generated once, never committed (.data/ is gitignored) -----------------------------
+SECRETS=$LOCAL_CRDB_DATA_DIR/secrets.env
+if [[ ! -f $SECRETS ]]; then
+  (umask 077 && "$PY" - "$SECRETS" <<'EOF'
+import secrets, sys
+with open(sys.argv[1], "w") as f:
+    for name in ("APP_WRITER_PASSWORD", "APP_READER_PASSWORD"):
+        f.write(f"{name}={secrets.token_urlsafe(24)}\n")
+    f.write(f"APP_HASH_SALT={secrets.token_hex(16)}\n")
+EOF
+  )
+  say "generated local passwords in $SECRETS"
+fi
+chmod 600 "$SECRETS"
+set -a; source "$SECRETS"; set +a
+
+# --- everything started below is stopped by one Ctrl-C ------------------------------------------------
+PIDS=()
+NAMES=()
+stopping=0
+cleanup() {
+  ((stopping)) && return
+  stopping=1
+  trap '' INT TERM
+  say "stopping what make dev started: ${NAMES[*]:-nothing}"
+  local i
+  for i in "${!PIDS[@]}"; do kill -TERM -- "-${PIDS[$i]}" 2>/dev/null || true; done
+  for _ in $(seq 1 100); do  # up to 20 s for a clean shutdown
+    local alive=0
+    for i in "${!PIDS[@]}"; do kill -0 -- "-${PIDS[$i]}" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.2
+  done
+  for i in "${!PIDS[@]}"; do kill -KILL -- "-${PIDS[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [[ -n ${COCKROACH_BIN:-} ]]; then
+    say "the CockroachDB nodes keep running (they are the cluster): 'make local-status' shows them, 'make local-stop' stops them"
+  fi
+  say "stopped"
+}
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap cleanup EXIT
+
+start() {  # start NAME LOGFILE CMD...: a background job in its own process group
+  local name=$1 logfile=$2
+  shift 2
+  "$@" >"$logfile" 2>&1 &
+  PIDS+=("$!")
+  NAMES+=("$name")
+}
+
+wait_http() {  # wait_http NAME URL SECONDS
+  local name=$1 url=$2 seconds=$3
+  for _ in $(seq 1 $((seconds * 5))); do
+    if "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.2
+  done
+  say "WARNING: $name did not answer $url within ${seconds}s (see its log)"
+  return 1
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for p in "$DAGSTER_PORT" "$APP_PORT"; do
+  port_free "$p" || { say "port $p on 127.0.0.1 is in use: stop that process or set DEV_DAGSTER_PORT / DEV_APP_PORT"; exit 1; }
+done
+
+# --- the cockroach binary ----------------------------------------------------------------------------
+if found=$("$PY" -m evolution_pipeline.resources.local find-binary 2>/dev/null); then
+  export COCKROACH_BIN=$found
+  say "CockroachDB binary: $COCKROACH_BIN ($("$COCKROACH_BIN" version --build-tag 2>/dev/null || echo '?'))"
+else
+  unset COCKROACH_BIN
+  say "$("$PY" -m evolution_pipeline.resources.local missing-binary-message)"
+  say "Without it the Dagster UI and the sample app (on an embedded PostgreSQL) still start; materializing a phase fails with the message above."
+fi
+
+# The pipeline's SQL connections (root over its client certificate, node 1 of each local cluster).
+eval "$("$PY" -m evolution_pipeline.resources.local admin-urls)"
+export CRDB_ADMIN_URL REHEARSAL_CRDB_ADMIN_URL
+
+# --- Prometheus with the local scrape config ----------------------------------------------------------
+if command -v prometheus >/dev/null 2>&1 && [[ -f grafana/local/prometheus.yml ]]; then
+  if port_free "$PROM_PORT"; then
+    mkdir -p "$PROM_RUNTIME"/{targets,certs,rules,data}
+    # The scrape config names the app at 127.0.0.1:8000; follow DEV_APP_PORT when it is overridden.
+    sed "s/127\.0\.0\.1:8000/127.0.0.1:$APP_PORT/" grafana/local/prometheus.yml >"$PROM_RUNTIME/prometheus.yml"
+    rm -f "$PROM_RUNTIME"/rules/*.yml
+    cp grafana/alerts/*.yml "$PROM_RUNTIME/rules/" 2>/dev/null || true
+    "$PY" -m evolution_pipeline.resources.local prepare-prometheus >/dev/null
+    start prometheus "$LOG_DIR/prometheus.log" prometheus --config.file="$PROM_RUNTIME/prometheus.yml" \
+      --storage.tsdb.path="$PROM_RUNTIME/data" --web.listen-address="127.0.0.1:$PROM_PORT"
+  else
+    say "port $PROM_PORT is in use: not starting Prometheus (set DEV_PROMETHEUS_PORT to start one on another port)"
+  fi
+else
+  say "Prometheus is not installed: run 'make setup' (Debian: apt-get install prometheus) or get it from https://prometheus.io/download/ ; the pipeline's checks need it"
+fi
+
+# --- the database the sample app uses -----------------------------------------------------------------
+if [[ -n ${COCKROACH_BIN:-} ]]; then
+  eval "$("$PY" -m evolution_pipeline.resources.local app-urls)"
+  export APP_DB_WRITER_URL APP_DB_READER_URL
+  say "sample app -> local CockroachDB: writer node 1, reader node 2 (node 1 until phase 1); it is not ready before phase 0 has run"
+else
+  PG_ENV=$LOCAL_CRDB_DATA_DIR/postgres/app-urls.env
+  rm -f "$PG_ENV"
+  start postgres "$LOG_DIR/postgres.log" "$PY" scripts/dev_postgres.py \
+    --data-dir "$LOCAL_CRDB_DATA_DIR/postgres/data" --env-file "$PG_ENV"
+  for _ in $(seq 1 300); do [[ -f $PG_ENV ]] && break; kill -0 "${PIDS[-1]}" 2>/dev/null || break; sleep 0.1; done
+  if [[ ! -f $PG_ENV ]]; then say "the embedded PostgreSQL did not start:"; tail -20 "$LOG_DIR/postgres.log"; exit 1; fi
+  set -a; source "$PG_ENV"; set +a
+  say "sample app -> embedded PostgreSQL (pgserver) in $LOCAL_CRDB_DATA_DIR/postgres"
+fi
+
+# --- the sample app and Dagster -----------------------------------------------------------------------
+start sample-app "$LOG_DIR/sample-app.log" "$PY" -m sample_app --host 127.0.0.1 --port "$APP_PORT"
+start dagster "$LOG_DIR/dagster.log" "$REPO/.venv/bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT"
+
+wait_http "the sample app" "http://127.0.0.1:$APP_PORT/healthz" 60 || true
+wait_http "Dagster" "http://127.0.0.1:$DAGSTER_PORT/server_info" 180 || true
+prom_line=$PROMETHEUS_URL
+[[ " ${NAMES[*]} " == *" prometheus "* ]] || prom_line="not started (see above)"
+crdb_line="not installed (see the message above)"
+[[ -n ${COCKROACH_BIN:-} ]] && crdb_line="DB Console https://127.0.0.1:$LOCAL_CRDB_HTTP_PORT_BASE, SQL 127.0.0.1:$LOCAL_CRDB_SQL_PORT_BASE (nodes start when a phase is materialized)"
+cat <<EOF
+
+  Dagster UI     http://127.0.0.1:$DAGSTER_PORT   (DAGSTER_HOME=$DAGSTER_HOME, cluster backend: local)
+  Sample app     http://127.0.0.1:$APP_PORT
+  Prometheus     $prom_line
+  CockroachDB    $crdb_line
+  Logs           $LOG_DIR/*.log
+
+  Ctrl-C stops all of the above except the CockroachDB nodes (make local-stop stops those).
+EOF
+echo "[dev] ready"
+
+# Stay in the foreground; if one part dies, say so and stop the rest.
+while true; do
+  for i in "${!PIDS[@]}"; do
+    if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
+      say "${NAMES[$i]} exited; last lines of its log:"
+      tail -15 "$LOG_DIR/${NAMES[$i]}.log" || true
+      exit 1
+    fi
+  done
+  sleep 1 &
+  wait $! 2>/dev/null || true
+done
