@@ -1,0 +1,154 @@
+"""Names the docs borrow from the code: Dagster definitions, environment variables, Grafana panels."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .md_parse import REPO_ROOT, inline_code, prose_lines, strip_inline_code
+
+
+@dataclass(frozen=True)
+class DagsterNames:
+    jobs: frozenset[str]
+    schedules: frozenset[str]
+    assets: frozenset[str]
+    checks: frozenset[str]
+    groups: frozenset[str]
+    step_keys: frozenset[str]  # e.g. phase1_two_nodes.scale
+    live_ops: tuple[str, ...]  # the op names of a live phase, in graph order
+
+
+@lru_cache(maxsize=1)
+def dagster_names() -> DagsterNames:
+    from evolution_pipeline.definitions import defs  # the code location the UI loads
+
+    repo = defs.get_repository_def()
+    graph = repo.asset_graph
+    steps, live_ops = set(), ()
+    groups = set()
+    for asset in defs.assets:
+        groups.update(asset.group_names_by_key.values())
+        node = asset.node_def
+        for op in getattr(node, "node_defs", []):
+            steps.add(f"{node.name}.{op.name}")
+        if getattr(node, "node_defs", None) and not asset.key.has_prefix(["rehearsal"]):
+            live_ops = tuple(op.name for op in node.node_defs)
+    return DagsterNames(
+        jobs=frozenset(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
+        schedules=frozenset(s.name for s in repo.schedule_defs),
+        assets=frozenset(k.to_user_string() for k in graph.get_all_asset_keys()),
+        checks=frozenset(c.name for c in graph.asset_check_keys),
+        groups=frozenset(groups),
+        step_keys=frozenset(steps),
+        live_ops=live_ops,
+    )
+
+
+def code_spans(text: str) -> list[tuple[int, str]]:
+    return [(n, code) for n, line in prose_lines(text) for code in inline_code(line)]
+
+
+STEP_KEY_RE = re.compile(r"^(?:rehearsal__)?phase\d+_[a-z0-9_]+\.[a-z_]+$")
+ASSET_PATH_RE = re.compile(r"^rehearsal/[a-z0-9_]+$")
+
+
+def dagster_name_problems(text: str, where: str, names: DagsterNames) -> list[str]:
+    """Step keys and asset paths in `code` spans must exist in the code location."""
+    problems = []
+    for n, code in code_spans(text):
+        if STEP_KEY_RE.match(code) and code not in names.step_keys:
+            problems.append(f"{where}:{n}: step {code!r} does not exist (steps: {sorted(names.step_keys)[:5]}...)")
+        if ASSET_PATH_RE.match(code) and code not in names.assets:
+            problems.append(f"{where}:{n}: asset {code!r} does not exist")
+    return problems
+
+
+def table_first_column(text: str, header: str) -> list[str]:
+    """The `code` names in the first column of the Markdown table whose first header cell is `header`."""
+    rows, inside = [], False
+    for _, line in prose_lines(text):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.strip().startswith("|") else None
+        if cells is None:
+            inside = False
+            continue
+        if cells[0] == header:
+            inside = True
+            continue
+        if inside and not set(cells[0]) <= set("-: "):
+            rows.append(cells[0].strip("`"))
+    return rows
+
+
+ENV_RE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
+# Where the product reads its settings; a variable the docs name must be read (or set) somewhere here.
+CODE_PLACES = ("evolution_pipeline", "sample_app", "scripts", "mk", "k8s", "grafana", "dagster_home")
+
+
+@lru_cache(maxsize=1)
+def code_text() -> str:
+    parts = [(REPO_ROOT / "Makefile").read_text("utf-8")]
+    for place in CODE_PLACES:
+        for f in sorted((REPO_ROOT / place).rglob("*")):
+            if f.is_file() and f.suffix in {".py", ".sh", ".mk", ".yaml", ".yml", ".json", ".toml", ".env", ""}:
+                try:
+                    parts.append(f.read_text("utf-8"))
+                except UnicodeDecodeError:
+                    continue
+    return "\n".join(parts)
+
+
+def env_var_problems(text: str, where: str) -> list[str]:
+    code = code_text()
+    problems = []
+    for n, span in code_spans(text):
+        for var in ENV_RE.findall(span):
+            if not re.search(rf"\b{re.escape(var)}\b", code):
+                problems.append(f"{where}:{n}: {var} is named in the docs but nothing in the code reads it")
+    return problems
+
+
+PANEL_REF_RE = re.compile(r"\*(?P<dashboard>[^*\n]+?)\*\s*›\s*\*\*(?P<panel>[^*\n]+?)\*\*")
+
+
+@lru_cache(maxsize=1)
+def dashboards() -> dict[str, set[str]]:
+    """Dashboard title -> panel titles (rows included), from grafana/dashboards/*.json."""
+    out: dict[str, set[str]] = {}
+    for f in sorted((REPO_ROOT / "grafana" / "dashboards").glob("*.json")):
+        data = json.loads(f.read_text("utf-8"))
+        titles: set[str] = set()
+        stack = list(data.get("panels", []))
+        while stack:
+            panel = stack.pop()
+            titles.add(panel.get("title", ""))
+            stack.extend(panel.get("panels", []))
+        out[data["title"]] = titles
+    return out
+
+
+def panel_refs(text: str) -> list[tuple[int, str, str]]:
+    refs = []
+    for n, line in prose_lines(text):
+        for m in PANEL_REF_RE.finditer(strip_inline_code(line)):
+            refs.append((n, " ".join(m["dashboard"].split()), " ".join(m["panel"].split())))
+    return refs
+
+
+def joined_prose(text: str) -> str:
+    """Prose with wrapped list items and paragraphs joined, so a reference may span two lines."""
+    return "\n".join(line for _, line in prose_lines(text))
+
+
+def panel_problems(text: str, where: str, boards: dict[str, set[str]]) -> list[str]:
+    # Join wrapped lines of a paragraph or list item so "*Dashboard* ›\n**Panel**" is still one reference.
+    joined = re.sub(r"\n(?!\s*(?:[-*+]\s|\d+\.\s|\||#|$))\s*", " ", joined_prose(text))
+    problems = []
+    for n, dashboard, panel in panel_refs(joined):
+        if dashboard not in boards:
+            problems.append(f"{where}: dashboard {dashboard!r} does not exist (dashboards: {sorted(boards)})")
+        elif panel not in boards[dashboard]:
+            problems.append(f"{where}: panel {panel!r} is not on dashboard {dashboard!r}")
+    return problems
