@@ -7,10 +7,12 @@ Role built from it) truthful.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from pathlib import Path
 
+import jsonschema
 import kubernetes
 import pytest
 import yaml
@@ -39,6 +41,7 @@ from tests.doubles.k8s_api import KubeApiDouble
 
 LIVE_NS, NAME = "crdb", "cockroachdb"
 REHEARSAL_NS = "crdb-rehearsal"
+JSON_PATCH_TYPE = "application/json-patch+json"
 
 
 def expand(rules: list[dict]) -> set[tuple[str, str, str]]:
@@ -441,15 +444,21 @@ def test_reset_that_never_finishes_deleting_times_out_with_what_is_left(manifest
             control.reset_rehearsal_environment()
 
 
-def test_the_repositorys_manifest_rewrites_for_the_rehearsal():
-    path = REPO_ROOT / "k8s" / "crdb-cluster.yaml"
-    if not path.exists():
-        pytest.skip("k8s/crdb-cluster.yaml is not written yet")
-    with KubeApiDouble() as api:
-        cluster = rehearsal_control(api, path).rehearsal_manifest()
+def test_the_repositorys_manifest_is_what_the_reset_recreates(reset_api):
+    """The default k8s/crdb-cluster.yaml, rewritten, still satisfies the CrdbCluster schema and the server."""
+    control = rehearsal_control(reset_api, REPO_ROOT / "k8s" / "crdb-cluster.yaml")
+    cluster = control.rehearsal_manifest()
+    schema = json.loads((REPO_ROOT / "k8s" / "schemas" / "crdbcluster-v1beta1.schema.json").read_text())
+    problems = [e.message for e in jsonschema.Draft202012Validator(schema).iter_errors(cluster)]
+    assert problems == []
     assert cluster["metadata"]["name"] == NAME and cluster["metadata"]["namespace"] == REHEARSAL_NS
     assert cluster["spec"]["regions"][0]["nodes"] == PHASES[0].nodes
     assert {r["namespace"] for r in cluster["spec"]["regions"]} == {REHEARSAL_NS}
+    live = yaml.safe_load((REPO_ROOT / "k8s" / "crdb-cluster.yaml").read_text())
+    assert cluster["spec"]["template"] == live["spec"]["template"]
+
+    control.reset_rehearsal_environment()
+    wait_ready(control, PHASES[0].nodes)
 
 
 # --- the Dagster resource ----------------------------------------------------------------------------------
@@ -553,3 +562,75 @@ def test_reset_says_when_no_pvc_matched_its_selector(reset_api, manifest):
         "deleted 0 leftover PVC(s)" in message and "No PVC matched app.kubernetes.io/name=not-this" in message
     )
     assert set(left) <= set(reset_api.names(PVCS, REHEARSAL_NS))  # nothing outside the selector was deleted
+
+
+# --- the stand-in follows the API conventions the control relies on --------------------------------------
+
+
+def custom_api(api: KubeApiDouble) -> kubernetes.client.CustomObjectsApi:
+    return kubernetes.client.CustomObjectsApi(client_for(api.host))
+
+
+def patch(api, body, content_type):
+    return custom_api(api).patch_namespaced_custom_object(
+        "crdb.cockroachlabs.com", "v1beta1", LIVE_NS, CLUSTERS, NAME, body, _content_type=content_type
+    )
+
+
+def test_stand_in_merge_patch_replaces_whole_lists_which_is_why_the_control_uses_json_patch():
+    with KubeApiDouble() as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        out = patch(
+            api, {"spec": {"regions": [{"code": "local", "nodes": 2}]}}, "application/merge-patch+json"
+        )
+    assert out["spec"]["regions"] == [{"code": "local", "nodes": 2}]  # regions[0].namespace is gone
+
+
+def test_stand_in_generation_follows_spec_only_and_status_is_a_subresource():
+    with KubeApiDouble(reconcile_delay=60) as api:
+        before = api.add_cluster(LIVE_NS, NAME, nodes=1)
+        out = patch(
+            api,
+            {"metadata": {"annotations": {"a": "b"}}, "status": {"readyNodes": 9}},
+            "application/merge-patch+json",
+        )
+        assert out["metadata"]["generation"] == 1 and out["status"]["readyNodes"] == 1
+        assert out["metadata"]["resourceVersion"] != before["metadata"]["resourceVersion"]
+        same = patch(api, {"metadata": {"annotations": {"a": "b"}}}, "application/merge-patch+json")
+        assert same["metadata"]["resourceVersion"] == out["metadata"]["resourceVersion"]  # no-op write
+        grown = patch(api, [{"op": "replace", "path": "/spec/regions/0/nodes", "value": 2}], JSON_PATCH_TYPE)
+        assert grown["metadata"]["generation"] == 2 and grown["status"]["observedGeneration"] == 1
+
+
+def test_stand_in_answers_errors_with_status_objects():
+    with KubeApiDouble() as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        cases = [
+            ({"spec": {}}, "application/strategic-merge-patch+json", 415, "UnsupportedMediaType"),
+            ({"metadata": {"resourceVersion": "1"}}, "application/merge-patch+json", 409, "Conflict"),
+            (
+                [{"op": "replace", "path": "/spec/regions/0/nodes", "value": -1}],
+                JSON_PATCH_TYPE,
+                422,
+                "Invalid",
+            ),
+            ([{"op": "test", "path": "/spec/regions/0/code", "value": "x"}], JSON_PATCH_TYPE, 422, "Invalid"),
+        ]
+        for body, content_type, code, reason in cases:
+            with pytest.raises(kubernetes.client.ApiException) as err:
+                patch(api, body, content_type)
+            status = json.loads(err.value.body)
+            assert (err.value.status, status["kind"], status["status"]) == (code, "Status", "Failure")
+            assert (status["code"], status["reason"]) == (code, reason) and status["message"]
+
+
+def test_stand_in_lists_by_label_selector(reset_api):
+    reset_api.add_cluster(REHEARSAL_NS, "other", nodes=2)
+    items = custom_api(reset_api).list_namespaced_custom_object(
+        "crdb.cockroachlabs.com", "v1beta1", REHEARSAL_NS, NODES, label_selector=f"{CLUSTER_LABEL}=other"
+    )["items"]
+    assert len(items) == 2 and all(n["metadata"]["labels"][CLUSTER_LABEL] == "other" for n in items)
+    none = custom_api(reset_api).list_namespaced_custom_object(
+        "crdb.cockroachlabs.com", "v1beta1", REHEARSAL_NS, NODES, label_selector=f"{CLUSTER_LABEL}={NAME}"
+    )["items"]
+    assert none == []
