@@ -1,7 +1,8 @@
 // The live timeline: a WebSocket feed drawn on plain <canvas> (no library, no CDN: works offline).
 "use strict";
 
-const WINDOW_SECONDS = 120;          // visible history
+const WINDOW_SECONDS = 120;          // visible history once there is that much
+const MIN_WINDOW_SECONDS = 30;       // a fresh page zooms in instead of squeezing points right
 const MAX_POINTS = 600;              // memory bound on the client
 const COLORS = { login: "#58a6ff", search: "#3fb950", other: "#8b98a5", p50: "#3fb950", p95: "#d29922",
                  p99: "#f85149", writer: "#f0883e", reader: "#58a6ff", errors: "#f85149", client: "#d29922" };
@@ -116,8 +117,10 @@ function drawChart(id, points, series) {
   const pad = { l: 48, r: 12, t: 22, b: 22 };
   const pw = w - pad.l - pad.r, ph = h - pad.t - pad.b;
   const now = points.length ? points[points.length - 1].t : Date.now() / 1000;
-  const t0 = now - WINDOW_SECONDS;
-  const x = (t) => pad.l + ((t - t0) / WINDOW_SECONDS) * pw;
+  const span = points.length ? now - points[0].t : 0;
+  const win = Math.min(WINDOW_SECONDS, Math.max(MIN_WINDOW_SECONDS, Math.ceil(span / 10) * 10));
+  const t0 = now - win;
+  const x = (t) => pad.l + ((t - t0) / win) * pw;
   let max = 0;
   for (const p of points) if (p.t >= t0) for (const s of series) { const v = s.get(p); if (v > max) max = v; }
   max = niceMax(max * 1.1);
@@ -131,8 +134,9 @@ function drawChart(id, points, series) {
     ctx.textAlign = "right"; ctx.fillText(v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 0 : 1), pad.l - 6, yy + 4);
   }
   ctx.textAlign = "center";
-  for (let s = 0; s <= WINDOW_SECONDS; s += 30) {
-    ctx.fillText(s === WINDOW_SECONDS ? "now" : `-${WINDOW_SECONDS - s}s`, x(t0 + s), h - 6);
+  const step = win > 60 ? 30 : 10;
+  for (let s = win; s >= 0; s -= step) {
+    ctx.fillText(s === 0 ? "now" : `-${s}s`, x(now - s), h - 6);
   }
 
   for (const m of state.markers) {
@@ -142,8 +146,10 @@ function drawChart(id, points, series) {
     ctx.strokeStyle = m.kind === "spike_start" ? "#3fb950" : "#f85149";
     ctx.setLineDash([5, 4]); ctx.lineWidth = 1.5;
     ctx.beginPath(); ctx.moveTo(xx, pad.t); ctx.lineTo(xx, pad.t + ph); ctx.stroke();
-    ctx.fillStyle = ctx.strokeStyle; ctx.textAlign = "left";
-    ctx.fillText(m.kind === "spike_start" ? "spike" : "end", xx + 3, pad.t + 10);
+    ctx.fillStyle = ctx.strokeStyle;
+    const nearRight = xx > w - pad.r - 40;  // keep the label inside the plot
+    ctx.textAlign = nearRight ? "right" : "left";
+    ctx.fillText(m.kind === "spike_start" ? "spike" : "end", nearRight ? xx - 3 : xx + 3, pad.t + 10);
     ctx.restore();
   }
 

@@ -1,0 +1,59 @@
+"""Headless Chromium opens the dashboard, presses "Start spike", and sees the timeline react."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def test_dashboard_start_spike(app, client):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is installed by scripts/setup.sh")
+    ARTIFACTS.mkdir(exist_ok=True)
+    client.post("/control/background/start")
+    external = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 950})
+            page.on("request", lambda r: r.url.startswith(app.base_url) or r.url.startswith("ws://127.0.0.1")
+                    or external.append(r.url))
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(app.base_url + "/", timeout=15000)
+            expect(page.locator("#ws-state")).to_have_attribute("data-state", "open", timeout=10000)
+            expect(page.locator("#ready-state")).to_have_attribute("data-ready", "true", timeout=10000)
+            expect(page.locator("#spike-state")).to_have_attribute("data-active", "false")
+            expect(page.locator(".toggle[data-target=background]")).to_have_class("toggle running", timeout=5000)
+            points_before = int(page.locator("#stat-points").inner_text())
+
+            page.fill("#spike-seconds", "6")
+            page.fill("#spike-rps", "60")
+            page.click("#spike-start")
+            expect(page.locator("#spike-state")).to_have_attribute("data-active", "true", timeout=5000)
+            expect(page.locator("#spike-state")).to_contain_text("60 req/s")
+            page.wait_for_function(
+                "Number(document.getElementById('stat-points').textContent) >= %d" % (points_before + 5),
+                timeout=10000)
+            achieved = page.locator("#stat-spike").inner_text()
+            assert "/ 60" in achieved, achieved
+            page.screenshot(path=str(ARTIFACTS / "sample-app-dashboard.png"), full_page=True)
+
+            # Stop from the page: the state flips back and the stop marker is recorded.
+            page.click("#spike-stop")
+            expect(page.locator("#spike-state")).to_have_attribute("data-active", "false", timeout=5000)
+            assert not errors, errors
+            browser.close()
+    finally:
+        client.post("/control/background/stop")
+        client.delete("/spike")
+    assert not external, f"the page fetched from outside the app: {external}"
