@@ -130,6 +130,11 @@ def api_error(call: ApiCall, exc: ApiException) -> ClusterControlError:
             f"the RBAC rule {{{call.rbac_rule()}}} is missing for this identity in namespace "
             f"{call.namespace}; grant it in {RBAC_FILE} and `kubectl apply -f {RBAC_FILE}`"
         )
+    elif code == 404 and call.verb == "create":
+        hint = (
+            f"namespace {call.namespace} or the crdbclusters.{GROUP} CRD does not exist: "
+            "create the namespace (k8s/namespaces.yaml) and install the CockroachDB operator first"
+        )
     elif code == 404 and call.resource == CLUSTERS:
         hint = (
             f"CrdbCluster {call.namespace}/{call.name} does not exist: apply {CLUSTER_MANIFEST} first "
@@ -290,6 +295,8 @@ class OperatorClusterControl(ClusterControl):
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             cluster = self._get_cluster()
             current = int(_regions(cluster, self.describe())[0].get("nodes") or 0)
+            if cluster["metadata"].get("deletionTimestamp"):
+                raise ClusterControlError(f"{self.describe()} is being deleted; it cannot be scaled")
             if current == nodes:
                 return  # someone (a previous attempt, a person) already asked for it
             if nodes < current:

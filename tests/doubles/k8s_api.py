@@ -253,6 +253,7 @@ class KubeApiDouble:
         self._failures: list[list] = []  # [verb, resource, code, times left, message]
         self._interfere = 0
         self._rv = 100
+        self._node_ids = 0
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -458,7 +459,8 @@ class KubeApiDouble:
                 ):
                     for c in conds.values():
                         c.update(status="True", lastTransitionTime=now_rfc3339())
-                    node["status"]["nodeID"] = len(self._objects)
+                    self._node_ids += 1
+                    node["status"]["nodeID"] = self._node_ids
                     node["metadata"]["resourceVersion"] = self._next_rv()
                 ready += conds["PodReady"]["status"] == "True"
             if status.get("readyNodes", 0) != ready:

@@ -279,6 +279,19 @@ def test_unreachable_api_server_is_said_plainly():
         control.desired_nodes()
 
 
+def test_a_cluster_being_deleted_is_not_scaled():
+    with KubeApiDouble(delete_delay=60) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        custom_api(api).delete_namespaced_custom_object(
+            "crdb.cockroachlabs.com", "v1beta1", LIVE_NS, CLUSTERS, NAME, propagation_policy="Foreground"
+        )
+        control = control_for(api)
+        with pytest.raises(ClusterControlError, match="is being deleted; it cannot be scaled"):
+            control.scale_to(2)
+        assert api.count("patch", CLUSTERS) == 0
+        assert "the CrdbCluster is being deleted" in control.status().message
+
+
 # --- RBAC truthfulness -------------------------------------------------------------------------------------
 
 
@@ -551,6 +564,16 @@ def test_resource_passes_its_settings_through(tmp_path):
     assert (control.reset_timeout, control.poll_interval) == (42, 0.5)
     assert control.cluster_manifest == REPO_ROOT / "k8s" / "crdb-cluster.yaml"
     assert control.node_selector == control.pvc_selector == f"{CLUSTER_LABEL}=rehearsal"
+
+
+def test_reset_into_a_missing_namespace_says_what_to_create(reset_api, manifest):
+    reset_api.fail_next("create", CLUSTERS, 404, message='namespaces "crdb-rehearsal" not found')
+    with pytest.raises(ClusterControlError) as err:
+        rehearsal_control(reset_api, manifest).reset_rehearsal_environment()
+    assert "create crdbclusters in namespace crdb-rehearsal failed with HTTP 404" in str(err.value)
+    assert "k8s/namespaces.yaml" in str(err.value) and 'namespaces "crdb-rehearsal" not found' in str(
+        err.value
+    )
 
 
 def test_reset_says_when_no_pvc_matched_its_selector(reset_api, manifest):
