@@ -152,3 +152,44 @@ def panel_problems(text: str, where: str, boards: dict[str, set[str]]) -> list[s
         elif panel not in boards[dashboard]:
             problems.append(f"{where}: panel {panel!r} is not on dashboard {dashboard!r}")
     return problems
+
+
+ROUTE_DECORATOR_RE = re.compile(r"""@\w+\.(get|post|put|delete|patch|websocket)\(\s*["']([^"']+)["']""")
+HTTP_MENTION_RE = re.compile(r"\b((?:GET|POST|PUT|DELETE|PATCH)(?:\|(?:GET|POST|PUT|DELETE|PATCH))*) (/[\w/<>{}:.-]*)")
+
+
+@lru_cache(maxsize=1)
+def app_routes() -> dict[str, set[str]]:
+    """Sanic route template (as a regex) -> methods, read from the sample app's route decorators."""
+    routes: dict[str, set[str]] = {}
+    for f in sorted((REPO_ROOT / "sample_app").rglob("*.py")):
+        for method, path in ROUTE_DECORATOR_RE.findall(f.read_text("utf-8")):
+            pattern = "^" + re.sub(r"<[^>]+>", "[^/]+", path) + "$"
+            routes.setdefault(pattern, set()).add("GET" if method == "websocket" else method.upper())
+    return routes
+
+
+def http_route_problems(text: str, where: str, routes: dict[str, set[str]]) -> list[str]:
+    """`METHOD /path` in the docs must be a route the sample app serves with that method."""
+    problems = []
+    for n, line in prose_lines(text):
+        for m in HTTP_MENTION_RE.finditer(line):
+            path = m.group(2).rstrip(".,:")
+            allowed = {meth for pattern, meths in routes.items() if re.match(pattern, path) for meth in meths}
+            for method in m.group(1).split("|"):
+                if method not in allowed:
+                    problems.append(f"{where}:{n}: the sample app serves no {method} {path}")
+    return problems
+
+
+CRDB_NAME_RE = re.compile(r"^crdb-[a-z0-9-]+(?:/[a-z0-9-]+)?$")
+
+
+def resource_name_problems(text: str, where: str) -> list[str]:
+    """Names like `crdb-writer` or `crdb-evolution/environment` must exist in manifests or code."""
+    code = code_text()
+    return [
+        f"{where}:{n}: {span!r} appears nowhere in the manifests or the code"
+        for n, span in code_spans(text)
+        if CRDB_NAME_RE.match(span) and not re.search(rf"(?<![\w-]){re.escape(span)}(?![\w-])", code)
+    ]

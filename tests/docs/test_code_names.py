@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from .code_names import (
-    dagster_name_problems, dagster_names, dashboards, env_var_problems, panel_problems, panel_refs,
-    table_first_column,
+    app_routes, dagster_name_problems, dagster_names, dashboards, env_var_problems, http_route_problems,
+    panel_problems, panel_refs, resource_name_problems, table_first_column,
 )
 from .md_parse import REPO_ROOT
 from .phase_docs import checked_docs
@@ -94,3 +96,23 @@ def test_wrong_panels_are_reported():
 def test_a_check_table_is_read_from_its_first_column():
     text = "| Check | Query |\n|---|---|\n| `a_check` | q |\n| `b_check` | r |\n\nafter\n| x |\n"
     assert table_first_column(text, "Check") == ["a_check", "b_check"]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_http_calls_in_the_docs_are_routes_of_the_sample_app(doc):
+    routes = app_routes()
+    assert any(re.match(p, "/spike") for p in routes), "could not read the sample app's routes"
+    assert http_route_problems(read(doc), doc, routes) == []
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_kubernetes_and_label_names_in_the_docs_exist(doc):
+    assert resource_name_problems(read(doc), doc) == []
+
+
+def test_wrong_routes_and_names_are_reported():
+    routes = {"^/spike$": {"POST", "GET", "DELETE"}, "^/control/[^/]+/[^/]+$": {"POST"}}
+    text = "Call `POST|GET|PUT /spike`, `POST /control/readers/start`, `GET /nope`.\nUse `crdb-nowhere-xyz`.\n"
+    problems = http_route_problems(text, "x.md", routes)
+    assert problems == ["x.md:1: the sample app serves no PUT /spike", "x.md:1: the sample app serves no GET /nope"]
+    assert len(resource_name_problems(text, "x.md")) == 1
