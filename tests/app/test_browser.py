@@ -36,14 +36,14 @@ def test_dashboard_start_spike(app, client):
             expect(page.locator(".toggle[data-target=background]")).to_have_class("toggle running", timeout=5000)
             points_before = int(page.locator("#stat-points").inner_text())
 
-            page.fill("#spike-seconds", "6")
+            page.fill("#spike-seconds", "12")
             page.fill("#spike-rps", "60")
             page.click("#spike-start")
             expect(page.locator("#spike-state")).to_have_attribute("data-active", "true", timeout=5000)
             expect(page.locator("#spike-state")).to_contain_text("60 req/s")
             page.wait_for_function(
                 "Number(document.getElementById('stat-points').textContent) >= %d" % (points_before + 5),
-                timeout=10000)
+                timeout=15000)
             achieved = page.locator("#stat-spike").inner_text()
             assert "/ 60" in achieved, achieved
             page.screenshot(path=str(ARTIFACTS / "sample-app-dashboard.png"), full_page=True)
