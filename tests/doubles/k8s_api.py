@@ -14,6 +14,7 @@ serves only what evolution_pipeline/resources/operator.py uses, following the Ku
   status.observedGeneration = metadata.generation and creates the missing CrdbNodes (labelled
   crdb.cockroachlabs.com/cluster=<name>, conditions PodRunning/PodReady False, one PVC each), which turn
   PodReady=True after `node_ready_delay` (never, with `never_ready`); status.readyNodes counts them.
+  With `operator_running = False` nothing is reconciled.
   Deleting a CrdbCluster removes its CrdbNodes after `delete_delay` (and their PVCs unless
   pvc_retention="Retain"), then the cluster.
 
@@ -240,13 +241,12 @@ class KubeApiDouble:
         pvc_retention: str = "Delete",
         user: str = "system:serviceaccount:crdb:evolution-pipeline",
     ):
-        self.reconcile_delay, self.node_ready_delay, self.delete_delay = (
-            reconcile_delay,
-            node_ready_delay,
-            delete_delay,
-        )
+        self.reconcile_delay = reconcile_delay
+        self.node_ready_delay = node_ready_delay
+        self.delete_delay = delete_delay
         self.rbac_rules, self.token, self.pvc_retention, self.user = rbac_rules, token, pvc_retention, user
         self.never_ready = False
+        self.operator_running = True  # False: nothing is reconciled (a stopped or wedged operator)
         self.requests: list[Request] = []
         self._objects: dict[tuple[str, str, str], dict] = {}  # (resource, namespace, name) -> object
         self._timers: dict[tuple[str, str, str], float] = {}  # when something last happened to an object
@@ -289,10 +289,10 @@ class KubeApiDouble:
         with self._lock:
             self._interfere = count
 
-    def seen(self, *, served_only: bool = False) -> set[tuple[str, str, str]]:
-        """(apiGroup, resource, verb) of every request (only the ones answered 2xx with served_only)."""
+    def seen(self) -> set[tuple[str, str, str]]:
+        """(apiGroup, resource, verb) of every request, as RBAC would name it."""
         with self._lock:
-            return {(r.group, r.resource, r.verb) for r in self.requests if not served_only or r.code < 300}
+            return {(r.group, r.resource, r.verb) for r in self.requests}
 
     def count(self, verb: str, resource: str) -> int:
         with self._lock:
@@ -438,6 +438,8 @@ class KubeApiDouble:
                     for node in self._nodes_of(ns, name):
                         self._delete_node(ns, node)
                     del self._objects[key]
+                continue
+            if not self.operator_running:
                 continue
             changed = False
             if (

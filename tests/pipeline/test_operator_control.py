@@ -95,11 +95,13 @@ def test_grows_one_two_three_and_reports_ready_only_when_the_operator_caught_up(
     assert wait_ready(control, 1).ready_nodes == 1
 
     for target in (2, 3):
+        api.operator_running = False
         assert control.scale_to(target) is True
         right_after = control.status()
         # The operator has not acted yet: the new generation is not observed, so never "ready" here.
         assert right_after.desired_nodes == target and not right_after.settled
         assert not right_after.is_ready(target)
+        api.operator_running = True
         ready = wait_ready(control, target)
         assert ready.ready_nodes == target and len(ready.nodes) == target
         assert all(n.ready and "PodReady=True" in n.detail for n in ready.nodes)
