@@ -1,0 +1,171 @@
+"""Throughput and p50/p99 of /search and /login on ONE app process, beside a raw psycopg loop.
+
+Everything on 127.0.0.1: a real PostgreSQL (pgserver's binaries, scram passwords, the real
+app_writer/app_reader roles, sql/00-bootstrap.sql), the app as `python -m sample_app`, wrk as the
+HTTP client. The raw loop runs the app's very statements (services.LOGIN_SQL / search_sql) with
+the same concurrency on direct psycopg async connections, in one process like the app.
+Targets: app >= 0.6x raw for /search, >= 0.5x raw for /login. Bounded: about a minute and a half.
+
+    .venv/bin/python bench/app_throughput.py [--seconds 8] [--concurrency 16] [--rounds 2] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psycopg  # noqa: E402
+
+from sample_app import services  # noqa: E402
+from sample_app.workload import SEED_WORDS  # noqa: E402
+from tests.app.appproc import AppProcess  # noqa: E402
+from tests.app.pg import LocalPostgres  # noqa: E402
+
+TARGETS = {"search": 0.6, "login": 0.5}
+# The same prefixes for both sides: 2-4 letters of a seeded word.
+PREFIXES = sorted({w[:n] for w in SEED_WORDS for n in (2, 3, 4)})
+
+WRK_LUA = """
+local prefixes = {%(prefixes)s}
+local mode = "%(mode)s"
+local n = 0
+request = function()
+  n = n + 1
+  if mode == "search" then
+    local p = prefixes[math.random(#prefixes)]
+    return wrk.format("GET", "/search?q=" .. p)
+  end
+  return wrk.format("POST", "/login", {["Content-Type"] = "application/json"},
+                    '{"user_id":"bench-' .. n .. '"}')
+end
+"""
+
+
+def run_wrk(base_url: str, mode: str, seconds: int, concurrency: int, workdir: Path) -> dict:
+    script = workdir / f"{mode}.lua"
+    script.write_text(WRK_LUA % {"prefixes": ", ".join(f'"{p}"' for p in PREFIXES), "mode": mode})
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), base_url],
+        capture_output=True, text=True, timeout=seconds + 30, check=True,
+    ).stdout
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": _wrk_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
+        "p99_ms": _wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def _wrk_ms(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
+    latencies: list[float] = []
+    errors = 0
+    sql = services.search_sql(False) if mode == "search" else services.LOGIN_SQL
+    conns = [await psycopg.AsyncConnection.connect(url, autocommit=True) for _ in range(concurrency)]
+    deadline = time.perf_counter() + seconds
+
+    async def worker(conn: psycopg.AsyncConnection, k: int) -> None:
+        nonlocal errors
+        rng = random.Random(k)
+        n = 0
+        while time.perf_counter() < deadline:
+            n += 1
+            if mode == "search":
+                q = rng.choice(PREFIXES)
+                lo, hi = services.prefix_range(q)
+                params = (lo, hi, q + "%", 20)
+            else:
+                params = (uuid.uuid4(), f"raw-{k}-{n}", datetime.now(timezone.utc), "h" * 64, "h" * 64)
+            t0 = time.perf_counter()
+            try:
+                cur = await conn.execute(sql, params)
+                if cur.description:
+                    await cur.fetchall()
+            except psycopg.Error:
+                errors += 1
+            latencies.append(time.perf_counter() - t0)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c, k) for k, c in enumerate(conns)))
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        await c.close()
+    latencies.sort()
+    return {"rps": len(latencies) / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
+            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="interleaved app/raw rounds; the best round of each side is reported "
+                             "(the machine is shared, best-of-N filters out other processes' bursts)")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        print("wrk is missing: run scripts/setup.sh", file=sys.stderr)
+        return 2
+    work = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    work.chmod(0o755)
+    pg = LocalPostgres(work)
+    c = str(args.concurrency)
+    app = AppProcess({
+        "APP_DB_WRITER_URL": pg.url("app_writer"), "APP_DB_READER_URL": pg.url("app_reader"),
+        "APP_HASH_SALT": "bench-salt-0123456789", "APP_LOG_LEVEL": "WARNING",
+        "APP_DB_WRITER_POOL_MIN": c, "APP_DB_WRITER_POOL_MAX": c,
+        "APP_DB_READER_POOL_MIN": c, "APP_DB_READER_POOL_MAX": c,
+    }, work / "app.log")
+    results = {}
+    try:
+        app.wait_ready()
+        for mode in ("search", "login"):
+            run_wrk(app.base_url, mode, 2, args.concurrency, work)  # warm-up: pools full, statements prepared
+            url = pg.url("app_writer" if mode == "login" else "app_reader")
+            rounds = {"app": [], "raw": []}
+            for _ in range(args.rounds):
+                rounds["app"].append(run_wrk(app.base_url, mode, args.seconds, args.concurrency, work))
+                rounds["raw"].append(asyncio.run(raw_loop(url, mode, args.seconds, args.concurrency)))
+            results[mode] = {side: max(runs, key=lambda r: r["rps"]) for side, runs in rounds.items()}
+    finally:
+        app.stop()
+        pg.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"sample app vs raw psycopg, one app process, concurrency {args.concurrency}, {args.seconds}s runs, "
+          f"best of {args.rounds} interleaved rounds")
+    print(f"{'route':8} {'side':4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    missed = []
+    for mode, sides in results.items():
+        for side in ("app", "raw"):
+            r = sides[side]
+            print(f"/{mode:7} {side:4} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}")
+        ratio = sides["app"]["rps"] / sides["raw"]["rps"]
+        ok = ratio >= TARGETS[mode] and sides["app"]["errors"] == 0
+        print(f"/{mode:7} app/raw = {ratio:.2f}x (target >= {TARGETS[mode]}x): {'PASS' if ok else 'MISS'}")
+        if not ok:
+            missed.append(mode)
+    return 1 if missed and args.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
