@@ -25,7 +25,8 @@ class CheckSpec:
     description: str
     # (prometheus, phase, state) -> (query, predicate on the value, expectation text)
     build: Callable[[PrometheusResource, Phase, PhaseState], tuple[str, Callable[[float], bool], str]]
-    # Cluster metrics lag the cluster by a scrape or two: poll them for up to settle_seconds.
+    # Cluster gauges lag the cluster by a scrape or two: poll them until they pass or settle_seconds run
+    # out. Windowed app ratios are judged once (only missing data is waited for).
     settle: bool = True
 
 
@@ -76,8 +77,8 @@ CHECKS = (
 
 def evaluate(spec: CheckSpec, prom: PrometheusResource, phase: Phase, state: PhaseState) -> dg.AssetCheckResult:
     query, ok, expectation = spec.build(prom, phase, state)
-    timeout = prom.check_settle_seconds if spec.settle else 0.0
-    passed, reading, error = prom.wait_until(query, ok, timeout=timeout, interval=prom.check_poll_seconds)
+    passed, reading, error = prom.wait_until(query, ok, timeout=prom.check_settle_seconds,
+                                             interval=prom.check_poll_seconds, retry_failed_values=spec.settle)
     metadata: dict = {"query": dg.MetadataValue.text(query), "expected": expectation,
                       "prometheus": dg.MetadataValue.url(prom.url)}
     if reading is not None:

@@ -80,8 +80,13 @@ class PrometheusResource(dg.ConfigurableResource):
                             "var-cluster": self.cluster_label})
         return f"{self.grafana_url.rstrip('/')}/d/{self.grafana_dashboard_uid}?{params}"
 
-    def wait_until(self, expr: str, ok, timeout: float, interval: float = 2.0) -> tuple[bool, Reading | None, str]:
-        """Poll `expr` until `ok(value)`; returns (passed, last reading, last error)."""
+    def wait_until(self, expr: str, ok, timeout: float, interval: float = 2.0,
+                   retry_failed_values: bool = True) -> tuple[bool, Reading | None, str]:
+        """Poll `expr` until `ok(value)`; returns (passed, last reading, last error).
+
+        Missing data is always retried until the timeout (a fresh series needs a scrape or two); a value
+        that fails `ok` is retried only with retry_failed_values (gauges that settle, not error ratios).
+        """
         deadline = time.monotonic() + timeout
         reading, error = None, ""
         while True:
@@ -90,6 +95,8 @@ class PrometheusResource(dg.ConfigurableResource):
                 error = ""
                 if ok(reading.value):
                     return True, reading, ""
+                if not retry_failed_values:
+                    return False, reading, ""
             except PrometheusQueryError as exc:
                 error = str(exc)
             if time.monotonic() >= deadline:

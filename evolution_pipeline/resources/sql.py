@@ -43,10 +43,12 @@ class BackupInfo:
 
 
 def collection_uri(base: str, *parts: str) -> str:
-    """Append path segments to a backup URI, keeping its query string (s3://b/p?AUTH=implicit)."""
-    u = urlsplit(base)
-    path = "/".join([u.path.rstrip("/"), *[p.strip("/") for p in parts]])
-    return urlunsplit((u.scheme, u.netloc, path, u.query, u.fragment))
+    """Append path segments to a backup URI, keeping its query string (s3://b/p?AUTH=implicit).
+
+    Plain string work on purpose: urlunsplit would turn userfile:///x into userfile:/x.
+    """
+    head, sep, query = base.partition("?")
+    return "/".join([head.rstrip("/"), *[p.strip("/") for p in parts]]) + sep + query
 
 
 def _is_retryable(exc: Exception) -> bool:

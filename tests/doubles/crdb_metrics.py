@@ -124,6 +124,10 @@ class CrdbNodeMetrics:
         self.values: dict[str, float] = {name: spec.default for name, spec in CATALOGUE.items()}
         self.values["liveness_livenodes"] = live_nodes
         self.latency_ns = 2_000_000.0  # every observation falls in this bucket
+        # A node that is not running answers no scrape (Prometheus marks the target down).
+        self.up = True
+        # Called before each scrape, so a test can derive values from its own model of the cluster.
+        self.before_scrape = None
         self._lock = threading.Lock()
 
     def set(self, **values: float) -> None:
@@ -177,6 +181,11 @@ class CrdbMetricsCluster:
             def do_GET(self):  # noqa: N802 (http.server API)
                 if self.path.split("?")[0] != "/_status/vars":
                     self.send_error(404)
+                    return
+                if node.before_scrape:
+                    node.before_scrape(node)
+                if not node.up:
+                    self.send_error(503, "node not running")
                     return
                 body = node.render().encode()
                 self.send_response(200)

@@ -1,0 +1,50 @@
+"""Resources for running the real pipeline against the stand-in world, configured from env variables.
+
+Used in-process by the tests, by reconstructable jobs (execute_job runs steps in subprocesses) and by the
+end-to-end code location that `dagster dev` loads; hence configuration through the environment.
+"""
+
+from __future__ import annotations
+
+import os
+
+from evolution_pipeline.environments import LIVE, REHEARSAL
+from evolution_pipeline.resources.prometheus import PrometheusResource
+from evolution_pipeline.resources.sample_app import SampleAppResource
+from tests.doubles.pipeline_world import WorldClusterResource, WorldSqlResource
+
+CLUSTER_LABEL = {LIVE: "crdb-test-live", REHEARSAL: "crdb-test-rehearsal"}
+
+
+def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, *, settle: float = 15.0,
+                       ready_timeout: float = 10.0, replication_timeout: float = 10.0) -> dict:
+    resources = {}
+    for env in (LIVE, REHEARSAL):
+        resources[env.resource_key("cluster")] = WorldClusterResource(
+            world_path=str(worlds[env.name]), environment=env.name,
+            ready_timeout_seconds=ready_timeout, poll_interval_seconds=0.05)
+        resources[env.resource_key("crdb")] = WorldSqlResource(
+            world_path=str(worlds[env.name]), replication_timeout_seconds=replication_timeout,
+            backup_uri=f"userfile:///test-backups-{env.name}")
+        resources[env.resource_key("prometheus")] = PrometheusResource(
+            url=prometheus_url, cluster_label=CLUSTER_LABEL[env], check_settle_seconds=settle,
+            check_poll_seconds=0.5, min_window_seconds=5, grafana_url="http://grafana.test:3000")
+        resources[env.resource_key("sample_app")] = SampleAppResource(url=app_urls[env.name])
+    return resources
+
+
+def stand_in_resources_from_env() -> dict:
+    e = os.environ
+    return stand_in_resources(
+        {"live": e["TEST_WORLD_LIVE"], "rehearsal": e["TEST_WORLD_REHEARSAL"]},
+        e["TEST_PROMETHEUS_URL"],
+        {"live": e["TEST_APP_URL_LIVE"], "rehearsal": e["TEST_APP_URL_REHEARSAL"]},
+        settle=float(e.get("TEST_CHECK_SETTLE", "15")),
+    )
+
+
+def evolve_job():
+    """A reconstructable job factory for execute_job (re-execution tests)."""
+    from evolution_pipeline.definitions import build_definitions
+
+    return build_definitions(stand_in_resources_from_env()).resolve_job_def("evolve")
