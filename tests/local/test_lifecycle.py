@@ -164,3 +164,33 @@ def test_node_processes_outlive_their_starter(local_env):
     # Own session: a Ctrl-C or the end of the Dagster run worker's process group does not reach it.
     assert os.getsid(pid) == pid and os.getpgid(pid) != os.getpgid(0)
     assert pid in node_pids_under(local_env.data_dir)
+
+
+def test_cli_status_and_stop_for_make_local_targets(local_env):
+    """`make local-status` / `make local-stop` run this CLI with the environment make dev uses."""
+    import subprocess
+    import sys
+
+    from evolution_pipeline.phases import REPO_ROOT
+
+    control = local_env.control()
+    control.scale_to(2)
+    wait_ready(control, 2)
+    env = {**os.environ, "COCKROACH_BIN": str(local_env.config().cockroach_bin),
+           "LOCAL_CRDB_DATA_DIR": str(local_env.data_dir), "LOCAL_CRDB_SQL_PORT_BASE": str(local_env.ports["sql"]),
+           "LOCAL_CRDB_LISTEN_PORT_BASE": str(local_env.ports["listen"]),
+           "LOCAL_CRDB_HTTP_PORT_BASE": str(local_env.ports["http"])}
+    cli = [sys.executable, "-m", "evolution_pipeline.resources.local"]
+    status = subprocess.run(cli + ["status"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert "desired=2 ready=2" in status.stdout and "node2=ready" in status.stdout
+    assert f"crdb-reader: 127.0.0.1:{local_env.ports['sql'] + 1}" in status.stdout
+
+    stop = subprocess.run(cli + ["stop"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert stop.returncode == 0 and "node1" in stop.stdout and "node2" in stop.stdout
+    assert node_pids_under(local_env.data_dir) == []
+    assert (local_env.data_dir / "node1").is_dir(), "stopping keeps the data"
+    # Started again later, the same stores come back without a second init.
+    control.set_desired_nodes(2)
+    wait_ready(control, 2)
+    assert len(local_env.invocations("init")) == 1
