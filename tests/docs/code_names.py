@@ -84,7 +84,7 @@ def table_first_column(text: str, header: str) -> list[str]:
 
 ENV_RE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
 # Where the product reads its settings; a variable the docs name must be read (or set) somewhere here.
-CODE_PLACES = ("evolution_pipeline", "sample_app", "scripts", "mk", "k8s", "grafana", "dagster_home")
+CODE_PLACES = ("evolution_pipeline", "sample_app", "scripts", "mk", "k8s", "grafana", "dagster_home", "sql")
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +92,7 @@ def code_text() -> str:
     parts = [(REPO_ROOT / "Makefile").read_text("utf-8")]
     for place in CODE_PLACES:
         for f in sorted((REPO_ROOT / place).rglob("*")):
-            if f.is_file() and f.suffix in {".py", ".sh", ".mk", ".yaml", ".yml", ".json", ".toml", ".env", ""}:
+            if f.is_file() and f.suffix in {".py", ".sh", ".mk", ".yaml", ".yml", ".json", ".toml", ".env", ".sql", ""}:
                 try:
                     parts.append(f.read_text("utf-8"))
                 except UnicodeDecodeError:
@@ -108,6 +108,19 @@ def env_var_problems(text: str, where: str) -> list[str]:
             if not re.search(rf"\b{re.escape(var)}\b", code):
                 problems.append(f"{where}:{n}: {var} is named in the docs but nothing in the code reads it")
     return problems
+
+
+SNAKE_IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
+
+
+def identifier_problems(text: str, where: str) -> list[str]:
+    """snake_case names in `code` spans (ops, users, tables, metrics, metadata keys) must exist in the code."""
+    code = code_text()
+    return [
+        f"{where}:{n}: `{span}` appears nowhere in the code, manifests, dashboards or SQL"
+        for n, span in code_spans(text)
+        if SNAKE_IDENTIFIER_RE.match(span) and not re.search(rf"\b{re.escape(span)}\b", code)
+    ]
 
 
 PANEL_REF_RE = re.compile(r"\*(?P<dashboard>[^*\n]+?)\*\s*›\s*\*\*(?P<panel>[^*\n]+?)\*\*")

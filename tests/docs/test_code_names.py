@@ -8,6 +8,7 @@ import pytest
 
 from .code_names import (
     app_routes, dagster_name_problems, dagster_names, dashboards, env_var_problems, http_route_problems,
+    identifier_problems,
     panel_problems, panel_refs, resource_name_problems, table_first_column,
 )
 from .md_parse import REPO_ROOT
@@ -58,6 +59,11 @@ def test_environment_variables_in_the_docs_are_read_by_the_code(doc):
     assert env_var_problems(read(doc), doc) == []
 
 
+@pytest.mark.parametrize("doc", DOCS)
+def test_snake_case_names_in_the_docs_exist_in_the_code(doc):
+    assert identifier_problems(read(doc), doc) == []
+
+
 def test_demo_panels_exist_on_their_dashboards():
     boards = dashboards()
     assert len(boards) >= 3, "grafana/dashboards/*.json are missing"
@@ -82,6 +88,8 @@ def test_wrong_names_are_reported(names):
     assert len(problems) == 2 and "resize" in problems[0] and "fresh_start" in problems[1], problems
     env = env_var_problems(text, "x.md")
     assert len(env) == 1 and "NO_SUCH_SETTING_ANYWHERE" in env[0], env
+    ids = identifier_problems("`app_reader` reads `search_terms`; `converge_secs` is a typo.\n", "x.md")
+    assert len(ids) == 1 and "converge_secs" in ids[0], ids
 
 
 def test_wrong_panels_are_reported():
