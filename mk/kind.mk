@@ -77,14 +77,14 @@ kind-crdb: ## the CockroachDB operator (cloudRegion=$(CRDB_REGION)), then the Cr
 	@if $(KUBECTL) -n crdb get crdbcluster cockroachdb >/dev/null 2>&1; then \
 	  echo "CrdbCluster crdb/cockroachdb exists: not re-applying k8s/crdb-cluster.yaml (it would reset nodes to 1)"; \
 	else $(KUBECTL) apply -f k8s/crdb-cluster.yaml; fi
-	$(KUBECTL) apply -f k8s/services.yaml
+	$(KUBECTL) apply -f k8s/services.yaml -f k8s/rehearsal/services.yaml
 	@for i in $$(seq 120); do \
 	  [ "$$($(KUBECTL) -n crdb get crdbcluster cockroachdb -o jsonpath='{.status.readyNodes}' 2>/dev/null)" -ge 1 ] 2>/dev/null && exit 0; sleep 5; \
 	done; echo "CrdbCluster crdb/cockroachdb has no ready node after 10 minutes: kubectl -n crdb get crdbnodes,pods"; exit 1
 
-kind-app: ## the sample app (demo credentials) in namespace crdb-demo
+kind-app: ## the sample app (demo credentials) in namespace crdb-demo, and the rehearsal's own app
 	$(KUBECTL) apply -f k8s/app/namespace.yaml -f k8s/app/configmap.yaml -f k8s/app/secret.yaml \
-	  -f k8s/app/deployment.yaml -f k8s/app/service.yaml
+	  -f k8s/app/deployment.yaml -f k8s/app/service.yaml -f k8s/app/rehearsal.yaml
 
 kind-pipeline: ## ServiceAccount + Roles, the pipeline's Secret (copied from the demo Secret), Dagster via Helm
 	$(KUBECTL) apply -f k8s/pipeline/rbac.yaml

@@ -37,9 +37,13 @@ def code_location() -> dict:
 
 # --- Services and the CrdbCluster ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["crdb-writer", "crdb-reader"])
-def test_sql_services_select_the_cockroachdb_pods(name):
-    service = find("Service", name, "crdb", path="services.yaml")
+@pytest.mark.parametrize("name,namespace,path", [
+    ("crdb-writer", "crdb", "services.yaml"), ("crdb-reader", "crdb", "services.yaml"),
+    ("crdb-writer", "crdb-rehearsal", "rehearsal/services.yaml"),
+    ("crdb-reader", "crdb-rehearsal", "rehearsal/services.yaml")])
+def test_sql_services_select_the_cockroachdb_pods(name, namespace, path):
+    """The rehearsal cluster is recreated from crdb-cluster.yaml, so its pods carry the same labels."""
+    service = find("Service", name, namespace, path=path)
     selector = service["spec"]["selector"]
     labels = pod_template_labels()
     assert selector, "a Service without selector selects nothing"
@@ -183,24 +187,28 @@ def test_every_host_clients_dial_is_in_the_node_certificate():
 
 # --- the app: env names, Secret/ConfigMap keys, URLs the app accepts -----------------------------------------
 
-def app_env() -> list[dict]:
-    deployment = find("Deployment", "sample-app", "crdb-demo", path="app/deployment.yaml")
+APPS = [("sample-app", "app/deployment.yaml", "crdb"), ("sample-app-rehearsal", "app/rehearsal.yaml", "crdb-rehearsal")]
+
+
+def app_env(name: str = "sample-app", path: str = "app/deployment.yaml") -> list[dict]:
+    deployment = find("Deployment", name, "crdb-demo", path=path)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container["env"]
 
 
-def test_app_env_names_equal_the_settings_contract():
-    names = [e["name"] for e in app_env()]
+@pytest.mark.parametrize("name,path,_", APPS)
+def test_app_env_names_equal_the_settings_contract(name, path, _):
+    names = [e["name"] for e in app_env(name, path)]
     assert len(names) == len(set(names)), "duplicate env entries"
     assert set(names) == set(ENV_VARS), (f"missing: {sorted(set(ENV_VARS) - set(names))}, "
                                         f"unknown to the app: {sorted(set(names) - set(ENV_VARS))}")
 
 
-def resolved_app_env() -> dict[str, str]:
+def resolved_app_env(name: str = "sample-app", path: str = "app/deployment.yaml") -> dict[str, str]:
     secret = find("Secret", "sample-app-credentials", "crdb-demo", path="app/secret.yaml")["stringData"]
     config = find("ConfigMap", "sample-app", "crdb-demo", path="app/configmap.yaml")["data"]
     env = {}
-    for entry in app_env():
+    for entry in app_env(name, path):
         source = entry["valueFrom"]
         if "secretKeyRef" in source:
             ref, data = source["secretKeyRef"], secret
@@ -214,8 +222,9 @@ def resolved_app_env() -> dict[str, str]:
     return env
 
 
-def test_the_app_accepts_its_kubernetes_configuration():
-    settings = Settings.from_env(resolved_app_env())
+@pytest.mark.parametrize("name,path,_", APPS)
+def test_the_app_accepts_its_kubernetes_configuration(name, path, _):
+    settings = Settings.from_env(resolved_app_env(name, path))
     assert settings.allow_insecure is False
     assert settings.hash_salt_from_env
 
@@ -227,24 +236,27 @@ def test_the_settings_parser_rejects_a_broken_configuration():
         Settings.from_env(env)
 
 
+@pytest.mark.parametrize("app,path,namespace", APPS)
 @pytest.mark.parametrize("var,user,service", [("APP_DB_WRITER_URL", "app_writer", "crdb-writer"),
                                               ("APP_DB_READER_URL", "app_reader", "crdb-reader")])
-def test_app_urls_use_the_right_user_service_and_verified_tls(var, user, service):
-    env, secret = resolved_app_env(), find("Secret", "sample-app-credentials", "crdb-demo")["stringData"]
+def test_app_urls_use_the_right_user_service_and_verified_tls(var, user, service, app, path, namespace):
+    env = resolved_app_env(app, path)
+    secret = find("Secret", "sample-app-credentials", "crdb-demo")["stringData"]
     url = urlsplit(env[var])
     assert url.username == user and user in SQL_USERS
-    assert url.hostname == f"{service}.crdb.svc.cluster.local" and url.port == 26257
+    assert url.hostname == f"{service}.{namespace}.svc.cluster.local" and url.port == 26257
     assert url.path == "/app"
     query = parse_qs(url.query)
     assert query["sslmode"] == ["verify-full"]
     assert url.password == secret[SQL_USERS[user]], "the pipeline sets this password on the user"
-    deployment = find("Deployment", "sample-app", "crdb-demo")
+    deployment = find("Deployment", app, "crdb-demo")
     mounts = {m["mountPath"] for m in deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]}
     assert any(query["sslrootcert"][0].startswith(m + "/") for m in mounts), "the CA file is mounted"
 
 
-def test_app_deployment_is_hardened_and_probed():
-    deployment = find("Deployment", "sample-app", "crdb-demo")
+@pytest.mark.parametrize("app,path,_", APPS)
+def test_app_deployment_is_hardened_and_probed(app, path, _):
+    deployment = find("Deployment", app, "crdb-demo", path=path)
     pod = deployment["spec"]["template"]
     (container,) = pod["spec"]["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -257,8 +269,19 @@ def test_app_deployment_is_hardened_and_probed():
     port = pod["metadata"]["annotations"]["prometheus.io/port"]
     assert int(port) in {p["containerPort"] for p in container["ports"]}
     assert f"--port', '{port}'" in str(container["command"]).replace('"', "'")
-    service = find("Service", "sample-app", "crdb-demo")
+    service = find("Service", app, "crdb-demo")
     assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_rehearsal_app_is_never_mistaken_for_the_live_one():
+    live = find("Deployment", "sample-app", "crdb-demo")["spec"]["template"]["metadata"]["labels"]
+    rehearsal = find("Deployment", "sample-app-rehearsal", "crdb-demo")["spec"]["template"]["metadata"]["labels"]
+    live_service = find("Service", "sample-app", "crdb-demo")["spec"]["selector"]
+    assert not live_service.items() <= rehearsal.items(), "the live Service would send traffic to the rehearsal app"
+    assert live["app.kubernetes.io/name"] != rehearsal["app.kubernetes.io/name"], "scrape jobs select on this label"
+    env = {e["name"]: e["value"] for e in code_location()["env"]}
+    assert urlsplit(env["REHEARSAL_SAMPLE_APP_URL"]).hostname == "sample-app-rehearsal.crdb-demo.svc.cluster.local"
+    assert urlsplit(env["SAMPLE_APP_URL"]).hostname == "sample-app.crdb-demo.svc.cluster.local"
 
 
 def test_hpa_is_labelled_optional_and_targets_the_app():
@@ -377,13 +400,26 @@ def test_pipeline_secrets_and_certificates_are_wired():
             assert volumes[name]["secret"]["defaultMode"] & 0o007 == 0, "libpq refuses world-readable keys"
 
 
+def test_run_pods_can_read_the_client_key_as_the_image_user():
+    """0440 key files are readable through the group only: every pod that mounts them needs that fsGroup."""
+    dockerfile = (K8S / "pipeline" / "Dockerfile").read_text()
+    uid, gid = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.M)[-1]
+    run_pod = dagster_values()["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]
+    for context in (code_location()["podSecurityContext"], run_pod["securityContext"]):
+        assert context["runAsNonRoot"] is True
+        assert (str(context["runAsUser"]), str(context["fsGroup"])) == (uid, gid)
+    for volume in code_location()["volumes"]:
+        assert volume["secret"]["defaultMode"] == 0o440
+
+
 def test_one_image_for_code_location_and_app_matches_the_kind_build():
     mk = (REPO_ROOT / "mk" / "kind.mk").read_text()
     image = re.search(r"^IMAGE \?= (\S+)$", mk, re.M).group(1)
     location = code_location()["image"]
     assert f"{location['repository']}:{location['tag']}" == image
-    deployment = find("Deployment", "sample-app", "crdb-demo")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    for app, path, _ in APPS:
+        deployment = find("Deployment", app, "crdb-demo", path=path)
+        assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
 
 
 def test_dockerfile_copies_what_exists_and_runs_unprivileged():

@@ -44,7 +44,7 @@ def test_install_order(install_commands):
         r"wait --for=condition=Established crd/crdbclusters\.crdb\.cockroachlabs\.com",
         r"apply -f k8s/crdb-rbac\.yaml",
         r"apply -f k8s/crdb-cluster\.yaml",
-        r"apply -f k8s/services\.yaml",
+        r"apply -f k8s/services\.yaml -f k8s/rehearsal/services\.yaml",
         r"apply -f k8s/app/namespace\.yaml",
         r"apply -f k8s/pipeline/rbac\.yaml",
         r"install dagster dagster/dagster[^\n]*(\\\n[^\n]*)*?-f k8s/pipeline/dagster-values\.yaml",
