@@ -55,10 +55,14 @@ PODS = {
                       phase="Pending")
         + pod_targets("crdb", "tpcc-init-x1", "127.0.0.45", {"app.kubernetes.io/name": "crdb-loadgen"},
                       [("workload", False, [])])
+        + pod_targets("crdb-rehearsal", "cockroachdb-rh001", "127.0.0.46", CRDB,
+                      [("cockroachdb", False, [("http", 8080)])])
     ),
     "sample-app": (
         pod_targets("crdb-demo", "sample-app-7d9-xyz", "127.0.0.44", APP,
                     [("app", False, [("http", 8000)]), ("sidecar", False, [("metrics-sidecar", 9100)])])
+        + pod_targets("crdb-demo", "sample-app-rehearsal-5c-q1", "127.0.0.47",
+                      {"app.kubernetes.io/name": "sample-app-rehearsal"}, [("sample-app-rehearsal", False, [("http", 8000)])])
     ),
 }
 
@@ -88,7 +92,7 @@ def targets(prom, timeout=30.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         data = httpx.get(f"{prom.url}/api/v1/targets", params={"state": "any"}, timeout=10).json()["data"]
-        if len(data["activeTargets"]) >= 3 or time.monotonic() > deadline:
+        if len(data["activeTargets"]) >= 5 or time.monotonic() > deadline:
             return data
         time.sleep(0.5)
 
@@ -97,8 +101,9 @@ def test_one_target_per_running_pod_with_the_contract_labels(prometheus):
     data = targets(prometheus)
     active = {t["labels"]["instance"]: t for t in data["activeTargets"]}
     # The three declared ports of one CockroachDB container collapse into one target.
-    assert len(data["activeTargets"]) == 3, [t["scrapeUrl"] for t in data["activeTargets"]]
-    assert set(active) == {"cockroachdb-abc12", "cockroachdb-def34", "sample-app-7d9-xyz"}
+    assert len(data["activeTargets"]) == 5, [t["scrapeUrl"] for t in data["activeTargets"]]
+    assert set(active) == {"cockroachdb-abc12", "cockroachdb-def34", "sample-app-7d9-xyz", "cockroachdb-rh001",
+                           "sample-app-rehearsal-5c-q1"}
     for name in ("cockroachdb-abc12", "cockroachdb-def34"):
         t = active[name]
         ip = "127.0.0.42" if name.endswith("abc12") else "127.0.0.43"
@@ -109,6 +114,15 @@ def test_one_target_per_running_pod_with_the_contract_labels(prometheus):
     assert app["scrapeUrl"] == "http://127.0.0.44:8000/metrics"
     assert app["labels"] == {"job": "sample-app", "instance": "sample-app-7d9-xyz", "pod": "sample-app-7d9-xyz",
                              "namespace": "crdb-demo", "cluster": "crdb-live"}
+
+
+def test_the_rehearsal_cluster_and_its_app_get_their_own_cluster_label(prometheus):
+    active = {t["labels"]["instance"]: t for t in targets(prometheus)["activeTargets"]}
+    node = active["cockroachdb-rh001"]
+    assert node["scrapeUrl"] == "https://127.0.0.46:8080/_status/vars"
+    assert node["labels"]["cluster"] == "crdb-rehearsal" and node["labels"]["job"] == "cockroachdb"
+    app = active["sample-app-rehearsal-5c-q1"]
+    assert app["labels"]["cluster"] == "crdb-rehearsal" and app["labels"]["job"] == "sample-app"
 
 
 def test_pending_pods_init_containers_other_apps_and_sidecar_ports_are_dropped(prometheus):

@@ -121,9 +121,20 @@ def scrape_jobs(config: dict) -> dict[str, dict]:
 
 
 def cluster_label(job: dict) -> str:
+    """The single constant `cluster` a job sets (the local config)."""
     (rule,) = [r for r in job["relabel_configs"] if r.get("target_label") == "cluster"]
     assert "source_labels" not in rule and rule.get("action", "replace") == "replace"
     return rule["replacement"]
+
+
+def cluster_mapping(job: dict) -> dict[tuple[str, str], str]:
+    """(source label, value) -> cluster, for the cluster config's per-namespace / per-app mapping."""
+    out = {}
+    for r in job["relabel_configs"]:
+        if r.get("target_label") == "cluster":
+            (source,) = r["source_labels"]
+            out[(source, r["regex"])] = r["replacement"]
+    return out
 
 
 def test_k8s_config_scrapes_exactly_the_two_jobs_with_the_contract_labels():
@@ -131,15 +142,21 @@ def test_k8s_config_scrapes_exactly_the_two_jobs_with_the_contract_labels():
     assert config["global"]["scrape_interval"] == "15s"
     jobs = scrape_jobs(config)
     assert set(jobs) == {"cockroachdb", "sample-app"}
-    # The pipeline's checks and the dashboards select cluster="crdb-live": every series carries it.
-    assert {cluster_label(j) for j in jobs.values()} == {config["global"]["external_labels"]["cluster"]}
-    assert config["global"]["external_labels"]["cluster"] == "crdb-live"
+    # The pipeline's checks select cluster="crdb-live" (live) and cluster="crdb-rehearsal" (nightly
+    # rehearsal): every series carries one of them, derived from where it was discovered.
+    assert cluster_mapping(jobs["cockroachdb"]) == {
+        ("__meta_kubernetes_namespace", "crdb"): "crdb-live",
+        ("__meta_kubernetes_namespace", "crdb-rehearsal"): "crdb-rehearsal"}
+    assert cluster_mapping(jobs["sample-app"]) == {
+        ("__meta_kubernetes_pod_label_app_kubernetes_io_name", "sample-app"): "crdb-live",
+        ("__meta_kubernetes_pod_label_app_kubernetes_io_name", "sample-app-rehearsal"): "crdb-rehearsal"}
+    assert "cluster" not in config["global"].get("external_labels", {})
 
     crdb = jobs["cockroachdb"]
     assert crdb["metrics_path"] == "/_status/vars" and crdb["scheme"] == "https"
     assert crdb["tls_config"].get("ca_file") or crdb["tls_config"].get("insecure_skip_verify")
     (sd,) = crdb["kubernetes_sd_configs"]
-    assert sd["role"] == "pod" and sd["namespaces"]["names"] == ["crdb"]
+    assert sd["role"] == "pod" and sd["namespaces"]["names"] == ["crdb", "crdb-rehearsal"]
     assert sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/name=cockroachdb"}]
     address = next(r for r in crdb["relabel_configs"] if r.get("target_label") == "__address__")
     assert address["replacement"].endswith(":8080")
@@ -148,15 +165,19 @@ def test_k8s_config_scrapes_exactly_the_two_jobs_with_the_contract_labels():
     assert app["metrics_path"] == "/metrics"
     (sd,) = app["kubernetes_sd_configs"]
     assert sd["namespaces"]["names"] == ["crdb-demo"]
-    assert sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/name=sample-app"}]
+    assert sd["selectors"] == [{"role": "pod", "label": "app.kubernetes.io/name in (sample-app, sample-app-rehearsal)"}]
 
 
-def test_k8s_cockroachdb_tls_server_name_is_in_the_node_certificate():
-    """Prometheus verifies the nodes against the CA by a DNS name the node certificate really carries."""
+def test_k8s_cockroachdb_tls_server_name_is_in_every_node_certificate():
+    """Prometheus verifies the nodes against the CA by a DNS name the live AND rehearsal certificates carry."""
     crdb = scrape_jobs(k8s_prometheus_config())["cockroachdb"]
-    certs = [d for d in yaml.safe_load_all((K8S.parent / "tls" / "10-certificates.yaml").read_text())
-             if d and d.get("kind") == "Certificate" and d["metadata"]["namespace"] == "crdb"]
-    assert any(crdb["tls_config"]["server_name"] in c["spec"].get("dnsNames", []) for c in certs)
+    certs = [d for f in ("10-certificates.yaml", "30-rehearsal-certificates.yaml")
+             for d in yaml.safe_load_all((K8S.parent / "tls" / f).read_text())
+             if d and d.get("kind") == "Certificate" and d["spec"].get("dnsNames")]
+    namespaces = {c["metadata"]["namespace"] for c in certs}
+    assert namespaces == {"crdb", "crdb-rehearsal"}
+    for c in certs:
+        assert crdb["tls_config"]["server_name"] in c["spec"]["dnsNames"], c["metadata"]["name"]
 
 
 def test_local_config_follows_the_runtime_layout_contract():
