@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import jsonschema
@@ -47,7 +47,7 @@ def yaml_files() -> list[Path]:
     return sorted(p for p in K8S.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: Path) -> tuple[Doc, ...]:
     return tuple(Doc(path, i, d) for i, d in enumerate(yaml.safe_load_all(path.read_text())) if d is not None)
 
@@ -64,8 +64,11 @@ def manifest_docs() -> list[Doc]:
 
 
 def find(kind: str, name: str, namespace: str | None = None, path: str | None = None) -> dict:
-    found = [d.body for d in (docs(path) if path else manifest_docs())
-             if d.kind == kind and d.name == name and (namespace is None or d.namespace == namespace)]
+    found = [
+        d.body
+        for d in (docs(path) if path else manifest_docs())
+        if d.kind == kind and d.name == name and (namespace is None or d.namespace == namespace)
+    ]
     assert len(found) == 1, f"expected one {kind} {namespace or '*'}/{name}, found {len(found)}"
     return found[0]
 
@@ -78,7 +81,7 @@ def crdb_cluster() -> dict:
     return find("CrdbCluster", "cockroachdb", "crdb", path="crdb-cluster.yaml")
 
 
-@lru_cache(maxsize=None)
+@cache
 def schema(file: str) -> dict:
     return json.loads((SCHEMAS / file).read_text())
 

@@ -9,20 +9,29 @@ from fnmatch import fnmatch
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-import yaml
 
 from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, REPO_ROOT, SQL_USERS
 from evolution_pipeline.resources.operator import REHEARSAL_RBAC_RULES, REQUIRED_RBAC_RULES
 from sample_app.settings import ENV_VARS, Settings
-from tests.manifests.support import K8S, crdb_cluster, docs, find, find_all, manifest_docs, pod_template_labels
+from tests.manifests.support import (
+    K8S,
+    crdb_cluster,
+    docs,
+    find,
+    find_all,
+    manifest_docs,
+    pod_template_labels,
+)
 
 NAMESPACES = {"crdb", "crdb-rehearsal", "crdb-demo"}
 BUNDLE_LABEL = "crdb-live-evolution.io/ca-bundle"
 
 
 def normalise_rules(rules: list[dict]) -> list[tuple]:
-    return sorted((tuple(sorted(r.get("apiGroups", []))), tuple(sorted(r["resources"])), tuple(sorted(r["verbs"])))
-                  for r in rules)
+    return sorted(
+        (tuple(sorted(r.get("apiGroups", []))), tuple(sorted(r["resources"])), tuple(sorted(r["verbs"])))
+        for r in rules
+    )
 
 
 def dagster_values() -> dict:
@@ -37,10 +46,16 @@ def code_location() -> dict:
 
 # --- Services and the CrdbCluster ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,namespace,path", [
-    ("crdb-writer", "crdb", "services.yaml"), ("crdb-reader", "crdb", "services.yaml"),
-    ("crdb-writer", "crdb-rehearsal", "rehearsal/services.yaml"),
-    ("crdb-reader", "crdb-rehearsal", "rehearsal/services.yaml")])
+
+@pytest.mark.parametrize(
+    "name,namespace,path",
+    [
+        ("crdb-writer", "crdb", "services.yaml"),
+        ("crdb-reader", "crdb", "services.yaml"),
+        ("crdb-writer", "crdb-rehearsal", "rehearsal/services.yaml"),
+        ("crdb-reader", "crdb-rehearsal", "rehearsal/services.yaml"),
+    ],
+)
 def test_sql_services_select_the_cockroachdb_pods(name, namespace, path):
     """The rehearsal cluster is recreated from crdb-cluster.yaml, so its pods carry the same labels."""
     service = find("Service", name, namespace, path=path)
@@ -81,7 +96,8 @@ def test_pod_service_account_exists_with_node_reader_rights():
     assert normalise_rules(role["rules"]) == [(("",), ("nodes",), ("get", "list", "watch"))]
 
 
-# --- kind, the region code and the operator's cloudRegion --------------------------------------------------
+# --- kind, the region code and the operator's cloudRegion ---------------------------------------------------
+
 
 def kind_workers() -> list[dict]:
     (config,) = [d.body for d in docs("kind/kind-config.yaml")]
@@ -103,14 +119,17 @@ def test_region_code_matches_kind_labels_and_the_operator_install():
     code = crdb_cluster()["spec"]["regions"][0]["code"]
     assert {w["labels"]["topology.kubernetes.io/region"] for w in kind_workers()} == {code}
     mk = (REPO_ROOT / "mk" / "kind.mk").read_text()
-    assert re.search(rf"^CRDB_REGION \?= {re.escape(code)}$", mk, re.M), "the operator's cloudRegion"
+    assert re.search(rf"^CRDB_REGION \?= {re.escape(code)}$", mk, re.MULTILINE), "the operator's cloudRegion"
     assert "--set cloudRegion=$(CRDB_REGION)" in mk
 
 
 # --- TLS: what the CrdbCluster references exists, with the names clients use --------------------------------
 
+
 def certificates(namespace: str) -> dict[str, dict]:
-    return {c["spec"]["secretName"]: c for c in find_all("Certificate") if c["metadata"]["namespace"] == namespace}
+    return {
+        c["spec"]["secretName"]: c for c in find_all("Certificate") if c["metadata"]["namespace"] == namespace
+    }
 
 
 @pytest.mark.parametrize("namespace", ["crdb", "crdb-rehearsal"])
@@ -135,14 +154,21 @@ def test_ca_chain_and_bundle():
     assert ca_cert["spec"]["isCA"] is True
     assert ca_issuer["spec"]["ca"]["secretName"] == ca_cert["spec"]["secretName"]
     assert find("ClusterIssuer", ca_cert["spec"]["issuerRef"]["name"])["spec"] == {"selfSigned": {}}
-    bundle = find("Bundle", crdb_cluster()["spec"]["template"]["spec"]["certificates"]["externalCertificates"][
-        "caConfigMapName"])
+    bundle = find(
+        "Bundle",
+        crdb_cluster()["spec"]["template"]["spec"]["certificates"]["externalCertificates"]["caConfigMapName"],
+    )
     assert bundle["spec"]["target"]["configMap"]["key"] == "ca.crt", "the operator reads ca.crt"
     (source,) = bundle["spec"]["sources"]
-    assert source["secret"] == {"name": ca_cert["spec"]["secretName"], "key": "tls.crt"}, "the CA cert, never its key"
+    assert source["secret"] == {"name": ca_cert["spec"]["secretName"], "key": "tls.crt"}, (
+        "the CA cert, never its key"
+    )
     selector = bundle["spec"]["target"]["namespaceSelector"]["matchLabels"]
-    labelled = {n["metadata"]["name"] for n in find_all("Namespace")
-                if selector.items() <= (n["metadata"].get("labels") or {}).items()}
+    labelled = {
+        n["metadata"]["name"]
+        for n in find_all("Namespace")
+        if selector.items() <= (n["metadata"].get("labels") or {}).items()
+    }
     assert NAMESPACES <= labelled, f"namespaces without the CA ConfigMap: {NAMESPACES - labelled}"
 
 
@@ -152,22 +178,30 @@ def dns_names(namespace: str, secret: str = "cockroachdb-node") -> list[str]:
 
 def covered(host: str, names: list[str]) -> bool:
     # A wildcard covers exactly one label, as in TLS.
-    return any(host == n or (n.startswith("*.") and fnmatch(host, n) and host.count(".") == n.count("."))
-               for n in names)
+    return any(
+        host == n or (n.startswith("*.") and fnmatch(host, n) and host.count(".") == n.count("."))
+        for n in names
+    )
 
 
 @pytest.mark.parametrize("namespace", ["crdb", "crdb-rehearsal"])
 def test_node_certificate_names_every_way_in(namespace):
     names = dns_names(namespace)
     cluster = crdb_cluster()["metadata"]["name"]
-    must = ["localhost", f"{cluster}.{namespace}.svc.cluster.local",
-            f"{cluster}-abc12.{cluster}.{namespace}.svc.cluster.local",  # a pod behind the operator's headless Service
-            f"crdb-writer.{namespace}.svc.cluster.local", f"crdb-reader.{namespace}.svc.cluster.local",
-            "crdb-writer", "crdb-reader"]
+    must = [
+        "localhost",
+        f"{cluster}.{namespace}.svc.cluster.local",
+        # a pod behind the operator's headless Service:
+        f"{cluster}-abc12.{cluster}.{namespace}.svc.cluster.local",
+        f"crdb-writer.{namespace}.svc.cluster.local",
+        f"crdb-reader.{namespace}.svc.cluster.local",
+        "crdb-writer",
+        "crdb-reader",
+    ]
     for host in must:
         assert covered(host, names), f"{host} is not in the node certificate for {namespace}"
     assert "127.0.0.1" in certificates(namespace)["cockroachdb-node"]["spec"]["ipAddresses"]
-    assert not covered(f"crdb-writer.other.svc.cluster.local", names)
+    assert not covered("crdb-writer.other.svc.cluster.local", names)
     assert set(dns_names(namespace, "cockroachdb-http")) == set(names), "HTTP serves under the same names"
 
 
@@ -185,9 +219,12 @@ def test_every_host_clients_dial_is_in_the_node_certificate():
         assert covered(host, dns_names(namespace)), f"{host}: verify-full would fail"
 
 
-# --- the app: env names, Secret/ConfigMap keys, URLs the app accepts -----------------------------------------
+# --- the app: env names, Secret/ConfigMap keys, URLs the app accepts ----------------------------------------
 
-APPS = [("sample-app", "app/deployment.yaml", "crdb"), ("sample-app-rehearsal", "app/rehearsal.yaml", "crdb-rehearsal")]
+APPS = [
+    ("sample-app", "app/deployment.yaml", "crdb"),
+    ("sample-app-rehearsal", "app/rehearsal.yaml", "crdb-rehearsal"),
+]
 
 
 def app_env(name: str = "sample-app", path: str = "app/deployment.yaml") -> list[dict]:
@@ -200,8 +237,10 @@ def app_env(name: str = "sample-app", path: str = "app/deployment.yaml") -> list
 def test_app_env_names_equal_the_settings_contract(name, path, _):
     names = [e["name"] for e in app_env(name, path)]
     assert len(names) == len(set(names)), "duplicate env entries"
-    assert set(names) == set(ENV_VARS), (f"missing: {sorted(set(ENV_VARS) - set(names))}, "
-                                        f"unknown to the app: {sorted(set(names) - set(ENV_VARS))}")
+    assert set(names) == set(ENV_VARS), (
+        f"missing: {sorted(set(ENV_VARS) - set(names))}, "
+        f"unknown to the app: {sorted(set(names) - set(ENV_VARS))}"
+    )
 
 
 def resolved_app_env(name: str = "sample-app", path: str = "app/deployment.yaml") -> dict[str, str]:
@@ -237,8 +276,10 @@ def test_the_settings_parser_rejects_a_broken_configuration():
 
 
 @pytest.mark.parametrize("app,path,namespace", APPS)
-@pytest.mark.parametrize("var,user,service", [("APP_DB_WRITER_URL", "app_writer", "crdb-writer"),
-                                              ("APP_DB_READER_URL", "app_reader", "crdb-reader")])
+@pytest.mark.parametrize(
+    "var,user,service",
+    [("APP_DB_WRITER_URL", "app_writer", "crdb-writer"), ("APP_DB_READER_URL", "app_reader", "crdb-reader")],
+)
 def test_app_urls_use_the_right_user_service_and_verified_tls(var, user, service, app, path, namespace):
     env = resolved_app_env(app, path)
     secret = find("Secret", "sample-app-credentials", "crdb-demo")["stringData"]
@@ -275,12 +316,21 @@ def test_app_deployment_is_hardened_and_probed(app, path, _):
 
 def test_rehearsal_app_is_never_mistaken_for_the_live_one():
     live = find("Deployment", "sample-app", "crdb-demo")["spec"]["template"]["metadata"]["labels"]
-    rehearsal = find("Deployment", "sample-app-rehearsal", "crdb-demo")["spec"]["template"]["metadata"]["labels"]
+    rehearsal = find("Deployment", "sample-app-rehearsal", "crdb-demo")["spec"]["template"]["metadata"][
+        "labels"
+    ]
     live_service = find("Service", "sample-app", "crdb-demo")["spec"]["selector"]
-    assert not live_service.items() <= rehearsal.items(), "the live Service would send traffic to the rehearsal app"
-    assert live["app.kubernetes.io/name"] != rehearsal["app.kubernetes.io/name"], "scrape jobs select on this label"
+    assert not live_service.items() <= rehearsal.items(), (
+        "the live Service would send traffic to the rehearsal app"
+    )
+    assert live["app.kubernetes.io/name"] != rehearsal["app.kubernetes.io/name"], (
+        "scrape jobs select on this label"
+    )
     env = {e["name"]: e["value"] for e in code_location()["env"]}
-    assert urlsplit(env["REHEARSAL_SAMPLE_APP_URL"]).hostname == "sample-app-rehearsal.crdb-demo.svc.cluster.local"
+    assert (
+        urlsplit(env["REHEARSAL_SAMPLE_APP_URL"]).hostname
+        == "sample-app-rehearsal.crdb-demo.svc.cluster.local"
+    )
     assert urlsplit(env["SAMPLE_APP_URL"]).hostname == "sample-app.crdb-demo.svc.cluster.local"
 
 
@@ -291,11 +341,15 @@ def test_hpa_is_labelled_optional_and_targets_the_app():
     assert hpa["spec"]["scaleTargetRef"]["name"] == "sample-app"
 
 
-# --- the pipeline: least privilege, exactly what the cluster control calls -----------------------------------
+# --- the pipeline: least privilege, exactly what the cluster control calls ----------------------------------
+
 
 def roles(namespace: str) -> dict[str, dict]:
-    return {r["metadata"]["name"]: r for r in find_all("Role", path="pipeline/rbac.yaml")
-            if r["metadata"]["namespace"] == namespace}
+    return {
+        r["metadata"]["name"]: r
+        for r in find_all("Role", path="pipeline/rbac.yaml")
+        if r["metadata"]["namespace"] == namespace
+    }
 
 
 def bound_to_pipeline(namespace: str) -> dict[str, dict]:
@@ -319,12 +373,15 @@ def test_live_role_rules_equal_what_the_operator_control_calls():
 def test_rehearsal_roles_add_the_reset_only_there():
     bound = bound_to_pipeline("crdb-rehearsal")
     assert sorted(normalise_rules(r["rules"]) for r in bound.values()) == sorted(
-        [normalise_rules(REQUIRED_RBAC_RULES), normalise_rules(REHEARSAL_RBAC_RULES)])
+        [normalise_rules(REQUIRED_RBAC_RULES), normalise_rules(REHEARSAL_RBAC_RULES)]
+    )
     for role in find_all("Role"):
         if role["metadata"]["namespace"] == "crdb":
             for rule in role["rules"]:
-                assert not {"create", "delete", "deletecollection", "*"} & set(rule["verbs"]) or \
-                    "crdbclusters" not in rule["resources"], f"{role['metadata']['name']} may remove the live cluster"
+                assert (
+                    not {"create", "delete", "deletecollection", "*"} & set(rule["verbs"])
+                    or "crdbclusters" not in rule["resources"]
+                ), f"{role['metadata']['name']} may remove the live cluster"
 
 
 def test_rule_comparison_would_catch_an_extra_verb():
@@ -345,10 +402,10 @@ def test_service_account_is_shared_by_code_server_and_runs():
 
 def test_code_location_runs_the_definitions_module():
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
-    module = re.search(r'^module_name = "([^"]+)"', pyproject, re.M).group(1)
+    module = re.search(r'^module_name = "([^"]+)"', pyproject, re.MULTILINE).group(1)
     assert code_location()["codeServerArgs"] == ["-m", module]
     dockerfile = (K8S / "pipeline" / "Dockerfile").read_text()
-    assert f'"code-server", "start"' in dockerfile and f'"-m", "{module}"' in dockerfile
+    assert '"code-server", "start"' in dockerfile and f'"-m", "{module}"' in dockerfile
 
 
 def pipeline_env_names() -> set[str]:
@@ -379,7 +436,9 @@ def test_pipeline_env_names_are_ones_the_pipeline_reads():
 def test_pipeline_secrets_and_certificates_are_wired():
     location = code_location()
     secret_names = {s["name"] for s in location["envSecrets"]}
-    assert secret_names == {s["name"] for s in dagster_values()["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]}
+    assert secret_names == {
+        s["name"] for s in dagster_values()["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]
+    }
     mk = (REPO_ROOT / "mk" / "kind.mk").read_text()
     for variable in SQL_USERS.values():
         assert f"--from-literal={variable}=" in mk, f"kind-install puts {variable} into the pipeline Secret"
@@ -403,7 +462,7 @@ def test_pipeline_secrets_and_certificates_are_wired():
 def test_run_pods_can_read_the_client_key_as_the_image_user():
     """0440 key files are readable through the group only: every pod that mounts them needs that fsGroup."""
     dockerfile = (K8S / "pipeline" / "Dockerfile").read_text()
-    uid, gid = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.M)[-1]
+    uid, gid = re.findall(r"^USER (\d+):(\d+)$", dockerfile, re.MULTILINE)[-1]
     run_pod = dagster_values()["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]["podSpecConfig"]
     for context in (code_location()["podSecurityContext"], run_pod["securityContext"]):
         assert context["runAsNonRoot"] is True
@@ -414,7 +473,7 @@ def test_run_pods_can_read_the_client_key_as_the_image_user():
 
 def test_one_image_for_code_location_and_app_matches_the_kind_build():
     mk = (REPO_ROOT / "mk" / "kind.mk").read_text()
-    image = re.search(r"^IMAGE \?= (\S+)$", mk, re.M).group(1)
+    image = re.search(r"^IMAGE \?= (\S+)$", mk, re.MULTILINE).group(1)
     location = code_location()["image"]
     assert f"{location['repository']}:{location['tag']}" == image
     for app, path, _ in APPS:
@@ -424,24 +483,30 @@ def test_one_image_for_code_location_and_app_matches_the_kind_build():
 
 def test_dockerfile_copies_what_exists_and_runs_unprivileged():
     dockerfile = (K8S / "pipeline" / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11", dockerfile, re.M)
-    for line in re.findall(r"^COPY (.+)$", dockerfile, re.M):
+    assert re.search(r"^FROM python:3\.11", dockerfile, re.MULTILINE)
+    for line in re.findall(r"^COPY (.+)$", dockerfile, re.MULTILINE):
         *sources, _dest = line.split()
         for source in sources:
-            assert (REPO_ROOT / source).exists(), f"COPY {source}: not in the repository (build context = root)"
-    user = re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1]
+            assert (REPO_ROOT / source).exists(), (
+                f"COPY {source}: not in the repository (build context = root)"
+            )
+    user = re.findall(r"^USER (\S+)$", dockerfile, re.MULTILINE)[-1]
     assert user.split(":")[0].isdigit() and int(user.split(":")[0]) != 0
-    app_user = find("Deployment", "sample-app", "crdb-demo")["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    app_user = find("Deployment", "sample-app", "crdb-demo")["spec"]["template"]["spec"]["securityContext"][
+        "runAsUser"
+    ]
     assert str(app_user) == user.split(":")[0]
     # What the code reads at run time from next to the package must be in the image.
     for needed in ("sql", "k8s/crdb-cluster.yaml"):
-        assert re.search(rf"^COPY {re.escape(needed)} ", dockerfile, re.M), needed
+        assert re.search(rf"^COPY {re.escape(needed)} ", dockerfile, re.MULTILINE), needed
 
 
 # --- images and the phase table -----------------------------------------------------------------------------
 
+
 def all_images() -> list[str]:
     found = []
+
     def walk(node):
         if isinstance(node, dict):
             for key, value in node.items():
@@ -452,6 +517,7 @@ def all_images() -> list[str]:
         elif isinstance(node, list):
             for item in node:
                 walk(item)
+
     for doc in manifest_docs():
         walk(doc.body)
     return found
@@ -463,7 +529,9 @@ def test_images_are_pinned_and_cockroach_versions_agree():
     for image in images:
         assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), f"{image} is not pinned"
     cockroach = {i for i in images if i.startswith("cockroachdb/cockroach:")}
-    assert cockroach == {crdb_cluster()["spec"]["template"]["spec"]["image"]}, "one CockroachDB version everywhere"
+    assert cockroach == {crdb_cluster()["spec"]["template"]["spec"]["image"]}, (
+        "one CockroachDB version everywhere"
+    )
 
 
 def test_phase_names_in_manifests_and_docs_exist():

@@ -19,8 +19,14 @@ def install_commands() -> str:
     if not shutil.which("make"):
         pytest.skip("make is not installed")
     # -n prints the commands without running them (recursive $(MAKE) lines are followed, also with -n).
-    result = subprocess.run(["make", "-n", "--no-print-directory", "kind-install"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["make", "-n", "--no-print-directory", "kind-install"],
+        check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -51,7 +57,8 @@ def test_install_order(install_commands):
     ]
     positions = [position(install_commands, s) for s in steps]
     assert positions == sorted(positions), "install steps out of order:\n" + "\n".join(
-        f"{p:6d} {s}" for p, s in sorted(zip(positions, steps)))
+        f"{p:6d} {s}" for p, s in sorted(zip(positions, steps))
+    )
 
 
 def test_operator_gets_the_cluster_region(install_commands):
@@ -62,7 +69,7 @@ def test_operator_gets_the_cluster_region(install_commands):
 def test_crdbcluster_is_applied_only_when_absent(install_commands):
     """Re-running kind-install must not reset spec.regions[0].nodes behind the pipeline's back."""
     line = next(l for l in install_commands.splitlines() if "apply -f k8s/crdb-cluster.yaml" in l)
-    before = install_commands[:install_commands.index(line)].splitlines()[-3:]
+    before = install_commands[: install_commands.index(line)].splitlines()[-3:]
     assert any("get crdbcluster cockroachdb" in l for l in before + [line])
 
 
@@ -72,8 +79,13 @@ def test_every_manifest_file_is_installed_or_documented_as_optional(install_comm
         rel = str(path.relative_to(REPO_ROOT))
         if "observability" in path.parts:
             continue  # applied by `make observability-deploy` (observability helper's checks)
-        optional = rel in {"k8s/app/hpa.yaml", "k8s/license-job.yaml", "k8s/loadgen-job.yaml",
-                           "k8s/license-secret.example.yaml", "k8s/kind/kind-config.yaml"}
+        optional = rel in {
+            "k8s/app/hpa.yaml",
+            "k8s/license-job.yaml",
+            "k8s/loadgen-job.yaml",
+            "k8s/license-secret.example.yaml",
+            "k8s/kind/kind-config.yaml",
+        }
         assert rel in install_commands or optional, f"{rel} is never applied by make kind-install"
         assert str(path.relative_to(K8S)) in readme, f"k8s/README.md does not mention {rel}"
 
@@ -90,9 +102,16 @@ def test_readme_names_every_namespace_service_and_cluster():
 
 
 def test_readme_make_targets_exist():
-    targets = set(re.findall(r"^([a-zA-Z0-9_-]+):", "\n".join(
-        p.read_text() for p in [REPO_ROOT / "Makefile", *sorted((REPO_ROOT / "mk").glob("*.mk"))]), re.M))
-    used = set(re.findall(r"(?:`|^)make ([a-z][a-z0-9-]+)", README.read_text(), re.M))
+    targets = set(
+        re.findall(
+            r"^([a-zA-Z0-9_-]+):",
+            "\n".join(
+                p.read_text() for p in [REPO_ROOT / "Makefile", *sorted((REPO_ROOT / "mk").glob("*.mk"))]
+            ),
+            re.MULTILINE,
+        )
+    )
+    used = set(re.findall(r"(?:`|^)make ([a-z][a-z0-9-]+)", README.read_text(), re.MULTILINE))
     assert used and used <= targets, f"unknown make targets in k8s/README.md: {sorted(used - targets)}"
 
 
@@ -103,6 +122,14 @@ def test_readme_paths_exist():
 
 def test_readme_explains_the_license_rule_and_prerequisites():
     text = " ".join(README.read_text().split())
-    for phrase in ["5 concurrent open SQL transactions", "7 days", "cert-manager", "trust-manager",
-                   "cloudRegion", "no insecure variant", "demo credentials", "Preview"]:
+    for phrase in [
+        "5 concurrent open SQL transactions",
+        "7 days",
+        "cert-manager",
+        "trust-manager",
+        "cloudRegion",
+        "no insecure variant",
+        "demo credentials",
+        "Preview",
+    ]:
         assert phrase in text, phrase

@@ -17,25 +17,34 @@ from evolution_pipeline.phases import REPO_ROOT
 from tests.manifests.support import K8S, find, manifest_docs
 
 DEMO_SECRET = K8S / "app" / "secret.yaml"
-SCANNED = sorted([p for p in K8S.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml", ".json", ".md", ""}
-                  and "schemas" not in p.parts] + [REPO_ROOT / "mk" / "kind.mk", K8S / "pipeline" / "Dockerfile"])
+SCANNED = sorted(
+    [p for p in K8S.rglob("*") if p.is_file() and p.suffix in {".yaml", ".yml", ".json", ".md", ""}]
+    + [REPO_ROOT / "mk" / "kind.mk", K8S / "pipeline" / "Dockerfile"]
+)
 
-PLACEHOLDER = re.compile(r"^(REPLACE_WITH_[A-Z_]+|<[^>]*>|\$.*|\"?\$\(.*|'?<.*|changeme|\.\.\.|)$", re.I)
+PLACEHOLDER = re.compile(
+    r"^(REPLACE_WITH_[A-Z_]+|<[^>]*>|\$.*|\"?\$\(.*|'?<.*|changeme|\.\.\.|)$", re.IGNORECASE
+)
 SECRET_FIELD = re.compile(
     r"""(?imx)(?:^|[\s"'{,]|--from-literal=)
         (?P<name>[a-z0-9_-]*(password|passwd|secret|token|api[_-]?key|private[_-]?key|license))
-        ["']?[ \t]*[:=][ \t]*(?P<value>["']?[^\s"'#,}]{4,}["']?)""")
+        ["']?[ \t]*[:=][ \t]*(?P<value>["']?[^\s"'#,}]{4,}["']?)"""
+)
 URL_CREDENTIALS = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://(?P<user>[^\s:/@'\"]+):(?P<password>[^\s@/'\"]+)@")
 PEM = re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----")
-BASE64_DATA = re.compile(r"^\s+[\w.-]+:\s*\"?([A-Za-z0-9+/]{40,}={0,2})\"?\s*$", re.M)
+BASE64_DATA = re.compile(r"^\s+[\w.-]+:\s*\"?([A-Za-z0-9+/]{40,}={0,2})\"?\s*$", re.MULTILINE)
 
 
 def findings(text: str) -> list[str]:
     found = []
     for m in SECRET_FIELD.finditer(text):
         value = m.group("value").strip("\"'")
-        if PLACEHOLDER.match(value) or value.lower() in {"true", "false", "null"} or value.startswith(("{", "[")) \
-                or value.endswith(":"):
+        if (
+            PLACEHOLDER.match(value)
+            or value.lower() in {"true", "false", "null"}
+            or value.startswith(("{", "["))
+            or value.endswith(":")
+        ):
             continue
         found.append(f"{m.group('name')}={value}")
     for m in URL_CREDENTIALS.finditer(text):
@@ -51,7 +60,9 @@ def findings(text: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", [p for p in SCANNED if p != DEMO_SECRET], ids=lambda p: str(p.relative_to(REPO_ROOT)))
+@pytest.mark.parametrize(
+    "path", [p for p in SCANNED if p != DEMO_SECRET], ids=lambda p: str(p.relative_to(REPO_ROOT))
+)
 def test_no_credential_outside_the_demo_secret(path: Path):
     assert findings(path.read_text()) == []
 
@@ -78,26 +89,32 @@ def test_every_other_secret_holds_placeholders_only():
             assert PLACEHOLDER.match(str(value)), f"{doc}: {key} is not a placeholder"
 
 
-@pytest.mark.parametrize("text", [
-    "password: hunter2hunter2",
-    "  APP_WRITER_PASSWORD: \"s3cretvalue\"",
-    "url: postgresql://app_writer:s3cret@crdb-writer:26257/app",
-    "-----BEGIN RSA PRIVATE KEY-----",
-    "license: crl-0-ChB1ZXN0LWtleS0xMjM0NTY3OBAB",
-    "  tls.key: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JSUV2UUlCQURBTkJna3Foa2lHOXcwQkFR",
-    "--from-literal=password=topsecretvalue",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: hunter2hunter2",
+        '  APP_WRITER_PASSWORD: "s3cretvalue"',
+        "url: postgresql://app_writer:s3cret@crdb-writer:26257/app",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "license: crl-0-ChB1ZXN0LWtleS0xMjM0NTY3OBAB",
+        "  tls.key: LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JSUV2UUlCQURBTkJna3Foa2lHOXcwQkFR",
+        "--from-literal=password=topsecretvalue",
+    ],
+)
 def test_the_scanner_catches_credentials(text):
     assert findings(text), text
 
 
-@pytest.mark.parametrize("text", [
-    "license: REPLACE_WITH_YOUR_LICENSE_KEY",
-    "secretName: cockroachdb-root",
-    "--from-literal=APP_WRITER_PASSWORD=\"$$(kubectl get secret x)\"",
-    "url: postgresql://root@crdb-writer.crdb.svc.cluster.local:26257/defaultdb?sslmode=verify-full",
-    "rootSqlClientSecretName: cockroachdb-root",
-    "envSecrets:",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "license: REPLACE_WITH_YOUR_LICENSE_KEY",
+        "secretName: cockroachdb-root",
+        '--from-literal=APP_WRITER_PASSWORD="$$(kubectl get secret x)"',
+        "url: postgresql://root@crdb-writer.crdb.svc.cluster.local:26257/defaultdb?sslmode=verify-full",
+        "rootSqlClientSecretName: cockroachdb-root",
+        "envSecrets:",
+    ],
+)
 def test_the_scanner_ignores_references_and_placeholders(text):
     assert findings(text) == []

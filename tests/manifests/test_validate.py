@@ -41,12 +41,27 @@ def is_builtin(body: dict) -> bool:
 
 def test_the_manifests_are_all_there():
     names = {str(p.relative_to(K8S.parent)) for p in FILES}
-    for expected in ["crdb-cluster.yaml", "services.yaml", "loadgen-job.yaml", "license-job.yaml",
-                     "license-secret.example.yaml", "namespaces.yaml", "crdb-rbac.yaml",
-                     "tls/00-ca.yaml", "tls/10-certificates.yaml", "tls/20-ca-bundle.yaml",
-                     "app/namespace.yaml", "app/configmap.yaml", "app/secret.yaml", "app/deployment.yaml",
-                     "app/service.yaml", "app/hpa.yaml", "pipeline/rbac.yaml", "pipeline/dagster-values.yaml",
-                     "kind/kind-config.yaml"]:
+    for expected in [
+        "crdb-cluster.yaml",
+        "services.yaml",
+        "loadgen-job.yaml",
+        "license-job.yaml",
+        "license-secret.example.yaml",
+        "namespaces.yaml",
+        "crdb-rbac.yaml",
+        "tls/00-ca.yaml",
+        "tls/10-certificates.yaml",
+        "tls/20-ca-bundle.yaml",
+        "app/namespace.yaml",
+        "app/configmap.yaml",
+        "app/secret.yaml",
+        "app/deployment.yaml",
+        "app/service.yaml",
+        "app/hpa.yaml",
+        "pipeline/rbac.yaml",
+        "pipeline/dagster-values.yaml",
+        "kind/kind-config.yaml",
+    ]:
         assert any(n.endswith(f"k8s/{expected}") for n in names), expected
 
 
@@ -60,7 +75,7 @@ def test_every_yaml_file_parses(path):
 
 @pytest.mark.parametrize("doc", DOCS, ids=str)
 def test_every_object_validates(doc):
-    """Built-in kinds: kubernetes-validate --strict (unknown fields fail). Others: our schema for that kind."""
+    """Built-in kinds: kubernetes-validate --strict (unknown fields fail). Others: our schema for the kind."""
     try:
         validate_builtin(doc.body)
         return
@@ -69,8 +84,10 @@ def test_every_object_validates(doc):
     except kubernetes_validate.ValidationError as exc:
         pytest.fail(f"{doc}: {exc}")
     key = (doc.api_version, doc.kind)
-    assert key in CUSTOM_KINDS, (f"{doc}: {key} is neither a Kubernetes {KUBERNETES_VERSION} kind nor a custom kind "
-                                 f"with a schema in k8s/schemas/ (add one and list it in CUSTOM_KINDS)")
+    assert key in CUSTOM_KINDS, (
+        f"{doc}: {key} is neither a Kubernetes {KUBERNETES_VERSION} kind nor a custom kind "
+        f"with a schema in k8s/schemas/ (add one and list it in CUSTOM_KINDS)"
+    )
     problems = errors(custom_validator(*key), doc.body)
     assert not problems, f"{doc}:\n" + "\n".join(problems)
 
@@ -82,7 +99,8 @@ def test_all_kept_schemas_are_valid_json_schemas():
         jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
 
 
-# --- the checks themselves can fail ------------------------------------------------------------------------
+# --- the checks themselves can fail -------------------------------------------------------------------------
+
 
 def test_strict_validation_rejects_an_unknown_field():
     service = copy.deepcopy(next(d.body for d in DOCS if d.kind == "Service"))
@@ -99,8 +117,9 @@ def test_strict_validation_rejects_a_wrong_type():
 
 
 def test_custom_kinds_are_not_mistaken_for_built_in_ones():
-    assert not is_builtin({"apiVersion": "crdb.cockroachlabs.com/v1beta1", "kind": "CrdbCluster",
-                           "metadata": {"name": "x"}})
+    assert not is_builtin(
+        {"apiVersion": "crdb.cockroachlabs.com/v1beta1", "kind": "CrdbCluster", "metadata": {"name": "x"}}
+    )
 
 
 @pytest.mark.parametrize("kind,field", [("Certificate", "secretName"), ("Certificate", "issuerRef")])
@@ -120,7 +139,9 @@ def test_cert_manager_schema_rejects_unknown_usage_and_two_issuer_types():
     assert errors(custom_validator("cert-manager.io/v1", "ClusterIssuer"), issuer)
     namespaced = copy.deepcopy(next(d.body for d in DOCS if d.kind == "ClusterIssuer"))
     namespaced["metadata"]["namespace"] = "crdb"
-    assert errors(custom_validator("cert-manager.io/v1", "ClusterIssuer"), namespaced), "ClusterIssuers are cluster-scoped"
+    assert errors(custom_validator("cert-manager.io/v1", "ClusterIssuer"), namespaced), (
+        "ClusterIssuers are cluster-scoped"
+    )
 
 
 def test_bundle_schema_requires_a_target():
