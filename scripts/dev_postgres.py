@@ -37,7 +37,9 @@ def ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
     # PostgreSQL has no CREATE USER IF NOT EXISTS.
     if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password)))
+    conn.execute(
+        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+    )
 
 
 def apply_bootstrap(app_uri: str) -> None:
@@ -75,13 +77,19 @@ def write_env(path: Path, values: dict[str, str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", required=True, type=Path, help="PostgreSQL data folder (kept between runs)")
-    parser.add_argument("--env-file", required=True, type=Path, help="where to write APP_DB_WRITER_URL/READER_URL")
+    parser.add_argument(
+        "--data-dir", required=True, type=Path, help="PostgreSQL data folder (kept between runs)"
+    )
+    parser.add_argument(
+        "--env-file", required=True, type=Path, help="where to write APP_DB_WRITER_URL/READER_URL"
+    )
     args = parser.parse_args(argv)
     writer_pw, reader_pw = os.environ.get("APP_WRITER_PASSWORD"), os.environ.get("APP_READER_PASSWORD")
     if not writer_pw or not reader_pw:
-        print("dev_postgres: APP_WRITER_PASSWORD and APP_READER_PASSWORD must be set (make dev generates them)",
-              file=sys.stderr)
+        print(
+            "dev_postgres: APP_WRITER_PASSWORD and APP_READER_PASSWORD must be set (make dev generates them)",
+            file=sys.stderr,
+        )
         return 2
 
     stopping = []
@@ -101,14 +109,20 @@ def main(argv: list[str] | None = None) -> int:
     apply_bootstrap(app_admin)
     with psycopg.connect(app_admin, autocommit=True) as conn:
         grant(conn)
-    urls = {"APP_DB_WRITER_URL": role_uri(app_admin, "app_writer", writer_pw),
-            "APP_DB_READER_URL": role_uri(app_admin, "app_reader", reader_pw)}
+    urls = {
+        "APP_DB_WRITER_URL": role_uri(app_admin, "app_writer", writer_pw),
+        "APP_DB_READER_URL": role_uri(app_admin, "app_reader", reader_pw),
+    }
     write_env(args.env_file, urls)
     for name, url in urls.items():
-        print(f"dev_postgres: {name}={url.replace(quote(writer_pw, safe=''), '***').replace(quote(reader_pw, safe=''), '***')}",
-              flush=True)
-    print(f"dev_postgres: embedded PostgreSQL (pgserver) ready in {args.data_dir}; Ctrl-C of make dev stops it",
-          flush=True)
+        print(
+            f"dev_postgres: {name}={url.replace(quote(writer_pw, safe=''), '***').replace(quote(reader_pw, safe=''), '***')}",
+            flush=True,
+        )
+    print(
+        f"dev_postgres: embedded PostgreSQL (pgserver) ready in {args.data_dir}; Ctrl-C of make dev stops it",
+        flush=True,
+    )
     while not stopping:
         time.sleep(0.5)
     return 0

@@ -145,7 +145,9 @@ class LocalClusterConfig:
                 "127.0.0.1 (its node certificates are made for 127.0.0.1 and localhost)"
             )
         if self.environment not in (LIVE, REHEARSAL):
-            raise ClusterControlError(f"unknown environment {self.environment!r}: use {LIVE!r} or {REHEARSAL!r}")
+            raise ClusterControlError(
+                f"unknown environment {self.environment!r}: use {LIVE!r} or {REHEARSAL!r}"
+            )
 
 
 class LocalClusterControl(ClusterControl):
@@ -170,7 +172,9 @@ class LocalClusterControl(ClusterControl):
 
     def node(self, index: int) -> LocalNode:
         if not 1 <= index <= self.config.max_nodes:
-            raise ClusterControlError(f"node {index} does not exist: the local cluster has nodes 1..{self.config.max_nodes}")
+            raise ClusterControlError(
+                f"node {index} does not exist: the local cluster has nodes 1..{self.config.max_nodes}"
+            )
         c = self.config
         zone = c.zones[(index - 1) % len(c.zones)]
         return LocalNode(
@@ -205,7 +209,9 @@ class LocalClusterControl(ClusterControl):
         except FileNotFoundError:
             return {}
         except (OSError, ValueError) as exc:
-            raise ClusterControlError(f"cannot read {self.state_file}: {exc}; fix or remove the file") from exc
+            raise ClusterControlError(
+                f"cannot read {self.state_file}: {exc}; fix or remove the file"
+            ) from exc
 
     def _write_state(self, **changes) -> None:
         state = {**self._read_state(), **changes}
@@ -233,7 +239,9 @@ class LocalClusterControl(ClusterControl):
         running = self.running_nodes()
         for node in self.nodes(nodes):
             if node.index in running:
-                log.info("%s already running (pid %s); not starting a duplicate", node.name, running[node.index])
+                log.info(
+                    "%s already running (pid %s); not starting a duplicate", node.name, running[node.index]
+                )
                 continue
             self.start_node(node, binary)
             if node.index == 1:
@@ -274,7 +282,9 @@ class LocalClusterControl(ClusterControl):
         return found
 
     def check_ports_free(self, node: LocalNode) -> None:
-        taken = [f"{kind} port {port}" for kind, port in node.ports().items() if _port_in_use(node.host, port)]
+        taken = [
+            f"{kind} port {port}" for kind, port in node.ports().items() if _port_in_use(node.host, port)
+        ]
         if taken:
             raise ClusterControlError(
                 f"cannot start {node.name} of {self.describe()}: {', '.join(taken)} on {node.host} "
@@ -287,7 +297,9 @@ class LocalClusterControl(ClusterControl):
     def start_args(self, node: LocalNode, binary: str) -> list[str]:
         c = self.config
         return [
-            binary, "start", *self.security_flags(),
+            binary,
+            "start",
+            *self.security_flags(),
             f"--store={node.store}",
             f"--listen-addr={node.listen_addr}",
             f"--sql-addr={node.sql_addr}",
@@ -309,8 +321,15 @@ class LocalClusterControl(ClusterControl):
             out.flush()
             # Own session: the node is not in the Dagster run worker's process group, so it survives the
             # worker's exit and a Ctrl-C of `make dev`.
-            proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    cwd=self.data_dir, start_new_session=True, close_fds=True)
+            proc = subprocess.Popen(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+                close_fds=True,
+            )
         _atomic_write(self.pid_file(node), f"{proc.pid}\n")
         log.info("started %s (pid %s): %s", node.name, proc.pid, " ".join(args))
         self._wait_listening(node, proc)
@@ -353,8 +372,15 @@ class LocalClusterControl(ClusterControl):
 
     def _run(self, args: list[str]) -> subprocess.CompletedProcess:
         try:
-            return subprocess.run(args, capture_output=True, text=True, timeout=self.config.command_timeout_seconds,
-                                  stdin=subprocess.DEVNULL, cwd=self.data_dir)
+            return subprocess.run(
+                args,
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=self.config.command_timeout_seconds,
+                stdin=subprocess.DEVNULL,
+                cwd=self.data_dir,
+            )
         except subprocess.TimeoutExpired as exc:
             return subprocess.CompletedProcess(args, 124, exc.stdout or "", f"timed out after {exc.timeout}s")
         except OSError as exc:
@@ -381,10 +407,14 @@ class LocalClusterControl(ClusterControl):
         self.ca_key.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.ca_key.parent, 0o700)
         common = [f"--certs-dir={self.certs_dir}", f"--ca-key={self.ca_key}"]
-        steps = [(self.certs_dir / "ca.crt", ["cert", "create-ca", *common]),
-                 (self.certs_dir / "node.crt", ["cert", "create-node", "127.0.0.1", "localhost", *common])]
-        steps += [(self.certs_dir / f"client.{user}.crt", ["cert", "create-client", user, *common])
-                  for user in CLIENT_USERS]
+        steps = [
+            (self.certs_dir / "ca.crt", ["cert", "create-ca", *common]),
+            (self.certs_dir / "node.crt", ["cert", "create-node", "127.0.0.1", "localhost", *common]),
+        ]
+        steps += [
+            (self.certs_dir / f"client.{user}.crt", ["cert", "create-client", user, *common])
+            for user in CLIENT_USERS
+        ]
         for produced, args in steps:
             if produced.exists():
                 continue
@@ -395,7 +425,9 @@ class LocalClusterControl(ClusterControl):
                 )
             result = self._run([binary, *args])
             if result.returncode != 0:
-                raise ClusterControlError(f"`cockroach {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}")
+                raise ClusterControlError(
+                    f"`cockroach {' '.join(args)}` failed: {(result.stderr or result.stdout).strip()}"
+                )
 
     # --- readiness ---------------------------------------------------------------------------------------
 
@@ -421,11 +453,20 @@ class LocalClusterControl(ClusterControl):
         if not running or not self.config.cockroach_bin:
             return None, "no running node to ask for `cockroach node status`"
         node = self.node(min(running))
-        args = [self.config.cockroach_bin, "node", "status", "--format=csv", *self.security_flags(),
-                f"--host={node.sql_addr}"]
+        args = [
+            self.config.cockroach_bin,
+            "node",
+            "status",
+            "--format=csv",
+            *self.security_flags(),
+            f"--host={node.sql_addr}",
+        ]
         result = self._run(args)
         if result.returncode != 0:
-            return None, f"`cockroach node status` on {node.sql_addr} failed: {(result.stderr or result.stdout).strip()}"
+            return (
+                None,
+                f"`cockroach node status` on {node.sql_addr} failed: {(result.stderr or result.stdout).strip()}",
+            )
         return parse_node_status_csv(result.stdout), ""
 
     def status(self) -> ClusterStatus:
@@ -433,8 +474,12 @@ class LocalClusterControl(ClusterControl):
         running = self.running_nodes()
         count = max([desired, *running])
         rows, problem = self.reported_nodes(running)
-        live = {addr for row in rows or [] if _is_true(row.get("is_live"))
-                for addr in (row.get("address"), row.get("sql_address"))}
+        live = {
+            addr
+            for row in rows or []
+            if _is_true(row.get("is_live"))
+            for addr in (row.get("address"), row.get("sql_address"))
+        }
         nodes = []
         for node in self.nodes(count):
             if node.index not in running:
@@ -459,11 +504,18 @@ class LocalClusterControl(ClusterControl):
     def targets_file(self) -> Path:
         # One Prometheus scrapes targets/cockroachdb*.json: the live cluster writes cockroachdb.json and a
         # rehearsal pointed at the same folder writes its own file, so neither overwrites the other.
-        name = "cockroachdb.json" if self.config.environment == LIVE else f"cockroachdb-{self.config.environment}.json"
+        name = (
+            "cockroachdb.json"
+            if self.config.environment == LIVE
+            else f"cockroachdb-{self.config.environment}.json"
+        )
         return self.prometheus_dir / "targets" / name
 
     def write_prometheus_targets(self, nodes: int) -> Path:
-        entry = {"targets": [n.http_addr for n in self.nodes(nodes)], "labels": {"cluster": self.config.cluster_label}}
+        entry = {
+            "targets": [n.http_addr for n in self.nodes(nodes)],
+            "labels": {"cluster": self.config.cluster_label},
+        }
         target = self.targets_file()
         _atomic_write(target, json.dumps([entry] if nodes else [], indent=2) + "\n")
         ca = self.certs_dir / "ca.crt"
@@ -473,13 +525,16 @@ class LocalClusterControl(ClusterControl):
             pem = ca.read_text()
             existing = bundle.read_text() if bundle.exists() else ""
             if pem.strip() not in existing:
-                _atomic_write(bundle, existing + ("" if not existing or existing.endswith("\n") else "\n") + pem)
+                _atomic_write(
+                    bundle, existing + ("" if not existing or existing.endswith("\n") else "\n") + pem
+                )
         return target
 
     # --- connection strings ------------------------------------------------------------------------------
 
-    def sql_url(self, node: int | list[int], user: str = "root", database: str = "app",
-                password: str | None = None) -> str:
+    def sql_url(
+        self, node: int | list[int], user: str = "root", database: str = "app", password: str | None = None
+    ) -> str:
         """postgresql:// URL for `user` on node `node` (or several nodes, tried in order by libpq): TLS
         verify-full against the local CA, with the user's client certificate when there is one and no
         password was given."""
@@ -516,7 +571,9 @@ class LocalClusterControl(ClusterControl):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         marker = self.data_dir / OWNER_MARKER
         if not marker.exists():
-            marker.write_text("Made by evolution_pipeline.resources.local: a local CockroachDB cluster's data folder.\n")
+            marker.write_text(
+                "Made by evolution_pipeline.resources.local: a local CockroachDB cluster's data folder.\n"
+            )
 
     def reset_rehearsal_environment(self) -> str:
         c = self.config
@@ -531,7 +588,11 @@ class LocalClusterControl(ClusterControl):
                 f"refusing to reset the rehearsal: its data folder {self.data_dir} is (or overlaps) the live "
                 f"cluster's {live}. Give the rehearsal its own folder, e.g. {DEFAULT_DATA_DIRS[REHEARSAL]}"
             )
-        if self.data_dir.exists() and any(self.data_dir.iterdir()) and not (self.data_dir / OWNER_MARKER).exists():
+        if (
+            self.data_dir.exists()
+            and any(self.data_dir.iterdir())
+            and not (self.data_dir / OWNER_MARKER).exists()
+        ):
             raise ClusterControlError(
                 f"refusing to delete {self.data_dir}: it is not empty and has no {OWNER_MARKER} marker, so it "
                 "was not made by this pipeline. Point the rehearsal at its own folder."
@@ -545,6 +606,7 @@ class LocalClusterControl(ClusterControl):
 
 
 # --- small process and file helpers -----------------------------------------------------------------------
+
 
 def parse_node_status_csv(text: str) -> list[dict]:
     """Rows of `cockroach node status --format=csv` (header: id,address,sql_address,...,is_available,is_live)."""
@@ -647,6 +709,7 @@ def _alive(pid: int) -> bool:
 
 # --- the Dagster resource ---------------------------------------------------------------------------------
 
+
 class LocalClusterResource(ClusterControlResource):
     """Cluster control over local `cockroach` processes (EVOLUTION_CLUSTER_BACKEND=local).
 
@@ -656,7 +719,9 @@ class LocalClusterResource(ClusterControlResource):
 
     cockroach_bin: str = Field(default="", description="cockroach binary; empty: $COCKROACH_BIN, then PATH")
     data_dir: str = Field(default="", description="data folder; empty: .data/local (live) or .data/rehearsal")
-    live_data_dir: str = Field(default="", description="the live cluster's data folder a rehearsal must never touch")
+    live_data_dir: str = Field(
+        default="", description="the live cluster's data folder a rehearsal must never touch"
+    )
     host: str = "127.0.0.1"
     sql_port_base: int = 26257
     listen_port_base: int = 26357
@@ -667,12 +732,16 @@ class LocalClusterResource(ClusterControlResource):
     cache: str = "128MiB"
     max_sql_memory: str = "128MiB"
     cluster_label: str = "local"
-    prometheus_dir: str = Field(default="", description="Prometheus runtime folder; empty: <data_dir>/prometheus")
+    prometheus_dir: str = Field(
+        default="", description="Prometheus runtime folder; empty: <data_dir>/prometheus"
+    )
     node_start_timeout_seconds: float = 60.0
 
     def config(self) -> LocalClusterConfig:
         live_dir = _in_repo(self.live_data_dir) if self.live_data_dir else DEFAULT_DATA_DIRS[LIVE]
-        data_dir = _in_repo(self.data_dir) if self.data_dir else DEFAULT_DATA_DIRS.get(self.environment, live_dir)
+        data_dir = (
+            _in_repo(self.data_dir) if self.data_dir else DEFAULT_DATA_DIRS.get(self.environment, live_dir)
+        )
         return LocalClusterConfig(
             data_dir=data_dir,
             cockroach_bin=find_cockroach(self.cockroach_bin),
@@ -698,7 +767,7 @@ class LocalClusterResource(ClusterControlResource):
         return LocalClusterControl(self.config())
 
     @classmethod
-    def from_environment(cls, env=LIVE, environ: dict | None = None, **fields) -> "LocalClusterResource":
+    def from_environment(cls, env=LIVE, environ: dict | None = None, **fields) -> LocalClusterResource:
         """Build the resource from environment variables (see settings_from_env); `env` is "live",
         "rehearsal" or an object with that `.name`. Explicit `fields` win over the environment."""
         name = getattr(env, "name", env)
@@ -740,23 +809,46 @@ def settings_from_env(environment: str = LIVE, env: dict | None = None) -> dict:
     }
 
 
-LIVE_DEFAULTS = {"LOCAL_CRDB_DATA_DIR": ".data/local", "LOCAL_CRDB_SQL_PORT_BASE": "26257",
-                 "LOCAL_CRDB_LISTEN_PORT_BASE": "26357", "LOCAL_CRDB_HTTP_PORT_BASE": "8080",
-                 "LOCAL_CRDB_INSECURE": "false", "CRDB_CLUSTER_LABEL": "local"}
-REHEARSAL_DEFAULTS = {"LOCAL_CRDB_DATA_DIR": ".data/rehearsal", "LOCAL_CRDB_SQL_PORT_BASE": "26457",
-                      "LOCAL_CRDB_LISTEN_PORT_BASE": "26557", "LOCAL_CRDB_HTTP_PORT_BASE": "8090",
-                      "LOCAL_CRDB_INSECURE": "false", "CRDB_CLUSTER_LABEL": "local-rehearsal"}
+LIVE_DEFAULTS = {
+    "LOCAL_CRDB_DATA_DIR": ".data/local",
+    "LOCAL_CRDB_SQL_PORT_BASE": "26257",
+    "LOCAL_CRDB_LISTEN_PORT_BASE": "26357",
+    "LOCAL_CRDB_HTTP_PORT_BASE": "8080",
+    "LOCAL_CRDB_INSECURE": "false",
+    "CRDB_CLUSTER_LABEL": "local",
+}
+REHEARSAL_DEFAULTS = {
+    "LOCAL_CRDB_DATA_DIR": ".data/rehearsal",
+    "LOCAL_CRDB_SQL_PORT_BASE": "26457",
+    "LOCAL_CRDB_LISTEN_PORT_BASE": "26557",
+    "LOCAL_CRDB_HTTP_PORT_BASE": "8090",
+    "LOCAL_CRDB_INSECURE": "false",
+    "CRDB_CLUSTER_LABEL": "local-rehearsal",
+}
 
 
 # --- a small CLI for make dev / make local-status / make local-stop ---------------------------------------
 
+
 def _cli(argv: list[str]) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m evolution_pipeline.resources.local",
-                                     description="The local CockroachDB cluster, from the environment make dev sets.")
-    parser.add_argument("command", choices=["find-binary", "missing-binary-message", "status", "stop", "app-urls",
-                                            "admin-urls", "prepare-prometheus"])
+    parser = argparse.ArgumentParser(
+        prog="python -m evolution_pipeline.resources.local",
+        description="The local CockroachDB cluster, from the environment make dev sets.",
+    )
+    parser.add_argument(
+        "command",
+        choices=[
+            "find-binary",
+            "missing-binary-message",
+            "status",
+            "stop",
+            "app-urls",
+            "admin-urls",
+            "prepare-prometheus",
+        ],
+    )
     parser.add_argument("--environment", default=LIVE, choices=[LIVE, REHEARSAL])
     args = parser.parse_args(argv)
     if args.command == "missing-binary-message":
@@ -777,7 +869,9 @@ def _cli(argv: list[str]) -> int:
             print(f"{name}: {addr}")
     elif args.command == "stop":
         stopped = control.stop_nodes()
-        print(f"stopped {', '.join(stopped)}" if stopped else f"no running nodes found for {control.data_dir}")
+        print(
+            f"stopped {', '.join(stopped)}" if stopped else f"no running nodes found for {control.data_dir}"
+        )
     elif args.command == "app-urls":
         import shlex
 

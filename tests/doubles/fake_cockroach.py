@@ -46,8 +46,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 BUILD_TAG = "v25.4.0-fake"
-NODE_STATUS_COLUMNS = ["id", "address", "sql_address", "build", "started_at", "updated_at", "locality",
-                       "is_available", "is_live"]
+NODE_STATUS_COLUMNS = [
+    "id",
+    "address",
+    "sql_address",
+    "build",
+    "started_at",
+    "updated_at",
+    "locality",
+    "is_available",
+    "is_live",
+]
 CERTS_ERROR = (
     "ERROR: cannot load certificates.\n"
     "Check your certificate settings, set --certs-dir, or use --insecure for insecure clusters.\n\n"
@@ -55,8 +64,22 @@ CERTS_ERROR = (
 )
 
 KNOWN_FLAGS = {
-    "start": {"insecure", "certs-dir", "store", "listen-addr", "sql-addr", "http-addr", "join", "locality",
-              "cache", "max-sql-memory", "advertise-addr", "background", "pid-file", "log-dir"},
+    "start": {
+        "insecure",
+        "certs-dir",
+        "store",
+        "listen-addr",
+        "sql-addr",
+        "http-addr",
+        "join",
+        "locality",
+        "cache",
+        "max-sql-memory",
+        "advertise-addr",
+        "background",
+        "pid-file",
+        "log-dir",
+    },
     "init": {"insecure", "certs-dir", "host", "port", "url"},
     "node": {"insecure", "certs-dir", "host", "port", "url", "format"},
     "cert": {"certs-dir", "ca-key", "key-size", "lifetime", "overwrite", "allow-ca-key-reuse"},
@@ -98,7 +121,9 @@ def insecure(flags: dict) -> bool:
 
 
 def certs_dir(flags: dict) -> Path:
-    return Path(flags.get("certs-dir") or os.environ.get("COCKROACH_CERTS_DIR") or "~/.cockroach-certs").expanduser()
+    return Path(
+        flags.get("certs-dir") or os.environ.get("COCKROACH_CERTS_DIR") or "~/.cockroach-certs"
+    ).expanduser()
 
 
 def require_certs(flags: dict, names: list[str]) -> Path:
@@ -115,6 +140,7 @@ def split_addr(addr: str, default_port: int) -> tuple[str, int]:
 
 # --- shared cluster state (stands in for gossip) -----------------------------------------------------------
 
+
 class Cluster:
     def __init__(self, directory: Path):
         self.dir = directory
@@ -125,8 +151,11 @@ class Cluster:
     def locked(self):
         with open(self.dir / "fake-cluster.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            state = json.loads(self.path.read_text()) if self.path.exists() else {"initialized": False, "inits": 0,
-                                                                                    "members": {}}
+            state = (
+                json.loads(self.path.read_text())
+                if self.path.exists()
+                else {"initialized": False, "inits": 0, "members": {}}
+            )
             yield state
             self.path.write_text(json.dumps(state, indent=2))
 
@@ -153,15 +182,21 @@ def log_argv(directory: Path | None) -> None:
 
 # --- cert ---------------------------------------------------------------------------------------------------
 
+
 def cmd_cert(argv: list[str]) -> None:
+    import ipaddress
+
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
-    import ipaddress
 
     positional, flags = parse("cert", argv)
-    log_argv(Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"]) if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR") else None)
+    log_argv(
+        Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"])
+        if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR")
+        else None
+    )
     if not positional:
         fail("Error: missing cert subcommand")
     sub, args = positional[0], positional[1:]
@@ -170,26 +205,47 @@ def cmd_cert(argv: list[str]) -> None:
         fail('ERROR: required flag(s) "ca-key" not set')
     ca_key_path = Path(flags["ca-key"])
     d.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
 
     def write_key(path: Path, key) -> None:
         if path.exists() and "overwrite" not in flags:
             fail(f"ERROR: file {path} already exists")
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                           serialization.NoEncryption()))
+        path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.TraditionalOpenSSL,
+                serialization.NoEncryption(),
+            )
+        )
         os.chmod(path, 0o600)
 
     def issue(subject_cn: str, key, ca_cert, ca_key, *, is_ca=False, sans=(), usages=()):
-        builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cockroach"),
-                                            x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
-                   .issuer_name(ca_cert.subject if ca_cert else x509.Name([
-                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cockroach"),
-                       x509.NameAttribute(NameOID.COMMON_NAME, subject_cn)]))
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(hours=1))
-                   .not_valid_after(now + datetime.timedelta(days=365))
-                   .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True))
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cockroach"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+                    ]
+                )
+            )
+            .issuer_name(
+                ca_cert.subject
+                if ca_cert
+                else x509.Name(
+                    [
+                        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Cockroach"),
+                        x509.NameAttribute(NameOID.COMMON_NAME, subject_cn),
+                    ]
+                )
+            )
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+        )
         if sans:
             names = []
             for h in sans:
@@ -199,8 +255,9 @@ def cmd_cert(argv: list[str]) -> None:
                     names.append(x509.DNSName(h))
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         if is_ca:
-            builder = builder.add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False),
-                                            critical=True)
+            builder = builder.add_extension(
+                x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
+            )
         else:
             builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         return builder.sign(ca_key or key, hashes.SHA256())
@@ -216,7 +273,9 @@ def cmd_cert(argv: list[str]) -> None:
         (d / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return
     if not (d / "ca.crt").exists() or not ca_key_path.exists():
-        fail(f"ERROR: could not load CA: {d / 'ca.crt'} or {ca_key_path} not found; run `cockroach cert create-ca` first")
+        fail(
+            f"ERROR: could not load CA: {d / 'ca.crt'} or {ca_key_path} not found; run `cockroach cert create-ca` first"
+        )
     ca_cert = x509.load_pem_x509_certificate((d / "ca.crt").read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -231,20 +290,23 @@ def cmd_cert(argv: list[str]) -> None:
         cert = issue(args[0], key, ca_cert, ca_key, usages=(EKU.CLIENT_AUTH,))
         base = f"client.{args[0]}"
     else:
-        fail(f"Error: unknown command \"{sub}\" for \"cockroach cert\"")
+        fail(f'Error: unknown command "{sub}" for "cockroach cert"')
     write_key(d / f"{base}.key", key)
     (d / f"{base}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
 # --- start --------------------------------------------------------------------------------------------------
 
+
 def cmd_start(argv: list[str]) -> None:
     positional, flags = parse("start", argv)
     if positional:
         fail(f"ERROR: unexpected arguments: {positional}")
     if "join" not in flags:
-        fail("ERROR: no --join flags provided to 'cockroach start'\n"
-             "HINT: Consider using 'cockroach init' or 'cockroach start-single-node' instead")
+        fail(
+            "ERROR: no --join flags provided to 'cockroach start'\n"
+            "HINT: Consider using 'cockroach init' or 'cockroach start-single-node' instead"
+        )
     if "store" not in flags:
         fail("ERROR: the fake cockroach needs --store")
     secure = not insecure(flags)
@@ -256,7 +318,9 @@ def cmd_start(argv: list[str]) -> None:
     sql = split_addr(flags.get("sql-addr", f"{listen[0]}:{listen[1]}"), listen[1])
     http_addr = split_addr(flags.get("http-addr", "127.0.0.1:8080"), 8080)
     listen_addr, sql_addr = f"{listen[0]}:{listen[1]}", f"{sql[0]}:{sql[1]}"
-    node = FakeNode(cluster, listen_addr, sql_addr, flags.get("join", "").split(","), flags.get("locality", ""))
+    node = FakeNode(
+        cluster, listen_addr, sql_addr, flags.get("join", "").split(","), flags.get("locality", "")
+    )
 
     try:
         rpc = bind(listen, node.handle_rpc)
@@ -276,7 +340,10 @@ def cmd_start(argv: list[str]) -> None:
     for server in (rpc, sql_server, http_server):
         if server:
             threading.Thread(target=server.serve_forever, daemon=True).start()
-    print(f"* WARNING: fake cockroach (tests/doubles) node listening: rpc {listen_addr}, sql {sql_addr}", flush=True)
+    print(
+        f"* WARNING: fake cockroach (tests/doubles) node listening: rpc {listen_addr}, sql {sql_addr}",
+        flush=True,
+    )
     if not secure:
         print("* WARNING: ALL SECURITY CONTROLS HAVE BEEN DISABLED!", flush=True)
     while not stop.wait(0.2):
@@ -304,8 +371,13 @@ class FakeNode:
         self.joined = False
 
     def member(self, state: dict, node_id: int) -> dict:
-        return {"id": node_id, "sql_address": self.sql_addr, "locality": self.locality, "pid": os.getpid(),
-                "started_at": self.started_at}
+        return {
+            "id": node_id,
+            "sql_address": self.sql_addr,
+            "locality": self.locality,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+        }
 
     def handle_rpc(self, line: str) -> str:
         if line != "INIT":
@@ -365,9 +437,18 @@ class HealthServer(http.server.ThreadingHTTPServer):
                 if path != "/health":
                     return self.reply(404, {"error": "not found"})
                 if "ready=1" in query.split("&") and not node.joined:
-                    return self.reply(503, {"error": "node is not healthy", "code": 14, "message": "node is not healthy",
-                                            "details": []})
-                return self.reply(200, {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}})
+                    return self.reply(
+                        503,
+                        {
+                            "error": "node is not healthy",
+                            "code": 14,
+                            "message": "node is not healthy",
+                            "details": [],
+                        },
+                    )
+                return self.reply(
+                    200, {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}}
+                )
 
             def reply(self, code, body):
                 data = json.dumps(body).encode()
@@ -385,19 +466,26 @@ class HealthServer(http.server.ThreadingHTTPServer):
 
 # --- client commands ----------------------------------------------------------------------------------------
 
+
 def send(addr: str, line: str, default_port: int = 26257) -> str:
     try:
         with socket.create_connection(split_addr(addr, default_port), timeout=5) as s:
             s.sendall((line + "\n").encode())
             return s.makefile().readline().strip()
     except OSError as exc:
-        fail("ERROR: cannot dial server.\nIs the server running?\n"
-             f"If the server is running, check --host client-side and --advertise server-side.\n\n{exc}")
+        fail(
+            "ERROR: cannot dial server.\nIs the server running?\n"
+            f"If the server is running, check --host client-side and --advertise server-side.\n\n{exc}"
+        )
 
 
 def client_setup(command: str, argv: list[str]) -> tuple[list[str], dict, str]:
     positional, flags = parse(command, argv)
-    log_argv(Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"]) if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR") else None)
+    log_argv(
+        Path(os.environ["FAKE_COCKROACH_CLUSTER_DIR"])
+        if os.environ.get("FAKE_COCKROACH_CLUSTER_DIR")
+        else None
+    )
     if not insecure(flags):
         require_certs(flags, ["ca.crt", "client.root.crt", "client.root.key"])
     host = flags.get("host", "localhost")
@@ -429,8 +517,19 @@ def cmd_node(argv: list[str]) -> None:
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
     for addr, m in sorted(state["members"].items(), key=lambda kv: kv[1]["id"]):
         live = pid_alive(m["pid"])
-        rows.append([str(m["id"]), addr, m["sql_address"], BUILD_TAG, m["started_at"], now, m["locality"],
-                     str(live).lower(), str(live).lower()])
+        rows.append(
+            [
+                str(m["id"]),
+                addr,
+                m["sql_address"],
+                BUILD_TAG,
+                m["started_at"],
+                now,
+                m["locality"],
+                str(live).lower(),
+                str(live).lower(),
+            ]
+        )
     columns = NODE_STATUS_COLUMNS
     if positional[0] == "ls":
         columns, rows = ["id"], [[r[0]] for r in rows]
@@ -443,7 +542,7 @@ def cmd_node(argv: list[str]) -> None:
         sys.stdout.write("\n".join("\t".join(r) for r in [columns, *rows]) + "\n")
     elif fmt == "table":
         widths = [max(len(r[i]) for r in [columns, *rows]) for i in range(len(columns))]
-        line = lambda r: "  " + " | ".join(v.ljust(w) for v, w in zip(r, widths))  # noqa: E731
+        line = lambda r: "  " + " | ".join(v.ljust(w) for v, w in zip(r, widths))
         print(line(columns))
         print("-" + "+".join("-" * (w + 2) for w in widths))
         for r in rows:
@@ -466,17 +565,27 @@ def cmd_version(argv: list[str]) -> None:
     if "build-tag" in flags:
         print(BUILD_TAG)
         return
-    print(f"Build Tag:        {BUILD_TAG}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
-          "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       test double")
+    print(
+        f"Build Tag:        {BUILD_TAG}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
+        "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       test double"
+    )
 
 
 def main() -> None:
     if len(sys.argv) < 2:
         fail("Usage: cockroach [command]")
     command, argv = sys.argv[1], sys.argv[2:]
-    handlers = {"start": cmd_start, "init": cmd_init, "node": cmd_node, "cert": cmd_cert, "version": cmd_version}
+    handlers = {
+        "start": cmd_start,
+        "init": cmd_init,
+        "node": cmd_node,
+        "cert": cmd_cert,
+        "version": cmd_version,
+    }
     if command not in handlers:
-        fail(f'Error: unknown command "{command}" for "cockroach" (the stand-in implements {", ".join(handlers)})')
+        fail(
+            f'Error: unknown command "{command}" for "cockroach" (the stand-in implements {", ".join(handlers)})'
+        )
     handlers[command](argv)
 
 

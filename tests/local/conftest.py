@@ -79,10 +79,15 @@ class LocalClusterEnv:
     ports: dict[str, int]
 
     def config(self, **overrides) -> LocalClusterConfig:
-        values = dict(data_dir=self.data_dir, cockroach_bin=str(FAKE_COCKROACH),
-                      live_data_dir=self.root / "live-elsewhere", start_timeout_seconds=20.0,
-                      sql_port_base=self.ports["sql"], listen_port_base=self.ports["listen"],
-                      http_port_base=self.ports["http"])
+        values = {
+            "data_dir": self.data_dir,
+            "cockroach_bin": str(FAKE_COCKROACH),
+            "live_data_dir": self.root / "live-elsewhere",
+            "start_timeout_seconds": 20.0,
+            "sql_port_base": self.ports["sql"],
+            "listen_port_base": self.ports["listen"],
+            "http_port_base": self.ports["http"],
+        }
         values.update(overrides)
         return LocalClusterConfig(**values)
 
@@ -108,8 +113,12 @@ def local_env(tmp_path, monkeypatch) -> LocalClusterEnv:
     cluster_dir = tmp_path / "fake-cluster"
     monkeypatch.setenv("FAKE_COCKROACH_CLUSTER_DIR", str(cluster_dir))
     monkeypatch.delenv("FAKE_COCKROACH_ARGV_LOG", raising=False)
-    env = LocalClusterEnv(root=tmp_path, cluster_dir=cluster_dir, data_dir=tmp_path / "data",
-                          ports={"sql": sql, "listen": listen, "http": http})
+    env = LocalClusterEnv(
+        root=tmp_path,
+        cluster_dir=cluster_dir,
+        data_dir=tmp_path / "data",
+        ports={"sql": sql, "listen": listen, "http": http},
+    )
     yield env
     # Nodes are detached on purpose (they must outlive their starter): kill them by pid here.
     kill_all(node_pids_under(tmp_path))

@@ -43,10 +43,14 @@ def test_grows_one_node_at_a_time_with_own_ports_and_one_join_list(local_env):
         assert flag(argv, "store") == str(local_env.data_dir.resolve() / f"node{i + 1}")
         assert flag(argv, "locality") == f"region=local,zone=local-{'abc'[i]}"
     joins = {flag(argv, "join") for argv in starts}
-    assert joins == {",".join(f"127.0.0.1:{p['listen'] + i}" for i in range(3))}, "identical --join on every node"
+    assert joins == {",".join(f"127.0.0.1:{p['listen'] + i}" for i in range(3))}, (
+        "identical --join on every node"
+    )
 
     inits = local_env.invocations("init")
-    assert len(inits) == 1 and flag(inits[0], "host") == f"127.0.0.1:{p['listen']}", "init once, via node 1's RPC port"
+    assert len(inits) == 1 and flag(inits[0], "host") == f"127.0.0.1:{p['listen']}", (
+        "init once, via node 1's RPC port"
+    )
     assert local_env.fake_state()["inits"] == 1
     members = local_env.fake_state()["members"]
     assert sorted(m["id"] for m in members.values()) == [1, 2, 3]
@@ -176,17 +180,25 @@ def test_cli_status_and_stop_for_make_local_targets(local_env):
     control = local_env.control()
     control.scale_to(2)
     wait_ready(control, 2)
-    env = {**os.environ, "COCKROACH_BIN": str(local_env.config().cockroach_bin),
-           "LOCAL_CRDB_DATA_DIR": str(local_env.data_dir), "LOCAL_CRDB_SQL_PORT_BASE": str(local_env.ports["sql"]),
-           "LOCAL_CRDB_LISTEN_PORT_BASE": str(local_env.ports["listen"]),
-           "LOCAL_CRDB_HTTP_PORT_BASE": str(local_env.ports["http"])}
+    env = {
+        **os.environ,
+        "COCKROACH_BIN": str(local_env.config().cockroach_bin),
+        "LOCAL_CRDB_DATA_DIR": str(local_env.data_dir),
+        "LOCAL_CRDB_SQL_PORT_BASE": str(local_env.ports["sql"]),
+        "LOCAL_CRDB_LISTEN_PORT_BASE": str(local_env.ports["listen"]),
+        "LOCAL_CRDB_HTTP_PORT_BASE": str(local_env.ports["http"]),
+    }
     cli = [sys.executable, "-m", "evolution_pipeline.resources.local"]
-    status = subprocess.run(cli + ["status"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        cli + ["status"], check=False, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+    )
     assert status.returncode == 0, status.stderr
     assert "desired=2 ready=2" in status.stdout and "node2=ready" in status.stdout
     assert f"crdb-reader: 127.0.0.1:{local_env.ports['sql'] + 1}" in status.stdout
 
-    stop = subprocess.run(cli + ["stop"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    stop = subprocess.run(
+        cli + ["stop"], env=env, cwd=REPO_ROOT, check=False, capture_output=True, text=True, timeout=120
+    )
     assert stop.returncode == 0 and "node1" in stop.stdout and "node2" in stop.stdout
     assert node_pids_under(local_env.data_dir) == []
     assert (local_env.data_dir / "node1").is_dir(), "stopping keeps the data"

@@ -53,8 +53,9 @@ def kill_leftovers(marker: str, path: Path) -> None:
 
 
 def path_without_cockroach() -> str:
-    return os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
-                           if p and not (Path(p) / "cockroach").exists())
+    return os.pathsep.join(
+        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not (Path(p) / "cockroach").exists()
+    )
 
 
 def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path):
@@ -64,25 +65,45 @@ def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_
     dagster_home.mkdir()
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
     data_dir = tmp_path / "data"
-    env = {k: v for k, v in os.environ.items() if k not in {"COCKROACH_BIN", "DAGSTER_HOME", "MAKEFLAGS", "MFLAGS"}}
-    env.update({
-        "PATH": path_without_cockroach(),
-        "DEV_DAGSTER_PORT": str(ports["dagster"]), "DEV_APP_PORT": str(ports["app"]),
-        "DEV_PROMETHEUS_PORT": str(ports["prometheus"]), "DEV_DAGSTER_HOME": str(dagster_home),
-        "LOCAL_CRDB_DATA_DIR": str(data_dir),
-        "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()), "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
-        "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
-        marker.split("=")[0]: marker.split("=")[1],
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"COCKROACH_BIN", "DAGSTER_HOME", "MAKEFLAGS", "MFLAGS"}
+    }
+    env.update(
+        {
+            "PATH": path_without_cockroach(),
+            "DEV_DAGSTER_PORT": str(ports["dagster"]),
+            "DEV_APP_PORT": str(ports["app"]),
+            "DEV_PROMETHEUS_PORT": str(ports["prometheus"]),
+            "DEV_DAGSTER_HOME": str(dagster_home),
+            "LOCAL_CRDB_DATA_DIR": str(data_dir),
+            "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()),
+            "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
+            "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
+            marker.split("=")[0]: marker.split("=")[1],
+        }
+    )
     # Its own process group, like a terminal's foreground job: the SIGINT below is exactly a Ctrl-C.
-    proc = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=REPO_ROOT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["make", "--no-print-directory", "dev"],
+        cwd=REPO_ROOT,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + 420
-        while time.monotonic() < deadline and proc.poll() is None and not any("[dev] ready" in line for line in lines):
+        while (
+            time.monotonic() < deadline
+            and proc.poll() is None
+            and not any("[dev] ready" in line for line in lines)
+        ):
             time.sleep(0.5)
         output = "".join(lines)
         assert "[dev] ready" in output, f"make dev did not become ready:\n{output}"
@@ -92,11 +113,14 @@ def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_
         app = httpx.get(f"http://127.0.0.1:{ports['app']}/healthz", timeout=10)
         assert app.status_code == 200
         ready = httpx.get(f"http://127.0.0.1:{ports['app']}/readyz", timeout=10)
-        assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text  # on the embedded PostgreSQL
+        assert ready.status_code == 200 and ready.json()["ready"] is True, (
+            ready.text
+        )  # on the embedded PostgreSQL
         info = httpx.get(f"http://127.0.0.1:{ports['dagster']}/server_info", timeout=10)
         assert info.status_code == 200 and "dagster_version" in info.json()
-        workspace = httpx.post(f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY},
-                               timeout=30).json()["data"]["workspaceOrError"]
+        workspace = httpx.post(
+            f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY}, timeout=30
+        ).json()["data"]["workspaceOrError"]
         entries = workspace["locationEntries"]
         assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], entries
         prometheus = httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10)
@@ -105,7 +129,9 @@ def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_
         secrets = data_dir / "secrets.env"
         assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
         assert {line.split("=")[0] for line in secrets.read_text().splitlines()} >= {
-            "APP_WRITER_PASSWORD", "APP_READER_PASSWORD"}
+            "APP_WRITER_PASSWORD",
+            "APP_READER_PASSWORD",
+        }
         assert (data_dir / "prometheus" / "prometheus.yml").is_file()
         assert f"127.0.0.1:{ports['app']}" in (data_dir / "prometheus" / "prometheus.yml").read_text()
 

@@ -17,13 +17,19 @@ from evolution_pipeline.resources.local import MISSING_BINARY_MESSAGE, LocalClus
 def local_backend_env(monkeypatch, tmp_path):
     monkeypatch.setenv("EVOLUTION_CLUSTER_BACKEND", "local")
     monkeypatch.delenv("COCKROACH_BIN", raising=False)
-    monkeypatch.setenv("PATH", os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                                                if p and not (Path(p) / "cockroach").exists()))
+    monkeypatch.setenv(
+        "PATH",
+        os.pathsep.join(
+            p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "cockroach").exists()
+        ),
+    )
     monkeypatch.setenv("LOCAL_CRDB_DATA_DIR", str(tmp_path / "local"))
     monkeypatch.setenv("CRDB_CLUSTER_LABEL", "local")
     monkeypatch.setenv("PROMETHEUS_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("CRDB_ADMIN_URL", "postgresql://root@127.0.0.1:26257/defaultdb?sslmode=verify-full")
-    monkeypatch.setenv("REHEARSAL_CRDB_ADMIN_URL", "postgresql://root@127.0.0.1:26457/defaultdb?sslmode=verify-full")
+    monkeypatch.setenv(
+        "REHEARSAL_CRDB_ADMIN_URL", "postgresql://root@127.0.0.1:26457/defaultdb?sslmode=verify-full"
+    )
     return tmp_path
 
 
@@ -37,10 +43,16 @@ def test_local_backend_is_selected_with_a_separate_rehearsal(local_backend_env):
     live_cfg, rehearsal_cfg = live.config(), rehearsal.config()
     assert live_cfg.data_dir == local_backend_env / "local"
     assert rehearsal_cfg.data_dir != live_cfg.data_dir and rehearsal_cfg.live_data_dir == live_cfg.data_dir
-    live_ports = {live_cfg.sql_port_base + i for i in range(3)} | {live_cfg.listen_port_base + i for i in range(3)} \
+    live_ports = (
+        {live_cfg.sql_port_base + i for i in range(3)}
+        | {live_cfg.listen_port_base + i for i in range(3)}
         | {live_cfg.http_port_base + i for i in range(3)}
-    rehearsal_ports = {rehearsal_cfg.sql_port_base + i for i in range(3)} \
-        | {rehearsal_cfg.listen_port_base + i for i in range(3)} | {rehearsal_cfg.http_port_base + i for i in range(3)}
+    )
+    rehearsal_ports = (
+        {rehearsal_cfg.sql_port_base + i for i in range(3)}
+        | {rehearsal_cfg.listen_port_base + i for i in range(3)}
+        | {rehearsal_cfg.http_port_base + i for i in range(3)}
+    )
     assert not live_ports & rehearsal_ports, "the rehearsal cluster has ports of its own"
 
 
@@ -52,8 +64,13 @@ def test_materializing_a_phase_without_binary_fails_at_once_with_the_message(loc
 
     started = time.monotonic()
     with dg.instance_for_test() as instance:
-        result = dg.materialize(all_assets() + all_checks(), resources=resources_from_env(), instance=instance,
-                                selection=[dg.AssetKey("phase0_single_node")], raise_on_error=False)
+        result = dg.materialize(
+            all_assets() + all_checks(),
+            resources=resources_from_env(),
+            instance=instance,
+            selection=[dg.AssetKey("phase0_single_node")],
+            raise_on_error=False,
+        )
     elapsed = time.monotonic() - started
     assert not result.success
     failures = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]

@@ -34,8 +34,15 @@ def test_secure_by_default_certs_and_tls_health(local_env):
     control.scale_to(1)
     wait_ready(control, 1)
     certs = local_env.data_dir / "certs"
-    for name in ("ca.crt", "node.crt", "node.key", "client.root.crt", "client.root.key",
-                 "client.app_writer.crt", "client.app_reader.crt"):
+    for name in (
+        "ca.crt",
+        "node.crt",
+        "node.key",
+        "client.root.crt",
+        "client.root.key",
+        "client.app_writer.crt",
+        "client.app_reader.crt",
+    ):
         assert (certs / name).is_file(), name
     ca_key = local_env.data_dir / "safe" / "ca.key"
     assert ca_key.is_file() and not (certs / "ca.key").exists(), "the CA key stays out of the certs dir"
@@ -45,7 +52,9 @@ def test_secure_by_default_certs_and_tls_health(local_env):
     assert "localhost" in sans.get_values_for_type(x509.DNSName)
     assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
-    for argv in local_env.invocations("start") + local_env.invocations("init") + local_env.invocations("node"):
+    for argv in (
+        local_env.invocations("start") + local_env.invocations("init") + local_env.invocations("node")
+    ):
         assert "--insecure" not in flags_of(argv)
         assert f"--certs-dir={certs.resolve()}" in argv
     assert "secure" in control.describe() and "INSECURE" not in control.describe()
@@ -73,12 +82,28 @@ def test_insecure_only_when_asked_and_labelled(local_env):
 
 def test_stand_in_refuses_start_without_certificates(tmp_path):
     """The double follows the real CLI: secure mode without certificates is an error, not a silent start."""
-    result = subprocess.run([str(FAKE_COCKROACH), "start", f"--store={tmp_path / 's'}", "--join=127.0.0.1:1",
-                             f"--certs-dir={tmp_path / 'missing'}"], capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [
+            str(FAKE_COCKROACH),
+            "start",
+            f"--store={tmp_path / 's'}",
+            "--join=127.0.0.1:1",
+            f"--certs-dir={tmp_path / 'missing'}",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1
     assert "cannot load certificates" in result.stderr and "--insecure" in result.stderr
-    result = subprocess.run([str(FAKE_COCKROACH), "start", f"--store={tmp_path / 's'}", "--insecure"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(FAKE_COCKROACH), "start", f"--store={tmp_path / 's'}", "--insecure"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 1 and "no --join flags" in result.stderr
     assert not (tmp_path / "s").exists()
 
@@ -88,15 +113,25 @@ def test_stand_in_init_twice_fails_like_the_real_one(local_env):
     control = local_env.control()
     control.scale_to(1)
     wait_ready(control, 1)
-    args = [str(FAKE_COCKROACH), "init", f"--certs-dir={control.certs_dir}", f"--host={control.node(1).listen_addr}"]
-    again = subprocess.run(args, capture_output=True, text=True, timeout=30)
+    args = [
+        str(FAKE_COCKROACH),
+        "init",
+        f"--certs-dir={control.certs_dir}",
+        f"--host={control.node(1).listen_addr}",
+    ]
+    again = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30)
     assert again.returncode == 1 and "cluster has already been initialized" in again.stderr
     # The backend treats that answer as success: a lost marker file does not break a re-run.
     control.init_marker.unlink()
     control.initialize(control.binary())
     assert control.init_marker.exists()
-    wrong_port = subprocess.run(args[:-1] + [f"--host={control.node(1).sql_addr}"], capture_output=True,
-                                text=True, timeout=30)
+    wrong_port = subprocess.run(
+        args[:-1] + [f"--host={control.node(1).sql_addr}"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert wrong_port.returncode == 1, "init goes to the RPC (--listen-addr) port, not the SQL port"
 
 
@@ -168,14 +203,17 @@ def test_prometheus_file_sd_targets_follow_the_nodes(local_env):
     for nodes in (1, 2):
         control.scale_to(nodes)
         assert json.loads(targets.read_text()) == [
-            {"targets": [f"127.0.0.1:{http + i}" for i in range(nodes)], "labels": {"cluster": "local"}}]
+            {"targets": [f"127.0.0.1:{http + i}" for i in range(nodes)], "labels": {"cluster": "local"}}
+        ]
     bundle = local_env.data_dir / "prometheus" / "certs" / "ca.crt"
     assert bundle.read_text().strip() == (local_env.data_dir / "certs" / "ca.crt").read_text().strip()
 
 
 def test_rehearsal_targets_share_the_live_prometheus_folder(local_env, tmp_path):
     shared = tmp_path / "live" / "prometheus"
-    rehearsal = local_env.control(environment="rehearsal", cluster_label="local-rehearsal", prometheus_dir=shared)
+    rehearsal = local_env.control(
+        environment="rehearsal", cluster_label="local-rehearsal", prometheus_dir=shared
+    )
     path = rehearsal.write_prometheus_targets(2)
     assert path == shared / "targets" / "cockroachdb-rehearsal.json", "matches targets/cockroachdb*.json"
     assert json.loads(path.read_text())[0]["labels"] == {"cluster": "local-rehearsal"}
@@ -187,14 +225,23 @@ def test_sql_urls_and_local_service_names(local_env):
     sql = local_env.ports["sql"]
     root = conninfo_to_dict(control.sql_url(1, "root", "defaultdb"))
     certs = str(local_env.data_dir.resolve() / "certs")
-    assert root == {"user": "root", "host": "127.0.0.1", "port": str(sql), "dbname": "defaultdb",
-                    "sslmode": "verify-full", "sslrootcert": f"{certs}/ca.crt",
-                    "sslcert": f"{certs}/client.root.crt", "sslkey": f"{certs}/client.root.key"}
+    assert root == {
+        "user": "root",
+        "host": "127.0.0.1",
+        "port": str(sql),
+        "dbname": "defaultdb",
+        "sslmode": "verify-full",
+        "sslrootcert": f"{certs}/ca.crt",
+        "sslcert": f"{certs}/client.root.crt",
+        "sslkey": f"{certs}/client.root.key",
+    }
     writer = conninfo_to_dict(control.writer_url("p@ss/w:rd"))
     assert writer["user"] == "app_writer" and writer["password"] == "p@ss/w:rd" and "sslcert" not in writer
     assert writer["host"] == "127.0.0.1" and writer["port"] == str(sql) and writer["dbname"] == "app"
     reader = conninfo_to_dict(control.reader_url("pw"))
-    assert reader["host"] == "127.0.0.1,127.0.0.1" and reader["port"] == f"{sql + 1},{sql}", "node 2, then node 1"
+    assert reader["host"] == "127.0.0.1,127.0.0.1" and reader["port"] == f"{sql + 1},{sql}", (
+        "node 2, then node 1"
+    )
     assert control.endpoints() == {"crdb-writer": f"127.0.0.1:{sql}", "crdb-reader": f"127.0.0.1:{sql}"}
     control._write_state(desired_nodes=2)
     assert control.endpoints()["crdb-reader"] == f"127.0.0.1:{sql + 1}", "node 2 once phase 1 has run"
@@ -202,21 +249,36 @@ def test_sql_urls_and_local_service_names(local_env):
 
 def test_resource_is_a_cluster_control_resource_and_reads_the_environment(monkeypatch, tmp_path):
     assert issubclass(LocalClusterResource, ClusterControlResource)
-    env = {"COCKROACH_BIN": str(FAKE_COCKROACH), "LOCAL_CRDB_DATA_DIR": str(tmp_path / "live"),
-           "LOCAL_CRDB_SQL_PORT_BASE": "27000", "CRDB_CLUSTER_LABEL": "local",
-           "REHEARSAL_LOCAL_CRDB_DATA_DIR": str(tmp_path / "reh"), "REHEARSAL_LOCAL_CRDB_HTTP_PORT_BASE": "9200"}
+    env = {
+        "COCKROACH_BIN": str(FAKE_COCKROACH),
+        "LOCAL_CRDB_DATA_DIR": str(tmp_path / "live"),
+        "LOCAL_CRDB_SQL_PORT_BASE": "27000",
+        "CRDB_CLUSTER_LABEL": "local",
+        "REHEARSAL_LOCAL_CRDB_DATA_DIR": str(tmp_path / "reh"),
+        "REHEARSAL_LOCAL_CRDB_HTTP_PORT_BASE": "9200",
+    }
     live = LocalClusterResource.from_environment("live", env)
-    assert (live.environment, live.data_dir, live.sql_port_base, live.http_port_base) == \
-        ("live", str(tmp_path / "live"), 27000, 8080)
+    assert (live.environment, live.data_dir, live.sql_port_base, live.http_port_base) == (
+        "live",
+        str(tmp_path / "live"),
+        27000,
+        8080,
+    )
     rehearsal = LocalClusterResource.from_environment("rehearsal", env, ready_timeout_seconds=5.0)
     assert rehearsal.environment == "rehearsal" and rehearsal.ready_timeout_seconds == 5.0
     assert (rehearsal.data_dir, rehearsal.live_data_dir) == (str(tmp_path / "reh"), str(tmp_path / "live"))
-    assert (rehearsal.sql_port_base, rehearsal.listen_port_base, rehearsal.http_port_base) == (26457, 26557, 9200)
+    assert (rehearsal.sql_port_base, rehearsal.listen_port_base, rehearsal.http_port_base) == (
+        26457,
+        26557,
+        9200,
+    )
     assert rehearsal.cluster_label == "local-rehearsal"
     assert rehearsal.prometheus_dir == str(tmp_path / "live" / "prometheus")
     assert settings_from_env("live", {})["data_dir"] == ".data/local"
     control = rehearsal.control()
-    assert control.targets_file() == tmp_path / "live" / "prometheus" / "targets" / "cockroachdb-rehearsal.json"
+    assert (
+        control.targets_file() == tmp_path / "live" / "prometheus" / "targets" / "cockroachdb-rehearsal.json"
+    )
 
     @dg.asset
     def uses_cluster(cluster: ClusterControlResource) -> int:
@@ -231,6 +293,8 @@ def test_relative_folders_are_under_the_repository():
 
     config = LocalClusterResource(data_dir=".data/x", environment="rehearsal").config()
     assert config.data_dir == REPO_ROOT / ".data" / "x"
-    assert LocalClusterResource(environment="rehearsal").config().data_dir == REPO_ROOT / ".data" / "rehearsal"
+    assert (
+        LocalClusterResource(environment="rehearsal").config().data_dir == REPO_ROOT / ".data" / "rehearsal"
+    )
     with pytest.raises(ClusterControlError, match="loopback"):
         LocalClusterResource(host="10.0.0.5").config()
