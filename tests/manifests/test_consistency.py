@@ -190,6 +190,7 @@ def test_node_certificate_names_every_way_in(namespace):
     cluster = crdb_cluster()["metadata"]["name"]
     must = [
         "localhost",
+        cluster,  # Prometheus verifies the HTTP certificate against this short name (k8s/observability/)
         f"{cluster}.{namespace}.svc.cluster.local",
         # a pod behind the operator's headless Service:
         f"{cluster}-abc12.{cluster}.{namespace}.svc.cluster.local",
