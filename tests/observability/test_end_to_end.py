@@ -73,11 +73,12 @@ class AppProcess:
         self._log.close()
 
 
-def write_targets(runtime: Path, targets: list[str]) -> None:
+def write_targets(runtime: Path, targets: list[str], name: str = "cockroachdb.json",
+                  labels: dict[str, str] | None = None) -> None:
     """What the local-cluster helper does as nodes start: rewrite the file_sd file atomically."""
-    tmp = runtime / "targets" / ".cockroachdb.json.tmp"
-    tmp.write_text(json.dumps([{"targets": targets, "labels": {}}]))
-    tmp.replace(runtime / "targets" / "cockroachdb.json")
+    tmp = runtime / "targets" / f".{name}.tmp"
+    tmp.write_text(json.dumps([{"targets": targets, "labels": labels or {}}]))
+    tmp.replace(runtime / "targets" / name)
 
 
 def local_config(app_port: int) -> dict:
@@ -127,11 +128,17 @@ def stack(tmp_path_factory):
         fronts = [TlsFront(t, cert, key) for t in crdb.targets]
         cleanup.extend(f.close for f in fronts)
         write_targets(runtime, [f.target for f in fronts])
+        # A local rehearsal cluster scraped by the same Prometheus, named by its targets file.
+        rehearsal = CrdbMetricsCluster(nodes=1)
+        cleanup.append(rehearsal.close)
+        rehearsal_front = TlsFront(rehearsal.targets[0], cert, key)
+        cleanup.append(rehearsal_front.close)
+        write_targets(runtime, [rehearsal_front.target], "cockroachdb-rehearsal.json", {"cluster": "local-rehearsal"})
         app.wait_ready()
         prom = start_prometheus(runtime, config=local_config(app.port))
         cleanup.append(prom.stop)
         yield {"pg": pg, "app": app, "crdb": crdb, "fronts": fronts, "prom": prom, "runtime": runtime,
-               "cert": cert, "key": key}
+               "cert": cert, "key": key, "rehearsal_front": rehearsal_front}
     finally:
         for close in reversed(cleanup):
             close()
@@ -202,11 +209,14 @@ def test_every_dashboard_query_returns_data(stack, window, path):
 
 def test_every_series_carries_the_contract_labels(stack, window):
     prom = stack["prom"]
-    for job in ("cockroachdb", "sample-app"):
-        series = prom.query(f'{{job="{job}"}}')
-        assert series and {s["metric"].get("cluster") for s in series} == {"local"}
-    instances = {s["metric"]["instance"] for s in prom.query('sys_uptime{job="cockroachdb"}')}
-    assert instances == {f.target for f in stack["fronts"]}
+    app_series = prom.query('{job="sample-app"}')
+    assert app_series and {s["metric"].get("cluster") for s in app_series} == {"local"}
+    by_cluster: dict[str, set[str]] = {}
+    for s in prom.query('sys_uptime{job="cockroachdb"}'):
+        by_cluster.setdefault(s["metric"]["cluster"], set()).add(s["metric"]["instance"])
+    # The live targets file names no cluster (default "local"); the rehearsal's file names its own.
+    assert by_cluster == {"local": {f.target for f in stack["fronts"]},
+                          "local-rehearsal": {stack["rehearsal_front"].target}}
 
 
 def test_the_pipeline_check_query_sees_the_grown_cluster(stack, window):

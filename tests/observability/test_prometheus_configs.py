@@ -120,10 +120,11 @@ def scrape_jobs(config: dict) -> dict[str, dict]:
     return {job["job_name"]: job for job in config["scrape_configs"]}
 
 
-def cluster_label(job: dict) -> str:
-    """The single constant `cluster` a job sets (the local config)."""
+def default_cluster_label(job: dict) -> str:
+    """The `cluster` a local job sets when its target does not name one."""
     (rule,) = [r for r in job["relabel_configs"] if r.get("target_label") == "cluster"]
-    assert "source_labels" not in rule and rule.get("action", "replace") == "replace"
+    assert rule["source_labels"] == ["cluster"] and rule["regex"] == ""
+    assert rule.get("action", "replace") == "replace"
     return rule["replacement"]
 
 
@@ -184,13 +185,14 @@ def test_local_config_follows_the_runtime_layout_contract():
     config = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
     jobs = scrape_jobs(config)
     assert set(jobs) == {"cockroachdb", "sample-app"}
-    assert {cluster_label(j) for j in jobs.values()} == {"local"}
+    assert {default_cluster_label(j) for j in jobs.values()} == {"local"}
     assert config["rule_files"] == ["rules/*.yml"]
     crdb = jobs["cockroachdb"]
     assert crdb["file_sd_configs"][0]["files"] == ["targets/cockroachdb*.json"]
     assert crdb["scheme"] == "https" and crdb["tls_config"] == {"ca_file": "certs/ca.crt"}
     assert crdb["metrics_path"] == "/_status/vars"
     assert jobs["sample-app"]["static_configs"] == [{"targets": ["127.0.0.1:8000"]}]
+    assert jobs["sample-app"]["file_sd_configs"][0]["files"] == ["targets/sample-app*.json"]
 
 
 def test_k8s_rules_configmap_mounted_where_rule_files_point():
