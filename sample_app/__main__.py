@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sample_app: configuration error: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("sanic.root", "sanic.error", "sanic.access", "sanic.server", "sanic.websockets"):
+        logging.getLogger(name).propagate = False  # Sanic prints these itself: no double lines
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)

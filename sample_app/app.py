@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 
@@ -106,10 +107,15 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
 
 async def _tick(app: Sanic) -> None:
     """Every wall-clock second: refresh the spike gauges, then close a timeline point."""
+    next_tick = math.floor(time.time()) + 1
     while True:
-        await asyncio.sleep(1.0 - (time.time() % 1.0))
+        # Timers may fire a little early (uvloop rounds to milliseconds): sleep until the boundary
+        # has really passed, so there is exactly one point per second.
+        while (remaining := next_tick - time.time()) > 0:
+            await asyncio.sleep(remaining + 0.001)
         app.ctx.spike.tick()
-        app.ctx.timeline.roll()
+        app.ctx.timeline.roll(now=next_tick)
+        next_tick = max(next_tick + 1, math.floor(time.time()))  # after a stall, skip, don't burst
 
 
 async def _watch_readiness(app: Sanic) -> None:

@@ -8,6 +8,7 @@ pool, spike state, readiness, events such as spike start/stop) kept in a bounded
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import defaultdict, deque
 from typing import Any, Callable
@@ -17,7 +18,7 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile of an already sorted list (None when empty)."""
     if not sorted_values:
         return None
-    rank = max(0, min(len(sorted_values) - 1, int(round(q * len(sorted_values) + 0.5)) - 1))
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 
@@ -86,13 +87,6 @@ class Timeline:
             self._changed.set()
             self._changed = asyncio.Event()
         return point
-
-    async def run(self) -> None:
-        """Close a bucket at every wall-clock second until cancelled."""
-        while True:
-            now = time.time()
-            await asyncio.sleep(1.0 - (now % 1.0))
-            self.roll()
 
     async def wait_next(self, seq: int, timeout: float = 5.0) -> int:
         """Wait until a point newer than `seq` exists; return the current sequence number."""
