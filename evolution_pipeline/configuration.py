@@ -47,6 +47,8 @@ def cluster_resource(env: Environment) -> ClusterControlResource:
 
         return CrdbOperatorResource(
             namespace=setting(env, "CRDB_NAMESPACE"), cluster_name=setting(env, "CRDB_CLUSTER_NAME"),
+            # Unset: in-cluster config inside Kubernetes, else $KUBECONFIG / ~/.kube/config.
+            context=setting(env, "KUBE_CONTEXT", None),
             live_namespace=setting(LIVE, "CRDB_NAMESPACE"), live_cluster_name=setting(LIVE, "CRDB_CLUSTER_NAME"),
             **common,
         )

@@ -61,7 +61,11 @@ class ClusterControl(ABC):
 
     @abstractmethod
     def desired_nodes(self) -> int:
-        """The node count currently asked for (0 when nothing exists yet)."""
+        """The node count currently asked for.
+
+        0 when a local cluster has no node yet; the operator backend raises instead when the CrdbCluster
+        does not exist (it is applied by hand at phase 0's size, see k8s/README.md).
+        """
 
     @abstractmethod
     def set_desired_nodes(self, nodes: int) -> None:

@@ -59,10 +59,12 @@ def world(path: str | Path):
     with open(path, "r+") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         state = json.load(f)
-        yield state
-        f.seek(0)
-        f.truncate()
-        json.dump(state, f)
+        try:
+            yield state
+        finally:  # an injected failure still consumes its count
+            f.seek(0)
+            f.truncate()
+            json.dump(state, f)
 
 
 def read_world(path: str | Path) -> dict:
@@ -74,10 +76,12 @@ def _count(state: dict, name: str) -> None:
 
 
 def _maybe_fail(state: dict, name: str) -> None:
-    remaining = state["fail"].get(name, 0)
-    if remaining:
-        state["fail"][name] = remaining - 1
-        raise SqlError(f"injected failure in {name}")
+    """Injected failures: fail[name] = N fails the next N calls; fail[name@K] = N only while K nodes are ready."""
+    for key in (name, f"{name}@{state['ready']}"):
+        remaining = state["fail"].get(key, 0)
+        if remaining:
+            state["fail"][key] = remaining - 1
+            raise SqlError(f"injected failure in {name} with {state['ready']} ready node(s)")
 
 
 class WorldClusterControl(ClusterControl):

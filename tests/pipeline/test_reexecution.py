@@ -1,0 +1,56 @@
+"""Re-execute from failure on a persistent instance: only the failed step and those after it run again."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from tests.doubles.pipeline_world import read_world, world
+
+pytestmark = pytest.mark.slow
+
+
+# Steps in one process keep the test fast; storage, IO manager and re-execution are the persistent ones.
+IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
+
+
+def _evolve():
+    from tests.pipeline.stand_ins import evolve_job
+
+    return evolve_job()
+
+
+def _executed_steps(instance, run_id: str) -> set[str]:
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_START).records
+    return {r.event_log_entry.dagster_event.step_key for r in records}
+
+
+def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, worlds, tmp_path):
+    with world(worlds["live"]) as s:
+        s["fail"]["range_voters@2"] = 1  # phase 1's verify_replication fails once, with 2 nodes up
+    recon = dg.reconstructable(_evolve)
+    with dg.instance_for_test() as instance:
+        first = dg.execute_job(recon, instance, run_config=IN_PROCESS)
+        failed = [e.step_key for e in first.all_events if e.is_step_failure]
+        assert not first.success, failed
+        assert failed == ["phase1_two_nodes.verify_replication"]
+        after_failure = read_world(worlds["live"])
+        assert after_failure["desired"] == 2 and after_failure["calls"]["backup_into"] == 1
+
+        again = dg.execute_job(
+            recon, instance,
+            reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
+            run_config=IN_PROCESS,
+        )
+        assert again.success, [(e.step_key, e.event_specific_data.error.message[:300]) for e in again.all_events if e.is_step_failure]
+        steps = _executed_steps(instance, again.run_id)
+        assert "phase1_two_nodes.verify_replication" in steps
+        assert not {"phase1_two_nodes.preflight", "phase1_two_nodes.backup", "phase1_two_nodes.scale",
+                    "phase1_two_nodes.apply_sql"} & steps
+        assert {"phase2_three_nodes.scale", "phase2_three_nodes_live_nodes_match_phase"} <= steps
+
+    final = read_world(worlds["live"])
+    assert final["desired"] == final["ready"] == 3
+    assert final["calls"]["set_desired_nodes"] == 3  # phase 1 was not scaled twice
+    assert final["calls"]["backup_into"] == 2  # phase 1's backup was not repeated; phase 2 took one
+    assert final["zones"]["RANGE default"] == 3
