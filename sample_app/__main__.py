@@ -18,6 +18,19 @@ from .app import create_app
 from .settings import Settings, SettingsError
 
 
+def configure_logging(level: str) -> None:
+    """Our loggers and psycopg's (pool reconnects); Sanic configures and prints its own."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # psycopg.pool logs every checkout at INFO: only its warnings (reconnect failures) unless DEBUG.
+    levels = {"sample_app": level, "psycopg": level if level == "DEBUG" else "WARNING"}
+    for name, logger_level in levels.items():
+        logger = logging.getLogger(name)
+        logger.setLevel(logger_level)
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sample_app", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 in a container)")
@@ -28,9 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"sample_app: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for name in ("sanic.root", "sanic.error", "sanic.access", "sanic.server", "sanic.websockets"):
-        logging.getLogger(name).propagate = False  # Sanic prints these itself: no double lines
+    configure_logging(settings.log_level)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
     app.prepare(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)

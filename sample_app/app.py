@@ -88,18 +88,17 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     @app.after_server_start
     async def _start_background(app: Sanic) -> None:
         await db.open()
-        app.add_task(_tick(app), name="timeline-ticker")
-        app.add_task(_watch_readiness(app), name="readiness-watch")
+        # Plain tasks we own and cancel ourselves (Sanic warns about every task it has to cancel).
+        app.ctx.background_tasks = [asyncio.create_task(_tick(app)), asyncio.create_task(_watch_readiness(app))]
 
     @app.before_server_stop
     async def _stop_background(app: Sanic) -> None:
         await spike_ctl.stop()
         await controls.stop_all()
-        for task_name in ("timeline-ticker", "readiness-watch"):
-            try:
-                await app.cancel_task(task_name, raise_exception=False)
-            except Exception:  # already gone
-                pass
+        tasks = getattr(app.ctx, "background_tasks", [])
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await db.close()
 
     return app
