@@ -25,5 +25,5 @@ observability-deploy: ## apply Prometheus + Grafana to the current kube context 
 
 observability-port-forward: ## Prometheus on 127.0.0.1:9090, Grafana on 127.0.0.1:3000 (Ctrl-C stops both)
 	@echo "Grafana password: kubectl -n $(OBS_NS) get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d"
-	kubectl -n $(OBS_NS) port-forward svc/prometheus 9090:9090 & \
-	kubectl -n $(OBS_NS) port-forward svc/grafana 3000:3000; kill %1
+	@kubectl -n $(OBS_NS) port-forward svc/prometheus 9090:9090 & pf=$$!; trap 'kill $$pf' EXIT; \
+	kubectl -n $(OBS_NS) port-forward svc/grafana 3000:3000
