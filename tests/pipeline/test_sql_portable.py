@@ -1,0 +1,123 @@
+"""The pipeline's SQL against a real PostgreSQL (same wire protocol as CockroachDB).
+
+Covers what is portable: sql/00-bootstrap.sql, the phase grant files, user creation with passwords bound
+client-side, the read-only user really being read-only, and which errors are retried. The CockroachDB-only
+statements (CREATE DATABASE IF NOT EXISTS, zone configs, BACKUP, SHOW RANGES, SPLIT AT) cannot run here.
+"""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from evolution_pipeline.phases import PHASES, SQL_DIR
+from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError, _is_retryable
+from evolution_pipeline.sqlscript import load_script
+from tests.app.pg import LocalPostgres
+
+pytestmark = pytest.mark.slow
+
+PORTABLE = ("00-bootstrap.sql", "05-phase0-writer-user.sql", "10-phase1-reader-user.sql")
+
+
+@pytest.fixture(scope="module")
+def pg(tmp_path_factory):
+    server = LocalPostgres(tmp_path_factory.mktemp("pg"))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def admin(pg) -> CrdbSqlResource:
+    return CrdbSqlResource(url=pg.admin_conninfo("postgres"), database="app", max_attempts=2,
+                           retry_base_seconds=0.01)
+
+
+def connect_as(pg, user: str, password: str):
+    return psycopg.connect(f"postgresql://{user}:{password}@127.0.0.1:{pg.port}/app", autocommit=True)
+
+
+def test_phase_table_files_exist_and_portable_ones_are_listed():
+    files = {f for p in PHASES for f in p.sql_files}
+    assert set(PORTABLE) <= files
+    for name in files:
+        assert load_script(SQL_DIR / name), name
+
+
+def test_portable_files_run_twice_without_changing_anything(admin, pg):
+    for name in PORTABLE:
+        assert admin.run_script(SQL_DIR / name) == len(load_script(SQL_DIR / name))
+    before = pg.execute("SELECT count(*) FROM search_terms")[0][0]
+    for name in PORTABLE:
+        admin.run_script(SQL_DIR / name)
+    assert pg.execute("SELECT count(*) FROM search_terms")[0][0] == before >= 10_000
+    # UUID keys from gen_random_uuid(), no sequences anywhere.
+    assert pg.execute("SELECT count(*) FROM information_schema.sequences")[0][0] == 0
+
+
+def test_ensure_login_user_creates_once_and_sets_the_password(admin, pg):
+    assert admin.ensure_login_user("app_auditor", "first-pass'word") is True
+    assert admin.ensure_login_user("app_auditor", "second-pass'word") is False
+    with connect_as(pg, "app_auditor", "second-pass'word") as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "app_auditor"
+    with pytest.raises(psycopg.OperationalError):
+        connect_as(pg, "app_auditor", "first-pass'word")
+
+
+def test_reader_file_makes_app_reader_truly_read_only(admin, pg):
+    admin.ensure_login_user("app_reader", "reader-secret")
+    pg.execute("GRANT INSERT, UPDATE ON TABLE login_events TO app_reader")  # a stray grant...
+    admin.run_script(SQL_DIR / "10-phase1-reader-user.sql")  # ...that re-running phase 1 removes
+    with connect_as(pg, "app_reader", "reader-secret") as conn:
+        assert conn.execute("SELECT count(*) FROM search_terms").fetchone()[0] >= 10_000
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO login_events (user_id, ip_hash, ua_hash) VALUES ('u', 'x', 'y')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE search_terms SET popularity = 0")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM login_events")
+
+
+def test_writer_file_lets_app_writer_insert_logins_only(admin, pg):
+    admin.ensure_login_user("app_writer", "writer-secret")
+    admin.run_script(SQL_DIR / "05-phase0-writer-user.sql")
+    with connect_as(pg, "app_writer", "writer-secret") as conn:
+        conn.execute("INSERT INTO login_events (user_id, ip_hash, ua_hash) VALUES ('u1', 'x', 'y')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("DELETE FROM search_terms")
+
+
+def test_missing_script_parameter_is_a_clear_error(admin, tmp_path):
+    script = tmp_path / "needs-param.sql"
+    script.write_text("SELECT %(secret_value)s AS x;\n")
+    with pytest.raises(SqlError, match="secret_value"):
+        admin.run_script(script)
+
+
+def test_syntax_and_permission_errors_are_not_retried(admin, pg, monkeypatch):
+    calls = []
+    real_connect = admin.connect.__func__
+
+    def counting_connect(self, database=None):
+        calls.append(1)
+        return real_connect(self, database)
+
+    monkeypatch.setattr(CrdbSqlResource, "connect", counting_connect)
+    with pytest.raises(SqlError, match="syntax"):
+        admin.execute("SELEC 1")
+    assert len(calls) == 1
+
+
+def test_connection_failures_are_retried_then_reported(pg):
+    closed = CrdbSqlResource(url="postgresql://root@127.0.0.1:9/defaultdb", max_attempts=3,
+                             retry_base_seconds=0.01, connect_timeout_seconds=2)
+    with pytest.raises(SqlError, match="still failing after 3 attempts"):
+        closed.execute("SELECT 1")
+
+
+def test_retry_classification_follows_cockroachdb_docs():
+    assert _is_retryable(psycopg.errors.SerializationFailure("restart transaction"))  # 40001
+    assert _is_retryable(psycopg.errors.AdminShutdown("node draining"))  # 57P01
+    assert not _is_retryable(psycopg.errors.SyntaxError("bad"))
+    assert not _is_retryable(psycopg.errors.InsufficientPrivilege("no"))
+    assert not _is_retryable(psycopg.errors.UniqueViolation("dup"))
