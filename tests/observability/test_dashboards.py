@@ -8,8 +8,17 @@ import re
 import pytest
 
 from tests.observability.promql_support import (
-    APP_NAMES, CRDB_NAMES, DASHBOARDS, KNOWN_NAMES, dashboard_exprs, load_dashboard, matcher_map,
-    metric_names, panels, selectors, substitute,
+    APP_NAMES,
+    CRDB_NAMES,
+    DASHBOARDS,
+    KNOWN_NAMES,
+    dashboard_exprs,
+    load_dashboard,
+    matcher_map,
+    metric_names,
+    panels,
+    selectors,
+    substitute,
 )
 
 NAMES = {p.name for p in DASHBOARDS}

@@ -26,7 +26,12 @@ import yaml
 
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
 from tests.observability.promql_support import (
-    DASHBOARDS, LOCAL_PROMETHEUS, REPO, RULE_FILES, dashboard_exprs, substitute,
+    DASHBOARDS,
+    LOCAL_PROMETHEUS,
+    REPO,
+    RULE_FILES,
+    dashboard_exprs,
+    substitute,
 )
 from tests.observability.tls_front import TlsFront, make_ca_and_server_cert
 from tests.support.prometheus import free_port, start_prometheus
@@ -43,7 +48,7 @@ class AppProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 (open for the process lifetime, closed in stop())
         clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sample_app", "--host", "127.0.0.1", "--port", str(self.port)],

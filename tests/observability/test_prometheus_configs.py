@@ -11,8 +11,16 @@ import pytest
 import yaml
 
 from tests.observability.promql_support import (
-    DASHBOARDS, K8S, KNOWN_NAMES, LOCAL_PROMETHEUS, RULE_FILES, RULE_TESTS, dashboard_exprs, metric_names,
-    rule_exprs, substitute,
+    DASHBOARDS,
+    K8S,
+    KNOWN_NAMES,
+    LOCAL_PROMETHEUS,
+    RULE_FILES,
+    RULE_TESTS,
+    dashboard_exprs,
+    metric_names,
+    rule_exprs,
+    substitute,
 )
 
 
@@ -25,7 +33,7 @@ def promtool() -> str:
 
 
 def run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
 
 
 def k8s_docs(name: str) -> list[dict]:

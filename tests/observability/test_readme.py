@@ -31,7 +31,7 @@ def test_every_alert_is_in_the_table_and_has_a_runbook_entry():
 def test_the_make_targets_it_names_exist():
     mk = (REPO / "mk" / "observability.mk").read_text()
     for target in set(re.findall(r"make (observability-[a-z-]+)", README)):
-        assert re.search(rf"^{target}:", mk, re.M), target
+        assert re.search(rf"^{target}:", mk, re.MULTILINE), target
 
 
 def test_credentials_section_names_the_secret_the_deployment_reads():

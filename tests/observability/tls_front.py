@@ -44,7 +44,7 @@ class TlsFront:
         ctx.load_cert_chain(cert, key)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
+            def do_GET(self):
                 try:
                     with urllib.request.urlopen(f"http://{upstream}{self.path}", timeout=5) as r:
                         body, status, ctype = r.read(), r.status, r.headers.get("Content-Type")
