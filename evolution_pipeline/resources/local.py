@@ -232,9 +232,8 @@ class LocalClusterControl(ClusterControl):
                 "(the phase table's largest phase)"
             )
         self._prepare_data_dir()
-        if not self.config.insecure:
-            self.ensure_certs(binary)
-        else:
+        self.ensure_certs(binary, ca_only=self.config.insecure)
+        if self.config.insecure:
             log.warning("%s: starting nodes with --insecure because it was asked for", self.describe())
         running = self.running_nodes()
         for node in self.nodes(nodes):
@@ -401,8 +400,9 @@ class LocalClusterControl(ClusterControl):
 
     # --- certificates ------------------------------------------------------------------------------------
 
-    def ensure_certs(self, binary: str) -> None:
-        """A local CA plus node and client certificates, made once with `cockroach cert`."""
+    def ensure_certs(self, binary: str, ca_only: bool = False) -> None:
+        """A local CA plus node and client certificates, made once with `cockroach cert` (`ca_only`: just
+        the CA, for an insecure cluster's Prometheus, see prepare_prometheus)."""
         self.certs_dir.mkdir(parents=True, exist_ok=True)
         self.ca_key.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(self.ca_key.parent, 0o700)
@@ -415,7 +415,7 @@ class LocalClusterControl(ClusterControl):
             (self.certs_dir / f"client.{user}.crt", ["cert", "create-client", user, *common])
             for user in CLIENT_USERS
         ]
-        for produced, args in steps:
+        for produced, args in steps[:1] if ca_only else steps:
             if produced.exists():
                 continue
             if not self.ca_key.exists() and args[1] != "create-ca":
@@ -511,11 +511,23 @@ class LocalClusterControl(ClusterControl):
         )
         return self.prometheus_dir / "targets" / name
 
+    def prepare_prometheus(self) -> Path:
+        """Run before Prometheus starts. Its `cockroachdb` job is https with certs/ca.crt, and Prometheus
+        builds a job only when it loads its config: without the file the job is dropped until a restart.
+        So the CA is made first (later CAs appended to the bundle are re-read by Prometheus). An insecure
+        cluster gets a CA too, which signs nothing: it only lets the job load; its targets say http."""
+        binary = self.binary()
+        self._prepare_data_dir()
+        self.ensure_certs(binary, ca_only=self.config.insecure)
+        return self.write_prometheus_targets(min(self.desired_nodes(), self.config.max_nodes))
+
     def write_prometheus_targets(self, nodes: int) -> Path:
-        entry = {
-            "targets": [n.http_addr for n in self.nodes(nodes)],
-            "labels": {"cluster": self.config.cluster_label},
-        }
+        labels = {"cluster": self.config.cluster_label}
+        if self.config.insecure:
+            labels["__scheme__"] = (
+                "http"  # an insecure node's HTTP port has no TLS; the scrape job defaults to https
+            )
+        entry = {"targets": [n.http_addr for n in self.nodes(nodes)], "labels": labels}
         target = self.targets_file()
         _atomic_write(target, json.dumps([entry] if nodes else [], indent=2) + "\n")
         ca = self.certs_dir / "ca.crt"
@@ -886,7 +898,10 @@ def _cli(argv: list[str]) -> int:
         print(f"CRDB_ADMIN_URL={shlex.quote(control.sql_url(1, 'root', 'defaultdb'))}")
         print(f"REHEARSAL_CRDB_ADMIN_URL={shlex.quote(rehearsal.sql_url(1, 'root', 'defaultdb'))}")
     elif args.command == "prepare-prometheus":
-        control.write_prometheus_targets(min(control.desired_nodes(), control.config.max_nodes))
+        if control.config.cockroach_bin:
+            control.prepare_prometheus()
+        else:
+            control.write_prometheus_targets(0)
         print(control.prometheus_dir)
     return 0
 

@@ -12,7 +12,8 @@ the documented CLI the backend uses, with the documented flags and output format
   certs dir (--certs-dir, $COCKROACH_CERTS_DIR or ~/.cockroach-certs) and fails like the real one
   otherwise. It binds --listen-addr (gRPC), --sql-addr and --http-addr on loopback and serves
   GET /health (200) and GET /health?ready=1 (503 until the cluster is initialized and this node has
-  joined, then 200) over HTTPS with node.crt (HTTP with --insecure). It writes its store directory and
+  joined, then 200) and a two-gauge GET /_status/vars over HTTPS with node.crt (HTTP with --insecure), so a
+  real Prometheus can scrape it through the local CA. It writes its store directory and
   nothing else there. It speaks no SQL and no gRPC: the gRPC and SQL ports only answer the private one-line
   requests of this file's own `init` and `node status`.
 - `init --host=<listen addr>`: initializes through the node's gRPC port; a second init fails with
@@ -369,6 +370,7 @@ class FakeNode:
         self.join, self.locality = [j for j in join if j], locality
         self.started_at = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
         self.joined = False
+        self.started = time.time()
 
     def member(self, state: dict, node_id: int) -> dict:
         return {
@@ -434,6 +436,8 @@ class HealthServer(http.server.ThreadingHTTPServer):
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 path, _, query = self.path.partition("?")
+                if path == "/_status/vars":
+                    return self.metrics()
                 if path != "/health":
                     return self.reply(404, {"error": "not found"})
                 if "ready=1" in query.split("&") and not node.joined:
@@ -449,6 +453,26 @@ class HealthServer(http.server.ThreadingHTTPServer):
                 return self.reply(
                     200, {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}}
                 )
+
+            def metrics(self):
+                """Two gauges in the Prometheus text format, named as CockroachDB names them (node_id label
+                since v23.1): enough for a scrape to succeed, not a model of the real metric set."""
+                members = node.cluster.read()["members"] if node.joined else {}
+                me = members.get(node.listen_addr, {})
+                live = sum(1 for m in members.values() if pid_alive(m["pid"]))
+                node_id = me.get("id", 0)
+                text = (
+                    "# HELP liveness_livenodes Number of live nodes in the cluster\n"
+                    "# TYPE liveness_livenodes gauge\n"
+                    f'liveness_livenodes{{node_id="{node_id}"}} {live if me else 0}\n'
+                    "# HELP sys_uptime Process uptime\n# TYPE sys_uptime gauge\n"
+                    f'sys_uptime{{node_id="{node_id}"}} {time.time() - node.started:.0f}\n'
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
 
             def reply(self, code, body):
                 data = json.dumps(body).encode()

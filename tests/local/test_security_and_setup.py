@@ -73,11 +73,14 @@ def test_insecure_only_when_asked_and_labelled(local_env):
     assert "INSECURE" in control.describe()
     control.scale_to(1)
     wait_ready(control, 1)
-    assert not (local_env.data_dir / "certs").exists(), "no certificates in insecure mode"
+    certs = sorted(p.name for p in (local_env.data_dir / "certs").iterdir())
+    assert certs == ["ca.crt"], "no node or client certificates in insecure mode (a CA only for Prometheus)"
     starts = local_env.invocations("start")
     assert "--insecure" in starts[0] and "--certs-dir" not in flags_of(starts[0])
     assert control.health_url(control.node(1)).startswith("http://")
     assert conninfo_to_dict(control.sql_url(1, "root"))["sslmode"] == "disable"
+    targets = json.loads(control.targets_file().read_text())
+    assert targets[0]["labels"] == {"cluster": "local", "__scheme__": "http"}, "scraped over plain HTTP"
 
 
 def test_stand_in_refuses_start_without_certificates(tmp_path):
