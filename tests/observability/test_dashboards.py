@@ -205,3 +205,11 @@ def test_latency_units_match_the_metrics():
                 assert unit == "ns", p["title"]
             elif "histogram_quantile" in exprs:
                 assert unit == "s", p["title"]
+
+
+def test_metric_name_check_rejects_names_cockroachdb_does_not_expose():
+    """Control: the reference notes there is no `range_rebalances`; dotted names are never exposed."""
+    assert not metric_names(substitute('rate(range_rebalances{job="cockroachdb"}[1m])')) <= KNOWN_NAMES
+    assert "sql_service_latency_bucket" in KNOWN_NAMES and "app_requests_total" in KNOWN_NAMES
+    with pytest.raises(KeyError):
+        substitute('up{cluster="$unknown"}')
