@@ -28,7 +28,10 @@ def nightly_rehearsal_schedule(cron: str | None = None, timezone: str | None = N
                                default_status: str | None = None) -> dg.ScheduleDefinition:
     cron = cron or os.environ.get("REHEARSAL_CRON", "0 2 * * *")
     timezone = timezone or os.environ.get("REHEARSAL_TIMEZONE", "UTC")
-    status = (default_status or os.environ.get("REHEARSAL_SCHEDULE_STATUS", "RUNNING")).upper()
+    # On by default where the evolution runs for real (the operator backend); off for a laptop's local
+    # backend, where a 2 a.m. rehearsal would start three extra cockroach processes unasked.
+    backend_default = "RUNNING" if os.environ.get("EVOLUTION_CLUSTER_BACKEND", "operator") == "operator" else "STOPPED"
+    status = (default_status or os.environ.get("REHEARSAL_SCHEDULE_STATUS", backend_default)).upper()
     return dg.ScheduleDefinition(
         name="nightly_rehearsal",
         job=rehearse,

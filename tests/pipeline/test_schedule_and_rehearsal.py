@@ -72,3 +72,12 @@ def test_reset_refuses_a_resource_configured_as_live(resources, worlds):
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "refusing to reset" in failure.step_failure_data.error.message
     assert "reset" not in read_world(worlds["live"])["calls"]
+
+
+@pytest.mark.parametrize(("backend", "status"), [("operator", "RUNNING"), ("local", "STOPPED")])
+def test_schedule_is_on_by_default_only_for_the_operator_backend(monkeypatch, backend, status):
+    monkeypatch.delenv("REHEARSAL_SCHEDULE_STATUS", raising=False)
+    monkeypatch.setenv("EVOLUTION_CLUSTER_BACKEND", backend)
+    assert nightly_rehearsal_schedule().default_status == dg.DefaultScheduleStatus[status]
+    monkeypatch.setenv("REHEARSAL_SCHEDULE_STATUS", "running")
+    assert nightly_rehearsal_schedule().default_status == dg.DefaultScheduleStatus.RUNNING
