@@ -21,18 +21,18 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import psycopg  # noqa: E402
+import psycopg
 
-from sample_app import services  # noqa: E402
-from sample_app.workload import SEED_WORDS  # noqa: E402
-from tests.app.appproc import AppProcess  # noqa: E402
-from tests.app.pg import LocalPostgres  # noqa: E402
+from sample_app import services
+from sample_app.workload import SEED_WORDS
+from tests.app.appproc import AppProcess
+from tests.app.pg import LocalPostgres
 
 TARGETS = {"search": 0.6, "login": 0.5}
 # The same prefixes for both sides: 2-4 letters of a seeded word.
@@ -59,13 +59,16 @@ def run_wrk(base_url: str, mode: str, seconds: int, concurrency: int, workdir: P
     script.write_text(WRK_LUA % {"prefixes": ", ".join(f'"{p}"' for p in PREFIXES), "mode": mode})
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), base_url],
-        capture_output=True, text=True, timeout=seconds + 30, check=True,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 30,
+        check=True,
     ).stdout
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": _wrk_ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1)),
-        "p99_ms": _wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)),
+        "p50_ms": _wrk_ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1)),
+        "p99_ms": _wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1)),
         "errors": int(non2xx.group(1)) if non2xx else 0,
     }
 
@@ -93,7 +96,7 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
                 lo, hi = services.prefix_range(q)
                 params = (lo, hi, q + "%", 20)
             else:
-                params = (uuid.uuid4(), f"raw-{k}-{n}", datetime.now(timezone.utc), "h" * 64, "h" * 64)
+                params = (uuid.uuid4(), f"raw-{k}-{n}", datetime.now(UTC), "h" * 64, "h" * 64)
             t0 = time.perf_counter()
             try:
                 cur = await conn.execute(sql, params)
@@ -109,17 +112,25 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
     for c in conns:
         await c.close()
     latencies.sort()
-    return {"rps": len(latencies) / elapsed, "p50_ms": latencies[len(latencies) // 2] * 1000,
-            "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000, "errors": errors}
+    return {
+        "rps": len(latencies) / elapsed,
+        "p50_ms": latencies[len(latencies) // 2] * 1000,
+        "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
+        "errors": errors,
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="interleaved app/raw rounds; the best round of each side is reported "
-                             "(the machine is shared, best-of-N filters out other processes' bursts)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="interleaved app/raw rounds; the best round of each side is reported "
+        "(the machine is shared, best-of-N filters out other processes' bursts)",
+    )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -129,12 +140,19 @@ def main() -> int:
     work.chmod(0o755)
     pg = LocalPostgres(work)
     c = str(args.concurrency)
-    app = AppProcess({
-        "APP_DB_WRITER_URL": pg.url("app_writer"), "APP_DB_READER_URL": pg.url("app_reader"),
-        "APP_HASH_SALT": "bench-salt-0123456789", "APP_LOG_LEVEL": "WARNING",
-        "APP_DB_WRITER_POOL_MIN": c, "APP_DB_WRITER_POOL_MAX": c,
-        "APP_DB_READER_POOL_MIN": c, "APP_DB_READER_POOL_MAX": c,
-    }, work / "app.log")
+    app = AppProcess(
+        {
+            "APP_DB_WRITER_URL": pg.url("app_writer"),
+            "APP_DB_READER_URL": pg.url("app_reader"),
+            "APP_HASH_SALT": "bench-salt-0123456789",
+            "APP_LOG_LEVEL": "WARNING",
+            "APP_DB_WRITER_POOL_MIN": c,
+            "APP_DB_WRITER_POOL_MAX": c,
+            "APP_DB_READER_POOL_MIN": c,
+            "APP_DB_READER_POOL_MAX": c,
+        },
+        work / "app.log",
+    )
     results = {}
     try:
         app.wait_ready()
@@ -151,14 +169,18 @@ def main() -> int:
         pg.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"sample app vs raw psycopg, one app process, concurrency {args.concurrency}, {args.seconds}s runs, "
-          f"best of {args.rounds} interleaved rounds")
+    print(
+        f"sample app vs raw psycopg, one app process, concurrency {args.concurrency}, {args.seconds}s runs, "
+        f"best of {args.rounds} interleaved rounds"
+    )
     print(f"{'route':8} {'side':4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     missed = []
     for mode, sides in results.items():
         for side in ("app", "raw"):
             r = sides[side]
-            print(f"/{mode:7} {side:4} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}")
+            print(
+                f"/{mode:7} {side:4} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}"
+            )
         ratio = sides["app"]["rps"] / sides["raw"]["rps"]
         ok = ratio >= TARGETS[mode] and sides["app"]["errors"] == 0
         print(f"/{mode:7} app/raw = {ratio:.2f}x (target >= {TARGETS[mode]}x): {'PASS' if ok else 'MISS'}")

@@ -23,10 +23,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import httpx  # noqa: E402
+import httpx
 
-from tests.app.appproc import AppProcess  # noqa: E402
-from tests.app.pg import LocalPostgres  # noqa: E402
+from tests.app.appproc import AppProcess
+from tests.app.pg import LocalPostgres
 
 TARGET_RATIO = 0.98
 TARGET_LAG_P99_MS = 20.0
@@ -51,13 +51,20 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-spike-"))
     work.chmod(0o755)
     pg = LocalPostgres(work)
-    app = AppProcess({
-        "APP_DB_WRITER_URL": pg.url("app_writer"), "APP_DB_READER_URL": pg.url("app_reader"),
-        "APP_HASH_SALT": "bench-salt-0123456789", "APP_LOG_LEVEL": "WARNING",
-        "APP_DB_WRITER_POOL_MIN": "8", "APP_DB_WRITER_POOL_MAX": "20",
-        "APP_DB_READER_POOL_MIN": "8", "APP_DB_READER_POOL_MAX": "20",
-        "APP_SPIKE_MAX_RPS": str(max(1000, args.rps)),
-    }, work / "app.log")
+    app = AppProcess(
+        {
+            "APP_DB_WRITER_URL": pg.url("app_writer"),
+            "APP_DB_READER_URL": pg.url("app_reader"),
+            "APP_HASH_SALT": "bench-salt-0123456789",
+            "APP_LOG_LEVEL": "WARNING",
+            "APP_DB_WRITER_POOL_MIN": "8",
+            "APP_DB_WRITER_POOL_MAX": "20",
+            "APP_DB_READER_POOL_MIN": "8",
+            "APP_DB_READER_POOL_MAX": "20",
+            "APP_SPIKE_MAX_RPS": str(max(1000, args.rps)),
+        },
+        work / "app.log",
+    )
     samples: list[float] = []
     stop = threading.Event()
     try:
@@ -75,8 +82,10 @@ def main() -> int:
 
             sampler = threading.Thread(target=sample_rss)
             sampler.start()
-            resp = c.post("/spike", json={"seconds": args.seconds, "rps": args.rps,
-                                          "mix": {"login": 0.2, "search": 0.8}})
+            resp = c.post(
+                "/spike",
+                json={"seconds": args.seconds, "rps": args.rps, "mix": {"login": 0.2, "search": 0.8}},
+            )
             resp.raise_for_status()
             deadline = time.monotonic() + args.seconds + 15
             report = resp.json()
@@ -97,15 +106,25 @@ def main() -> int:
     ok_lag = report["lag_ms"]["p99"] is not None and report["lag_ms"]["p99"] < TARGET_LAG_P99_MS
     peak = max(samples) if samples else float("nan")
     ok_rss = peak < TARGET_RSS_MB
-    print(f"spike {args.rps} req/s for {args.seconds}s, mix 20% login / 80% search, app pinned to CPU {args.core}")
-    print(f"  sent {report['sent']}, completed {report['completed']}, errors {report['errors']}, "
-          f"dropped {report['dropped']}, state {report['state']}, elapsed {report['elapsed']} s")
-    print(f"  achieved {achieved:.1f} req/s = {achieved / args.rps:.1%} of target (>= {TARGET_RATIO:.0%}): "
-          f"{'PASS' if ok_rate else 'MISS'}")
-    print(f"  scheduling lag p50 {report['lag_ms']['p50']} ms, p99 {report['lag_ms']['p99']} ms, "
-          f"max {report['lag_ms']['max']} ms (p99 < {TARGET_LAG_P99_MS:.0f} ms): {'PASS' if ok_lag else 'MISS'}")
-    print(f"  app RSS peak {peak:.1f} MB over {len(samples)} samples (< {TARGET_RSS_MB:.0f} MB): "
-          f"{'PASS' if ok_rss else 'MISS'}")
+    print(
+        f"spike {args.rps} req/s for {args.seconds}s, mix 20% login / 80% search, app pinned to CPU {args.core}"
+    )
+    print(
+        f"  sent {report['sent']}, completed {report['completed']}, errors {report['errors']}, "
+        f"dropped {report['dropped']}, state {report['state']}, elapsed {report['elapsed']} s"
+    )
+    print(
+        f"  achieved {achieved:.1f} req/s = {achieved / args.rps:.1%} of target (>= {TARGET_RATIO:.0%}): "
+        f"{'PASS' if ok_rate else 'MISS'}"
+    )
+    print(
+        f"  scheduling lag p50 {report['lag_ms']['p50']} ms, p99 {report['lag_ms']['p99']} ms, "
+        f"max {report['lag_ms']['max']} ms (p99 < {TARGET_LAG_P99_MS:.0f} ms): {'PASS' if ok_lag else 'MISS'}"
+    )
+    print(
+        f"  app RSS peak {peak:.1f} MB over {len(samples)} samples (< {TARGET_RSS_MB:.0f} MB): "
+        f"{'PASS' if ok_rss else 'MISS'}"
+    )
     return 1 if args.strict and not (ok_rate and ok_lag and ok_rss) else 0
 
 

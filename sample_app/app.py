@@ -89,7 +89,10 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     async def _start_background(app: Sanic) -> None:
         await db.open()
         # Plain tasks we own and cancel ourselves (Sanic warns about every task it has to cancel).
-        app.ctx.background_tasks = [asyncio.create_task(_tick(app)), asyncio.create_task(_watch_readiness(app))]
+        app.ctx.background_tasks = [
+            asyncio.create_task(_tick(app)),
+            asyncio.create_task(_watch_readiness(app)),
+        ]
 
     @app.before_server_stop
     async def _stop_background(app: Sanic) -> None:

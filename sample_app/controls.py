@@ -21,8 +21,11 @@ MIXES = {
 
 class Controls:
     def __init__(self, settings, workload: Workload, record: Record, timeline):
-        self.rates = {"background": settings.background_rps, "readers": settings.readers_rps,
-                      "writers": settings.writers_rps}
+        self.rates = {
+            "background": settings.background_rps,
+            "readers": settings.readers_rps,
+            "writers": settings.writers_rps,
+        }
         self.max_inflight = settings.spike_max_inflight
         self.workload = workload
         self.record = record
@@ -32,8 +35,9 @@ class Controls:
     def start(self, target: str) -> dict[str, Any]:
         run = self.runs[target]
         if not (run and run.active):
-            run = LoadRun(target, self.rates[target], None, MIXES[target], self.workload, self.record,
-                          self.max_inflight)
+            run = LoadRun(
+                target, self.rates[target], None, MIXES[target], self.workload, self.record, self.max_inflight
+            )
             self.runs[target] = run
             run.start()
             self.timeline.event(f"{target}_start")
@@ -54,8 +58,12 @@ class Controls:
         out = {}
         for target in TARGETS:
             run = self.runs[target]
-            out[target] = {"running": bool(run and run.active), "rps": self.rates[target],
-                           "sent": run.sent if run else 0, "errors": run.errors if run else 0}
+            out[target] = {
+                "running": bool(run and run.active),
+                "rps": self.rates[target],
+                "sent": run.sent if run else 0,
+                "errors": run.errors if run else 0,
+            }
         return out
 
     def brief_state(self) -> dict[str, bool]:

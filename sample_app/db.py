@@ -17,7 +17,8 @@ import asyncio
 import logging
 import random
 import time
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -87,8 +88,12 @@ class Database:
         self.settings = settings
         self.telemetry = telemetry
         self.pools = {
-            "writer": self._pool("writer", settings.writer_url, settings.writer_pool_min, settings.writer_pool_max),
-            "reader": self._pool("reader", settings.reader_url, settings.reader_pool_min, settings.reader_pool_max),
+            "writer": self._pool(
+                "writer", settings.writer_url, settings.writer_pool_min, settings.writer_pool_max
+            ),
+            "reader": self._pool(
+                "reader", settings.reader_url, settings.reader_pool_min, settings.reader_pool_max
+            ),
         }
 
     def _pool(self, name: str, url: str, min_size: int, max_size: int) -> AsyncConnectionPool:

@@ -49,12 +49,16 @@ def body_for(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, ApiError):
         return {"error": exc.error, "detail": exc.detail}
     if isinstance(exc, DatabaseUnavailable):
-        return {"error": "database unavailable",
-                "detail": {"pool": exc.pool, "sqlstate": exc.sqlstate, "message": exc.message}}
+        return {
+            "error": "database unavailable",
+            "detail": {"pool": exc.pool, "sqlstate": exc.sqlstate, "message": exc.message},
+        }
     if isinstance(exc, DatabaseRefused):
         # The statement was refused (privileges, schema): an operator problem, not the client's.
-        return {"error": "database refused the statement",
-                "detail": {"pool": exc.pool, "sqlstate": exc.sqlstate, "message": exc.message}}
+        return {
+            "error": "database refused the statement",
+            "detail": {"pool": exc.pool, "sqlstate": exc.sqlstate, "message": exc.message},
+        }
     if isinstance(exc, SanicException):
         return {"error": str(exc.message or type(exc).__name__).lower(), "detail": None}
     return {"error": "internal error", "detail": "the server logged the cause"}

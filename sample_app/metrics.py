@@ -7,10 +7,16 @@ one process per container by design, so in-process prometheus-client state is th
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client import disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -56,19 +62,30 @@ class AppMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "app_requests_total", "HTTP requests by route template, method and status",
-            ["route", "method", "status"], registry=r,
+            "app_requests_total",
+            "HTTP requests by route template, method and status",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.request_duration = Histogram(
-            "app_request_duration_seconds", "Request latency by route template",
-            ["route"], buckets=LATENCY_BUCKETS, registry=r,
+            "app_request_duration_seconds",
+            "Request latency by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.db_duration = Histogram(
-            "app_db_query_duration_seconds", "Database statement latency by pool",
-            ["pool"], buckets=LATENCY_BUCKETS, registry=r,
+            "app_db_query_duration_seconds",
+            "Database statement latency by pool",
+            ["pool"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.db_errors = Counter(
-            "app_db_errors_total", "Database errors by pool and SQLSTATE", ["pool", "sqlstate"], registry=r,
+            "app_db_errors_total",
+            "Database errors by pool and SQLSTATE",
+            ["pool", "sqlstate"],
+            registry=r,
         )
         self.spike_target = Gauge("app_spike_target_rps", "Target rate of the running spike", registry=r)
         self.spike_achieved = Gauge(

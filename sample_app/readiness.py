@@ -34,7 +34,11 @@ async def _reader(db: Database) -> str | None:
 
 async def _reader_read_only(db: Database) -> str | None:
     rows = await db.fetch("reader", READER_WRITE_SQL)
-    held = [f"{p} on {t}" for (t, p), has in zip(((t, p) for t in TABLES for p in WRITE_PRIVILEGES), rows[0]) if has]
+    held = [
+        f"{p} on {t}"
+        for (t, p), has in zip(((t, p) for t in TABLES for p in WRITE_PRIVILEGES), rows[0])
+        if has
+    ]
     return None if not held else "reader user can write: holds " + ", ".join(held)
 
 
@@ -47,7 +51,7 @@ async def _run_one(name: str, db: Database, timeout: float) -> dict[str, Any]:
         problem = await asyncio.wait_for(CHECKS[name](db), timeout)
     except (DatabaseUnavailable, DatabaseRefused) as exc:
         problem = f"{exc.message} (SQLSTATE {exc.sqlstate})"
-    except asyncio.TimeoutError:
+    except TimeoutError:
         problem = f"no answer within {timeout:.1f}s"
     result: dict[str, Any] = {"ok": problem is None, "ms": round((time.perf_counter() - started) * 1000, 1)}
     if problem:

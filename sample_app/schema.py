@@ -41,7 +41,9 @@ def apply_bootstrap(conninfo: str, path: Path = BOOTSTRAP_SQL) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sample_app.schema", description=__doc__.splitlines()[0])
-    parser.add_argument("url", help="connection URL of the `app` database, as a user allowed to create tables")
+    parser.add_argument(
+        "url", help="connection URL of the `app` database, as a user allowed to create tables"
+    )
     parser.add_argument("--file", type=Path, default=BOOTSTRAP_SQL)
     args = parser.parse_args(argv)
     try:

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .db import Database
@@ -82,7 +82,7 @@ def salted_hash(salt: str, value: str) -> str:
 
 async def login(db: Database, salt: str, user_id: str, ip: str, user_agent: str, retries: int) -> dict:
     event_id = uuid.uuid4()
-    ts = datetime.now(timezone.utc)
+    ts = datetime.now(UTC)
     params = (event_id, user_id, ts, salted_hash(salt, ip), salted_hash(salt, user_agent))
     await db.fetch("writer", LOGIN_SQL, params, retries=retries)
     return {"id": str(event_id), "user_id": user_id, "ts": ts.isoformat()}

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 log = logging.getLogger("sample_app.settings")
@@ -77,13 +78,15 @@ class Settings:
     log_level: str = "INFO"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         reader = _Reader(env)
         allow_insecure = reader.boolean("APP_DB_ALLOW_INSECURE", False)
         salt = env.get("APP_HASH_SALT", "")
         if salt and len(salt) < 16:
-            raise SettingsError("APP_HASH_SALT must be at least 16 characters (use e.g. `openssl rand -hex 16`)")
+            raise SettingsError(
+                "APP_HASH_SALT must be at least 16 characters (use e.g. `openssl rand -hex 16`)"
+            )
         if not salt:
             # No default secret in source: an ephemeral random salt keeps hashes unlinkable, at the
             # price of hashes changing across restarts. Production sets APP_HASH_SALT from a Secret.
@@ -185,7 +188,7 @@ class _Reader:
             raise SettingsError(f"{name} must be a postgresql:// URL")
         try:
             params = conninfo_to_dict(value)
-        except Exception as exc:  # psycopg raises ProgrammingError for malformed URLs
+        except psycopg.ProgrammingError as exc:  # malformed URL
             raise SettingsError(f"{name} is not a valid connection URL: {exc}") from None
         if not params.get("dbname"):
             raise SettingsError(f"{name} must name the database, e.g. .../app")

@@ -15,11 +15,13 @@ HTTP parsing layer, which is what lets one core sustain 500 req/s of spike on to
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
 from collections import deque
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .errors import ApiError, bad_field
 from .timeline import percentile
@@ -66,14 +68,22 @@ def parse_mix(mix: Any) -> dict[str, float]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class LoadRun:
     """One open-loop generator: `rps` requests per second for `seconds` (None = until stopped)."""
 
-    def __init__(self, name: str, rps: float, seconds: float | None, mix: dict[str, float],
-                 workload: Workload, record: Record, max_inflight: int):
+    def __init__(
+        self,
+        name: str,
+        rps: float,
+        seconds: float | None,
+        mix: dict[str, float],
+        workload: Workload,
+        record: Record,
+        max_inflight: int,
+    ):
         self.id = uuid.uuid4().hex[:12]
         self.name = name
         self.rps = rps
@@ -88,6 +98,7 @@ class LoadRun:
         self.sent = self.completed = self.errors = self.dropped = self.inflight = 0
         self.lags: deque[float] = deque(maxlen=20000)  # scheduling lag per send, seconds
         self._done_times: deque[float] = deque()  # monotonic completion times in the last second
+        self._t0 = 0.0  # perf_counter at start
         self._task: asyncio.Task | None = None
         self._children: set[asyncio.Task] = set()
         self._rng = random.Random(self.id)
@@ -98,6 +109,7 @@ class LoadRun:
     def start(self) -> None:
         self.state = "running"
         self.started_at = time.time()
+        self._t0 = time.perf_counter()
         self._task = asyncio.get_running_loop().create_task(self._schedule(), name=f"load-{self.name}")
 
     async def stop(self) -> None:
@@ -175,11 +187,18 @@ class LoadRun:
 
     # --- reporting
     def achieved_rps(self) -> float:
-        """Completions during the last second (what the gauge and the timeline show)."""
+        """Completions per second over the last second (what the gauge and the timeline show).
+
+        In the run's first second the window is the time since the start, so a fresh spike is not
+        reported at a fraction of its rate.
+        """
+        if not self.active:
+            return 0.0
         now = time.perf_counter()
         while self._done_times and self._done_times[0] < now - 1.0:
             self._done_times.popleft()
-        return float(len(self._done_times)) if self.active else 0.0
+        window = min(1.0, now - self._t0)
+        return round(len(self._done_times) / window, 1) if window > 0.05 else 0.0
 
     def report(self) -> dict[str, Any]:
         end = self.ended_at or time.time()
@@ -188,15 +207,28 @@ class LoadRun:
         # From the first intended send to the last completion: a slow tail lowers the average.
         span = elapsed
         return {
-            "id": self.id, "name": self.name, "state": self.state, "active": self.active,
-            "rps": self.rps, "seconds": self.seconds, "mix": self.mix,
-            "started_at": self.started_at, "ended_at": self.ended_at, "elapsed": round(elapsed, 3),
-            "sent": self.sent, "completed": self.completed, "errors": self.errors,
-            "dropped": self.dropped, "inflight": self.inflight,
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "active": self.active,
+            "rps": self.rps,
+            "seconds": self.seconds,
+            "mix": self.mix,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "elapsed": round(elapsed, 3),
+            "sent": self.sent,
+            "completed": self.completed,
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "inflight": self.inflight,
             "achieved_rps": self.achieved_rps(),
             "average_rps": round(self.completed / span, 2) if span > 0 else 0.0,
-            "lag_ms": {"p50": _ms(percentile(lags, 0.5)), "p99": _ms(percentile(lags, 0.99)),
-                       "max": _ms(lags[-1] if lags else None)},
+            "lag_ms": {
+                "p50": _ms(percentile(lags, 0.5)),
+                "p99": _ms(percentile(lags, 0.99)),
+                "max": _ms(lags[-1] if lags else None),
+            },
         }
 
 
@@ -218,10 +250,18 @@ class SpikeController:
     def start(self, body: Any) -> dict[str, Any]:
         spec = parse_spike(body, self.settings.spike_max_seconds, self.settings.spike_max_rps)
         if self.current and self.current.active:
-            raise ApiError(409, "a spike is already running",
-                           {"id": self.current.id, "hint": "DELETE /spike stops it"})
-        run = LoadRun("spike", spec["rps"], spec["seconds"], spec["mix"], self.workload, self.record,
-                      self.settings.spike_max_inflight)
+            raise ApiError(
+                409, "a spike is already running", {"id": self.current.id, "hint": "DELETE /spike stops it"}
+            )
+        run = LoadRun(
+            "spike",
+            spec["rps"],
+            spec["seconds"],
+            spec["mix"],
+            self.workload,
+            self.record,
+            self.settings.spike_max_inflight,
+        )
         self.current = run
         run.start()
         run._task.add_done_callback(lambda _t, r=run: self._ended(r))
@@ -259,5 +299,11 @@ class SpikeController:
         run = self.current
         if not run:
             return {"active": False}
-        return {"active": run.active, "id": run.id, "target_rps": run.rps if run.active else 0,
-                "achieved_rps": run.achieved_rps(), "inflight": run.inflight, "state": run.state}
+        return {
+            "active": run.active,
+            "id": run.id,
+            "target_rps": run.rps if run.active else 0,
+            "achieved_rps": run.achieved_rps(),
+            "inflight": run.inflight,
+            "state": run.state,
+        }

@@ -11,7 +11,8 @@ import asyncio
 import math
 import time
 from collections import defaultdict, deque
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:
@@ -71,12 +72,21 @@ class Timeline:
         point = {
             "t": round(now if now is not None else time.time(), 3),
             "rps": dict(bucket.count_by_route),
-            "latency_ms": {"p50": _ms(percentile(lat, 0.5)), "p95": _ms(percentile(lat, 0.95)),
-                           "p99": _ms(percentile(lat, 0.99))},
+            "latency_ms": {
+                "p50": _ms(percentile(lat, 0.5)),
+                "p95": _ms(percentile(lat, 0.95)),
+                "p99": _ms(percentile(lat, 0.99)),
+            },
             "errors": bucket.errors,
             "client_errors": bucket.client_errors,
-            "db_ms": {pool: {"p50": _ms(percentile(sorted(v), 0.5)), "p99": _ms(percentile(sorted(v), 0.99)),
-                             "count": len(v)} for pool, v in bucket.db.items()},
+            "db_ms": {
+                pool: {
+                    "p50": _ms(percentile(sorted(v), 0.5)),
+                    "p99": _ms(percentile(sorted(v), 0.99)),
+                    "count": len(v),
+                }
+                for pool, v in bucket.db.items()
+            },
             "spike": self.spike_state(),
             "ready": self.readiness(),
             "events": bucket.events,
@@ -96,7 +106,7 @@ class Timeline:
             self._changed = asyncio.Event()
         try:
             await asyncio.wait_for(self._changed.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         return self._seq
 

@@ -12,9 +12,34 @@ from . import services
 from .errors import status_for
 
 # First words of the seeded terms (sql/00-bootstrap.sql): prefixes of these find rows.
-SEED_WORDS = ("amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "harbor", "indigo",
-              "juniper", "kelp", "lumen", "maple", "nectar", "onyx", "pepper", "quartz", "raven",
-              "saffron", "tundra", "umber", "velvet", "willow", "xenon", "yarrow", "zephyr")
+SEED_WORDS = (
+    "amber",
+    "basil",
+    "cedar",
+    "delta",
+    "ember",
+    "fjord",
+    "garnet",
+    "harbor",
+    "indigo",
+    "juniper",
+    "kelp",
+    "lumen",
+    "maple",
+    "nectar",
+    "onyx",
+    "pepper",
+    "quartz",
+    "raven",
+    "saffron",
+    "tundra",
+    "umber",
+    "velvet",
+    "willow",
+    "xenon",
+    "yarrow",
+    "zephyr",
+)
 LOAD_USER_AGENT = "sample-app-load/1"
 LOAD_IP = "127.0.0.1"
 
@@ -25,16 +50,23 @@ def make_workload(db, settings):
     async def workload(kind: str) -> tuple[str, str, int]:
         if kind == "login":
             route, method = "/login", "POST"
-            call = services.login(db, settings.hash_salt, f"load-{rng.randrange(100000)}", LOAD_IP,
-                                  LOAD_USER_AGENT, settings.login_max_retries)
+            call = services.login(
+                db,
+                settings.hash_salt,
+                f"load-{rng.randrange(100000)}",
+                LOAD_IP,
+                LOAD_USER_AGENT,
+                settings.login_max_retries,
+            )
         else:
             route, method = "/search", "GET"
             word = rng.choice(SEED_WORDS)
-            call = services.search(db, word[: rng.randint(2, len(word))], settings.search_limit,
-                                   settings.follower_reads)
+            call = services.search(
+                db, word[: rng.randint(2, len(word))], settings.search_limit, settings.follower_reads
+            )
         try:
             await call
-        except Exception as exc:  # every failure becomes the status a client would have seen
+        except Exception as exc:  # noqa: BLE001 - every failure becomes the status a client would see
             return route, method, status_for(exc)
         return route, method, 200
 

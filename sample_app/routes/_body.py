@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sanic import Request
+from sanic.exceptions import BadRequest
 
 from ..errors import bad_field
 
@@ -16,5 +17,5 @@ def json_body(request: Request, required: bool = True) -> Any:
         return None
     try:
         return request.json
-    except Exception:  # Sanic raises BadRequest for malformed JSON
+    except BadRequest:  # malformed JSON
         raise bad_field("body", "not valid JSON") from None

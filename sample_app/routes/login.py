@@ -16,7 +16,11 @@ async def post_login(request: Request):
     user_id = services.parse_login(json_body(request))
     ctx = request.app.ctx
     event = await services.login(
-        ctx.db, ctx.settings.hash_salt, user_id, request.remote_addr or request.ip or "",
-        request.headers.get("user-agent", ""), ctx.settings.login_max_retries,
+        ctx.db,
+        ctx.settings.hash_salt,
+        user_id,
+        request.remote_addr or request.ip or "",
+        request.headers.get("user-agent", ""),
+        ctx.settings.login_max_retries,
     )
     return json(event)

@@ -23,12 +23,16 @@ async def timeline_ws(request: Request, ws):
     """Send the recent history at once, then every new one-second point as it closes."""
     app = request.app
     timeline = app.ctx.timeline
-    await ws.send(jsonlib.dumps({"type": "hello", "history": list(timeline.points),
-                                 "controls": app.ctx.controls.brief_state()}))
+    await ws.send(
+        jsonlib.dumps(
+            {"type": "hello", "history": list(timeline.points), "controls": app.ctx.controls.brief_state()}
+        )
+    )
     seq = timeline.seq
     while True:
         new_seq = await timeline.wait_next(seq)
         for point in timeline.since(seq):
-            await ws.send(jsonlib.dumps({"type": "point", "point": point,
-                                         "controls": app.ctx.controls.brief_state()}))
+            await ws.send(
+                jsonlib.dumps({"type": "point", "point": point, "controls": app.ctx.controls.brief_state()})
+            )
         seq = new_seq

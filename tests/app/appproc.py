@@ -23,10 +23,13 @@ class AppProcess:
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
         full_env.update(env)
-        self._log = open(log_path, "wb")
+        self._log = open(log_path, "wb")  # noqa: SIM115 - open for the life of the process
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sample_app", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env=full_env, stdout=self._log, stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: we stop exactly what we started
         )
         self.wait_up()

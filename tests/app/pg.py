@@ -14,8 +14,8 @@ import socket
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
-import psycopg
 import pgserver
+import psycopg
 from pgserver._commands import pg_ctl
 
 from sample_app.schema import apply_bootstrap
@@ -53,7 +53,9 @@ class LocalPostgres:
         pg_ctl(["-w", *args], pgdata=self.pgdata, user=self.server.system_user, timeout=30)
 
     def start(self) -> None:
-        self._ctl("-o", f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start")
+        self._ctl(
+            "-o", f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir}", "-l", str(self.pgdata / "log"), "start"
+        )
 
     def stop(self) -> None:
         self._ctl("-m", "fast", "stop")

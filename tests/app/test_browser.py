@@ -10,8 +10,15 @@ from playwright.sync_api import expect, sync_playwright
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
@@ -25,15 +32,23 @@ def test_dashboard_start_spike(app, client):
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 950})
-            page.on("request", lambda r: r.url.startswith(app.base_url) or r.url.startswith("ws://127.0.0.1")
-                    or external.append(r.url))
+            page.on(
+                "request",
+                lambda r: (
+                    r.url.startswith(app.base_url)
+                    or r.url.startswith("ws://127.0.0.1")
+                    or external.append(r.url)
+                ),
+            )
             errors = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(app.base_url + "/", timeout=15000)
             expect(page.locator("#ws-state")).to_have_attribute("data-state", "open", timeout=10000)
             expect(page.locator("#ready-state")).to_have_attribute("data-ready", "true", timeout=10000)
             expect(page.locator("#spike-state")).to_have_attribute("data-active", "false")
-            expect(page.locator(".toggle[data-target=background]")).to_have_class("toggle running", timeout=5000)
+            expect(page.locator(".toggle[data-target=background]")).to_have_class(
+                "toggle running", timeout=5000
+            )
             points_before = int(page.locator("#stat-points").inner_text())
 
             page.fill("#spike-seconds", "12")
@@ -42,8 +57,9 @@ def test_dashboard_start_spike(app, client):
             expect(page.locator("#spike-state")).to_have_attribute("data-active", "true", timeout=5000)
             expect(page.locator("#spike-state")).to_contain_text("60 req/s")
             page.wait_for_function(
-                "Number(document.getElementById('stat-points').textContent) >= %d" % (points_before + 5),
-                timeout=15000)
+                f"Number(document.getElementById('stat-points').textContent) >= {points_before + 5}",
+                timeout=15000,
+            )
             achieved = page.locator("#stat-spike").inner_text()
             assert "/ 60" in achieved, achieved
             page.screenshot(path=str(ARTIFACTS / "sample-app-dashboard.png"), full_page=True)

@@ -41,7 +41,9 @@ def test_serialization_failures_are_retried_then_succeed(pg):
             attempts.append(1)
             if len(attempts) < 3:
                 # What CockroachDB sends for a retryable conflict (SQLSTATE 40001).
-                raise errors.SerializationFailure("restart transaction: TransactionRetryWithProtoRefreshError")
+                raise errors.SerializationFailure(
+                    "restart transaction: TransactionRetryWithProtoRefreshError"
+                )
             return (await (await conn.execute("SELECT 1")).fetchone())[0]
 
         result = await db.run("writer", work, retries=5)

@@ -26,23 +26,29 @@ def test_login_inserts_hashed_event(client, pg):
     resp = client.post("/login", json={"user_id": "alice@example"}, headers={"User-Agent": "pytest-agent/1"})
     assert resp.status_code == 200, resp.text
     event = resp.json()
-    row = pg.execute("SELECT user_id, ip_hash, ua_hash FROM login_events WHERE id = %s",
-                     (uuid.UUID(event["id"]),))
-    assert row == [("alice@example", salted_hash(TEST_SALT, "127.0.0.1"), salted_hash(TEST_SALT, "pytest-agent/1"))]
+    row = pg.execute(
+        "SELECT user_id, ip_hash, ua_hash FROM login_events WHERE id = %s", (uuid.UUID(event["id"]),)
+    )
+    assert row == [
+        ("alice@example", salted_hash(TEST_SALT, "127.0.0.1"), salted_hash(TEST_SALT, "pytest-agent/1"))
+    ]
     assert "pytest-agent" not in str(row) and "127.0.0.1" not in str(row)
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    ({"json": {}}, "user_id"),
-    ({"json": {"user_id": 42}}, "user_id"),
-    ({"json": {"user_id": ""}}, "user_id"),
-    ({"json": {"user_id": "x" * 65}}, "user_id"),
-    ({"json": {"user_id": "bob; DROP TABLE"}}, "user_id"),
-    ({"json": {"user_id": "bob", "admin": True}}, "admin"),
-    ({"json": ["bob"]}, "body"),
-    ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, "body"),
-    ({}, "body"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        ({"json": {}}, "user_id"),
+        ({"json": {"user_id": 42}}, "user_id"),
+        ({"json": {"user_id": ""}}, "user_id"),
+        ({"json": {"user_id": "x" * 65}}, "user_id"),
+        ({"json": {"user_id": "bob; DROP TABLE"}}, "user_id"),
+        ({"json": {"user_id": "bob", "admin": True}}, "admin"),
+        ({"json": ["bob"]}, "body"),
+        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, "body"),
+        ({}, "body"),
+    ],
+)
 def test_login_bad_input_names_the_field(client, kwargs, field):
     assert_error(client.post("/login", **kwargs), 400, field)
 
@@ -65,21 +71,27 @@ def test_search_prefix(client):
 
 def test_search_default_limit_and_no_match(client):
     assert client.get("/search", params={"q": "c"}).json()["count"] == 20
-    assert client.get("/search", params={"q": "no such term"}).json() == {"q": "no such term", "count": 0,
-                                                                          "results": []}
+    assert client.get("/search", params={"q": "no such term"}).json() == {
+        "q": "no such term",
+        "count": 0,
+        "results": [],
+    }
 
 
-@pytest.mark.parametrize("params, field", [
-    ({}, "q"),
-    ({"q": ""}, "q"),
-    ({"q": "a%"}, "q"),
-    ({"q": "a_b"}, "q"),
-    ({"q": "'; select"}, "q"),
-    ({"q": "x" * 41}, "q"),
-    ({"q": "amb", "limit": "0"}, "limit"),
-    ({"q": "amb", "limit": "51"}, "limit"),
-    ({"q": "amb", "limit": "ten"}, "limit"),
-])
+@pytest.mark.parametrize(
+    "params, field",
+    [
+        ({}, "q"),
+        ({"q": ""}, "q"),
+        ({"q": "a%"}, "q"),
+        ({"q": "a_b"}, "q"),
+        ({"q": "'; select"}, "q"),
+        ({"q": "x" * 41}, "q"),
+        ({"q": "amb", "limit": "0"}, "limit"),
+        ({"q": "amb", "limit": "51"}, "limit"),
+        ({"q": "amb", "limit": "ten"}, "limit"),
+    ],
+)
 def test_search_bad_input_names_the_field(client, params, field):
     assert_error(client.get("/search", params=params), 400, field)
 
@@ -135,8 +147,9 @@ def test_controls_send_traffic(client):
     assert state["sent"] > before and state["errors"] == 0
 
 
-@pytest.mark.parametrize("path, field", [("/control/everything/start", "target"),
-                                         ("/control/writers/pause", "action")])
+@pytest.mark.parametrize(
+    "path, field", [("/control/everything/start", "target"), ("/control/writers/pause", "action")]
+)
 def test_controls_bad_path(client, path, field):
     resp = client.post(path)
     assert resp.status_code == 404 and resp.json()["detail"]["field"] == field

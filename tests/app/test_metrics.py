@@ -33,8 +33,12 @@ def test_metrics_names_and_labels(client):
         for s in found:
             assert set(s.labels) - {"le"} == labels, (family, s)
     names = {s.name for fam in families.values() for s in fam}
-    assert {"app_requests_total", "app_request_duration_seconds_bucket", "app_db_query_duration_seconds_count",
-            "app_spike_target_rps"} <= names
+    assert {
+        "app_requests_total",
+        "app_request_duration_seconds_bucket",
+        "app_db_query_duration_seconds_count",
+        "app_spike_target_rps",
+    } <= names
     by_route = {(s.labels["route"], s.labels["method"], s.labels["status"]) for s in families["app_requests"]}
     assert {("/login", "POST", "200"), ("/search", "GET", "200"), ("/search", "GET", "400")} <= by_route
     pools = {(s.labels["pool"], s.labels["state"]) for s in families["app_db_pool_connections"]}

@@ -10,6 +10,7 @@ import time
 import uuid
 
 import httpx
+import psycopg
 import pytest
 
 from .appproc import AppProcess
@@ -51,7 +52,11 @@ def test_outage_then_recovery_loses_nothing(app, pg):
         assert login.status_code == 503 and login.json()["error"] == "database unavailable"
         assert login.json()["detail"]["pool"] == "writer"
         assert search.status_code == 503 and search.json()["detail"]["pool"] == "reader"
-        assert ready.status_code == 503 and set(ready.json()["detail"]) == {"writer", "reader", "reader_read_only"}
+        assert ready.status_code == 503 and set(ready.json()["detail"]) == {
+            "writer",
+            "reader",
+            "reader_read_only",
+        }
         assert health.status_code == 200  # liveness is not readiness: no restart for a DB outage
         app.wait_ready(timeout=30)
         time.sleep(0.5)
@@ -93,7 +98,7 @@ def _running(pg) -> bool:
     try:
         pg.execute("SELECT 1")
         return True
-    except Exception:
+    except psycopg.Error:
         return False
 
 
@@ -103,7 +108,14 @@ def test_missing_configuration_exits_with_a_message(tmp_path):
 
     from .appproc import REPO
 
-    out = subprocess.run([sys.executable, "-m", "sample_app", "--port", "1"], cwd=REPO, capture_output=True,
-                         text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    out = subprocess.run(
+        [sys.executable, "-m", "sample_app", "--port", "1"],
+        cwd=REPO,
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert out.returncode == 2
     assert "APP_DB_WRITER_URL is not set" in out.stderr and "Traceback" not in out.stderr

@@ -19,10 +19,10 @@ def test_dockerfile_dependencies_match_pyproject():
 
 
 def test_dockerfile_is_slim_non_root_single_process_with_healthcheck():
-    assert re.search(r"^FROM python:3\.11-slim", DOCKERFILE, re.M)
-    assert re.search(r"^USER 10001", DOCKERFILE, re.M)
-    assert re.search(r"^HEALTHCHECK .*", DOCKERFILE, re.M) and "/healthz" in DOCKERFILE
-    cmd = re.search(r"^CMD (.*)$", DOCKERFILE, re.M).group(1)
+    assert re.search(r"^FROM python:3\.11-slim", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^USER 10001", DOCKERFILE, re.MULTILINE)
+    assert re.search(r"^HEALTHCHECK .*", DOCKERFILE, re.MULTILINE) and "/healthz" in DOCKERFILE
+    cmd = re.search(r"^CMD (.*)$", DOCKERFILE, re.MULTILINE).group(1)
     assert "sample_app" in cmd and "--workers" not in cmd and "--fast" not in cmd
-    for path in re.findall(r"^COPY (\S+)", DOCKERFILE, re.M):
+    for path in re.findall(r"^COPY (\S+)", DOCKERFILE, re.MULTILINE):
         assert (REPO / path).exists(), f"COPY {path}: the build context is the repo root"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -26,7 +26,7 @@ def test_reader_pool_is_refused_on_insert(pg):
         db = db_ref["db"] = Database(settings, telemetry)
         await db.open()
         try:
-            params = (uuid.uuid4(), "mallory", datetime.now(timezone.utc), "h", "h")
+            params = (uuid.uuid4(), "mallory", datetime.now(UTC), "h", "h")
             with pytest.raises(DatabaseRefused) as refused:
                 await db.fetch("reader", LOGIN_SQL, params)
             # ...while the writer pool may insert the very same row.
@@ -87,7 +87,9 @@ def test_follower_reads_setting_reaches_the_statement(pg):
     async def attempt():
         settings = Settings.from_env(app_env(pg))
         db_ref = {}
-        db = db_ref["db"] = Database(settings, Telemetry(AppMetrics(lambda: db_ref["db"].stats()), Timeline()))
+        db = db_ref["db"] = Database(
+            settings, Telemetry(AppMetrics(lambda: db_ref["db"].stats()), Timeline())
+        )
         await db.open()
         try:
             plain = await search(db, "amb", 3, follower_reads=False)

@@ -18,8 +18,16 @@ def test_file_follows_the_shared_rules():
         assert ";" not in statement
         assert re.match(r"(CREATE TABLE IF NOT EXISTS|CREATE INDEX IF NOT EXISTS|INSERT INTO)", statement)
     upper = "\n".join(statements).upper()  # the statements, not the comments about them
-    for forbidden in ("CREATE DATABASE", "CREATE USER", "CREATE ROLE", "GRANT ", "CONFIGURE ZONE", "DROP ",
-                      "SERIAL", "SEQUENCE"):
+    for forbidden in (
+        "CREATE DATABASE",
+        "CREATE USER",
+        "CREATE ROLE",
+        "GRANT ",
+        "CONFIGURE ZONE",
+        "DROP ",
+        "SERIAL",
+        "SEQUENCE",
+    ):
         assert forbidden not in upper, forbidden
     assert "ON CONFLICT (TERM) DO NOTHING" in upper
     assert upper.count("DEFAULT GEN_RANDOM_UUID()") == 2
@@ -30,18 +38,25 @@ def test_tables_seed_and_idempotence(pg):
     assert before[0] >= 10_000
     apply_bootstrap(pg.admin_conninfo())  # a second run must change nothing
     assert pg.execute("SELECT count(*), min(term), max(term) FROM search_terms")[0] == before
-    columns = dict(pg.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'login_events'"))
-    assert columns == {"id": "uuid", "user_id": "text", "ts": "timestamp with time zone",
-                       "ip_hash": "text", "ua_hash": "text"}
+    columns = dict(
+        pg.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'login_events'"
+        )
+    )
+    assert columns == {
+        "id": "uuid",
+        "user_id": "text",
+        "ts": "timestamp with time zone",
+        "ip_hash": "text",
+        "ua_hash": "text",
+    }
     indexes = {r[0] for r in pg.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'login_events'")}
     assert any("(user_id, ts)" in d for d in indexes)
 
 
 def test_prefix_search_uses_the_index(pg):
     lo, hi = services.prefix_range("amb")
-    plan = "\n".join(r[0] for r in pg.execute(
-        "EXPLAIN " + services.search_sql(False), (lo, hi, "amb%", 20)))
+    plan = "\n".join(r[0] for r in pg.execute("EXPLAIN " + services.search_sql(False), (lo, hi, "amb%", 20)))
     assert "Seq Scan" not in plan, plan
     assert "search_terms_term_key" in plan and "Index" in plan, plan
 

@@ -9,8 +9,10 @@ import pytest
 
 from sample_app.settings import ENV_VARS, Settings, SettingsError
 
-LOCAL = {"APP_DB_WRITER_URL": "postgresql://app_writer:pw@127.0.0.1:5432/app",
-         "APP_DB_READER_URL": "postgresql://app_reader:pw@127.0.0.1:5432/app"}
+LOCAL = {
+    "APP_DB_WRITER_URL": "postgresql://app_writer:pw@127.0.0.1:5432/app",
+    "APP_DB_READER_URL": "postgresql://app_reader:pw@127.0.0.1:5432/app",
+}
 PACKAGE = Path(__file__).resolve().parents[2] / "sample_app"
 
 
@@ -27,25 +29,41 @@ def test_random_salt_differs_per_process_when_unset():
 
 
 def test_everything_read_from_env():
-    env = dict(LOCAL, APP_FOLLOWER_READS="true", APP_HASH_SALT="x" * 20, APP_SEARCH_LIMIT="50",
-               APP_DB_READER_POOL_MAX="3", APP_SPIKE_MAX_RPS="700", APP_BACKGROUND_RPS="2.5")
+    env = dict(
+        LOCAL,
+        APP_FOLLOWER_READS="true",
+        APP_HASH_SALT="x" * 20,
+        APP_SEARCH_LIMIT="50",
+        APP_DB_READER_POOL_MAX="3",
+        APP_SPIKE_MAX_RPS="700",
+        APP_BACKGROUND_RPS="2.5",
+    )
     s = Settings.from_env(env)
-    assert (s.follower_reads, s.hash_salt, s.search_limit, s.reader_pool_max, s.spike_max_rps,
-            s.background_rps) == (True, "x" * 20, 50, 3, 700, 2.5)
+    assert (
+        s.follower_reads,
+        s.hash_salt,
+        s.search_limit,
+        s.reader_pool_max,
+        s.spike_max_rps,
+        s.background_rps,
+    ) == (True, "x" * 20, 50, 3, 700, 2.5)
 
 
-@pytest.mark.parametrize("env, named", [
-    ({}, "APP_DB_WRITER_URL"),
-    ({"APP_DB_WRITER_URL": LOCAL["APP_DB_WRITER_URL"]}, "APP_DB_READER_URL"),
-    (dict(LOCAL, APP_DB_WRITER_URL="mysql://x@127.0.0.1/app"), "APP_DB_WRITER_URL"),
-    (dict(LOCAL, APP_DB_READER_URL="postgresql://u@127.0.0.1:5432"), "APP_DB_READER_URL"),
-    (dict(LOCAL, APP_SEARCH_LIMIT="51"), "APP_SEARCH_LIMIT"),
-    (dict(LOCAL, APP_SPIKE_MAX_RPS="lots"), "APP_SPIKE_MAX_RPS"),
-    (dict(LOCAL, APP_FOLLOWER_READS="maybe"), "APP_FOLLOWER_READS"),
-    (dict(LOCAL, APP_HASH_SALT="short"), "APP_HASH_SALT"),
-    (dict(LOCAL, APP_DB_WRITER_POOL_MIN="5", APP_DB_WRITER_POOL_MAX="2"), "APP_DB_WRITER_POOL_MIN"),
-    (dict(LOCAL, APP_LOG_LEVEL="LOUD"), "APP_LOG_LEVEL"),
-])
+@pytest.mark.parametrize(
+    "env, named",
+    [
+        ({}, "APP_DB_WRITER_URL"),
+        ({"APP_DB_WRITER_URL": LOCAL["APP_DB_WRITER_URL"]}, "APP_DB_READER_URL"),
+        (dict(LOCAL, APP_DB_WRITER_URL="mysql://x@127.0.0.1/app"), "APP_DB_WRITER_URL"),
+        (dict(LOCAL, APP_DB_READER_URL="postgresql://u@127.0.0.1:5432"), "APP_DB_READER_URL"),
+        (dict(LOCAL, APP_SEARCH_LIMIT="51"), "APP_SEARCH_LIMIT"),
+        (dict(LOCAL, APP_SPIKE_MAX_RPS="lots"), "APP_SPIKE_MAX_RPS"),
+        (dict(LOCAL, APP_FOLLOWER_READS="maybe"), "APP_FOLLOWER_READS"),
+        (dict(LOCAL, APP_HASH_SALT="short"), "APP_HASH_SALT"),
+        (dict(LOCAL, APP_DB_WRITER_POOL_MIN="5", APP_DB_WRITER_POOL_MAX="2"), "APP_DB_WRITER_POOL_MIN"),
+        (dict(LOCAL, APP_LOG_LEVEL="LOUD"), "APP_LOG_LEVEL"),
+    ],
+)
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
@@ -55,8 +73,11 @@ def test_remote_database_without_tls_is_refused():
     remote = dict(LOCAL, APP_DB_WRITER_URL="postgresql://app_writer:pw@crdb-writer:26257/app")
     with pytest.raises(SettingsError, match="without TLS"):
         Settings.from_env(remote)
-    tls = dict(LOCAL, APP_DB_WRITER_URL="postgresql://app_writer:pw@crdb-writer:26257/app"
-               "?sslmode=verify-full&sslrootcert=/certs/ca.crt")
+    tls = dict(
+        LOCAL,
+        APP_DB_WRITER_URL="postgresql://app_writer:pw@crdb-writer:26257/app"
+        "?sslmode=verify-full&sslrootcert=/certs/ca.crt",
+    )
     assert Settings.from_env(tls).writer_url.endswith("ca.crt")
     assert Settings.from_env(dict(remote, APP_DB_ALLOW_INSECURE="true")).allow_insecure
 

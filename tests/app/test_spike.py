@@ -22,20 +22,23 @@ def wait_idle(client, timeout=15.0):
     raise TimeoutError("spike still running")
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"seconds": 61}, "seconds"),       # APP_SPIKE_MAX_SECONDS=60 in the test env
-    ({"seconds": 0}, "seconds"),
-    ({"seconds": "10"}, "seconds"),
-    ({"rps": 401}, "rps"),              # APP_SPIKE_MAX_RPS=400
-    ({"rps": -1}, "rps"),
-    ({"rps": True}, "rps"),
-    ({"mix": {"login": -0.5, "search": 1}}, "mix.login"),
-    ({"mix": {"checkout": 1}}, "mix.checkout"),
-    ({"mix": {"login": 0, "search": 0}}, "mix"),
-    ({"mix": []}, "mix"),
-    ({"duration": 5}, "duration"),
-    ([1, 2], "body"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"seconds": 61}, "seconds"),  # APP_SPIKE_MAX_SECONDS=60 in the test env
+        ({"seconds": 0}, "seconds"),
+        ({"seconds": "10"}, "seconds"),
+        ({"rps": 401}, "rps"),  # APP_SPIKE_MAX_RPS=400
+        ({"rps": -1}, "rps"),
+        ({"rps": True}, "rps"),
+        ({"mix": {"login": -0.5, "search": 1}}, "mix.login"),
+        ({"mix": {"checkout": 1}}, "mix.checkout"),
+        ({"mix": {"login": 0, "search": 0}}, "mix"),
+        ({"mix": []}, "mix"),
+        ({"duration": 5}, "duration"),
+        ([1, 2], "body"),
+    ],
+)
 def test_guardrails(client, body, field):
     assert_error(client.post("/spike", json=body), 400, field)
     assert client.get("/spike").json()["active"] is False
@@ -78,10 +81,14 @@ def test_reaches_target_rate_and_shows_in_route_metrics(client):
     assert abs(state["average_rps"] - 100) <= 5, state  # within 5% of the target rate
     assert state["lag_ms"]["p99"] < 50
     # The spike's requests are counted in the same series as HTTP requests to /login and /search.
-    grew = sum(value(after, "app_requests_total", route=r, status="200")
-               - value(before, "app_requests_total", route=r, status="200") for r in ("/login", "/search"))
+    grew = sum(
+        value(after, "app_requests_total", route=r, status="200")
+        - value(before, "app_requests_total", route=r, status="200")
+        for r in ("/login", "/search")
+    )
     assert grew >= state["completed"]
-    logins = (value(after, "app_requests_total", route="/login", method="POST", status="200")
-              - value(before, "app_requests_total", route="/login", method="POST", status="200"))
+    logins = value(after, "app_requests_total", route="/login", method="POST", status="200") - value(
+        before, "app_requests_total", route="/login", method="POST", status="200"
+    )
     assert 50 <= logins <= 130  # ~30% of 300
     assert value(after, "app_spike_target_rps") == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -31,7 +32,7 @@ def test_stream_sends_points_every_second(app, client):
     for p in points:
         assert set(p) == POINT_KEYS
         assert set(p["latency_ms"]) == {"p50", "p95", "p99"}
-    gaps = [b["t"] - a["t"] for a, b in zip(points, points[1:])]
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(points)]
     assert all(0.8 <= g <= 1.2 for g in gaps), gaps
     assert any(e["kind"] == "spike_start" for p in hello["history"] + points for e in p["events"])
     assert any(p["spike"]["active"] for p in points)
