@@ -14,6 +14,7 @@ from .environments import LIVE, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
 from .phases import PHASES, Phase
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
+from .zones import zone_statements
 
 
 def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: dg.AssetKey | None):
@@ -40,6 +41,7 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
             "replication_factor": phase.replication_factor,
             "system_replication_factor": phase.system_replication_factor,
             "sql_files": ", ".join(phase.sql_files),
+            "zone_configs": dg.MetadataValue.md("```sql\n" + "\n".join(zone_statements(phase)) + "\n```"),
             "environment": env.name,
         },
         tags={"crdb-evolution/phase": phase.name},
