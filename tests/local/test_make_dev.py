@@ -59,7 +59,9 @@ def path_without_cockroach() -> str:
 
 
 def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path):
-    ports = {name: free_port_base(1) for name in ("dagster", "app", "prometheus")}
+    ports: dict[str, int] = {}
+    for name in ("dagster", "app", "prometheus"):
+        ports[name] = free_port_base(1, exclude=set(ports.values()))
     marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
