@@ -11,6 +11,9 @@
 #
 # Ports and folders can be overridden: DEV_DAGSTER_PORT, DEV_APP_PORT, DEV_PROMETHEUS_PORT,
 # LOCAL_CRDB_DATA_DIR, LOCAL_CRDB_{SQL,LISTEN,HTTP}_PORT_BASE, DEV_DAGSTER_HOME, DEV_SKIP_SETUP=1.
+# The local rehearsal cluster: REHEARSAL_LOCAL_CRDB_DATA_DIR (.data/rehearsal) and
+# REHEARSAL_LOCAL_CRDB_{SQL,LISTEN,HTTP}_PORT_BASE (26457, 26557, 8090); DEV_REHEARSAL_APP=1 also starts
+# its sample app on DEV_REHEARSAL_APP_PORT (8001).
 set -euo pipefail
 set -m  # each background job gets its own process group, so one kill stops a job and its children
 cd "$(dirname "$0")/.."
@@ -159,6 +162,22 @@ fi
 
 # --- the sample app and Dagster -----------------------------------------------------------------------
 start sample-app "$LOG_DIR/sample-app.log" "$PY" -m sample_app --host 127.0.0.1 --port "$APP_PORT"
+# Opt-in: a second app for the local nightly rehearsal, on the rehearsal cluster (its own data folder and
+# ports, REHEARSAL_LOCAL_CRDB_*), so the rehearsal's checks judge their own traffic, never the live app's.
+if [[ ${DEV_REHEARSAL_APP:-0} == 1 ]]; then
+  if [[ -n ${COCKROACH_BIN:-} ]]; then
+    REHEARSAL_APP_PORT=${DEV_REHEARSAL_APP_PORT:-8001}
+    export REHEARSAL_SAMPLE_APP_URL=http://127.0.0.1:$REHEARSAL_APP_PORT
+    eval "$("$PY" -m evolution_pipeline.resources.local app-urls --environment rehearsal | sed 's/^APP_DB_/REH_APP_DB_/')"
+    mkdir -p "$PROM_RUNTIME/targets"
+    printf '[{"targets": ["127.0.0.1:%s"], "labels": {"cluster": "%s"}}]\n' "$REHEARSAL_APP_PORT" \
+      "$REHEARSAL_CRDB_CLUSTER_LABEL" >"$PROM_RUNTIME/targets/sample-app-rehearsal.json"
+    start rehearsal-app "$LOG_DIR/rehearsal-app.log" env APP_DB_WRITER_URL="$REH_APP_DB_WRITER_URL" \
+      APP_DB_READER_URL="$REH_APP_DB_READER_URL" "$PY" -m sample_app --host 127.0.0.1 --port "$REHEARSAL_APP_PORT"
+  else
+    say "DEV_REHEARSAL_APP=1 needs the cockroach binary (the rehearsal runs on its own local cluster); not started"
+  fi
+fi
 start dagster "$LOG_DIR/dagster.log" "$REPO/.venv/bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT"
 
 wait_http "the sample app" "http://127.0.0.1:$APP_PORT/healthz" 60 || true
@@ -170,7 +189,7 @@ crdb_line="not installed (see the message above)"
 cat <<EOF
 
   Dagster UI     http://127.0.0.1:$DAGSTER_PORT   (DAGSTER_HOME=$DAGSTER_HOME, cluster backend: local)
-  Sample app     http://127.0.0.1:$APP_PORT
+  Sample app     http://127.0.0.1:$APP_PORT${REHEARSAL_SAMPLE_APP_URL:+   (rehearsal app: $REHEARSAL_SAMPLE_APP_URL)}
   Prometheus     $prom_line
   CockroachDB    $crdb_line
   Logs           $LOG_DIR/*.log
