@@ -81,3 +81,38 @@ def test_materializing_a_phase_without_binary_fails_at_once_with_the_message(loc
     assert result.get_asset_materialization_events() == []
     assert elapsed < 60, f"fails at once, not after a timeout ({elapsed:.0f}s)"
     assert not (local_backend_env / "local" / "node1").exists()
+
+
+@pytest.mark.slow
+def test_the_scale_op_grows_the_local_cluster_and_the_nodes_outlive_the_run(
+    local_backend_env, local_env, monkeypatch
+):
+    """phase0 through the real ops with the stand-in binary: preflight, backup (skipped, nothing yet) and
+    scale drive the local backend until /health?ready=1 and `node status` agree. The stand-in speaks no
+    SQL, so the run stops at the first SQL step; the node it started keeps running after the run."""
+    from evolution_pipeline.assets import all_assets
+    from evolution_pipeline.checks import all_checks
+    from evolution_pipeline.configuration import resources_from_env
+    from tests.local.conftest import FAKE_COCKROACH
+
+    monkeypatch.setenv("COCKROACH_BIN", str(FAKE_COCKROACH))
+    monkeypatch.setenv("LOCAL_CRDB_DATA_DIR", str(local_env.data_dir))
+    monkeypatch.setenv("LOCAL_CRDB_SQL_PORT_BASE", str(local_env.ports["sql"]))
+    monkeypatch.setenv("LOCAL_CRDB_LISTEN_PORT_BASE", str(local_env.ports["listen"]))
+    monkeypatch.setenv("LOCAL_CRDB_HTTP_PORT_BASE", str(local_env.ports["http"]))
+    monkeypatch.setenv("SCALE_POLL_SECONDS", "0.2")
+    monkeypatch.setenv("SCALE_TIMEOUT_SECONDS", "30")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            all_assets() + all_checks(),
+            resources=resources_from_env(),
+            instance=instance,
+            selection=[dg.AssetKey("phase0_single_node")],
+            raise_on_error=False,
+        )
+    succeeded = {e.step_key for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_SUCCESS}
+    assert any("scale" in key for key in succeeded), succeeded
+    control = local_env.control()
+    assert set(control.running_nodes()) == {1}, "the node outlives the run that started it"
+    assert control.status().is_ready(1)
+    assert len(local_env.invocations("init")) == 1
