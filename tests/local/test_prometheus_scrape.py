@@ -61,3 +61,46 @@ def test_prometheus_scrapes_the_local_nodes_it_is_told_about(local_env, insecure
         )
     finally:
         prometheus.stop()
+
+
+def test_a_local_rehearsal_cluster_joins_the_same_prometheus_with_its_own_label_and_ca(
+    local_env, tmp_path, monkeypatch
+):
+    """The rehearsal writes targets/cockroachdb-rehearsal.json and appends its own CA to certs/ca.crt in the
+    live Prometheus folder; Prometheus, started before the rehearsal existed, scrapes it verified by that CA."""
+    from tests.local.conftest import free_port_base
+
+    live = local_env.control()
+    runtime = live.prepare_prometheus().parent.parent
+    taken = {local_env.ports[k] + i for k in local_env.ports for i in range(3)}
+    bases = {}
+    for name in ("sql", "listen", "http"):
+        bases[name] = free_port_base(exclude=taken)
+        taken |= set(range(bases[name], bases[name] + 3))
+    rehearsal = local_env.control(
+        environment="rehearsal",
+        data_dir=tmp_path / "rehearsal",
+        live_data_dir=local_env.data_dir,
+        prometheus_dir=runtime,
+        cluster_label="local-rehearsal",
+        sql_port_base=bases["sql"],
+        listen_port_base=bases["listen"],
+        http_port_base=bases["http"],
+    )
+    prometheus = start_prometheus(runtime, config=local_scrape_config())
+    try:
+        live.scale_to(1)
+        wait_ready(live, 1)
+        # The rehearsal uses its own stand-in cluster state, as two real clusters share nothing.
+        monkeypatch.setenv("FAKE_COCKROACH_CLUSTER_DIR", str(tmp_path / "rehearsal-fake"))
+        rehearsal.scale_to(1)
+        wait_ready(rehearsal, 1)
+        assert (runtime / "certs" / "ca.crt").read_text().count("BEGIN CERTIFICATE") == 2
+        up = prometheus.wait_for('up{job="cockroachdb"} == 1', timeout=90, predicate=lambda r: len(r) == 2)
+        labels = {s["metric"]["instance"]: s["metric"]["cluster"] for s in up}
+        assert labels == {
+            f"127.0.0.1:{local_env.ports['http']}": "local",
+            f"127.0.0.1:{bases['http']}": "local-rehearsal",
+        }
+    finally:
+        prometheus.stop()
