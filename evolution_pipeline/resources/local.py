@@ -245,6 +245,9 @@ class LocalClusterControl(ClusterControl):
             self.start_node(node, binary)
             if node.index == 1:
                 self.initialize(binary)
+        # Also when node 1 was already running: an init that failed last time is retried (it is a no-op
+        # once the marker exists, and "already initialized" counts as done).
+        self.initialize(binary)
         self._write_state(desired_nodes=max(nodes, int(self._read_state().get("desired_nodes", 0))))
         self.write_prometheus_targets(nodes)
 

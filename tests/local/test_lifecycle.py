@@ -206,3 +206,14 @@ def test_cli_status_and_stop_for_make_local_targets(local_env):
     control.set_desired_nodes(2)
     wait_ready(control, 2)
     assert len(local_env.invocations("init")) == 1
+
+
+def test_an_init_that_never_happened_is_done_on_the_next_call(local_env):
+    control = local_env.control()
+    control._prepare_data_dir()
+    control.ensure_certs(control.binary())
+    control.start_node(control.node(1), control.binary())  # as if the worker died before `cockroach init`
+    assert not control.status().is_ready(1)
+    control.set_desired_nodes(1)
+    wait_ready(control, 1)
+    assert len(local_env.invocations("start")) == 1 and len(local_env.invocations("init")) == 1
