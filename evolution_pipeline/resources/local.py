@@ -384,7 +384,8 @@ class LocalClusterControl(ClusterControl):
                 cwd=self.data_dir,
             )
         except subprocess.TimeoutExpired as exc:
-            return subprocess.CompletedProcess(args, 124, exc.stdout or "", f"timed out after {exc.timeout}s")
+            out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            return subprocess.CompletedProcess(args, 124, out, f"timed out after {exc.timeout}s")
         except OSError as exc:
             raise ClusterControlError(f"cannot run {args[0]}: {exc}. {MISSING_BINARY_MESSAGE}") from exc
 

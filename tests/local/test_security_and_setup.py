@@ -301,3 +301,30 @@ def test_relative_folders_are_under_the_repository():
     )
     with pytest.raises(ClusterControlError, match="loopback"):
         LocalClusterResource(host="10.0.0.5").config()
+
+
+def test_node_status_csv_parser_reads_the_real_format():
+    """Recorded shapes of `cockroach node status --format=csv` (the basic columns, and the wider --all form)."""
+    from evolution_pipeline.resources.local import parse_node_status_csv
+
+    basic = (
+        "id,address,sql_address,build,started_at,updated_at,locality,is_available,is_live\n"
+        "1,127.0.0.1:26357,127.0.0.1:26257,v25.4.0,2026-06-01 10:00:00.1,2026-06-01 10:05:00.2,"
+        '"region=local,zone=local-a",true,true\n'
+        "2,127.0.0.1:26358,127.0.0.1:26258,v25.4.0,2026-06-01 10:01:00.1,2026-06-01 10:02:00.2,"
+        '"region=local,zone=local-b",false,false\n'
+    )
+    rows = parse_node_status_csv(basic)
+    assert [(r["id"], r["address"], r["is_live"]) for r in rows] == [
+        ("1", "127.0.0.1:26357", "true"),
+        ("2", "127.0.0.1:26358", "false"),
+    ]
+    assert rows[0]["locality"] == "region=local,zone=local-a"
+    wide = (
+        "id,address,sql_address,build,started_at,updated_at,locality,is_available,is_live,replicas_leaders,"
+        "replicas_leaseholders,ranges,ranges_unavailable,ranges_underreplicated,is_decommissioning,membership,"
+        "is_draining\n3,[::1]:42021,[::1]:42021,v22.1.9,2024-05-21 15:19:50.5,2024-05-21 16:31:28.0,,true,true,"
+        "10,10,20,0,0,false,active,false\n"
+    )
+    assert parse_node_status_csv(wide)[0]["membership"] == "active"
+    assert parse_node_status_csv("") == [] and parse_node_status_csv("ERROR: cannot dial server") == []
