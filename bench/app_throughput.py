@@ -3,7 +3,8 @@
 Everything on 127.0.0.1: a real PostgreSQL (pgserver's binaries, scram passwords, the real
 app_writer/app_reader roles, sql/00-bootstrap.sql), the app as `python -m sample_app`, wrk as the
 HTTP client. The raw loop runs the app's very statements (services.LOGIN_SQL / search_sql) with
-the same concurrency on direct psycopg async connections, in one process like the app.
+the same concurrency on direct psycopg async connections, in one process like the app. The app
+and the raw loop are pinned to the same single core, wrk to the other (PostgreSQL floats).
 Targets: app >= 0.6x raw for /search, >= 0.5x raw for /login. Bounded: about a minute and a half.
 
     .venv/bin/python bench/app_throughput.py [--seconds 8] [--concurrency 16] [--rounds 2] [--strict]
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import re
 import shutil
@@ -35,6 +37,8 @@ from tests.app.appproc import AppProcess
 from tests.app.pg import LocalPostgres
 
 TARGETS = {"search": 0.6, "login": 0.5}
+# The app and the raw loop get the same single core; the HTTP client gets the other one.
+APP_CORE, CLIENT_CORE = 0, 1
 # The same prefixes for both sides: 2-4 letters of a seeded word.
 PREFIXES = sorted({w[:n] for w in SEED_WORDS for n in (2, 3, 4)})
 
@@ -54,18 +58,41 @@ end
 """
 
 
-def run_wrk(base_url: str, mode: str, seconds: int, concurrency: int, workdir: Path) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (fields 14 and 15 of /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(base_url: str, mode: str, seconds: int, concurrency: int, workdir: Path, app_pid: int) -> dict:
     script = workdir / f"{mode}.lua"
     script.write_text(WRK_LUA % {"prefixes": ", ".join(f'"{p}"' for p in PREFIXES), "mode": mode})
+    cpu_before = cpu_seconds(app_pid)
+    # wrk runs on its own core so it does not steal the app's.
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), base_url],
+        [
+            "taskset",
+            "-c",
+            str(CLIENT_CORE),
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            base_url,
+        ],
         capture_output=True,
         text=True,
         timeout=seconds + 30,
         check=True,
     ).stdout
+    cpu = cpu_seconds(app_pid) - cpu_before
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     return {
+        "cpu_us": cpu / max(total, 1) * 1e6,
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
         "p50_ms": _wrk_ms(re.search(r"^\s+50%\s+(\S+)", out, re.MULTILINE).group(1)),
         "p99_ms": _wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1)),
@@ -79,6 +106,7 @@ def _wrk_ms(text: str) -> float:
 
 
 async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
+    os.sched_setaffinity(0, {APP_CORE})  # same single core as the app process
     latencies: list[float] = []
     errors = 0
     sql = services.search_sql(False) if mode == "search" else services.LOGIN_SQL
@@ -106,13 +134,14 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
                 errors += 1
             latencies.append(time.perf_counter() - t0)
 
-    started = time.perf_counter()
+    started, cpu_before = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(c, k) for k, c in enumerate(conns)))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_before
     for c in conns:
         await c.close()
     latencies.sort()
     return {
+        "cpu_us": cpu / max(len(latencies), 1) * 1e6,
         "rps": len(latencies) / elapsed,
         "p50_ms": latencies[len(latencies) // 2] * 1000,
         "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
@@ -154,15 +183,22 @@ def main() -> int:
         work / "app.log",
     )
     results = {}
+    allowed = os.sched_getaffinity(0)
     try:
+        os.sched_setaffinity(app.proc.pid, {APP_CORE})
         app.wait_ready()
         for mode in ("search", "login"):
-            run_wrk(app.base_url, mode, 2, args.concurrency, work)  # warm-up: pools full, statements prepared
+            run_wrk(
+                app.base_url, mode, 2, args.concurrency, work, app.proc.pid
+            )  # warm-up: pools full, statements prepared
             url = pg.url("app_writer" if mode == "login" else "app_reader")
             rounds = {"app": [], "raw": []}
             for _ in range(args.rounds):
-                rounds["app"].append(run_wrk(app.base_url, mode, args.seconds, args.concurrency, work))
+                rounds["app"].append(
+                    run_wrk(app.base_url, mode, args.seconds, args.concurrency, work, app.proc.pid)
+                )
                 rounds["raw"].append(asyncio.run(raw_loop(url, mode, args.seconds, args.concurrency)))
+                os.sched_setaffinity(0, allowed)
             results[mode] = {side: max(runs, key=lambda r: r["rps"]) for side, runs in rounds.items()}
     finally:
         app.stop()
@@ -173,17 +209,22 @@ def main() -> int:
         f"sample app vs raw psycopg, one app process, concurrency {args.concurrency}, {args.seconds}s runs, "
         f"best of {args.rounds} interleaved rounds"
     )
-    print(f"{'route':8} {'side':4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(f"{'route':8} {'side':4} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>11}")
     missed = []
     for mode, sides in results.items():
         for side in ("app", "raw"):
             r = sides[side]
             print(
-                f"/{mode:7} {side:4} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d}"
+                f"/{mode:7} {side:4} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['errors']:7d} "
+                f"{r['cpu_us']:11.0f}"
             )
         ratio = sides["app"]["rps"] / sides["raw"]["rps"]
         ok = ratio >= TARGETS[mode] and sides["app"]["errors"] == 0
         print(f"/{mode:7} app/raw = {ratio:.2f}x (target >= {TARGETS[mode]}x): {'PASS' if ok else 'MISS'}")
+        # CPU per request depends less on what else the shared machine runs than req/s does.
+        print(
+            f"/{mode:7} CPU per request: app {sides['app']['cpu_us']:.0f} us, raw {sides['raw']['cpu_us']:.0f} us"
+        )
         if not ok:
             missed.append(mode)
     return 1 if missed and args.strict else 0
