@@ -15,6 +15,7 @@ import dagster as dg
 
 from .environments import LIVE, REHEARSAL, Environment
 from .phases import PHASES, Phase
+from .resources.grafana import GrafanaResource
 from .resources.prometheus import PrometheusQueryError, PrometheusResource, Reading
 from .state import PhaseState
 
@@ -75,7 +76,8 @@ CHECKS = (
 )
 
 
-def evaluate(spec: CheckSpec, prom: PrometheusResource, phase: Phase, state: PhaseState) -> dg.AssetCheckResult:
+def evaluate(spec: CheckSpec, prom: PrometheusResource, grafana: GrafanaResource, phase: Phase,
+             state: PhaseState) -> dg.AssetCheckResult:
     query, ok, expectation = spec.build(prom, phase, state)
     passed, reading, error = prom.wait_until(query, ok, timeout=prom.check_settle_seconds,
                                              interval=prom.check_poll_seconds, retry_failed_values=spec.settle)
@@ -86,7 +88,7 @@ def evaluate(spec: CheckSpec, prom: PrometheusResource, phase: Phase, state: Pha
         metadata["series"] = reading.series
     if error:
         metadata["error"] = dg.MetadataValue.text(error)
-    link = prom.grafana_link(state.started_at or time.time(), state.finished_at or time.time())
+    link = grafana.link(state.started_at or time.time(), state.finished_at or time.time())
     if link:
         metadata["grafana"] = dg.MetadataValue.url(link)
     description = _describe(spec, phase, passed, reading, error, expectation)
@@ -107,17 +109,18 @@ def build_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
 
 
 def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChecksDefinition:
-    prom_key = env.resource_key("prometheus")
+    prom_key, grafana_key = env.resource_key("prometheus"), env.resource_key("grafana")
 
     @dg.asset_check(
         asset=env.asset_key(phase),
         name=spec.name,
         description=spec.description,
         blocking=True,
-        required_resource_keys={prom_key},
+        required_resource_keys={prom_key, grafana_key},
     )
     def _check(context, state: PhaseState) -> dg.AssetCheckResult:
-        return evaluate(spec, getattr(context.resources, prom_key), phase, state)
+        return evaluate(spec, getattr(context.resources, prom_key), getattr(context.resources, grafana_key),
+                        phase, state)
 
     return _check
 

@@ -12,6 +12,7 @@ import dagster as dg
 from .environments import LIVE, REHEARSAL, Environment
 from .phases import APP_DATABASE
 from .resources.cluster import ClusterControlResource
+from .resources.grafana import GrafanaResource
 from .resources.prometheus import PrometheusResource
 from .resources.sample_app import SampleAppResource
 from .resources.sql import CrdbSqlResource
@@ -75,10 +76,13 @@ def prometheus_resource(env: Environment) -> PrometheusResource:
     return PrometheusResource(
         url=setting(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
         cluster_label=setting(env, "CRDB_CLUSTER_LABEL"),
-        grafana_url=setting(env, "GRAFANA_URL", ""),
         check_settle_seconds=_float(env, "CHECK_SETTLE_SECONDS", 60.0),
         app_error_budget=_float(env, "APP_ERROR_BUDGET", 0.01),
     )
+
+
+def grafana_resource(env: Environment) -> GrafanaResource:
+    return GrafanaResource(url=setting(env, "GRAFANA_URL", ""), cluster_label=setting(env, "CRDB_CLUSTER_LABEL"))
 
 
 def sample_app_resource(env: Environment) -> SampleAppResource:
@@ -91,5 +95,6 @@ def resources_from_env() -> dict:
         resources[env.resource_key("cluster")] = cluster_resource(env)
         resources[env.resource_key("crdb")] = crdb_resource(env)
         resources[env.resource_key("prometheus")] = prometheus_resource(env)
+        resources[env.resource_key("grafana")] = grafana_resource(env)
         resources[env.resource_key("sample_app")] = sample_app_resource(env)
     return resources

@@ -13,7 +13,7 @@ import dagster as dg
 from .phases import Phase
 
 ENVIRONMENT_TAG = "crdb-evolution/environment"
-RESOURCE_KINDS = ("cluster", "crdb", "prometheus", "sample_app")
+RESOURCE_KINDS = ("cluster", "crdb", "prometheus", "grafana", "sample_app")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from .common import keys, permanent, phase_of, resource
 def build_verify_replication(env: Environment) -> dg.OpDefinition:
     @dg.op(
         name=env.op_name("verify_replication"),
-        required_resource_keys=keys(env, "crdb"),
+        required_resource_keys=keys(env, "crdb", "grafana"),
         tags={"step": "verify_replication"},
         pool=env.pool,
     )
@@ -46,6 +46,12 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
         seconds = time.monotonic() - start
         zone_default = crdb.zone_replicas("RANGE default")
         context.log.info(f"{phase.name}: every range at target after {seconds:.1f}s")
+        finished = time.time()
+        note = resource(context, env, "grafana").annotate(
+            state.started_at or finished, finished, tags=[phase.name, env.name],
+            text=f"{phase.title} ({env.name}): {phase.nodes} node(s), RF {phase.replication_factor}, "
+                 f"converged in {seconds:.0f}s")
+        context.log.info(note)
         context.add_output_metadata({
             "nodes": phase.nodes,
             "replication_factor": phase.replication_factor,
@@ -58,7 +64,7 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
             "backup_status": state.backup.status if state.backup else "",
         })
         return state.with_timing("verify_replication", seconds, converge_seconds=round(seconds, 3),
-                                 finished_at=time.time())
+                                 finished_at=finished)
 
     return verify_replication
 

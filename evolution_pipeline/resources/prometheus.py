@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import dagster as dg
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
@@ -32,9 +31,6 @@ class PrometheusResource(dg.ConfigurableResource):
     app_job: str = "sample-app"
     cluster_label: str = "crdb-live"
     timeout_seconds: float = 10.0
-    # Grafana, for links to the run's time window in check metadata (optional).
-    grafana_url: str = ""
-    grafana_dashboard_uid: str = "crdb-evolution"
     # Blocking checks: how long cluster metrics may take to settle after a phase, and the app's budget.
     check_settle_seconds: float = 60.0
     check_poll_seconds: float = 3.0
@@ -72,13 +68,6 @@ class PrometheusResource(dg.ConfigurableResource):
             )
         value = sum(float(series["value"][1]) for series in result)
         return Reading(expr, value, len(result))
-
-    def grafana_link(self, start: float, end: float) -> str | None:
-        if not self.grafana_url:
-            return None
-        params = urlencode({"from": int(start * 1000), "to": int(end * 1000) + 60_000,
-                            "var-cluster": self.cluster_label})
-        return f"{self.grafana_url.rstrip('/')}/d/{self.grafana_dashboard_uid}?{params}"
 
     def wait_until(self, expr: str, ok, timeout: float, interval: float = 2.0,
                    retry_failed_values: bool = True) -> tuple[bool, Reading | None, str]:

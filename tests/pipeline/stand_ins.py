@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from evolution_pipeline.environments import LIVE, REHEARSAL
+from evolution_pipeline.resources.grafana import GrafanaResource
 from evolution_pipeline.resources.prometheus import PrometheusResource
 from evolution_pipeline.resources.sample_app import SampleAppResource
 from tests.doubles.pipeline_world import WorldClusterResource, WorldSqlResource
@@ -17,7 +18,8 @@ CLUSTER_LABEL = {LIVE: "crdb-test-live", REHEARSAL: "crdb-test-rehearsal"}
 
 
 def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, *, settle: float = 15.0,
-                       ready_timeout: float = 10.0, replication_timeout: float = 10.0) -> dict:
+                       ready_timeout: float = 10.0, replication_timeout: float = 10.0,
+                       grafana_url: str = "http://grafana.test:3000") -> dict:
     resources = {}
     for env in (LIVE, REHEARSAL):
         resources[env.resource_key("cluster")] = WorldClusterResource(
@@ -28,7 +30,8 @@ def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, *, set
             backup_uri=f"userfile:///test-backups-{env.name}")
         resources[env.resource_key("prometheus")] = PrometheusResource(
             url=prometheus_url, cluster_label=CLUSTER_LABEL[env], check_settle_seconds=settle,
-            check_poll_seconds=0.5, min_window_seconds=5, grafana_url="http://grafana.test:3000")
+            check_poll_seconds=0.5, min_window_seconds=5)
+        resources[env.resource_key("grafana")] = GrafanaResource(url=grafana_url, cluster_label=CLUSTER_LABEL[env])
         resources[env.resource_key("sample_app")] = SampleAppResource(url=app_urls[env.name])
     return resources
 
@@ -40,6 +43,7 @@ def stand_in_resources_from_env() -> dict:
         e["TEST_PROMETHEUS_URL"],
         {"live": e["TEST_APP_URL_LIVE"], "rehearsal": e["TEST_APP_URL_REHEARSAL"]},
         settle=float(e.get("TEST_CHECK_SETTLE", "15")),
+        grafana_url=e.get("TEST_GRAFANA_URL", "http://grafana.test:3000"),
     )
 
 

@@ -30,7 +30,7 @@ def test_schedule_targets_the_rehearsal_job_with_valid_config(resources):
     assert keys == {"rehearsal/fresh_environment", "rehearsal/phase0_single_node",
                     "rehearsal/phase1_two_nodes", "rehearsal/phase2_three_nodes"}
     assert job.required_resource_keys - {"io_manager"} == {
-        "rehearsal_cluster", "rehearsal_crdb", "rehearsal_prometheus", "rehearsal_sample_app"}
+        "rehearsal_cluster", "rehearsal_crdb", "rehearsal_prometheus", "rehearsal_grafana", "rehearsal_sample_app"}
 
 
 def test_schedule_cron_and_timezone_are_configurable(monkeypatch):

@@ -1,0 +1,48 @@
+"""Grafana: links to a phase's time window, and phase-run annotations on the evolution dashboard.
+
+Both are conveniences for the people watching: an unset URL turns them off, and a Grafana that does not
+answer only logs a warning. A phase never fails because of Grafana.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlencode
+
+import dagster as dg
+import httpx
+
+ANNOTATION_TAGS = ("crdb-evolution", "phase")  # what the evolution dashboard's annotation query selects
+
+
+class GrafanaResource(dg.ConfigurableResource):
+    url: str = ""
+    dashboard_uid: str = "crdb-evolution"
+    cluster_label: str = "crdb-live"
+    # The NAME of the variable holding a service-account token (Editor), so the token never shows in
+    # the resource's config in the UI.
+    api_token_env: str = "GRAFANA_API_TOKEN"
+    timeout_seconds: float = 5.0
+
+    def link(self, start: float, end: float) -> str | None:
+        if not self.url:
+            return None
+        params = urlencode({"from": int(start * 1000), "to": int(end * 1000) + 60_000,
+                            "var-cluster": self.cluster_label})
+        return f"{self.url.rstrip('/')}/d/{self.dashboard_uid}?{params}"
+
+    def annotate(self, start: float, end: float, text: str, tags: list[str]) -> str:
+        """Post a region annotation; returns what happened, for the run log."""
+        token = os.environ.get(self.api_token_env, "")
+        if not self.url or not token:
+            return f"not annotated (set GRAFANA_URL and {self.api_token_env} to annotate Grafana)"
+        body = {"time": int(start * 1000), "timeEnd": int(end * 1000), "text": text,
+                "tags": [*ANNOTATION_TAGS, *tags]}
+        try:
+            r = httpx.post(f"{self.url.rstrip('/')}/api/annotations", json=body, timeout=self.timeout_seconds,
+                           headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            return f"Grafana at {self.url} unreachable, not annotated: {exc}"
+        if r.status_code != 200:
+            return f"Grafana refused the annotation ({r.status_code}): {r.text[:200]}"
+        return f"annotated Grafana (id {r.json().get('id')})"
