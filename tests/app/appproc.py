@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 class AppProcess:
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None):
+        self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}

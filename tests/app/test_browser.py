@@ -7,6 +7,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from .appproc import AppProcess
+from .conftest import app_env
+
 pytestmark = pytest.mark.slow
 
 CHROMIUM = "/usr/bin/chromium"
@@ -73,3 +76,28 @@ def test_dashboard_start_spike(app, client):
         client.post("/control/background/stop")
         client.delete("/spike")
     assert not external, f"the page fetched from outside the app: {external}"
+
+
+def test_page_reconnects_when_the_app_restarts(pg, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is installed by scripts/setup.sh")
+    first = AppProcess(app_env(pg), tmp_path / "first.log")
+    second = None
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            page = browser.new_page()
+            page.goto(first.base_url + "/", timeout=15000)
+            ws_state = page.locator("#ws-state")
+            expect(ws_state).to_have_attribute("data-state", "open", timeout=10000)
+            first.stop()
+            expect(ws_state).to_have_attribute("data-state", "closed", timeout=10000)
+            # The same address comes back (a restarted pod behind its Service): the page reconnects alone.
+            second = AppProcess(app_env(pg), tmp_path / "second.log", port=first.port)
+            expect(ws_state).to_have_attribute("data-state", "open", timeout=15000)
+            expect(page.locator("#ready-state")).to_have_attribute("data-ready", "true", timeout=10000)
+            browser.close()
+    finally:
+        first.stop()
+        if second:
+            second.stop()
