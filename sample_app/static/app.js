@@ -99,11 +99,18 @@ function render() {
 }
 
 // ---------- a small line chart: grid, y axis with nice ticks, series, legend, spike markers
+// Top of the y axis: four equal steps of a round size (1, 2, 5 x 10^n) covering v.
 function niceMax(v) {
   if (!(v > 0)) return 1;
-  const mag = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * mag) return m * mag;
-  return 10 * mag;
+  const raw = v / 4, mag = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 5, 10]) if (raw <= m * mag) return 4 * m * mag;
+  return 40 * mag;
+}
+
+// 0, 12.5, 25 ... or 0, 0.25, 0.5: exact tick values, no rounding to misleading integers.
+function tickLabel(v) {
+  if (Number.isInteger(v)) return String(v);
+  return String(Number(v.toFixed(2)));
 }
 
 function drawChart(id, points, series) {
@@ -131,7 +138,7 @@ function drawChart(id, points, series) {
   for (let i = 0; i <= 4; i++) {
     const v = (max * i) / 4, yy = Math.round(y(v)) + 0.5;
     ctx.beginPath(); ctx.moveTo(pad.l, yy); ctx.lineTo(w - pad.r, yy); ctx.stroke();
-    ctx.textAlign = "right"; ctx.fillText(v >= 100 ? v.toFixed(0) : v.toFixed(v >= 10 ? 0 : 1), pad.l - 6, yy + 4);
+    ctx.textAlign = "right"; ctx.fillText(tickLabel(v), pad.l - 6, yy + 4);
   }
   ctx.textAlign = "center";
   const step = win > 60 ? 30 : 10;
