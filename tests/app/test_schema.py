@@ -64,3 +64,29 @@ def test_prefix_search_uses_the_index(pg):
 def test_follower_read_clause_only_when_enabled():
     assert "AS OF SYSTEM TIME" not in services.search_sql(False)
     assert "AS OF SYSTEM TIME follower_read_timestamp()" in services.search_sql(True)
+
+
+def test_cli_applies_and_reports_errors(pg):
+    import subprocess
+    import sys
+
+    from .appproc import REPO
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "sample_app.schema", pg.admin_conninfo()],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0 and "applied 4 statements" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "sample_app.schema", pg.admin_conninfo("no_such_db")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 1 and "no_such_db" in bad.stderr and "Traceback" not in bad.stderr
