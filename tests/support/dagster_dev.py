@@ -43,7 +43,7 @@ RUN_QUERY = """query Run($runId: ID!) { runOrError(runId: $runId) { __typename
 
 EVENTS_QUERY = """query Events($runId: ID!) { runOrError(runId: $runId) { __typename
   ... on Run { eventConnection(limit: 1000) { events { __typename
-    ... on MessageEvent { message level stepKey timestamp }
+    ... on MessageEvent { message level stepKey timestamp eventType }
     ... on MaterializationEvent { assetKey { path } }
     ... on ErrorEvent { error { message } } } } } } }"""
 
