@@ -4,10 +4,10 @@ Everything on 127.0.0.1: a real PostgreSQL (pgserver's binaries, scram passwords
 app_writer/app_reader roles, sql/00-bootstrap.sql), the app as `python -m sample_app`, wrk as the
 HTTP client. The raw loop runs the app's very statements (services.LOGIN_SQL / search_sql) with
 the same concurrency on direct psycopg async connections, in one process like the app. The app
-and the raw loop are pinned to the same single core, wrk to the other (PostgreSQL floats).
+and the raw loop can be pinned to the same single core, wrk to the other (--pin; PostgreSQL floats).
 Targets: app >= 0.6x raw for /search, >= 0.5x raw for /login. Bounded: about a minute and a half.
 
-    .venv/bin/python bench/app_throughput.py [--seconds 8] [--concurrency 16] [--rounds 2] [--strict]
+    .venv/bin/python bench/app_throughput.py [--seconds 8] [--concurrency 16] [--rounds 2] [--pin] [--strict]
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ from tests.app.appproc import AppProcess
 from tests.app.pg import LocalPostgres
 
 TARGETS = {"search": 0.6, "login": 0.5}
-# The app and the raw loop get the same single core; the HTTP client gets the other one.
+# With --pin, the app and the raw loop get the same single core and the HTTP client the other one.
 APP_CORE, CLIENT_CORE = 0, 1
+PIN = False
 # The same prefixes for both sides: 2-4 letters of a seeded word.
 PREFIXES = sorted({w[:n] for w in SEED_WORDS for n in (2, 3, 4)})
 
@@ -68,12 +69,10 @@ def run_wrk(base_url: str, mode: str, seconds: int, concurrency: int, workdir: P
     script = workdir / f"{mode}.lua"
     script.write_text(WRK_LUA % {"prefixes": ", ".join(f'"{p}"' for p in PREFIXES), "mode": mode})
     cpu_before = cpu_seconds(app_pid)
-    # wrk runs on its own core so it does not steal the app's.
+    pin = ["taskset", "-c", str(CLIENT_CORE)] if PIN else []
     out = subprocess.run(
         [
-            "taskset",
-            "-c",
-            str(CLIENT_CORE),
+            *pin,
             "wrk",
             "-t1",
             f"-c{concurrency}",
@@ -106,7 +105,8 @@ def _wrk_ms(text: str) -> float:
 
 
 async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
-    os.sched_setaffinity(0, {APP_CORE})  # same single core as the app process
+    if PIN:
+        os.sched_setaffinity(0, {APP_CORE})  # same single core as the app process
     latencies: list[float] = []
     errors = 0
     sql = services.search_sql(False) if mode == "search" else services.LOGIN_SQL
@@ -161,7 +161,12 @@ def main() -> int:
         "(the machine is shared, best-of-N filters out other processes' bursts)",
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--pin", action="store_true", help="pin the app and the raw loop to CPU 0 and wrk to CPU 1"
+    )
     args = parser.parse_args()
+    global PIN
+    PIN = args.pin
     if not shutil.which("wrk"):
         print("wrk is missing: run scripts/setup.sh", file=sys.stderr)
         return 2
@@ -185,7 +190,8 @@ def main() -> int:
     results = {}
     allowed = os.sched_getaffinity(0)
     try:
-        os.sched_setaffinity(app.proc.pid, {APP_CORE})
+        if PIN:
+            os.sched_setaffinity(app.proc.pid, {APP_CORE})
         app.wait_ready()
         for mode in ("search", "login"):
             run_wrk(
