@@ -7,7 +7,7 @@ the same concurrency on direct psycopg async connections, in one process like th
 and the raw loop can be pinned to the same single core, wrk to the other (--pin; PostgreSQL floats).
 Targets: app >= 0.6x raw for /search, >= 0.5x raw for /login. Bounded: about a minute and a half.
 
-    .venv/bin/python bench/app_throughput.py [--seconds 8] [--concurrency 16] [--rounds 2] [--pin] [--strict]
+    .venv/bin/python bench/app_throughput.py [--seconds 6] [--concurrency 16] [--rounds 3] [--pin] [--strict]
 """
 
 from __future__ import annotations
@@ -151,12 +151,12 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=6)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
         "--rounds",
         type=int,
-        default=2,
+        default=3,
         help="interleaved app/raw rounds; the best round of each side is reported "
         "(the machine is shared, best-of-N filters out other processes' bursts)",
     )

@@ -33,6 +33,7 @@ from .workload import make_workload
 log = logging.getLogger("sample_app")
 READINESS_INTERVAL_SECONDS = 2.0
 _PARAM = re.compile(r"<([^:>]+)(?::[^>]*)?>")
+_LABELS: dict[str, str] = {}  # route path -> label, one entry per registered route
 
 
 def route_label(request: Request) -> str:
@@ -40,7 +41,10 @@ def route_label(request: Request) -> str:
     route = request.route
     if route is None:
         return "unmatched"
-    return "/" + _PARAM.sub(r"{\1}", route.path)
+    label = _LABELS.get(route.path)
+    if label is None:
+        label = _LABELS[route.path] = "/" + _PARAM.sub(r"{\1}", route.path)
+    return label
 
 
 def create_app(settings: Settings, name: str = "sample_app") -> Sanic:

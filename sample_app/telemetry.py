@@ -14,14 +14,28 @@ class Telemetry:
     def __init__(self, metrics: AppMetrics, timeline: Timeline):
         self.metrics = metrics
         self.timeline = timeline
+        # Labelled children, looked up once: this runs on every request. Label values are bounded
+        # (route templates, methods, statuses, two pools), so the caches are too.
+        self._request_children: dict[tuple[str, str, int], tuple] = {}
+        self._db_children: dict[str, object] = {}
 
     def request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.metrics.requests.labels(route, method, str(status)).inc()
-        self.metrics.request_duration.labels(route).observe(seconds)
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = self._request_children[key] = (
+                self.metrics.requests.labels(route, method, str(status)),
+                self.metrics.request_duration.labels(route),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
         self.timeline.request(route, status, seconds)
 
     def db_query(self, pool: str, seconds: float) -> None:
-        self.metrics.db_duration.labels(pool).observe(seconds)
+        child = self._db_children.get(pool)
+        if child is None:
+            child = self._db_children[pool] = self.metrics.db_duration.labels(pool)
+        child.observe(seconds)
         self.timeline.db(pool, seconds)
 
     def db_error(self, pool: str, sqlstate: str) -> None:
