@@ -7,14 +7,15 @@ is Dagster's own cost:
 
   (a) in process: build_definitions(...).resolve_job_def("evolve").execute_in_process(), N iterations;
   (b) through the webserver: a real `dagster dev` (webserver + daemon, the project's dagster.yaml, queued
-      runs, multiprocess executor) launched over GraphQL, M runs.
+      runs) launched over GraphQL, M runs with the job's default multiprocess executor (one Python process
+      per step), then M runs with the in-process executor chosen through run config.
 
 Per phase, from the run's event log: "mat at" = run start -> the phase's materialization; "wall" = the
 end of the previous phase's last step (or run start) -> the end of this phase's last step (ops and its
 checks); "in ops" = time inside the phase's op and check bodies (each step's last input loaded, or its
 start, -> its first output or check evaluation); overhead = wall - in ops. Everything on 127.0.0.1.
 
-    .venv/bin/python bench/pipeline_overhead.py [--iterations 5] [--runs 3] [--max-seconds 600]
+    .venv/bin/python bench/pipeline_overhead.py [--iterations 5] [--runs 2] [--max-seconds 600]
 """
 
 from __future__ import annotations
@@ -31,18 +32,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import dagster as dg  # noqa: E402
+import dagster as dg
 
-from evolution_pipeline.definitions import build_definitions  # noqa: E402
-from evolution_pipeline.environments import LIVE, REHEARSAL  # noqa: E402
-from evolution_pipeline.phases import PHASES  # noqa: E402
-from tests.doubles.app_api import AppApiDouble  # noqa: E402
-from tests.doubles.pipeline_world import new_world  # noqa: E402
-from tests.e2e.instant import instant  # noqa: E402
-from tests.pipeline.conftest import WorldMetrics  # noqa: E402
-from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources  # noqa: E402
-from tests.support.dagster_dev import start_dagster_dev  # noqa: E402
-from tests.support.prometheus import start_prometheus  # noqa: E402
+from evolution_pipeline.definitions import build_definitions
+from evolution_pipeline.environments import LIVE, REHEARSAL
+from evolution_pipeline.phases import PHASES
+from tests.doubles.app_api import AppApiDouble
+from tests.doubles.pipeline_world import new_world
+from tests.e2e.instant import instant
+from tests.pipeline.conftest import WorldMetrics
+from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
+from tests.support.dagster_dev import start_dagster_dev
+from tests.support.prometheus import start_prometheus
 
 SCRAPE_INTERVAL = "250ms"
 CHECK_SETTLE_SECONDS = 10.0  # an upper bound only: a check returns as soon as Prometheus agrees
@@ -68,6 +69,7 @@ class PhaseFigures:
     mat_at: float
     wall: float
     in_ops: float
+    steps: int
 
     @property
     def overhead(self) -> float:
@@ -113,7 +115,8 @@ class Bench:
     def reset(self) -> None:
         """A fresh instant world (file rewritten in place: a running code location keeps its path)."""
         for name, path in self.worlds.items():
-            new_world(path, ready_after_polls=0)
+            # Atomically: the stand-in nodes read the file on every scrape.
+            os.replace(new_world(path.with_suffix(".new"), ready_after_polls=0), path)
             self.metrics[name].world_path = str(path)
         # Let one scrape see the empty cluster, so no check reads the previous run's final gauges.
         time.sleep(0.5)
@@ -162,7 +165,7 @@ def phase_figures(events: list[Event]) -> tuple[dict[str, PhaseFigures], float, 
         mat = next(e.t for e in events if e.kind == "ASSET_MATERIALIZATION" and e.asset == phase.name)
         last = max(e.t for e in events if e.step in steps and e.kind in ("STEP_SUCCESS", "STEP_FAILURE"))
         in_ops = sum(body_seconds(events, s) for s in steps)
-        figures[phase.name] = PhaseFigures(mat - start, last - previous_end, in_ops)
+        figures[phase.name] = PhaseFigures(mat - start, last - previous_end, in_ops, len(steps))
         previous_end, total_in_ops = last, total_in_ops + in_ops
     return figures, end - start, total_in_ops
 
@@ -219,30 +222,40 @@ def in_process(bench: Bench, iterations: int, deadline: float) -> list[tuple[dic
     return results
 
 
-def via_webserver(bench: Bench, runs: int, deadline: float) -> list[tuple[dict, float, float, float]]:
-    results = []
+# The job's default executor (multi_or_in_process_executor) can be switched per run through run config.
+EXECUTORS = {"multiprocess": {}, "in_process": {"execution": {"config": {"in_process": {}}}}}
+
+
+def via_webserver(bench: Bench, runs: int, deadline: float) -> dict[str, list]:
+    """`runs` runs with the default multiprocess executor, then `runs` with the in-process one."""
+    results: dict[str, list] = {name: [] for name in EXECUTORS}
     with tempfile.TemporaryDirectory(prefix="bench-dagster-dev-") as tmp:
         dev = start_dagster_dev(Path(tmp), "tests.e2e.stand_in_location", LOCATION, env=bench.env())
         try:
             dev.wait_until_loaded(LOCATION, timeout=240)
-            for _ in range(runs):
-                if time.monotonic() > deadline:
-                    break
-                bench.reset()
-                t0 = time.time()
-                run_id = dev.launch(LOCATION, "__repository__", "evolve")
-                run = dev.wait_for_run(run_id, timeout=max(60.0, deadline - time.monotonic()), poll=0.2)
-                if run["status"] != "SUCCESS":
-                    raise SystemExit(f"evolve run {run_id} ended {run['status']}:\n{dev.errors(run_id)}")
-                events = graphql_events(dev, run_id)
-                figures, run_s, run_in_ops = phase_figures(events)
-                run_start = next(e.t for e in events if e.kind == "RUN_START")
-                results.append((figures, run_s, run_in_ops, run_start - t0))
+            for name, run_config in EXECUTORS.items():
+                for _ in range(runs):
+                    if time.monotonic() > deadline:
+                        break
+                    results[name].append(one_webserver_run(bench, dev, run_config, deadline))
         finally:
             left = dev.stop(timeout=30)
             if left or dev.processes():
                 print(f"warning: dagster dev processes needed SIGKILL: {left}", file=sys.stderr)
     return results
+
+
+def one_webserver_run(bench: Bench, dev, run_config: dict, deadline: float):
+    bench.reset()
+    t0 = time.time()
+    run_id = dev.launch(LOCATION, "__repository__", "evolve", run_config)
+    run = dev.wait_for_run(run_id, timeout=max(120.0, deadline - time.monotonic()), poll=0.2)
+    if run["status"] != "SUCCESS":
+        raise SystemExit(f"evolve run {run_id} ended {run['status']}:\n{dev.errors(run_id)}")
+    events = graphql_events(dev, run_id)
+    figures, run_s, run_in_ops = phase_figures(events)
+    run_start = next(e.t for e in events if e.kind == "RUN_START")
+    return figures, run_s, run_in_ops, run_start - t0
 
 
 # --- report --------------------------------------------------------------------------------------------
@@ -254,16 +267,23 @@ def median(xs) -> float:
 
 def report(title: str, results, extra_label: str) -> None:
     print(f"\n{title}: {len(results)} run(s), medians in seconds")
-    print(f"  {'phase':<20} {'mat at':>7} {'wall':>7} {'in ops':>7} {'overhead':>9}")
+    print(
+        f"  {'phase':<20} {'steps':>5} {'mat at':>7} {'wall':>7} {'in ops':>7} {'overhead':>9} {'per step':>9}"
+    )
     for phase in PHASES:
         rows = [r[0][phase.name] for r in results]
+        steps, overhead = rows[0].steps, median(r.overhead for r in rows)
         print(
-            f"  {phase.name:<20} {median(r.mat_at for r in rows):7.2f} {median(r.wall for r in rows):7.2f} "
-            f"{median(r.in_ops for r in rows):7.2f} {median(r.overhead for r in rows):9.2f}"
+            f"  {phase.name:<20} {steps:5d} {median(r.mat_at for r in rows):7.2f} "
+            f"{median(r.wall for r in rows):7.2f} {median(r.in_ops for r in rows):7.2f} {overhead:9.2f} "
+            f"{overhead / steps:9.3f}"
         )
     run_s, in_ops = median(r[1] for r in results), median(r[2] for r in results)
+    steps = sum(f.steps for f in results[0][0].values())
+    overhead = median(r[1] - r[2] for r in results)
     print(
-        f"  {'whole run':<20} {'':>7} {run_s:7.2f} {in_ops:7.2f} {median(r[1] - r[2] for r in results):9.2f}"
+        f"  {'whole run':<20} {steps:5d} {'':>7} {run_s:7.2f} {in_ops:7.2f} {overhead:9.2f} "
+        f"{overhead / steps:9.3f}"
     )
     print(f"  {extra_label}: {median(r[3] for r in results):.2f} s")
 
@@ -271,7 +291,7 @@ def report(title: str, results, extra_label: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=5, help="in-process runs (after one warm-up)")
-    parser.add_argument("--runs", type=int, default=3, help="runs launched through dagster dev")
+    parser.add_argument("--runs", type=int, default=2, help="runs through dagster dev, per executor")
     parser.add_argument("--max-seconds", type=float, default=600, help="stop starting new runs after this")
     parser.add_argument("--skip-webserver", action="store_true")
     args = parser.parse_args()
@@ -283,7 +303,7 @@ def main() -> int:
         bench = Bench(Path(tmp))
         try:
             a = in_process(bench, args.iterations, deadline)
-            b = [] if args.skip_webserver else via_webserver(bench, args.runs, deadline)
+            b = {} if args.skip_webserver else via_webserver(bench, args.runs, deadline)
         finally:
             bench.close()
     print(
@@ -292,12 +312,13 @@ def main() -> int:
     )
     if a:
         report("(a) in process (execute_in_process, in-process executor)", a, "execute_in_process call")
-    if b:
-        report(
-            "(b) dagster dev over GraphQL (queued run, multiprocess executor)",
-            b,
-            "launch -> RUN_START (queue, daemon, run worker)",
-        )
+    for name, runs in b.items():
+        if runs:
+            report(
+                f"(b) dagster dev over GraphQL, queued run, {name} executor",
+                runs,
+                "launch -> RUN_START (queue, daemon, run worker)",
+            )
     return 0
 
 

@@ -12,8 +12,10 @@ def instant(resources: dict) -> dict:
     fast = {}
     for key, res in resources.items():
         kind = key.rsplit("_", 1)[-1] if key.startswith("rehearsal_") else key
-        update = {"cluster": {"poll_interval_seconds": POLL_SECONDS},
-                  "crdb": {"replication_poll_seconds": POLL_SECONDS},
-                  "prometheus": {"check_poll_seconds": CHECK_POLL_SECONDS}}.get(kind, {})
+        update = {
+            "cluster": {"poll_interval_seconds": POLL_SECONDS},
+            "crdb": {"replication_poll_seconds": POLL_SECONDS},
+            "prometheus": {"check_poll_seconds": CHECK_POLL_SECONDS},
+        }.get(kind, {})
         fast[key] = res.model_copy(update=update) if update else res
     return fast

@@ -38,9 +38,12 @@ CHECK_EXECUTION_FIELDS = """runId status evaluation { success checkName
 
 def check_executions_query() -> str:
     """One aliased assetCheckExecutions field per (phase, check)."""
-    fields = [f'{phase}__{check}: assetCheckExecutions(assetKey: {{path: ["{phase}"]}}, '
-              f'checkName: "{check}", limit: 5) {{ {CHECK_EXECUTION_FIELDS} }}'
-              for phase in PHASE_NAMES for check in CHECK_NAMES]
+    fields = [
+        f'{phase}__{check}: assetCheckExecutions(assetKey: {{path: ["{phase}"]}}, '
+        f'checkName: "{check}", limit: 5) {{ {CHECK_EXECUTION_FIELDS} }}'
+        for phase in PHASE_NAMES
+        for check in CHECK_NAMES
+    ]
     return "{ " + "\n".join(fields) + " }"
 
 
@@ -87,7 +90,9 @@ def assert_definitions_visible(dev) -> None:
 
 def assert_materializations(dev, run_id: str) -> None:
     keys = [{"path": [name]} for name in PHASE_NAMES]
-    nodes = {n["assetKey"]["path"][0]: n for n in dev.graphql(MATERIALIZATIONS_QUERY, {"keys": keys})["assetNodes"]}
+    nodes = {
+        n["assetKey"]["path"][0]: n for n in dev.graphql(MATERIALIZATIONS_QUERY, {"keys": keys})["assetNodes"]
+    }
     for phase in PHASES:
         mats = [m for m in nodes[phase.name]["assetMaterializations"] if m["runId"] == run_id]
         assert len(mats) == 1, f"{phase.name}: {nodes[phase.name]['assetMaterializations']}"

@@ -51,8 +51,21 @@ FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
 def write_workspace(path: Path, module: str, location: str) -> Path:
-    path.write_text(yaml.safe_dump({"load_from": [{"python_module": {
-        "module_name": module, "working_directory": str(REPO_ROOT), "location_name": location}}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "load_from": [
+                    {
+                        "python_module": {
+                            "module_name": module,
+                            "working_directory": str(REPO_ROOT),
+                            "location_name": location,
+                        }
+                    }
+                ]
+            }
+        )
+    )
     return path
 
 
@@ -72,8 +85,9 @@ class DagsterDev:
         return f"http://127.0.0.1:{self.port}"
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
-        r = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                       timeout=timeout)
+        r = httpx.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
+        )
         r.raise_for_status()
         body = r.json()
         if body.get("errors"):
@@ -110,8 +124,10 @@ class DagsterDev:
         raise AssertionError(f"dagster dev not ready after {timeout}s ({last}):\n{self.log_tail()}")
 
     def launch(self, location: str, repository: str, job: str, run_config: dict | None = None) -> str:
-        params = {"selector": {"repositoryLocationName": location, "repositoryName": repository,
-                               "jobName": job}, "runConfigData": run_config or {}}
+        params = {
+            "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
+            "runConfigData": run_config or {},
+        }
         result = self.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":
             raise AssertionError(f"launchRun failed: {result}")
@@ -128,7 +144,9 @@ class DagsterDev:
         run = self.run(run_id)
         while run["status"] not in FINISHED:
             if time.monotonic() >= deadline:
-                raise AssertionError(f"run {run_id} still {run['status']} after {timeout}s:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"run {run_id} still {run['status']} after {timeout}s:\n{self.log_tail()}"
+                )
             time.sleep(poll)
             run = self.run(run_id)
         return run
@@ -155,7 +173,9 @@ class DagsterDev:
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
                 environ = Path(f"/proc/{entry}/environ").read_bytes()
-                cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                cmd = (
+                    Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                )
             except (OSError, IndexError):
                 continue
             state, pgrp, session = stat[0], int(stat[2]), int(stat[3])
@@ -196,8 +216,9 @@ class DagsterDev:
         return survivors
 
 
-def start_dagster_dev(workdir: Path, module: str, location: str, env: dict[str, str] | None = None,
-                      log_level: str = "warning") -> DagsterDev:
+def start_dagster_dev(
+    workdir: Path, module: str, location: str, env: dict[str, str] | None = None, log_level: str = "warning"
+) -> DagsterDev:
     """Start `dagster dev` on 127.0.0.1 with DAGSTER_HOME=workdir/dagster_home holding the project's dagster.yaml
     (pools, run monitoring, tag concurrency), loading `module` as code location `location`."""
     home = workdir / "dagster_home"
@@ -207,14 +228,35 @@ def start_dagster_dev(workdir: Path, module: str, location: str, env: dict[str, 
     port = free_port()
     marker = uuid.uuid4().hex
     pythonpath = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    full_env = {**os.environ, **(env or {}), "DAGSTER_HOME": str(home), "PYTHONPATH": pythonpath,
-                MARKER_VAR: marker, "DAGSTER_DISABLE_TELEMETRY": "1"}
+    full_env = {
+        **os.environ,
+        **(env or {}),
+        "DAGSTER_HOME": str(home),
+        "PYTHONPATH": pythonpath,
+        MARKER_VAR: marker,
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+    }
     log_path = workdir / "dagster-dev.log"
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # noqa: SIM115 - lives as long as the process, closed by stop()
     dagster = Path(sys.executable).with_name("dagster")
     process = subprocess.Popen(
-        [str(dagster), "dev", "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port),
-         "--log-level", log_level],
-        cwd=workdir, env=full_env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            str(dagster),
+            "dev",
+            "-w",
+            str(workspace),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--log-level",
+            log_level,
+        ],
+        cwd=workdir,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     return DagsterDev(process, port, home, marker, log_path, log)
