@@ -154,6 +154,23 @@ class Database:
                     raise DatabaseUnavailable(pool_name, state, _first_line(exc)) from exc
                 raise DatabaseRefused(pool_name, state, _first_line(exc)) from exc
 
+    async def diagnose(self, pool_name: str) -> str | None:
+        """Why can't the pool connect? One direct attempt, for readiness details only.
+
+        The pool retries in the background and a waiting request only sees "no connection within the
+        timeout"; the server's own reason (wrong password, unknown user, TLS, refused) is in this error.
+        """
+        url = self.settings.writer_url if pool_name == "writer" else self.settings.reader_url
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                url, connect_timeout=self.settings.connect_timeout_seconds, autocommit=True
+            )
+        except psycopg.Error as exc:
+            state = getattr(exc, "sqlstate", None)
+            return _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
+        await conn.close()
+        return None
+
     async def fetch(self, pool_name: str, sql: str, params: Any = None, retries: int = 0) -> list[tuple]:
         async def work(conn: psycopg.AsyncConnection) -> list[tuple]:
             cur = await conn.execute(sql, params)

@@ -10,7 +10,7 @@ import asyncio
 import time
 from typing import Any
 
-from .db import Database, DatabaseRefused, DatabaseUnavailable
+from .db import SQLSTATE_NO_CONNECTION, Database, DatabaseRefused, DatabaseUnavailable
 
 TABLES = ("login_events", "search_terms")
 WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE")
@@ -45,12 +45,25 @@ async def _reader_read_only(db: Database) -> str | None:
 CHECKS = {"writer": _writer, "reader": _reader, "reader_read_only": _reader_read_only}
 
 
+async def _diagnose(db: Database, pool: str, timeout: float) -> str | None:
+    try:
+        return await asyncio.wait_for(db.diagnose(pool), timeout)
+    except TimeoutError:
+        return f"a direct connection attempt did not finish within {timeout:.1f}s"
+
+
 async def _run_one(name: str, db: Database, timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
         problem = await asyncio.wait_for(CHECKS[name](db), timeout)
     except (DatabaseUnavailable, DatabaseRefused) as exc:
         problem = f"{exc.message} (SQLSTATE {exc.sqlstate})"
+        if exc.sqlstate == SQLSTATE_NO_CONNECTION:
+            # Within the same budget: /readyz must answer before a prober (5 s) gives up.
+            remaining = max(0.5, timeout - (time.perf_counter() - started))
+            reason = await _diagnose(db, exc.pool, remaining)
+            if reason:
+                problem += f": {reason}"
     except TimeoutError:
         problem = f"no answer within {timeout:.1f}s"
     result: dict[str, Any] = {"ok": problem is None, "ms": round((time.perf_counter() - started) * 1000, 1)}

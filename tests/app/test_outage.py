@@ -82,6 +82,9 @@ def test_app_starts_without_database_and_becomes_ready(pg, tmp_path):
         with httpx.Client(base_url=proc.base_url, timeout=10) as c:
             resp = c.get("/readyz")
             assert resp.status_code == 503 and resp.json()["ready"] is False
+            # The operator sees why, not just "no connection": the server cannot be reached at all.
+            assert "Connection refused" in resp.json()["detail"]["writer"], resp.json()
+            assert resp.elapsed.total_seconds() < 4.5  # before the pipeline's 5 s prober gives up
             assert c.post("/login", json={"user_id": "early"}).status_code == 503
         pg.start()
         proc.wait_ready(timeout=30)
@@ -119,3 +122,18 @@ def test_missing_configuration_exits_with_a_message(tmp_path):
     )
     assert out.returncode == 2
     assert "APP_DB_WRITER_URL is not set" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_wrong_reader_password_is_named_in_readyz(pg, tmp_path):
+    bad_url = pg.url("app_reader").replace(pg.passwords["app_reader"], "not-the-password")
+    proc = AppProcess(app_env(pg, APP_DB_READER_URL=bad_url), tmp_path / "app.log")
+    try:
+        with httpx.Client(base_url=proc.base_url, timeout=10) as c:
+            resp = c.get("/readyz")
+            body = resp.json()
+            assert resp.status_code == 503 and set(body["detail"]) == {"reader", "reader_read_only"}
+            assert "password authentication failed" in body["detail"]["reader"], body
+            assert bad_url.split("@")[0].split(":")[-1] not in resp.text  # never echo the password
+            assert c.post("/login", json={"user_id": "still-writes"}).status_code == 200
+    finally:
+        proc.stop()
