@@ -65,11 +65,23 @@ def test_dashboard_start_spike(app, client):
             )
             achieved = page.locator("#stat-spike").inner_text()
             assert "/ 60" in achieved, achieved
+            # The charts carry a start marker (drawn as a dashed line at the spike's start).
+            assert page.evaluate("state.markers.map(m => m.kind)") == ["spike_start"]
             page.screenshot(path=str(ARTIFACTS / "sample-app-dashboard.png"), full_page=True)
 
-            # Stop from the page: the state flips back and the stop marker is recorded.
+            # Stop from the page: the state flips back and the stop marker arrives with the next point.
             page.click("#spike-stop")
             expect(page.locator("#spike-state")).to_have_attribute("data-active", "false", timeout=5000)
+            page.wait_for_function("state.markers.some(m => m.kind === 'spike_stop')", timeout=5000)
+
+            # The load buttons are real API calls: readers start, show as running, and stop.
+            readers = page.locator(".toggle[data-target=readers]")
+            readers.locator("button[data-action=start]").click()
+            expect(readers).to_have_class("toggle running", timeout=5000)
+            assert client.get("/control").json()["readers"]["running"] is True
+            readers.locator("button[data-action=stop]").click()
+            expect(readers).to_have_class("toggle", timeout=5000)
+            assert client.get("/control").json()["readers"]["running"] is False
             assert not errors, errors
             browser.close()
     finally:
