@@ -21,6 +21,8 @@ start, -> its first output or check evaluation); overhead = wall - in ops. Every
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import os
 import statistics
 import sys
@@ -34,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 import dagster as dg
 
+import tests.pipeline.conftest as pipeline_bench
 from evolution_pipeline.definitions import build_definitions
 from evolution_pipeline.environments import LIVE, REHEARSAL
 from evolution_pipeline.phases import PHASES
@@ -74,6 +77,19 @@ class PhaseFigures:
     @property
     def overhead(self) -> float:
         return self.wall - self.in_ops
+
+
+def read_world_locked(path) -> dict:
+    """read_world under a shared lock: world() truncates then rewrites the file under an exclusive lock,
+    and with 10 ms polls an unlocked scrape-time read often catches it empty (a failed scrape, a gap in
+    the series the checks wait for: noise in the figures)."""
+    with open(path) as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        return json.load(f)
+
+
+# The stand-in nodes run in this process: give their scrape-time reads the lock.
+pipeline_bench.read_world = read_world_locked
 
 
 # --- the stand-in world --------------------------------------------------------------------------------
