@@ -74,6 +74,7 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     app.ctx.last_ready = None
     timeline.spike_state = spike_ctl.brief_state
     timeline.readiness = lambda: app.ctx.last_ready
+    timeline.reader_path = lambda: db.reader_path
 
     for bp in (login.bp, search.bp, spike.bp, health.bp, control.bp, ui.bp):
         app.blueprint(bp)
@@ -128,6 +129,7 @@ async def _watch_readiness(app: Sanic) -> None:
     """Keep a recent readiness result for the timeline (/readyz itself always checks live)."""
     while True:
         try:
+            await app.ctx.db.probe_reader()
             result = await readiness.check(app.ctx.db)
             app.ctx.last_ready = result["ready"]
         except Exception:  # a probe must never kill the loop

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -35,6 +36,16 @@ RETRYABLE_SQLSTATES = {"40001", "40003", "57P01", "57P02", "57P03"}
 # Labels for app_db_errors_total when the server sent no SQLSTATE (documented in the README).
 SQLSTATE_NO_CONNECTION = "08001"  # no connection could be obtained within the pool timeout
 SQLSTATE_CONNECTION_LOST = "08006"  # the connection broke mid-statement
+# The reader's login refused (unknown user or wrong password): the read-only user is not provisioned
+# yet. Phase 0 has no app_reader (phase 1 creates it), so until then reads go through the writer.
+# libpq reports a refused login before any result exists, so psycopg often has no SQLSTATE for it:
+# the server's message (same wording on PostgreSQL and CockroachDB) is checked too.
+AUTH_SQLSTATES = {"28000", "28P01"}
+AUTH_MESSAGE = re.compile(r'password authentication failed for user|role "[^"]+" does not exist')
+
+
+def is_auth_refusal(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in AUTH_SQLSTATES or bool(AUTH_MESSAGE.search(str(exc)))
 BACKOFF_BASE_SECONDS = 0.01
 BACKOFF_MAX_SECONDS = 0.5
 
@@ -87,6 +98,10 @@ class Database:
     def __init__(self, settings: Settings, telemetry: Telemetry):
         self.settings = settings
         self.telemetry = telemetry
+        # Which pool serves reads: "reader", or "writer" while the reader's login is refused
+        # (see probe_reader). Searches ask read_pool(); /readyz reports it as degraded.
+        self.reader_path = "reader"
+        self.reader_note = ""
         self.pools = {
             "writer": self._pool(
                 "writer", settings.writer_url, settings.writer_pool_min, settings.writer_pool_max
@@ -154,22 +169,52 @@ class Database:
                     raise DatabaseUnavailable(pool_name, state, _first_line(exc)) from exc
                 raise DatabaseRefused(pool_name, state, _first_line(exc)) from exc
 
-    async def diagnose(self, pool_name: str) -> str | None:
-        """Why can't the pool connect? One direct attempt, for readiness details only.
+    def read_pool(self) -> str:
+        return self.reader_path
 
-        The pool retries in the background and a waiting request only sees "no connection within the
-        timeout"; the server's own reason (wrong password, unknown user, TLS, refused) is in this error.
+    async def probe_reader(self) -> str:
+        """One direct login as the reader: decide which pool serves reads.
+
+        Only an authentication refusal switches reads to the writer (the read-only user does not exist
+        before phase 1); an unreachable reader stays on the reader path and fails like any outage.
         """
+        exc = await self._connect_error("reader")
+        if exc is not None and is_auth_refusal(exc):
+            if self.reader_path != "writer":
+                log.warning("reader login refused (%s): serving reads through the writer", _first_line(exc))
+            self.reader_path = "writer"
+            self.reader_note = (
+                f"the read-only user's login is refused ({_first_line(exc)}): not provisioned yet "
+                "(phase 1 creates app_reader) or a wrong password in APP_DB_READER_URL; reads use the writer"
+            )
+        else:
+            if self.reader_path != "reader":
+                log.warning("reader login accepted: reads are back on the reader path")
+            self.reader_path, self.reader_note = "reader", ""
+        return self.reader_path
+
+    async def _connect_error(self, pool_name: str) -> psycopg.Error | None:
         url = self.settings.writer_url if pool_name == "writer" else self.settings.reader_url
         try:
             conn = await psycopg.AsyncConnection.connect(
                 url, connect_timeout=self.settings.connect_timeout_seconds, autocommit=True
             )
         except psycopg.Error as exc:
-            state = getattr(exc, "sqlstate", None)
-            return _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
+            return exc
         await conn.close()
         return None
+
+    async def diagnose(self, pool_name: str) -> str | None:
+        """Why can't the pool connect? One direct attempt, for readiness details only.
+
+        The pool retries in the background and a waiting request only sees "no connection within the
+        timeout"; the server's own reason (wrong password, unknown user, TLS, refused) is in this error.
+        """
+        exc = await self._connect_error(pool_name)
+        if exc is None:
+            return None
+        state = getattr(exc, "sqlstate", None)
+        return _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
 
     async def fetch(self, pool_name: str, sql: str, params: Any = None, retries: int = 0) -> list[tuple]:
         async def work(conn: psycopg.AsyncConnection) -> list[tuple]:

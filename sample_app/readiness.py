@@ -1,5 +1,8 @@
 """The /readyz checks: the writer works, the reader works, and the reader user cannot write.
 
+Until the read-only user exists (phase 1 creates it) the reader's login is refused: the app then reads
+through the writer and /readyz answers 200 with "degraded": ["reader"] (see Database.probe_reader).
+
 "Cannot write" is a privilege check (has_table_privilege, same answer on PostgreSQL and
 CockroachDB, true for superusers/admins too), never a real write: a probe must not change data.
 """
@@ -72,9 +75,26 @@ async def _run_one(name: str, db: Database, timeout: float) -> dict[str, Any]:
     return result
 
 
+READER_CHECKS = ("reader", "reader_read_only")
+
+
 async def check(db: Database) -> dict[str, Any]:
+    """Ready = the writer works and, once the read-only user exists, it reads and cannot write.
+
+    Before phase 1 creates app_reader its login is refused: reads go through the writer, and the app
+    is ready but degraded (the reader checks are reported as skipped, never as passed).
+    """
     timeout = db.settings.pool_timeout_seconds + 1.0
-    names = list(CHECKS)
+    fallback = db.reader_path == "writer"
+    names = [n for n in CHECKS if not (fallback and n in READER_CHECKS)]
     results = await asyncio.gather(*(_run_one(n, db, timeout) for n in names))
     checks = dict(zip(names, results))
-    return {"ready": all(r["ok"] for r in results), "checks": checks}
+    if fallback:
+        for name in READER_CHECKS:
+            checks[name] = {"ok": None, "skipped": True, "detail": db.reader_note}
+    return {
+        "ready": all(r["ok"] for r in results),
+        "degraded": ["reader"] if fallback else [],
+        "reader_path": db.reader_path,
+        "checks": checks,
+    }

@@ -90,5 +90,5 @@ async def login(db: Database, salt: str, user_id: str, ip: str, user_agent: str,
 
 async def search(db: Database, q: str, limit: int, follower_reads: bool) -> dict:
     lo, hi = prefix_range(q)
-    rows = await db.fetch("reader", search_sql(follower_reads), (lo, hi, q + "%", limit), retries=2)
+    rows = await db.fetch(db.read_pool(), search_sql(follower_reads), (lo, hi, q + "%", limit), retries=2)
     return {"q": q, "count": len(rows), "results": [{"term": t, "popularity": p} for t, p in rows]}

@@ -46,6 +46,7 @@ class Timeline:
         # Filled in by the app: callables giving the spike state and the last readiness result.
         self.spike_state: Callable[[], dict[str, Any]] = lambda: {"active": False}
         self.readiness: Callable[[], bool | None] = lambda: None
+        self.reader_path: Callable[[], str] = lambda: "reader"
 
     # --- observations (called on every request: keep them cheap)
     def request(self, route: str, status: int, seconds: float) -> None:
@@ -89,6 +90,7 @@ class Timeline:
             },
             "spike": self.spike_state(),
             "ready": self.readiness(),
+            "reader_path": self.reader_path(),
             "events": bucket.events,
         }
         self.points.append(point)

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from ..environments import Environment
-from ..phases import get_phase, previous_phase
+from ..phases import PHASES, get_phase, previous_phase
 from ..resources.cluster import ClusterControlError
 from ..resources.prometheus import PrometheusQueryError
 from ..state import PhaseState
@@ -94,7 +94,16 @@ def _check_app(context, env: Environment, phase, current_nodes: int) -> str:
                 "not change the topology under an app that is already failing. Fix the app, then re-execute."
             )
         return f"not ready yet (expected before {phase.name} creates the database): {readiness.detail}"
+    body = readiness.detail if isinstance(readiness.detail, dict) else {}
+    reader_done = [p.name for p in PHASES[: phase.index] if "app_reader" in p.users]
+    if "reader" in body.get("degraded", []) and reader_done:
+        raise permanent(
+            f"the sample app still reads through the writer although {reader_done[0]} created app_reader: its "
+            "reader login is refused, so APP_DB_READER_URL (user or password) does not match APP_READER_PASSWORD. "
+            f"Fix the app's Secret, wait for /readyz to show reader_path=reader, then re-execute. "
+            f"(/readyz: {body.get('checks', {}).get('reader', {}).get('detail', '')})"
+        )
     if env.name == "rehearsal":
         app.set_background_load(True)
         return "ready; rehearsal background load started"
-    return "ready"
+    return f"ready (reads via the {body.get('reader_path', 'reader')} path)"

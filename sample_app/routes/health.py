@@ -23,7 +23,7 @@ async def readyz(request: Request):
     request.app.ctx.last_ready = result["ready"]
     if result["ready"]:
         return json(result)
-    failed = {name: c.get("detail") for name, c in result["checks"].items() if not c["ok"]}
+    failed = {name: c.get("detail") for name, c in result["checks"].items() if c["ok"] is False}
     body = {"error": "not ready", "detail": failed, **result}
     return json(body, status=503)
 

@@ -75,6 +75,8 @@ function render() {
     $("stat-spike").textContent = s.active ? `${fmt(s.achieved_rps, 0)} / ${fmt(s.target_rps, 0)}` : "–";
     if (s.active) setBadge("spike-state", "live", `spike: running ${fmt(s.target_rps, 0)} req/s`, "true");
     else setBadge("spike-state", "idle", `spike: ${s.state || "idle"}`, "false");
+    if (last.reader_path === "writer") setBadge("reader-path", "bad", "reads: writer (no read-only user yet)", "writer");
+    else setBadge("reader-path", "ok", "reads: reader path", "reader");
     if (last.ready === true) setBadge("ready-state", "ok", "ready", "true");
     else if (last.ready === false) setBadge("ready-state", "bad", "NOT ready", "false");
   }

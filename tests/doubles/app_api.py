@@ -23,6 +23,8 @@ class AppApiDouble:
         self.requests = Counter("app_requests", "Requests served", ["route", "method", "status"],
                                 registry=self.registry)
         self.ready = True
+        # "writer" mimics the app before phase 1 created app_reader (or with a wrong reader password).
+        self.reader_path = "reader"
         self.rps = rps
         self.error_ratio = 0.0
         self.background_load = False
@@ -66,8 +68,9 @@ class AppApiDouble:
             def do_GET(self):  # noqa: N802
                 if self.path == "/readyz":
                     if app.ready:
-                        self._json(200, {"ready": True, "checks": {"writer": "ok", "reader": "ok",
-                                                                   "reader_read_only": "ok"}})
+                        degraded = ["reader"] if app.reader_path == "writer" else []
+                        self._json(200, {"ready": True, "degraded": degraded, "reader_path": app.reader_path,
+                                         "checks": {"writer": {"ok": True}, "reader": {"ok": not degraded}}})
                     else:
                         self._json(503, {"ready": False, "checks": {"writer": "unreachable"}})
                 elif self.path == "/metrics":

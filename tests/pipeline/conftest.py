@@ -86,6 +86,7 @@ def worlds(tmp_path, bench):
         bench.metrics[name].overrides = {}
         bench.apps[name].ready = True
         bench.apps[name].error_ratio = 0.0
+        bench.apps[name].reader_path = "reader"
     yield paths
     for name in paths:
         bench.metrics[name].world_path = None

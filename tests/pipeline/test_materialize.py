@@ -177,3 +177,17 @@ def test_no_traffic_fails_the_app_check(resources, worlds, bench):
         result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     checks = checks_by_name(result)
     assert not checks[("phase0_single_node", "sample_app_kept_serving")].passed
+
+
+def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(resources, worlds, bench):
+    bench.apps["live"].reader_path = "writer"  # app_reader refused: not created yet, or a wrong password
+    job = build_definitions(resources).resolve_job_def("evolve")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(instance=instance, raise_on_error=False)
+    assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
+        "phase0_single_node", "phase1_two_nodes"}
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "phase2_three_nodes.preflight"
+    message = failure.step_failure_data.error.message
+    assert "phase1_two_nodes created app_reader" in message and "APP_DB_READER_URL" in message
+    assert read_world(worlds["live"])["desired"] == 2
