@@ -18,13 +18,13 @@ import pgserver
 import psycopg
 from pgserver._commands import pg_ctl
 
+from evolution_pipeline.phases import SQL_DIR
+from evolution_pipeline.resources.sql import CrdbSqlResource
 from sample_app.schema import apply_bootstrap
 
-WRITER_GRANTS = (
-    "GRANT SELECT, INSERT ON TABLE login_events TO app_writer",
-    "GRANT SELECT ON TABLE search_terms TO app_writer",
-)
-READER_GRANTS = ("GRANT SELECT ON TABLE login_events, search_terms TO app_reader",)
+# The grants come from the pipeline's own phase files, so the app is tested with exactly the
+# privileges phases 0 and 1 give its users on CockroachDB.
+GRANT_FILES = (SQL_DIR / "05-phase0-writer-user.sql", SQL_DIR / "10-phase1-reader-user.sql")
 
 
 def free_port() -> int:
@@ -86,6 +86,7 @@ class LocalPostgres:
             # Identifiers are fixed names, the password is bound server-side via format().
             self.execute(f"{verb} ROLE {user} LOGIN PASSWORD '{password}'", dbname="postgres")
         apply_bootstrap(self.admin_conninfo())
-        for grant in WRITER_GRANTS + READER_GRANTS:
-            self.execute(grant)
+        admin = CrdbSqlResource(url=self.admin_conninfo("postgres"), database="app")
+        for path in GRANT_FILES:
+            admin.run_script(path)
         self.execute("ANALYZE search_terms")  # fresh statistics, as autovacuum would give later
