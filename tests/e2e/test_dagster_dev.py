@@ -5,6 +5,8 @@ monitoring, tag concurrency, queued runs) load the real definitions wired to the
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from evolution_pipeline.checks import CHECKS
@@ -57,11 +59,14 @@ def dagster_dev(tmp_path, stand_in_env):
     try:
         yield dev
     finally:
+        # The detector must see what it later proves gone: dagster dev, webserver, daemon, code server.
+        running = dev.processes()
         survivors = dev.stop(timeout=30)
         left = dev.processes()
         # SIGTERM to the process group must take down webserver, daemon, code server and run workers.
         assert not survivors, f"processes ignored SIGTERM (killed now): {survivors}"
         assert not left, f"processes left after stopping dagster dev: {left}"
+        assert len(running) >= 4, running
 
 
 def assert_definitions_visible(dev) -> None:
@@ -118,12 +123,29 @@ def assert_checks_passed(dev, run_id: str) -> None:
                 assert meta["value"] == phase.nodes
 
 
+def assert_second_evolution_waits(dev, first: str) -> None:
+    """dagster.yaml allows one run per crdb-evolution/environment value: a second evolve stays queued while
+    the first one runs, and a queued run can be cancelled without ever starting."""
+    second = dev.launch(LOCATION, REPOSITORY, "evolve")
+    deadline = time.monotonic() + 120
+    while dev.run(first)["status"] not in ("STARTING", "STARTED"):
+        assert time.monotonic() < deadline, f"first run never started: {dev.run(first)['status']}"
+        time.sleep(0.5)
+    time.sleep(8)  # several dequeue passes of the daemon's run queue
+    assert dev.run(first)["status"] == "STARTED", "the first run finished too soon to observe the queue"
+    assert dev.run(second)["status"] == "QUEUED"
+    dev.terminate(second)
+    assert dev.wait_for_run(second, timeout=60)["status"] == "CANCELED"
+    assert not any(e["eventType"] == "RUN_START" for e in dev.events(second))
+
+
 def test_evolve_through_dagster_dev(dagster_dev, worlds):
     entry = dagster_dev.wait_until_loaded(LOCATION, timeout=240)
     assert [r["name"] for r in entry["locationOrLoadError"]["repositories"]] == [REPOSITORY]
     assert_definitions_visible(dagster_dev)
 
     run_id = dagster_dev.launch(LOCATION, REPOSITORY, "evolve")
+    assert_second_evolution_waits(dagster_dev, run_id)
     # The QueuedRunCoordinator hands the run to the daemon, which launches it once the pool allows.
     run = dagster_dev.wait_for_run(run_id, timeout=360)
     assert run["status"] == "SUCCESS", dagster_dev.errors(run_id) or dagster_dev.log_tail()

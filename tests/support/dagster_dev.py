@@ -47,6 +47,10 @@ EVENTS_QUERY = """query Events($runId: ID!) { runOrError(runId: $runId) { __type
     ... on MaterializationEvent { assetKey { path } }
     ... on ErrorEvent { error { message } } } } } } }"""
 
+TERMINATE_MUTATION = """mutation Terminate($runId: String!) { terminateRun(runId: $runId) {
+  __typename ... on TerminateRunSuccess { run { runId status } }
+  ... on TerminateRunFailure { message } ... on PythonError { message } } }"""
+
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
 
@@ -150,6 +154,12 @@ class DagsterDev:
             time.sleep(poll)
             run = self.run(run_id)
         return run
+
+    def terminate(self, run_id: str) -> dict:
+        result = self.graphql(TERMINATE_MUTATION, {"runId": run_id})["terminateRun"]
+        if result["__typename"] != "TerminateRunSuccess":
+            raise AssertionError(f"terminateRun failed: {result}")
+        return result["run"]
 
     def events(self, run_id: str) -> list[dict]:
         return self.graphql(EVENTS_QUERY, {"runId": run_id})["runOrError"]["eventConnection"]["events"]
