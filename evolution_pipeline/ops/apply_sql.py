@@ -15,17 +15,11 @@ from ..phases import SQL_USERS
 from ..resources.sql import SqlError
 from ..state import PhaseState
 from ..zones import zone_plan
-from .common import TRANSIENT_RETRY, keys, permanent, phase_of, resource, timed
+from .common import permanent, phase_of, phase_op, resource, timed
 
 
 def build_apply_sql(env: Environment) -> dg.OpDefinition:
-    @dg.op(
-        name=env.op_name("apply_sql"),
-        required_resource_keys=keys(env, "crdb"),
-        retry_policy=TRANSIENT_RETRY,
-        tags={"step": "apply_sql"},
-        pool=env.pool,
-    )
+    @phase_op(env, "apply_sql", "crdb")
     def apply_sql(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         crdb = resource(context, env, "crdb")

@@ -10,17 +10,11 @@ import dagster as dg
 from ..environments import Environment
 from ..resources.sql import SqlError, collection_uri
 from ..state import BackupRecord, PhaseState
-from .common import TRANSIENT_RETRY, keys, permanent, phase_of, resource, timed
+from .common import permanent, phase_of, phase_op, resource, timed
 
 
 def build_backup(env: Environment) -> dg.OpDefinition:
-    @dg.op(
-        name=env.op_name("backup"),
-        required_resource_keys=keys(env, "cluster", "crdb"),
-        retry_policy=TRANSIENT_RETRY,
-        tags={"step": "backup"},
-        pool=env.pool,
-    )
+    @phase_op(env, "backup", "cluster", "crdb")
     def backup(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         crdb = resource(context, env, "crdb")

@@ -8,17 +8,11 @@ import dagster as dg
 from ..environments import Environment
 from ..resources.cluster import ClusterControl, ClusterControlError
 from ..state import PhaseState
-from .common import TRANSIENT_RETRY, keys, permanent, phase_of, resource, timed
+from .common import permanent, phase_of, phase_op, resource, timed
 
 
 def build_scale(env: Environment) -> dg.OpDefinition:
-    @dg.op(
-        name=env.op_name("scale"),
-        required_resource_keys=keys(env, "cluster"),
-        retry_policy=TRANSIENT_RETRY,
-        tags={"step": "scale"},
-        pool=env.pool,
-    )
+    @phase_op(env, "scale", "cluster")
     def scale(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         res = resource(context, env, "cluster")

@@ -12,16 +12,11 @@ import dagster as dg
 from ..environments import Environment
 from ..resources.sql import RangeReplicas, SqlError
 from ..state import PhaseState
-from .common import keys, permanent, phase_of, resource
+from .common import permanent, phase_of, phase_op, resource
 
 
 def build_verify_replication(env: Environment) -> dg.OpDefinition:
-    @dg.op(
-        name=env.op_name("verify_replication"),
-        required_resource_keys=keys(env, "crdb", "grafana"),
-        tags={"step": "verify_replication"},
-        pool=env.pool,
-    )
+    @phase_op(env, "verify_replication", "crdb", "grafana", retry=False)
     def verify_replication(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         crdb = resource(context, env, "crdb")

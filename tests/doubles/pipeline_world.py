@@ -68,7 +68,10 @@ def world(path: str | Path):
 
 
 def read_world(path: str | Path) -> dict:
-    return json.loads(Path(path).read_text())
+    # Shared lock: world() truncates and rewrites the file, so an unlocked read could see it empty.
+    with open(path) as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
+        return json.load(f)
 
 
 def _count(state: dict, name: str) -> None:

@@ -12,7 +12,7 @@ import pytest
 from evolution_pipeline.checks import CHECKS
 from evolution_pipeline.environments import ENVIRONMENT_TAG
 from evolution_pipeline.phases import PHASES
-from tests.doubles.pipeline_world import read_world
+from tests.doubles.pipeline_world import read_world, world
 from tests.support.dagster_dev import start_dagster_dev
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -144,6 +144,10 @@ def test_evolve_through_dagster_dev(dagster_dev, worlds):
     assert [r["name"] for r in entry["locationOrLoadError"]["repositories"]] == [REPOSITORY]
     assert_definitions_visible(dagster_dev)
 
+    # Nodes take ~5 s to become ready in each phase (100 polls of 50 ms): the run lasts long enough
+    # for the queue check below, whatever the executor's own speed.
+    with world(worlds["live"]) as s:
+        s["ready_after_polls"] = 100
     run_id = dagster_dev.launch(LOCATION, REPOSITORY, "evolve")
     assert_second_evolution_waits(dagster_dev, run_id)
     # The QueuedRunCoordinator hands the run to the daemon, which launches it once the pool allows.
@@ -157,7 +161,7 @@ def test_evolve_through_dagster_dev(dagster_dev, worlds):
     assert_materializations(dagster_dev, run_id)
     assert_checks_passed(dagster_dev, run_id)
 
-    world = read_world(worlds["live"])
-    assert world["desired"] == world["ready"] == PHASES[-1].nodes
-    assert world["calls"]["set_desired_nodes"] == len(PHASES)
+    final = read_world(worlds["live"])
+    assert final["desired"] == final["ready"] == PHASES[-1].nodes
+    assert final["calls"]["set_desired_nodes"] == len(PHASES)
     assert read_world(worlds["rehearsal"])["desired"] == 0  # the rehearsal environment was not touched

@@ -10,10 +10,6 @@ from tests.doubles.pipeline_world import read_world, world
 pytestmark = pytest.mark.slow
 
 
-# Steps in one process keep the test fast; storage, IO manager and re-execution are the persistent ones.
-IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
-
-
 def _evolve():
     from tests.pipeline.stand_ins import evolve_job
 
@@ -30,7 +26,7 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
         s["fail"]["range_voters@2"] = 1  # phase 1's verify_replication fails once, with 2 nodes up
     recon = dg.reconstructable(_evolve)
     with dg.instance_for_test() as instance:
-        first = dg.execute_job(recon, instance, run_config=IN_PROCESS)
+        first = dg.execute_job(recon, instance)
         failed = [e.step_key for e in first.all_events if e.is_step_failure]
         assert not first.success, failed
         assert failed == ["phase1_two_nodes.verify_replication"]
@@ -40,7 +36,6 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
         again = dg.execute_job(
             recon, instance,
             reexecution_options=dg.ReexecutionOptions.from_failure(first.run_id, instance),
-            run_config=IN_PROCESS,
         )
         assert again.success, [(e.step_key, e.event_specific_data.error.message[:300]) for e in again.all_events if e.is_step_failure]
         steps = _executed_steps(instance, again.run_id)
