@@ -129,6 +129,7 @@ async def _watch_readiness(app: Sanic) -> None:
     """Keep a recent readiness result for the timeline (/readyz itself always checks live)."""
     while True:
         try:
+            await app.ctx.db.heal()
             await app.ctx.db.probe_reader()
             result = await readiness.check(app.ctx.db)
             app.ctx.last_ready = result["ready"]

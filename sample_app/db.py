@@ -149,9 +149,9 @@ class Database:
         self, pool_name: str, work: Callable[[psycopg.AsyncConnection], Awaitable[T]], retries: int = 0
     ) -> T:
         """Run `work(conn)` on a pooled connection, timing it and retrying what is retryable."""
-        pool = self.pools[pool_name]
         attempt = 0
         while True:
+            pool = self.pools[pool_name]  # looked up per attempt: heal() may have replaced it
             try:
                 async with pool.connection() as conn:
                     started = time.perf_counter()
@@ -168,6 +168,38 @@ class Database:
                 if isinstance(exc, PoolTimeout) or is_retryable(exc):
                     raise DatabaseUnavailable(pool_name, state, _first_line(exc)) from exc
                 raise DatabaseRefused(pool_name, state, _first_line(exc)) from exc
+
+    async def heal(self) -> list[str]:
+        """Replace a pool that holds no connection once the database accepts a direct login again.
+
+        psycopg_pool backs off exponentially while it cannot connect: after a long outage (or before
+        phase 0 has created the database and users) its next attempt can be minutes away although the
+        database is back. A direct login succeeding is proof enough: a fresh pool connects at once.
+        """
+        healed = []
+        for name, pool in list(self.pools.items()):
+            # A pool at max_size is busy, not broken: leave it. Otherwise no connection within 0.2 s
+            # while a direct login works means the pool is only waiting out its backoff.
+            if pool.get_stats().get("pool_size", 0) >= pool.max_size or not await self._has_no_connection(pool):
+                continue
+            if await self._connect_error(name) is not None:
+                continue
+            fresh = self._pool(name, pool.conninfo, pool.min_size, pool.max_size)
+            await fresh.open(wait=False)
+            self.pools[name] = fresh
+            await pool.close(timeout=0)
+            healed.append(name)
+            log.warning("%s pool had no connection while the database accepts logins: replaced it", name)
+        return healed
+
+    @staticmethod
+    async def _has_no_connection(pool: AsyncConnectionPool) -> bool:
+        try:
+            conn = await pool.getconn(timeout=0.2)
+        except PoolTimeout:
+            return True
+        await pool.putconn(conn)
+        return False
 
     def read_pool(self) -> str:
         return self.reader_path

@@ -140,3 +140,20 @@ def test_wrong_reader_password_is_named_in_readyz(pg, tmp_path):
             assert c.post("/login", json={"user_id": "still-writes"}).status_code == 200
     finally:
         proc.stop()
+
+
+def test_recovery_after_a_long_outage_does_not_wait_out_the_pool_backoff(pg, tmp_path):
+    """psycopg_pool doubles its reconnect delay while the database is away; after 25 s its next try
+    can be 15+ s out. The app replaces a pool that has no connection as soon as a direct login works."""
+    proc = AppProcess(app_env(pg), tmp_path / "app.log")
+    try:
+        proc.wait_ready()
+        pg.stop()
+        time.sleep(25)
+        pg.start()
+        started = time.monotonic()
+        proc.wait_ready(timeout=20)
+        assert time.monotonic() - started < 8
+        assert "pool had no connection while the database accepts logins" in proc.log()
+    finally:
+        proc.stop()
