@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from .pg import free_port
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

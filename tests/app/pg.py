@@ -10,7 +10,6 @@ database gets sql/00-bootstrap.sql for real, and two real login roles: app_write
 from __future__ import annotations
 
 import secrets
-import socket
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -21,16 +20,11 @@ from pgserver._commands import pg_ctl
 from evolution_pipeline.phases import SQL_DIR
 from evolution_pipeline.resources.sql import CrdbSqlResource
 from sample_app.schema import apply_bootstrap
+from tests.support.net import free_port
 
 # The grants come from the pipeline's own phase files, so the app is tested with exactly the
 # privileges phases 0 and 1 give its users on CockroachDB.
 GRANT_FILES = (SQL_DIR / "05-phase0-writer-user.sql", SQL_DIR / "10-phase1-reader-user.sql")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LocalPostgres:

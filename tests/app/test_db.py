@@ -93,7 +93,7 @@ def test_unreachable_database_is_503_within_the_pool_timeout(pg):
 
 
 def _closed_port() -> int:
-    from .pg import free_port
+    from tests.support.net import free_port
 
     return free_port()
 

@@ -34,7 +34,8 @@ from tests.observability.promql_support import (
     substitute,
 )
 from tests.observability.tls_front import TlsFront, make_ca_and_server_cert
-from tests.support.prometheus import free_port, start_prometheus
+from tests.support.net import free_port
+from tests.support.prometheus import start_prometheus
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,7 @@ import httpx
 import yaml
 
 from evolution_pipeline.phases import REPO_ROOT
-from tests.support.prometheus import free_port
+from tests.support.net import free_port
 
 MARKER_VAR = "CRDB_EVOLUTION_DAGSTER_DEV_MARKER"
 
