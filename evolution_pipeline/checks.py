@@ -45,8 +45,16 @@ def _live_nodes(prom, phase, state):
 
 
 def _window(prom: PrometheusResource, state: PhaseState) -> int:
-    end = state.finished_at or time.time()
-    return max(prom.min_window_seconds, math.ceil(end - (state.started_at or end)))
+    """Seconds of app history to judge, ending now: the phase, or at least min_window_seconds.
+
+    When the app only started serving during this phase (phase 0 on a fresh cluster), wait until it has
+    served for min_window_seconds, so the window never reaches back to before its database existed.
+    """
+    start = state.app_serving_since or state.started_at or time.time()
+    if state.app_serving_since and (short := prom.min_window_seconds - (time.time() - start)) > 0:
+        time.sleep(short)
+    # floor: a window never reaches back past `start` (increase() only counts samples inside it).
+    return max(prom.min_window_seconds, math.floor(time.time() - start))
 
 
 def _app_traffic(prom, phase, state):

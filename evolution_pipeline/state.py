@@ -31,6 +31,9 @@ class PhaseState:
     run_id: str = ""
     previous_phase: str | None = None
     started_at: float = 0.0
+    # Since when the sample app has had a database to serve: the preflight's time when it was ready then,
+    # else (a fresh cluster) the moment it became ready after apply_sql. The app checks judge from here.
+    app_serving_since: float | None = None
     backup: BackupRecord | None = None
     scaled: bool = False  # True when this run changed the node count
     sql_files_applied: tuple[str, ...] = ()

@@ -7,6 +7,7 @@ those users). Re-running converges to the same state.
 
 
 import os
+import time
 
 import dagster as dg
 
@@ -19,7 +20,7 @@ from .common import permanent, phase_of, phase_op, resource, timed
 
 
 def build_apply_sql(env: Environment) -> dg.OpDefinition:
-    @phase_op(env, "apply_sql", "crdb")
+    @phase_op(env, "apply_sql", "crdb", "sample_app")
     def apply_sql(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         crdb = resource(context, env, "crdb")
@@ -44,9 +45,24 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
             "users_created": dg.MetadataValue.json(created),
             "statements_per_file": dg.MetadataValue.json(counts),
         })
-        return state.with_timing("apply_sql", t["seconds"], sql_files_applied=tuple(counts))
+        serving_since = state.app_serving_since or _wait_for_app(context, resource(context, env, "sample_app"))
+        return state.with_timing("apply_sql", t["seconds"], sql_files_applied=tuple(counts),
+                                 app_serving_since=serving_since)
 
     return apply_sql
+
+
+def _wait_for_app(context, app) -> float:
+    """The database and users now exist: give the app the moment it needs to connect, so the app checks
+    judge it from when it could serve, not from before its database existed."""
+    deadline = time.monotonic() + app.ready_timeout_seconds
+    while not (readiness := app.readiness()).ready and time.monotonic() < deadline:
+        time.sleep(app.poll_seconds)
+    if readiness.ready:
+        context.log.info("the sample app is ready on the new database")
+    else:
+        context.log.warning(f"the sample app is still not ready ({readiness.detail}); the app checks will judge it")
+    return time.time()
 
 
 def _passwords(users: tuple[str, ...]) -> dict[str, str]:

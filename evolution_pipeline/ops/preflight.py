@@ -66,7 +66,7 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
                                 "before changing its topology")
             facts["unavailable_ranges"] = reading.value
 
-        facts["sample_app"] = _check_app(context, env, phase, current)
+        facts["sample_app"], serving = _check_app(context, env, phase, current)
         context.log.info(f"preflight for {phase.name} passed: {facts}")
         context.add_output_metadata({"preflight": dg.MetadataValue.json(facts)})
         return PhaseState(
@@ -76,13 +76,15 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
             system_replication_factor=phase.system_replication_factor,
             run_id=context.run.root_run_id or context.run_id,
             previous_phase=previous.phase if previous else None,
-            started_at=time.time(),
+            started_at=(now := time.time()),
+            app_serving_since=now if serving else None,
         )
 
     return preflight
 
 
-def _check_app(context, env: Environment, phase, current_nodes: int) -> str:
+def _check_app(context, env: Environment, phase, current_nodes: int) -> tuple[str, bool]:
+    """(what to record, whether the app is serving already)."""
     app = resource(context, env, "sample_app")
     readiness = app.readiness()
     # Before the first phase has created the database the app has nothing to serve: not ready is expected.
@@ -93,7 +95,7 @@ def _check_app(context, env: Environment, phase, current_nodes: int) -> str:
                 f"the sample app is not ready ({readiness.status_code}: {readiness.detail}); the evolution must "
                 "not change the topology under an app that is already failing. Fix the app, then re-execute."
             )
-        return f"not ready yet (expected before {phase.name} creates the database): {readiness.detail}"
+        return f"not ready yet (expected before {phase.name} creates the database): {readiness.detail}", False
     body = readiness.detail if isinstance(readiness.detail, dict) else {}
     reader_done = [p.name for p in PHASES[: phase.index] if "app_reader" in p.users]
     if "reader" in body.get("degraded", []) and reader_done:
@@ -105,5 +107,5 @@ def _check_app(context, env: Environment, phase, current_nodes: int) -> str:
         )
     if env.name == "rehearsal":
         app.set_background_load(True)
-        return "ready; rehearsal background load started"
-    return f"ready (reads via the {body.get('reader_path', 'reader')} path)"
+        return "ready; rehearsal background load started", True
+    return f"ready (reads via the {body.get('reader_path', 'reader')} path)", True

@@ -26,6 +26,9 @@ class Readiness:
 class SampleAppResource(dg.ConfigurableResource):
     url: str = "http://127.0.0.1:8000"
     timeout_seconds: float = 5.0
+    # After phase 0 creates its database: how long to wait for the app to connect before moving on.
+    ready_timeout_seconds: float = 120.0
+    poll_seconds: float = 2.0
 
     def readiness(self) -> Readiness:
         try:

@@ -191,3 +191,34 @@ def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(
     message = failure.step_failure_data.error.message
     assert "phase1_two_nodes created app_reader" in message and "APP_DB_READER_URL" in message
     assert read_world(worlds["live"])["desired"] == 2
+
+
+def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, bench):
+    """On a fresh cluster the app fails every request until phase 0 creates its database: those errors
+    must not count against the phase. The app checks start their window when the app became ready."""
+    import threading
+    import time
+
+    app = bench.apps["live"]
+    app.ready, app.error_ratio = False, 0.5
+    done = threading.Event()
+
+    def database_appears():
+        while not done.wait(0.05):
+            if read_world(worlds["live"])["database"]:
+                app.ready, app.error_ratio = True, 0.0
+                return
+
+    threading.Thread(target=database_appears, daemon=True).start()
+    time.sleep(3)  # failing requests scraped before the phase
+    try:
+        with dg.instance_for_test() as instance:
+            result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
+    finally:
+        done.set()
+    checks = checks_by_name(result)
+    assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
+    state = result.output_for_node("phase0_single_node")
+    assert state.app_serving_since > state.started_at
+    budget = checks[("phase0_single_node", "sample_app_error_budget")]
+    assert budget.metadata["value"].value == 0.0
