@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from .settings import Settings
 from .telemetry import Telemetry
@@ -158,6 +158,10 @@ class Database:
                     result = await work(conn)
                     self.telemetry.db_query(pool_name, time.perf_counter() - started)
                     return result
+            except PoolClosed:
+                if self.pools[pool_name] is not pool:
+                    continue  # heal() swapped in a fresh pool while we waited: use that one
+                raise
             except (psycopg.Error, PoolTimeout) as exc:
                 state = sqlstate_of(exc)
                 self.telemetry.db_error(pool_name, state)
