@@ -1,4 +1,4 @@
-# Local development: everything on this machine (see scripts/dev.sh and evolution_pipeline/resources/local.py).
+# Local development: everything on this machine (see scripts/dev.sh and evolution_pipeline/resources/local/).
 .PHONY: dev local-status local-stop
 
 dev: ## start everything locally: Dagster UI :3000, sample app :8000, Prometheus :9090 (Ctrl-C stops them)

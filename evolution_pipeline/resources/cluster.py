@@ -1,7 +1,7 @@
 """The small cluster-control interface every backend implements.
 
 Two backends: the new CockroachDB Kubernetes operator (operator.py, CrdbCluster v1beta1) and a cluster of
-local `cockroach` processes (local.py). Ops only use what is declared here, so a backend is one module.
+local `cockroach` processes (local/). Ops only use what is declared here, so a backend stays self-contained.
 """
 
 from __future__ import annotations

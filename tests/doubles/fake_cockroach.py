@@ -1,7 +1,7 @@
 """A stand-in `cockroach` executable for the local-cluster tests. NOT CockroachDB.
 
 No CockroachDB binary can be obtained on this machine or in CI, so the local backend
-(evolution_pipeline/resources/local.py) is tested against this double. It implements only the parts of
+(evolution_pipeline/resources/local/) is tested against this double. It implements only the parts of
 the documented CLI the backend uses, with the documented flags and output formats:
 
 - `version`: a Build Tag block (tagged as a stand-in).
