@@ -8,13 +8,14 @@ real Prometheus scrapes it like the app. The real app is tested on its own in te
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tests.doubles.http import send_json
 
 
 class AppApiDouble:
@@ -58,12 +59,7 @@ class AppApiDouble:
 
         class Handler(BaseHTTPRequestHandler):
             def _json(self, code: int, body: dict) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, body)
 
             def do_GET(self):  # noqa: N802
                 if self.path == "/readyz":

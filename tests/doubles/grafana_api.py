@@ -11,6 +11,8 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.doubles.http import send_json
+
 
 class GrafanaApiDouble:
     def __init__(self, token: str):
@@ -28,12 +30,7 @@ class GrafanaApiDouble:
                 else:
                     double.annotations.append(body)
                     code, answer = 200, {"message": "Annotation added", "id": len(double.annotations)}
-                data = json.dumps(answer).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, code, answer)
 
             def log_message(self, *args):
                 pass

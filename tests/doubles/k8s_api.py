@@ -39,6 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
+from tests.doubles.http import send_json
+
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
 CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"
 CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
@@ -696,11 +698,6 @@ class _Handler(BaseHTTPRequestHandler):
             except ApiError as err:
                 code, payload = err.code, err.status()
             api.requests.append(Request(verb, group, resource, ns, name, code, content_type, auth))
-        data = json.dumps(payload).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, code, payload)
 
     do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
