@@ -10,7 +10,7 @@ import time
 
 import dagster as dg
 
-from .environments import LIVE, REHEARSAL, Environment
+from .environments import ENVIRONMENTS, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
 from .phases import PHASES, Phase
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
@@ -92,4 +92,4 @@ def build_assets(env: Environment) -> list[dg.AssetsDefinition]:
 
 
 def all_assets() -> list[dg.AssetsDefinition]:
-    return build_assets(LIVE) + build_assets(REHEARSAL)
+    return [asset for env in ENVIRONMENTS for asset in build_assets(env)]

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from .environments import LIVE, REHEARSAL, Environment
+from .environments import ENVIRONMENTS, Environment
 from .phases import PHASES, Phase
 from .resources.grafana import GrafanaResource
-from .resources.prometheus import PrometheusQueryError, PrometheusResource, Reading
+from .resources.prometheus import PrometheusResource, Reading
 from .state import PhaseState
 
 
@@ -134,4 +134,4 @@ def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChe
 
 
 def all_checks() -> list[dg.AssetChecksDefinition]:
-    return build_checks(LIVE) + build_checks(REHEARSAL)
+    return [check for env in ENVIRONMENTS for check in build_checks(env)]

@@ -9,7 +9,7 @@ import os
 
 import dagster as dg
 
-from .environments import LIVE, REHEARSAL, Environment
+from .environments import ENVIRONMENTS, LIVE, REHEARSAL, RESOURCE_KINDS, Environment
 from .phases import APP_DATABASE
 from .resources.cluster import ClusterControlResource
 from .resources.grafana import GrafanaResource
@@ -89,12 +89,9 @@ def sample_app_resource(env: Environment) -> SampleAppResource:
     return SampleAppResource(url=setting(env, "SAMPLE_APP_URL"))
 
 
+BUILDERS = {"cluster": cluster_resource, "crdb": crdb_resource, "prometheus": prometheus_resource,
+            "grafana": grafana_resource, "sample_app": sample_app_resource}
+
+
 def resources_from_env() -> dict:
-    resources = {}
-    for env in (LIVE, REHEARSAL):
-        resources[env.resource_key("cluster")] = cluster_resource(env)
-        resources[env.resource_key("crdb")] = crdb_resource(env)
-        resources[env.resource_key("prometheus")] = prometheus_resource(env)
-        resources[env.resource_key("grafana")] = grafana_resource(env)
-        resources[env.resource_key("sample_app")] = sample_app_resource(env)
-    return resources
+    return {env.resource_key(kind): BUILDERS[kind](env) for env in ENVIRONMENTS for kind in RESOURCE_KINDS}

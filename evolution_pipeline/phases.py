@@ -32,10 +32,6 @@ class Phase:
     # SQL login users this phase creates (password from the environment variable in SQL_USERS).
     users: tuple[str, ...] = ()
 
-    @property
-    def asset_key(self) -> str:
-        return self.name
-
     def sql_paths(self) -> list[Path]:
         return [SQL_DIR / f for f in self.sql_files]
 

@@ -6,7 +6,7 @@ re-execution that reloads these from storage is always safe.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,3 @@ class PhaseState:
         timings = dict(self.timings)
         timings[step] = round(seconds, 3)
         return replace(self, timings=timings, **changes)
-
-    def to_dict(self) -> dict:
-        return asdict(self)

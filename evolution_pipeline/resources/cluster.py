@@ -116,6 +116,3 @@ class ClusterControlResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def control(self) -> ClusterControl:
         """Build the backend for one op execution."""
-
-    def environment_label(self) -> str:
-        return self.environment

@@ -11,7 +11,7 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tests.doubles.http import send_json
+from tests.doubles.http_reply import send_json
 
 
 class GrafanaApiDouble:

@@ -39,7 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
-from tests.doubles.http import send_json
+from tests.doubles.http_reply import send_json
 
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
 CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"

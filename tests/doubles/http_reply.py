@@ -1,4 +1,8 @@
-"""What every stand-in HTTP server here shares: writing a response body with its length."""
+"""What every stand-in HTTP server here shares: writing a JSON response with its length.
+
+(Not named http.py: fake_cockroach.py runs as a script from this folder, where that name would shadow
+the standard library's http package.)
+"""
 
 from __future__ import annotations
 
