@@ -44,10 +44,12 @@ AUTH_SQLSTATES = {"28000", "28P01"}
 AUTH_MESSAGE = re.compile(r'password authentication failed for user|role "[^"]+" does not exist')
 
 
-def is_auth_refusal(exc: BaseException) -> bool:
-    return getattr(exc, "sqlstate", None) in AUTH_SQLSTATES or bool(AUTH_MESSAGE.search(str(exc)))
 BACKOFF_BASE_SECONDS = 0.01
 BACKOFF_MAX_SECONDS = 0.5
+
+
+def is_auth_refusal(exc: BaseException) -> bool:
+    return getattr(exc, "sqlstate", None) in AUTH_SQLSTATES or bool(AUTH_MESSAGE.search(str(exc)))
 
 
 class DatabaseUnavailable(Exception):
@@ -94,6 +96,24 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_MAX_SECONDS, BACKOFF_BASE_SECONDS * (2**attempt)))
 
 
+class AppConnection(psycopg.AsyncConnection):
+    """A pooled connection that keeps one cursor for all its statements.
+
+    A connection serves one request at a time and every statement reads its whole (small) result
+    before the connection goes back to the pool, so one cursor can be re-executed safely. Creating
+    a cursor per statement (what conn.execute() does) was a measurable share of the per-request
+    CPU of /login (bench/app_throughput.py).
+    """
+
+    _statement_cursor: psycopg.AsyncCursor | None = None
+
+    def statement_cursor(self) -> psycopg.AsyncCursor:
+        cur = self._statement_cursor
+        if cur is None or cur.closed:
+            cur = self._statement_cursor = self.cursor()
+        return cur
+
+
 class Database:
     def __init__(self, settings: Settings, telemetry: Telemetry):
         self.settings = settings
@@ -118,6 +138,7 @@ class Database:
             max_size=max_size,
             open=False,
             name=name,
+            connection_class=AppConnection,
             timeout=self.settings.pool_timeout_seconds,
             # Keep trying to reconnect for a day: an outage must never leave the pool given up.
             reconnect_timeout=86400,
@@ -153,11 +174,17 @@ class Database:
         while True:
             pool = self.pools[pool_name]  # looked up per attempt: heal() may have replaced it
             try:
-                async with pool.connection() as conn:
+                # getconn/putconn rather than pool.connection(): the same checkout and return (a
+                # broken connection is replaced on putconn) without a generator-based context
+                # manager per statement. Connections are autocommit: no transaction to end.
+                conn = await pool.getconn()
+                try:
                     started = time.perf_counter()
                     result = await work(conn)
                     self.telemetry.db_query(pool_name, time.perf_counter() - started)
                     return result
+                finally:
+                    await pool.putconn(conn)
             except PoolClosed:
                 if self.pools[pool_name] is not pool:
                     continue  # heal() swapped in a fresh pool while we waited: use that one
@@ -184,7 +211,9 @@ class Database:
         for name, pool in list(self.pools.items()):
             # A pool at max_size is busy, not broken: leave it. Otherwise no connection within 0.2 s
             # while a direct login works means the pool is only waiting out its backoff.
-            if pool.get_stats().get("pool_size", 0) >= pool.max_size or not await self._has_no_connection(pool):
+            if pool.get_stats().get("pool_size", 0) >= pool.max_size or not await self._has_no_connection(
+                pool
+            ):
                 continue
             if await self._connect_error(name) is not None:
                 continue
@@ -253,8 +282,9 @@ class Database:
         return _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
 
     async def fetch(self, pool_name: str, sql: str, params: Any = None, retries: int = 0) -> list[tuple]:
-        async def work(conn: psycopg.AsyncConnection) -> list[tuple]:
-            cur = await conn.execute(sql, params)
+        async def work(conn: AppConnection) -> list[tuple]:
+            cur = conn.statement_cursor()
+            await cur.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
         return await self.run(pool_name, work, retries)
