@@ -47,8 +47,22 @@ def route_label(request: Request) -> str:
     return label
 
 
+class TimedRequest(Request):
+    """A request that knows when it arrived: the start of its latency (app_request_duration_seconds).
+
+    Stamped in the constructor, i.e. once the request line and headers are parsed, which is where
+    the old on_request middleware stamped it too, minus one middleware call per request.
+    """
+
+    __slots__ = ("started",)
+
+    def __init__(self, *args, **kwargs):
+        self.started = time.perf_counter()
+        super().__init__(*args, **kwargs)
+
+
 def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
-    app = Sanic(name, error_handler=JsonErrorHandler())
+    app = Sanic(name, error_handler=JsonErrorHandler(), request_class=TimedRequest)
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.REQUEST_MAX_SIZE = 64 * 1024  # bodies are a few bytes: refuse big ones early
     app.config.ACCESS_LOG = False
@@ -79,16 +93,12 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     for bp in (login.bp, search.bp, spike.bp, health.bp, control.bp, ui.bp):
         app.blueprint(bp)
 
-    @app.on_request
-    async def _start_timer(request: Request) -> None:
-        request.ctx.t0 = time.perf_counter()
-
     @app.on_response
-    async def _observe(request: Request, response: HTTPResponse) -> None:
-        t0 = getattr(request.ctx, "t0", None)
-        if t0 is None or response is None:
+    async def _observe(request: TimedRequest, response: HTTPResponse) -> None:
+        if response is None:
             return
-        telemetry.request(route_label(request), request.method, response.status, time.perf_counter() - t0)
+        seconds = time.perf_counter() - request.started
+        telemetry.request(route_label(request), request.method, response.status, seconds)
 
     @app.after_server_start
     async def _start_background(app: Sanic) -> None:

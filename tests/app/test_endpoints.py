@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import uuid
 
+import httpx
 import pytest
 
-from sample_app.services import salted_hash
-
-from .conftest import TEST_SALT
+from .appproc import AppProcess
+from .conftest import TEST_SALT, app_env
 
 
 def assert_error(resp, status, field=None):
@@ -22,17 +24,55 @@ def assert_error(resp, status, field=None):
 
 
 # --- /login
-def test_login_inserts_hashed_event(client, pg):
-    resp = client.post("/login", json={"user_id": "alice@example"}, headers={"User-Agent": "pytest-agent/1"})
+def hmac_sha256(value: str) -> str:
+    """The documented hash, computed independently of sample_app.services."""
+    return hmac.new(TEST_SALT.encode(), value.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("agent", ["pytest-agent/1", "pytest-agent/" + "x" * 2000])
+def test_login_inserts_hashed_event(client, pg, agent):
+    resp = client.post("/login", json={"user_id": "alice@example"}, headers={"User-Agent": agent})
     assert resp.status_code == 200, resp.text
     event = resp.json()
     row = pg.execute(
         "SELECT user_id, ip_hash, ua_hash FROM login_events WHERE id = %s", (uuid.UUID(event["id"]),)
     )
-    assert row == [
-        ("alice@example", salted_hash(TEST_SALT, "127.0.0.1"), salted_hash(TEST_SALT, "pytest-agent/1"))
-    ]
+    assert row == [("alice@example", hmac_sha256("127.0.0.1"), hmac_sha256(agent))]
     assert "pytest-agent" not in str(row) and "127.0.0.1" not in str(row)
+
+
+def test_login_ids_are_unique_random_uuids(client):
+    # More logins than one batch of pre-generated ids (services._EventIds.BATCH = 256).
+    ids = [client.post("/login", json={"user_id": f"u{n}"}).json()["id"] for n in range(300)]
+    assert len(set(ids)) == len(ids)
+    for text in ids:
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_forwarded_for_is_ignored_without_a_trusted_proxy(client, pg):
+    # Without SANIC_PROXIES_COUNT / SANIC_REAL_IP_HEADER / SANIC_FORWARDED_SECRET a client must not
+    # choose the address that gets hashed: the peer address is used.
+    resp = client.post("/login", json={"user_id": "spoofer"}, headers={"X-Forwarded-For": "203.0.113.9"})
+    (ip_hash,) = pg.execute(
+        "SELECT ip_hash FROM login_events WHERE id = %s", (uuid.UUID(resp.json()["id"]),)
+    )[0]
+    assert ip_hash == hmac_sha256("127.0.0.1")
+
+
+def test_forwarded_for_is_used_behind_a_trusted_proxy(pg, tmp_path):
+    proxied = AppProcess(app_env(pg, SANIC_PROXIES_COUNT="1"), tmp_path / "app.log")
+    try:
+        proxied.wait_ready()
+        with httpx.Client(base_url=proxied.base_url, timeout=10.0) as c:
+            resp = c.post("/login", json={"user_id": "proxied"}, headers={"X-Forwarded-For": "203.0.113.9"})
+        assert resp.status_code == 200, resp.text
+    finally:
+        proxied.stop()
+    (ip_hash,) = pg.execute(
+        "SELECT ip_hash FROM login_events WHERE id = %s", (uuid.UUID(resp.json()["id"]),)
+    )[0]
+    assert ip_hash == hmac_sha256("203.0.113.9")
 
 
 @pytest.mark.parametrize(
