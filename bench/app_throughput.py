@@ -3,11 +3,15 @@
 Everything on 127.0.0.1: a real PostgreSQL (pgserver's binaries, scram passwords, the real
 app_writer/app_reader roles, sql/00-bootstrap.sql), the app as `python -m sample_app`, wrk as the
 HTTP client. The raw loop runs the app's very statements (services.LOGIN_SQL / search_sql) with
-the same concurrency on direct psycopg async connections, in one process like the app. The app
-and the raw loop can be pinned to the same single core, wrk to the other (--pin; PostgreSQL floats).
+the same concurrency on direct psycopg async connections, in one process like the app.
+
+Placement (default on a machine with 2+ CPUs): the app and the raw loop each get the same single
+core to themselves, PostgreSQL and wrk share the other. Both sides are then measured on one
+dedicated core, and the figures repeat within a few percent instead of swinging with where the
+scheduler happened to put PostgreSQL and wrk (--no-pin to let everything float).
 Targets: app >= 0.6x raw for /search, >= 0.5x raw for /login. Bounded: about a minute and a half.
 
-    .venv/bin/python bench/app_throughput.py [--seconds 6] [--concurrency 16] [--rounds 3] [--pin] [--strict]
+    .venv/bin/python bench/app_throughput.py [--seconds 6] [--concurrency 16] [--rounds 3] [--no-pin] [--strict]
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from tests.app.appproc import AppProcess
 from tests.app.pg import LocalPostgres
 
 TARGETS = {"search": 0.6, "login": 0.5}
-# With --pin, the app and the raw loop get the same single core and the HTTP client the other one.
+# Pinned (the default), the app and the raw loop get the same single core; wrk and PostgreSQL the other.
 APP_CORE, CLIENT_CORE = 0, 1
 PIN = False
 # The same prefixes for both sides: 2-4 letters of a seeded word.
@@ -97,6 +101,21 @@ def run_wrk(base_url: str, mode: str, seconds: int, concurrency: int, workdir: P
         "p99_ms": _wrk_ms(re.search(r"^\s+99%\s+(\S+)", out, re.MULTILINE).group(1)),
         "errors": int(non2xx.group(1)) if non2xx else 0,
     }
+
+
+def pin_postgres(pgdata: Path, core: int) -> None:
+    """Pin the postmaster and its current children; backends forked later inherit the mask."""
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for task in Path(f"/proc/{postmaster}/task").iterdir():
+        children = task / "children"
+        if children.exists():
+            pids += [int(p) for p in children.read_text().split()]
+    for pid in pids:
+        try:
+            os.sched_setaffinity(pid, {core})
+        except ProcessLookupError:
+            pass
 
 
 def _wrk_ms(text: str) -> float:
@@ -162,11 +181,15 @@ def main() -> int:
     )
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument(
-        "--pin", action="store_true", help="pin the app and the raw loop to CPU 0 and wrk to CPU 1"
+        "--no-pin",
+        action="store_true",
+        help="do not pin (default: the app and the raw loop on CPU 0, wrk and PostgreSQL on CPU 1)",
     )
     args = parser.parse_args()
     global PIN
-    PIN = args.pin
+    PIN = not args.no_pin and len(os.sched_getaffinity(0)) >= 2
+    if not PIN and not args.no_pin:
+        print("one CPU available: running unpinned", file=sys.stderr)
     if not shutil.which("wrk"):
         print("wrk is missing: run scripts/setup.sh", file=sys.stderr)
         return 2
@@ -192,6 +215,7 @@ def main() -> int:
     try:
         if PIN:
             os.sched_setaffinity(app.proc.pid, {APP_CORE})
+            pin_postgres(pg.pgdata, CLIENT_CORE)
         app.wait_ready()
         for mode in ("search", "login"):
             run_wrk(
