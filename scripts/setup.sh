@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Installs everything the product and its tests need on a fresh Debian/Ubuntu machine:
 # the Python venv (.venv) with the project and its test extras, Debian packages for the real
-# Prometheus/promtool, headless Chromium and wrk, and the npm packages of package-lock.json.
+# Prometheus/promtool, headless Chromium, wrk, Node/npm and openssl, and the npm packages of
+# package-lock.json.
 # Idempotent and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf '[setup] %s\n' "$*"; }
 
-# --- Debian packages: real Prometheus (+promtool), Chromium for browser tests, wrk for benchmarks.
+# --- Debian packages: real Prometheus (+promtool), Chromium for browser tests, wrk for benchmarks,
+# Node/npm for the Mermaid parser of the docs checks, openssl for the TLS test certificates.
 need_apt=()
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 [[ -x /usr/bin/chromium ]] || need_apt+=(chromium)
 command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 if ((${#need_apt[@]})); then
   if [[ $(id -u) -eq 0 ]]; then SUDO=(); else SUDO=(sudo); fi
   log "installing Debian packages: ${need_apt[*]}"
