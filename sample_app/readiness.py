@@ -3,8 +3,9 @@
 Until the read-only user exists (phase 1 creates it) the reader's login is refused: the app then reads
 through the writer and /readyz answers 200 with "degraded": ["reader"] (see Database.probe_reader).
 
-"Cannot write" is a privilege check (has_table_privilege, same answer on PostgreSQL and
-CockroachDB, true for superusers/admins too), never a real write: a probe must not change data.
+"Cannot write" is a privilege check (has_table_privilege / has_schema_privilege, same answer on
+PostgreSQL and CockroachDB, true for superusers/admins too), never a real write: a probe must not
+change data.
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ WRITE_PRIVILEGES = ("INSERT", "UPDATE", "DELETE")
 
 WRITER_SQL = "SELECT has_table_privilege(current_user, 'login_events', 'INSERT')"
 READER_SQL = "SELECT count(*) FROM (SELECT 1 FROM search_terms LIMIT 1) AS probe"
-READER_WRITE_SQL = "SELECT " + ", ".join(
-    f"has_table_privilege(current_user, '{t}', '{p}')" for t in TABLES for p in WRITE_PRIVILEGES
-)
+# (what, SQL) pairs: table write privileges, and CREATE on the schema (a user who can create tables
+# can write into them: CockroachDB grants it to every user through the `public` role by default,
+# which phase 1's SQL revokes).
+READER_WRITE_PROBES = [
+    (f"{p} on {t}", f"has_table_privilege(current_user, '{t}', '{p}')")
+    for t in TABLES
+    for p in WRITE_PRIVILEGES
+] + [("CREATE on schema public", "has_schema_privilege(current_user, 'public', 'CREATE')")]
+READER_WRITE_SQL = "SELECT " + ", ".join(sql for _, sql in READER_WRITE_PROBES)
 
 
 async def _writer(db: Database) -> str | None:
@@ -37,11 +44,7 @@ async def _reader(db: Database) -> str | None:
 
 async def _reader_read_only(db: Database) -> str | None:
     rows = await db.fetch("reader", READER_WRITE_SQL)
-    held = [
-        f"{p} on {t}"
-        for (t, p), has in zip(((t, p) for t in TABLES for p in WRITE_PRIVILEGES), rows[0])
-        if has
-    ]
+    held = [what for (what, _), has in zip(READER_WRITE_PROBES, rows[0]) if has]
     return None if not held else "reader user can write: holds " + ", ".join(held)
 
 

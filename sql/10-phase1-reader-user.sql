@@ -7,5 +7,8 @@ GRANT CONNECT ON DATABASE app TO app_reader;
 GRANT USAGE ON SCHEMA public TO app_reader;
 GRANT SELECT ON TABLE search_terms, login_events TO app_reader;
 REVOKE INSERT, UPDATE, DELETE ON TABLE search_terms, login_events FROM app_reader;
+-- CockroachDB gives every user CREATE on schema public through the `public` role (PostgreSQL did until
+-- 15): a user who can create tables can write. No app user creates tables (the pipeline does, as admin).
+REVOKE CREATE ON SCHEMA public FROM public;
 -- Tables created later by the pipeline are readable too, never writable.
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO app_reader;

@@ -58,6 +58,19 @@ def test_readyz_fails_when_reader_can_write(client, pg):
     assert client.get("/readyz").status_code == 200
 
 
+def test_readyz_fails_when_reader_can_create_tables(client, pg):
+    pg.execute("GRANT CREATE ON SCHEMA public TO app_reader")
+    try:
+        resp = client.get("/readyz")
+        assert resp.status_code == 503
+        assert resp.json()["detail"] == {
+            "reader_read_only": "reader user can write: holds CREATE on schema public"
+        }
+    finally:
+        pg.execute("REVOKE CREATE ON SCHEMA public FROM app_reader")
+    assert client.get("/readyz").status_code == 200
+
+
 def test_readyz_fails_when_reader_is_a_superuser(client, pg):
     pg.execute("ALTER ROLE app_reader SUPERUSER", dbname="postgres")
     try:
