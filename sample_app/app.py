@@ -34,6 +34,8 @@ log = logging.getLogger("sample_app")
 READINESS_INTERVAL_SECONDS = 2.0
 _PARAM = re.compile(r"<([^:>]+)(?::[^>]*)?>")
 _LABELS: dict[str, str] = {}  # route path -> label, one entry per registered route
+# The method label: any other token a client sends counts as "other", so label values stay bounded.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
 
 
 def route_label(request: Request) -> str:
@@ -69,16 +71,20 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     app.config.WEBSOCKET_PING_INTERVAL = 10
 
     timeline = Timeline(settings.timeline_seconds)
-    db_holder: dict = {}
-    metrics = AppMetrics(lambda: db_holder["db"].stats())
+    # The pool collector reads db at scrape time only (registration never calls it): a closure over
+    # the name is enough although db is built after the metrics it reports to.
+    metrics = AppMetrics(lambda: db.stats())
     telemetry = Telemetry(metrics, timeline)
     db = Database(settings, telemetry)
-    db_holder["db"] = db
     workload = make_workload(db, settings)
     spike_ctl = SpikeController(settings, workload, telemetry.request, metrics, timeline)
     controls = Controls(settings, workload, telemetry.request, timeline)
 
     app.ctx.settings = settings
+    # Sanic's proxy settings (SANIC_FORWARDED_SECRET / _REAL_IP_HEADER / _PROXIES_COUNT, read from the
+    # environment when the app is built): whether X-Forwarded-For may name the client (routes/login.py).
+    config = app.config
+    app.ctx.trusts_proxy = bool(config.FORWARDED_SECRET or config.REAL_IP_HEADER or config.PROXIES_COUNT)
     app.ctx.metrics = metrics
     app.ctx.telemetry = telemetry
     app.ctx.timeline = timeline
@@ -98,7 +104,8 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
         if response is None:
             return
         seconds = time.perf_counter() - request.started
-        telemetry.request(route_label(request), request.method, response.status, seconds)
+        method = request.method if request.method in HTTP_METHODS else "other"
+        telemetry.request(route_label(request), method, response.status, seconds)
 
     @app.after_server_start
     async def _start_background(app: Sanic) -> None:
@@ -139,8 +146,7 @@ async def _watch_readiness(app: Sanic) -> None:
     """Keep a recent readiness result for the timeline (/readyz itself always checks live)."""
     while True:
         try:
-            await app.ctx.db.heal()
-            await app.ctx.db.probe_reader()
+            await app.ctx.db.maintain()
             result = await readiness.check(app.ctx.db)
             app.ctx.last_ready = result["ready"]
         except Exception:  # a probe must never kill the loop

@@ -122,6 +122,9 @@ class Database:
         # (see probe_reader). Searches ask read_pool(); /readyz reports it as degraded.
         self.reader_path = "reader"
         self.reader_note = ""
+        # Pools the next maintenance round looks at (all of them at start; then those a request found
+        # without a connection): a healthy pool is never probed, replaced or logged into directly.
+        self._suspects: set[str] = {"writer", "reader"}
         self.pools = {
             "writer": self._pool(
                 "writer", settings.writer_url, settings.writer_pool_min, settings.writer_pool_max
@@ -190,6 +193,8 @@ class Database:
                     continue  # heal() swapped in a fresh pool while we waited: use that one
                 raise
             except (psycopg.Error, PoolTimeout) as exc:
+                if isinstance(exc, PoolTimeout):
+                    self._suspects.add(pool_name)
                 state = sqlstate_of(exc)
                 self.telemetry.db_error(pool_name, state)
                 if is_retryable(exc) and attempt < retries:
@@ -200,15 +205,29 @@ class Database:
                     raise DatabaseUnavailable(pool_name, state, _first_line(exc)) from exc
                 raise DatabaseRefused(pool_name, state, _first_line(exc)) from exc
 
-    async def heal(self) -> list[str]:
+    async def maintain(self) -> list[str]:
+        """One round of the app's readiness loop: heal suspect pools, then decide the read path.
+
+        Returns the pools replaced. The reader's login is probed only while reads go through the
+        writer or when the reader pool ran dry: not every round on a healthy cluster.
+        """
+        suspects, self._suspects = self._suspects, set()
+        healed = await self.heal(suspects)
+        if self.reader_path == "writer" or "reader" in suspects:
+            await self.probe_reader()
+        return healed
+
+    async def heal(self, names: set[str]) -> list[str]:
         """Replace a pool that holds no connection once the database accepts a direct login again.
 
         psycopg_pool backs off exponentially while it cannot connect: after a long outage (or before
         phase 0 has created the database and users) its next attempt can be minutes away although the
         database is back. A direct login succeeding is proof enough: a fresh pool connects at once.
+        Only pools where a request timed out waiting (`names`) are looked at: a pool growing under
+        load also hands out nothing for a moment, and must not be replaced.
         """
         healed = []
-        for name, pool in list(self.pools.items()):
+        for name, pool in [(n, p) for n, p in self.pools.items() if n in names]:
             # A pool at max_size is busy, not broken: leave it. Otherwise no connection within 0.2 s
             # while a direct login works means the pool is only waiting out its backoff.
             if pool.get_stats().get("pool_size", 0) >= pool.max_size or not await self._has_no_connection(
@@ -255,6 +274,8 @@ class Database:
         else:
             if self.reader_path != "reader":
                 log.warning("reader login accepted: reads are back on the reader path")
+                # The reader pool may be deep in its reconnect backoff: look at it next round.
+                self._suspects.add("reader")
             self.reader_path, self.reader_note = "reader", ""
         return self.reader_path
 

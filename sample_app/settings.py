@@ -54,28 +54,29 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    # No defaults here: from_env is the one place that knows them (sample_app/README.md lists them).
     writer_url: str
     reader_url: str
-    writer_pool_min: int = 1
-    writer_pool_max: int = 10
-    reader_pool_min: int = 1
-    reader_pool_max: int = 10
-    pool_timeout_seconds: float = 2.0
-    connect_timeout_seconds: int = 3
-    allow_insecure: bool = False
-    hash_salt: str = ""
-    hash_salt_from_env: bool = False
-    follower_reads: bool = False
-    login_max_retries: int = 5
-    search_limit: int = 20
-    spike_max_seconds: int = 120
-    spike_max_rps: int = 1000
-    spike_max_inflight: int = 256
-    background_rps: float = 10.0
-    readers_rps: float = 40.0
-    writers_rps: float = 15.0
-    timeline_seconds: int = 300
-    log_level: str = "INFO"
+    writer_pool_min: int
+    writer_pool_max: int
+    reader_pool_min: int
+    reader_pool_max: int
+    pool_timeout_seconds: float
+    connect_timeout_seconds: int
+    allow_insecure: bool
+    hash_salt: str
+    hash_salt_from_env: bool
+    follower_reads: bool
+    login_max_retries: int
+    search_limit: int
+    spike_max_seconds: int
+    spike_max_rps: int
+    spike_max_inflight: int
+    background_rps: float
+    readers_rps: float
+    writers_rps: float
+    timeline_seconds: int
+    log_level: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -135,25 +136,19 @@ class _Reader:
         return None if value is None or value.strip() == "" else value.strip()
 
     def integer(self, name: str, default: int, lo: int, hi: int) -> int:
-        value = self.raw(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be an integer between {lo} and {hi}, got {value!r}") from None
-        if not lo <= number <= hi:
-            raise SettingsError(f"{name} must be between {lo} and {hi}, got {number}")
-        return number
+        return self._ranged(name, default, lo, hi, int, "an integer")
 
     def number(self, name: str, default: float, lo: float, hi: float) -> float:
+        return self._ranged(name, default, lo, hi, float, "a number")
+
+    def _ranged(self, name: str, default, lo, hi, parse, kind: str):
         value = self.raw(name)
         if value is None:
             return default
         try:
-            number = float(value)
+            number = parse(value)
         except ValueError:
-            raise SettingsError(f"{name} must be a number between {lo} and {hi}, got {value!r}") from None
+            raise SettingsError(f"{name} must be {kind} between {lo} and {hi}, got {value!r}") from None
         if not lo <= number <= hi:
             raise SettingsError(f"{name} must be between {lo} and {hi}, got {number}")
         return number

@@ -31,7 +31,7 @@ DEFAULT_SPIKE = {"seconds": 30, "rps": 200, "mix": {"login": 0.2, "search": 0.8}
 
 # kind -> (route, method, status); never raises.
 Workload = Callable[[str], Awaitable[tuple[str, str, int]]]
-Record = Callable[[str, str, int, float], None]
+Record = Callable[[str, str, int, float | None], None]
 
 
 def parse_spike(body: Any, max_seconds: int, max_rps: int) -> dict[str, Any]:
@@ -162,7 +162,7 @@ class LoadRun:
             self.dropped += 1
             self.errors += 1
             route, method = ("/login", "POST") if kind == "login" else ("/search", "GET")
-            self.record(route, method, 503, 0.0)
+            self.record(route, method, 503, None)  # never sent: no latency to report
             return
         self.inflight += 1
         task = asyncio.get_running_loop().create_task(self._one(kind, due))

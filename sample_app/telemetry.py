@@ -19,7 +19,9 @@ class Telemetry:
         self._request_children: dict[tuple[str, str, int], tuple] = {}
         self._db_children: dict[str, object] = {}
 
-    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+    def request(self, route: str, method: str, status: int, seconds: float | None) -> None:
+        """One answered request. seconds=None: counted, but no latency (a load request dropped
+        before it was sent has none, and a 0 would drag the percentiles down under overload)."""
         key = (route, method, status)
         children = self._request_children.get(key)
         if children is None:
@@ -28,7 +30,8 @@ class Telemetry:
                 self.metrics.request_duration.labels(route),
             )
         children[0].inc()
-        children[1].observe(seconds)
+        if seconds is not None:
+            children[1].observe(seconds)
         self.timeline.request(route, status, seconds)
 
     def db_query(self, pool: str, seconds: float) -> None:

@@ -49,11 +49,11 @@ class Timeline:
         self.reader_path: Callable[[], str] = lambda: "reader"
 
     # --- observations (called on every request: keep them cheap)
-    def request(self, route: str, status: int, seconds: float) -> None:
+    def request(self, route: str, status: int, seconds: float | None) -> None:
         bucket = self._bucket
         bucket.count_by_route[route] += 1
         # Only API traffic feeds the latency percentiles: scrapes and the page would dilute them.
-        if route in ("/login", "/search"):
+        if seconds is not None and route in ("/login", "/search"):
             bucket.latencies.append(seconds)
         if status >= 500:
             bucket.errors += 1

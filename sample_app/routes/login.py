@@ -15,11 +15,10 @@ def client_ip(request: Request) -> str:
     """The client's address: the proxy-reported one when Sanic is told to trust proxies.
 
     request.remote_addr parses Forwarded/X-Forwarded-For on every call, and only means something
-    when FORWARDED_SECRET, REAL_IP_HEADER or PROXIES_COUNT is configured; otherwise it is always
-    empty, so skip it and take the peer address (the hot path of every login).
+    when FORWARDED_SECRET, REAL_IP_HEADER or PROXIES_COUNT is configured (app.ctx.trusts_proxy, set
+    once by create_app); otherwise it is always empty, so skip it and take the peer address.
     """
-    config = request.app.config
-    if config.FORWARDED_SECRET or config.REAL_IP_HEADER or config.PROXIES_COUNT:
+    if request.app.ctx.trusts_proxy:
         return request.remote_addr or request.ip or ""
     return request.ip or ""
 

@@ -54,3 +54,13 @@ def test_db_errors_carry_pool_and_sqlstate(client, pg):
         pg.execute("GRANT INSERT ON TABLE login_events TO app_writer")
     errors = samples(client.get("/metrics").text)["app_db_errors"]
     assert any(s.labels == {"pool": "writer", "sqlstate": "42501"} and s.value >= 1 for s in errors)
+
+
+def test_unknown_methods_share_one_label_value(client):
+    for method in ("BREW", "PROPFIND", "X-RANDOM-1"):
+        assert client.request(method, "/login").status_code in (400, 405)
+    assert client.request("DELETE", "/login").status_code == 405
+    requests = samples(client.get("/metrics").text)["app_requests"]
+    methods = {s.labels["method"] for s in requests}  # a 405 has no route: label "unmatched"
+    assert "other" in methods and "DELETE" in methods
+    assert not methods & {"BREW", "PROPFIND", "X-RANDOM-1"}

@@ -92,3 +92,41 @@ def test_reaches_target_rate_and_shows_in_route_metrics(client):
     )
     assert 50 <= logins <= 130  # ~30% of 300
     assert value(after, "app_spike_target_rps") == 0
+
+
+def test_dropped_requests_count_as_503_without_a_latency():
+    """Over the in-flight cap a due request is dropped: counted as a 503, but with no latency (a 0 s
+    observation would pull the percentiles down exactly when the app is overloaded)."""
+    import asyncio
+
+    from sample_app.metrics import AppMetrics
+    from sample_app.spike import LoadRun
+    from sample_app.telemetry import Telemetry
+    from sample_app.timeline import Timeline
+
+    metrics, timeline = AppMetrics(dict), Timeline()
+    telemetry = Telemetry(metrics, timeline)
+
+    async def slow(kind):
+        await asyncio.sleep(0.3)
+        return "/search", "GET", 200
+
+    async def scenario():
+        run = LoadRun("t", 100, 0.2, {"search": 1.0}, slow, telemetry.request, max_inflight=2)
+        run.start()
+        await run.wait()
+        return run
+
+    run = asyncio.run(scenario())
+    assert run.dropped >= 10 and run.completed == 2
+    point = timeline.roll()
+    assert point["errors"] == run.dropped
+    assert point["latency_ms"]["p50"] >= 290, "only the two sent requests have a latency"
+    values = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for m in metrics.registry.collect()
+        for s in m.samples
+    }
+    assert values[("app_request_duration_seconds_count", (("route", "/search"),))] == 2
+    dropped_503 = (("method", "GET"), ("route", "/search"), ("status", "503"))
+    assert values[("app_requests_total", dropped_503)] == run.dropped
