@@ -136,6 +136,7 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
         nonlocal errors
         rng = random.Random(k)
         n = 0
+        cur = conn.cursor()  # one cursor per connection, as the app does (sample_app.db.AppConnection)
         while time.perf_counter() < deadline:
             n += 1
             if mode == "search":
@@ -146,7 +147,7 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
                 params = (uuid.uuid4(), f"raw-{k}-{n}", datetime.now(UTC), "h" * 64, "h" * 64)
             t0 = time.perf_counter()
             try:
-                cur = await conn.execute(sql, params)
+                await cur.execute(sql, params)
                 if cur.description:
                     await cur.fetchall()
             except psycopg.Error:
