@@ -12,6 +12,7 @@ import dagster as dg
 
 from .environments import ENVIRONMENTS, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
+from .ops.scale import wait_until_ready
 from .phases import PHASES, Phase
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from .zones import zone_statements
@@ -69,9 +70,14 @@ def fresh_rehearsal_environment() -> dg.AssetsDefinition:
         if res.environment != REHEARSAL_ENVIRONMENT:
             raise dg.Failure(f"refusing to reset: resource {key!r} is configured for environment "
                              f"{res.environment!r}, not {REHEARSAL_ENVIRONMENT!r}", allow_retries=False)
-        detail = res.control().reset_rehearsal_environment()
+        control = res.control()
+        detail = control.reset_rehearsal_environment()
         context.log.warning(f"rehearsal environment reset: {detail}")
-        return {"reset_at": time.time(), "detail": detail}
+        # The operator recreates the CrdbCluster at phase 0's size and returns at once: wait for those
+        # nodes, so phase 0's preflight meets a cluster that answers (the local backend resets to none).
+        if (nodes := control.desired_nodes()) > 0:
+            wait_until_ready(control, nodes, res.ready_timeout_seconds, res.poll_interval_seconds, context.log)
+        return {"reset_at": time.time(), "detail": detail, "nodes": nodes}
 
     return fresh_environment
 

@@ -15,14 +15,17 @@ from ..state import PhaseState
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def phase_op(env: Environment, step: str, *kinds: str, retry: bool = True):
-    """The decorator every phase step shares: env-prefixed name, its resources, the env's pool, retries."""
+def phase_op(env: Environment, step: str, *kinds: str, retry: bool = True, **op_kwargs):
+    """The decorator every phase step shares: env-prefixed name, its resources, the env's pool, retries.
+
+    op_kwargs go to dg.op as they are (preflight's `ins`/`out`)."""
     return dg.op(
         name=env.op_name(step),
         required_resource_keys=keys(env, *kinds),
         retry_policy=TRANSIENT_RETRY if retry else None,
         tags={"step": step},
         pool=env.pool,
+        **op_kwargs,
     )
 
 

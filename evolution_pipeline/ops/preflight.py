@@ -13,12 +13,12 @@ from typing import Any
 
 import dagster as dg
 
-from ..environments import Environment
+from ..environments import REHEARSAL, Environment
 from ..phases import PHASES, get_phase, previous_phase
 from ..resources.cluster import ClusterControlError
-from ..resources.prometheus import PrometheusQueryError
+from ..resources.sample_app import SampleAppError
 from ..state import PhaseState
-from .common import keys, permanent, resource
+from .common import permanent, phase_op, resource
 
 
 class PhaseConfig(dg.Config):
@@ -26,13 +26,12 @@ class PhaseConfig(dg.Config):
 
 
 def build_preflight(env: Environment) -> dg.OpDefinition:
-    @dg.op(
-        name=env.op_name("preflight"),
-        required_resource_keys=keys(env, "cluster", "crdb", "prometheus", "sample_app"),
-        ins={"upstream": dg.In(dg.Any, default_value=None, description="the previous phase's PhaseState (or the rehearsal reset)")},
+    @phase_op(
+        env, "preflight", "cluster", "crdb", "prometheus", "sample_app",
+        retry=False,
+        ins={"upstream": dg.In(dg.Any, default_value=None,
+                               description="the previous phase's PhaseState (or the rehearsal reset)")},
         out=dg.Out(PhaseState),
-        tags={"step": "preflight"},
-        pool=env.pool,
     )
     def preflight(context: dg.OpExecutionContext, config: PhaseConfig, upstream: Any = None) -> PhaseState:
         phase = get_phase(config.phase)
@@ -57,11 +56,15 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
             facts["unavailable_ranges"] = "skipped: the cluster has no nodes yet"
         else:
             prom = resource(context, env, "prometheus")
-            try:
-                reading = prom.query_value(f"sum({prom.crdb('ranges_unavailable')})")
-            except PrometheusQueryError as exc:
-                raise permanent(f"cannot confirm the cluster is healthy before {phase.name}: {exc}") from exc
-            if reading.value > 0:
+            # Waits for data (a cluster just (re)created has no series until its first scrapes), not
+            # for a non-zero count to clear: unavailable ranges fail at once.
+            passed, reading, error = prom.wait_until(
+                f"sum({prom.crdb('ranges_unavailable')})", lambda v: v == 0,
+                timeout=prom.check_settle_seconds, interval=prom.check_poll_seconds, retry_failed_values=False,
+            )
+            if reading is None:
+                raise permanent(f"cannot confirm the cluster is healthy before {phase.name}: {error}")
+            if not passed:
                 raise permanent(f"{reading.value:g} unavailable range(s) ({reading.query}): fix the cluster "
                                 "before changing its topology")
             facts["unavailable_ranges"] = reading.value
@@ -86,6 +89,13 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
 def _check_app(context, env: Environment, phase, current_nodes: int) -> tuple[str, bool]:
     """(what to record, whether the app is serving already)."""
     app = resource(context, env, "sample_app")
+    if env == REHEARSAL:
+        # The rehearsal judges its own app's traffic: start its load before anything else (the control
+        # API answers without a database), so a freshly reset environment has traffic from phase 0 on.
+        try:
+            app.set_background_load(True)
+        except SampleAppError as exc:
+            raise permanent(f"cannot start the rehearsal app's background load: {exc}") from exc
     readiness = app.readiness()
     # Before the first phase has created the database the app has nothing to serve: not ready is expected.
     has_data = current_nodes > 0 and resource(context, env, "crdb").database_exists()
@@ -105,7 +115,5 @@ def _check_app(context, env: Environment, phase, current_nodes: int) -> tuple[st
             f"Fix the app's Secret, wait for /readyz to show reader_path=reader, then re-execute. "
             f"(/readyz: {body.get('checks', {}).get('reader', {}).get('detail', '')})"
         )
-    if env.name == "rehearsal":
-        app.set_background_load(True)
-        return "ready; rehearsal background load started", True
-    return f"ready (reads via the {body.get('reader_path', 'reader')} path)", True
+    load = "; rehearsal background load on" if env == REHEARSAL else ""
+    return f"ready (reads via the {body.get('reader_path', 'reader')} path){load}", True
