@@ -1,15 +1,13 @@
-"""Reading the phase SQL files: split into statements, named parameters filled client-side.
+"""Reading the phase SQL files: comments stripped, split into statements.
 
-Files use psycopg's named placeholders (`%(name)s`) for anything secret or environment-specific; the values
-come from the environment (or Kubernetes Secrets mounted as env) at run time, never from the files.
+The files hold no secrets and no environment-specific values: passwords are set by the SQL resource
+(ensure_login_user) from the environment, never written in a file.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-
-_PARAM = re.compile(r"%\((\w+)\)s")
 
 
 def strip_comments(text: str) -> str:
@@ -25,10 +23,6 @@ def split_statements(text: str) -> list[str]:
     body = strip_comments(text)
     parts = re.split(r";\s*(?:\n|$)", body)
     return [p.strip() for p in parts if p.strip()]
-
-
-def statement_params(statement: str) -> set[str]:
-    return set(_PARAM.findall(statement))
 
 
 def load_script(path: Path) -> list[str]:

@@ -41,7 +41,7 @@ class PhaseState:
     timings: dict[str, float] = field(default_factory=dict)
     finished_at: float | None = None
 
-    def with_timing(self, step: str, seconds: float, **changes) -> "PhaseState":
+    def with_timing(self, step: str, seconds: float, **changes) -> PhaseState:
         timings = dict(self.timings)
         timings[step] = round(seconds, 3)
         return replace(self, timings=timings, **changes)

@@ -4,8 +4,8 @@ The collection is `<backup_uri>/<phase backup label>/<root run id>`, so re-runni
 the run from failure (same root run), finds the backup it already took instead of taking a second one.
 """
 
-
 import dagster as dg
+import psycopg
 
 from ..environments import Environment
 from ..resources.sql import SqlError, collection_uri
@@ -47,6 +47,12 @@ def _backup(context, env, crdb, phase, state: PhaseState) -> BackupRecord:
     try:
         crdb.backup_into(uri)
     except SqlError as exc:
+        if isinstance(exc.__cause__, (psycopg.OperationalError, ConnectionError)):
+            raise permanent(
+                f"BACKUP INTO {uri}: the connection broke before CockroachDB answered ({exc}). The backup job may "
+                "still be running: check SHOW JOBS, then re-execute this step; it reuses the backup once "
+                "SHOW BACKUPS IN lists it."
+            ) from exc
         raise permanent(
             f"BACKUP INTO {uri} failed: {exc}. Check the destination (CRDB_BACKUP_URI) and its credentials; "
             "nothing was changed in the cluster."

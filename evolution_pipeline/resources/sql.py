@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import dagster as dg
@@ -18,7 +19,7 @@ import psycopg
 from psycopg import sql as psql
 from psycopg.rows import dict_row
 
-from ..sqlscript import load_script, statement_params
+from ..sqlscript import load_script
 
 RETRYABLE_SQLSTATES = {"40001", "40003"}  # 40003: ambiguous result; our statements are idempotent
 ZONE_TARGETS_DATA = ("RANGE default",)
@@ -34,7 +35,6 @@ class SqlError(RuntimeError):
 class RangeReplicas:
     range_id: int
     voters: int
-    start_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,31 +98,33 @@ class CrdbSqlResource(dg.ConfigurableResource):
         finally:
             conn.close()
 
-    def _with_retries(self, what: str, fn):
+    def _with_retries(self, what: str, fn, attempts: int | None = None):
         delay = self.retry_base_seconds
-        for attempt in range(1, self.max_attempts + 1):
+        attempts = attempts or self.max_attempts
+        for attempt in range(1, attempts + 1):
             try:
                 return fn()
             except (psycopg.Error, ConnectionError) as exc:
                 if not _is_retryable(exc):
                     raise SqlError(f"{what} failed: {exc}".strip()) from exc
-                if attempt == self.max_attempts:
+                if attempt == attempts:
                     raise SqlError(f"{what} still failing after {attempt} attempts: {exc}".strip()) from exc
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
     def execute(self, statement: str | psql.Composable, params: dict | None = None, *,
-                database: str | None = None) -> list[dict]:
-        """Run one statement (with retries) and return its rows, if any."""
+                database: str | None = None, retry: bool = True) -> list[dict]:
+        """Run one statement (with retries unless retry=False) and return its rows, if any."""
 
         def run():
-            with self.connect(database) as conn:
-                # ClientCursor binds parameters client-side, so they also work in DDL such as
-                # ALTER USER ... WITH PASSWORD, on CockroachDB and PostgreSQL alike.
-                with psycopg.ClientCursor(conn) as cur:
-                    cur.execute(statement, params)
-                    return cur.fetchall() if cur.description else []
+            # ClientCursor binds parameters client-side, so they also work in DDL such as
+            # ALTER USER ... WITH PASSWORD, on CockroachDB and PostgreSQL alike.
+            with self.connect(database) as conn, psycopg.ClientCursor(conn) as cur:
+                cur.execute(statement, params)
+                return cur.fetchall() if cur.description else []
 
+        if not retry:
+            return self._with_retries(_describe(statement), run, attempts=1)
         return self._with_retries(_describe(statement), run)
 
     # --- what the ops need ---------------------------------------------------------------------------------
@@ -139,22 +141,26 @@ class CrdbSqlResource(dg.ConfigurableResource):
         """Create `user` if missing and (re)set its password. Returns True when it created the user."""
         exists = self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(u)s", {"u": user})
         if not exists:
-            self.execute(psql.SQL("CREATE USER {}").format(psql.Identifier(user)))
+            try:
+                # Plain CREATE USER: PostgreSQL has no IF NOT EXISTS for it.
+                self.execute(psql.SQL("CREATE USER {}").format(psql.Identifier(user)))
+            except SqlError as exc:
+                # Already there: an earlier attempt committed but its reply was lost (retried on
+                # 40003/08xxx), or another run created it in between. Either way the goal is met.
+                if not isinstance(exc.__cause__, psycopg.errors.DuplicateObject):
+                    raise
         self.execute(psql.SQL("ALTER USER {} WITH PASSWORD {}").format(psql.Identifier(user),
                                                                       psql.Placeholder("password")),
                      {"password": password})
         return not exists
 
-    def run_script(self, path, params: dict[str, Any] | None = None) -> int:
-        """Run a phase SQL file inside the app database, statement by statement. Returns the count."""
+    def run_script(self, path) -> int:
+        """Run a phase SQL file inside the app database, statement by statement. Returns the count.
+
+        The files hold no secrets and no parameters: passwords are set by ensure_login_user."""
         statements = load_script(path)
-        params = params or {}
         for statement in statements:
-            missing = statement_params(statement) - params.keys()
-            if missing:
-                raise SqlError(f"{path.name}: no value for parameter(s) {sorted(missing)}; set them in the environment")
-            self.execute(statement, {k: params[k] for k in statement_params(statement)} or None,
-                         database=self.database)
+            self.execute(statement, database=self.database)
         return len(statements)
 
     def set_zone_replicas(self, target: str, replicas: int) -> None:
@@ -170,14 +176,16 @@ class CrdbSqlResource(dg.ConfigurableResource):
         return parse_num_replicas(rows[0].get("raw_config_sql") or "")
 
     def range_voters(self, scope: str) -> list[RangeReplicas]:
-        """Voting replicas per range: scope 'cluster' (every range, system ones included) or a database."""
+        """Voting replicas per range: scope 'cluster' (every range, system ones included) or a database.
+
+        Without WITH DETAILS: voting_replicas is always returned, and DETAILS (sizes, leaseholders)
+        fetches data across nodes, a large overhead for a statement polled while the cluster rebalances.
+        """
         if scope == "cluster":
-            stmt = "SHOW CLUSTER RANGES WITH DETAILS"
+            stmt = "SHOW CLUSTER RANGES"
         else:
-            stmt = psql.SQL("SHOW RANGES FROM DATABASE {} WITH DETAILS").format(psql.Identifier(scope))
-        rows = self.execute(stmt)
-        return [RangeReplicas(int(r["range_id"]), len(r.get("voting_replicas") or r.get("replicas") or []),
-                              str(r.get("start_key", ""))) for r in rows]
+            stmt = psql.SQL("SHOW RANGES FROM DATABASE {}").format(psql.Identifier(scope))
+        return [RangeReplicas(int(r["range_id"]), len(r["voting_replicas"] or [])) for r in self.execute(stmt)]
 
     def backups_in(self, uri: str) -> list[BackupInfo]:
         try:
@@ -191,7 +199,9 @@ class CrdbSqlResource(dg.ConfigurableResource):
 
     def backup_into(self, uri: str) -> None:
         # A consistent snapshot slightly in the past keeps the backup from contending with live writes.
-        self.execute("BACKUP INTO %(uri)s AS OF SYSTEM TIME '-10s'", {"uri": uri})
+        # Never retried here: BACKUP runs as a job that outlives a broken connection, and a blind retry
+        # would start a second full backup. The backup op decides what to do (see ops/backup.py).
+        self.execute("BACKUP INTO %(uri)s AS OF SYSTEM TIME '-10s'", {"uri": uri}, retry=False)
 
 
 def parse_num_replicas(raw_config_sql: str) -> int | None:

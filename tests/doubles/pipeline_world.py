@@ -158,7 +158,7 @@ class WorldSqlResource(CrdbSqlResource):
             s["users"][user] = {"password_set": bool(password)}
             return created
 
-    def run_script(self, path, params=None) -> int:
+    def run_script(self, path) -> int:
         from evolution_pipeline.sqlscript import load_script
 
         statements = load_script(path)

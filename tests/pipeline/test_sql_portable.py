@@ -64,6 +64,24 @@ def test_ensure_login_user_creates_once_and_sets_the_password(admin, pg):
         connect_as(pg, "app_auditor", "first-pass'word")
 
 
+def test_ensure_login_user_converges_when_the_user_appears_after_the_probe(admin, pg, monkeypatch):
+    """The user exists although the probe saw none (an earlier attempt's CREATE committed but its
+    reply was lost, or a concurrent run): CREATE USER fails with 42710, which means the goal is met."""
+    pg.execute("CREATE ROLE app_racer LOGIN", dbname="postgres")
+    real_execute = CrdbSqlResource.execute
+
+    def probe_sees_nothing(self, statement, params=None, **kwargs):
+        if "pg_roles" in str(statement):
+            return []
+        return real_execute(self, statement, params, **kwargs)
+
+    monkeypatch.setattr(CrdbSqlResource, "execute", probe_sees_nothing)
+    assert admin.ensure_login_user("app_racer", "racer-secret") is True
+    monkeypatch.undo()
+    with connect_as(pg, "app_racer", "racer-secret") as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == "app_racer"
+
+
 def test_reader_file_makes_app_reader_truly_read_only(admin, pg):
     admin.ensure_login_user("app_reader", "reader-secret")
     pg.execute("GRANT INSERT, UPDATE ON TABLE login_events TO app_reader")  # a stray grant...
