@@ -18,14 +18,15 @@ from .resources.sample_app import SampleAppResource
 from .resources.sql import CrdbSqlResource
 
 DEFAULTS = {
-    LIVE: {"CRDB_NAMESPACE": "crdb", "CRDB_CLUSTER_NAME": "cockroachdb", "CRDB_CLUSTER_LABEL": "crdb-live",
-           "SAMPLE_APP_URL": "http://127.0.0.1:8000", "LOCAL_CRDB_DATA_DIR": ".data/local",
-           "CRDB_BACKUP_URI": "userfile:///crdb-evolution-backups"},
+    LIVE: {"CRDB_NAMESPACE": "crdb", "CRDB_CLUSTER_NAME": "cockroachdb",
+           "SAMPLE_APP_URL": "http://127.0.0.1:8000", "CRDB_BACKUP_URI": "userfile:///crdb-evolution-backups"},
     REHEARSAL: {"CRDB_NAMESPACE": "crdb-rehearsal", "CRDB_CLUSTER_NAME": "cockroachdb",
-                "CRDB_CLUSTER_LABEL": "crdb-rehearsal", "SAMPLE_APP_URL": "http://127.0.0.1:8001",
-                "LOCAL_CRDB_DATA_DIR": ".data/rehearsal",
+                "SAMPLE_APP_URL": "http://127.0.0.1:8001",
                 "CRDB_BACKUP_URI": "userfile:///crdb-evolution-rehearsal-backups"},
 }
+# The `cluster` label the scrape configs give each environment's targets, per backend: the operator's
+# Prometheus config (k8s/observability) and the local backend's file_sd targets (resources/local).
+OPERATOR_CLUSTER_LABELS = {LIVE: "crdb-live", REHEARSAL: "crdb-rehearsal"}
 
 
 def setting(env: Environment, name: str, default: str | None = None) -> str | None:
@@ -38,12 +39,28 @@ def _float(env: Environment, name: str, default: float) -> float:
     return float(setting(env, name, str(default)))
 
 
+def backend() -> str:
+    return os.environ.get("EVOLUTION_CLUSTER_BACKEND", "operator").lower()
+
+
+def cluster_label(env: Environment) -> str:
+    """What the checks and Grafana select (cluster="..."): CRDB_CLUSTER_LABEL, else the label the
+    backend's own scrape targets carry, so the two agree without anyone setting it."""
+    if backend() == "local":
+        from .resources.local import LIVE_DEFAULTS, REHEARSAL_DEFAULTS
+
+        default = (LIVE_DEFAULTS if env == LIVE else REHEARSAL_DEFAULTS)["CRDB_CLUSTER_LABEL"]
+    else:
+        default = OPERATOR_CLUSTER_LABELS[env]
+    return setting(env, "CRDB_CLUSTER_LABEL", default)
+
+
 def cluster_resource(env: Environment) -> ClusterControlResource:
-    backend = os.environ.get("EVOLUTION_CLUSTER_BACKEND", "operator").lower()
+    backend_name = backend()
     common = {"environment": env.name,
               "ready_timeout_seconds": _float(env, "SCALE_TIMEOUT_SECONDS", 900.0),
               "poll_interval_seconds": _float(env, "SCALE_POLL_SECONDS", 5.0)}
-    if backend == "operator":
+    if backend_name == "operator":
         from .resources.operator import CrdbOperatorResource
 
         return CrdbOperatorResource(
@@ -53,11 +70,11 @@ def cluster_resource(env: Environment) -> ClusterControlResource:
             live_namespace=setting(LIVE, "CRDB_NAMESPACE"), live_cluster_name=setting(LIVE, "CRDB_CLUSTER_NAME"),
             **common,
         )
-    if backend == "local":
+    if backend_name == "local":
         from .resources.local import LocalClusterResource
 
         return LocalClusterResource.from_environment(env, **common)
-    raise ValueError(f"EVOLUTION_CLUSTER_BACKEND={backend!r}: use 'operator' or 'local'")
+    raise ValueError(f"EVOLUTION_CLUSTER_BACKEND={backend_name!r}: use 'operator' or 'local'")
 
 
 def crdb_resource(env: Environment) -> CrdbSqlResource:
@@ -75,14 +92,15 @@ def crdb_resource(env: Environment) -> CrdbSqlResource:
 def prometheus_resource(env: Environment) -> PrometheusResource:
     return PrometheusResource(
         url=setting(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
-        cluster_label=setting(env, "CRDB_CLUSTER_LABEL"),
+        cluster_label=cluster_label(env),
         check_settle_seconds=_float(env, "CHECK_SETTLE_SECONDS", 60.0),
         app_error_budget=_float(env, "APP_ERROR_BUDGET", 0.01),
     )
 
 
 def grafana_resource(env: Environment) -> GrafanaResource:
-    return GrafanaResource(url=setting(env, "GRAFANA_URL", ""), cluster_label=setting(env, "CRDB_CLUSTER_LABEL"))
+    return GrafanaResource(url=setting(env, "GRAFANA_URL", ""), api_url=setting(env, "GRAFANA_API_URL", ""),
+                           cluster_label=cluster_label(env))
 
 
 def sample_app_resource(env: Environment) -> SampleAppResource:

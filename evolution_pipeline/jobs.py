@@ -4,6 +4,7 @@ import os
 
 import dagster as dg
 
+from .configuration import backend
 from .environments import LIVE, REHEARSAL, Environment
 
 
@@ -30,7 +31,7 @@ def nightly_rehearsal_schedule(cron: str | None = None, timezone: str | None = N
     timezone = timezone or os.environ.get("REHEARSAL_TIMEZONE", "UTC")
     # On by default where the evolution runs for real (the operator backend); off for a laptop's local
     # backend, where a 2 a.m. rehearsal would start three extra cockroach processes unasked.
-    backend_default = "RUNNING" if os.environ.get("EVOLUTION_CLUSTER_BACKEND", "operator") == "operator" else "STOPPED"
+    backend_default = "RUNNING" if backend() == "operator" else "STOPPED"
     status = (default_status or os.environ.get("REHEARSAL_SCHEDULE_STATUS", backend_default)).upper()
     return dg.ScheduleDefinition(
         name="nightly_rehearsal",

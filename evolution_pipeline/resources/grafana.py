@@ -16,7 +16,11 @@ ANNOTATION_TAGS = ("crdb-evolution", "phase")  # what the evolution dashboard's 
 
 
 class GrafanaResource(dg.ConfigurableResource):
+    # `url` is what the people watching open (links in the checks: often a port-forward such as
+    # http://127.0.0.1:3000); `api_url` is where the run itself posts annotations (inside Kubernetes the
+    # Service, http://grafana.monitoring.svc:3000). Unset, api_url is url.
     url: str = ""
+    api_url: str = ""
     dashboard_uid: str = "crdb-evolution"
     cluster_label: str = "crdb-live"
     # The NAME of the variable holding a service-account token (Editor), so the token never shows in
@@ -34,15 +38,16 @@ class GrafanaResource(dg.ConfigurableResource):
     def annotate(self, start: float, end: float, text: str, tags: list[str]) -> str:
         """Post a region annotation; returns what happened, for the run log."""
         token = os.environ.get(self.api_token_env, "")
-        if not self.url or not token:
+        api = (self.api_url or self.url).rstrip("/")
+        if not api or not token:
             return f"not annotated (set GRAFANA_URL and {self.api_token_env} to annotate Grafana)"
         body = {"time": int(start * 1000), "timeEnd": int(end * 1000), "text": text,
                 "tags": [*ANNOTATION_TAGS, *tags]}
         try:
-            r = httpx.post(f"{self.url.rstrip('/')}/api/annotations", json=body, timeout=self.timeout_seconds,
+            r = httpx.post(f"{api}/api/annotations", json=body, timeout=self.timeout_seconds,
                            headers={"Authorization": f"Bearer {token}"})
         except httpx.HTTPError as exc:
-            return f"Grafana at {self.url} unreachable, not annotated: {exc}"
+            return f"Grafana at {api} unreachable, not annotated: {exc}"
         if r.status_code != 200:
             return f"Grafana refused the annotation ({r.status_code}): {r.text[:200]}"
         return f"annotated Grafana (id {r.json().get('id')})"

@@ -40,6 +40,14 @@ def test_annotation_carries_the_tags_the_dashboard_selects(grafana):
     assert '"crdb-evolution"' in evolution and '"phase"' in evolution
 
 
+def test_annotations_go_to_the_api_url_links_to_the_browser_url(grafana):
+    """Inside Kubernetes the run pod posts to the Service while links point at the presenter's Grafana."""
+    g = GrafanaResource(url="http://127.0.0.1:9", api_url=grafana.url)
+    assert "annotated" in g.annotate(10.0, 20.5, "phase 0 done", ["phase0_single_node", "live"])
+    assert len(grafana.annotations) == 1
+    assert g.link(10.0, 20.5).startswith("http://127.0.0.1:9/d/crdb-evolution?")
+
+
 def test_wrong_token_or_no_grafana_never_raises(grafana, monkeypatch):
     monkeypatch.setenv("GRAFANA_API_TOKEN", "wrong")
     assert "refused the annotation (401)" in GrafanaResource(url=grafana.url).annotate(1, 2, "x", [])
