@@ -97,7 +97,7 @@ class ClusterControl(ABC):
 
 # --- The Dagster face of a backend -----------------------------------------------------------------------
 
-import dagster as dg  # noqa: E402  (kept next to the resource it serves)
+import dagster as dg
 
 LIVE, REHEARSAL = "live", "rehearsal"
 

@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
-
 
 from evolution_pipeline.resources.cluster import (
     LIVE,
     REHEARSAL,
 )
-
-log = logging.getLogger(__name__)
 
 from .binary import MISSING_BINARY_MESSAGE, find_cockroach
 from .control import LocalClusterControl
@@ -82,10 +78,6 @@ def _cli(argv: list[str]) -> int:
             control.write_prometheus_targets(0)
         print(control.prometheus_dir)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_cli(sys.argv[1:]))
 
 
 if __name__ == "__main__":

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 from pathlib import Path
 
-
 from evolution_pipeline.resources.cluster import (
     ClusterControlError,
 )
-
-log = logging.getLogger(__name__)
-
 
 MISSING_BINARY_MESSAGE = (
     "No CockroachDB binary found (looked at $COCKROACH_BIN, then `cockroach` on PATH). "
@@ -21,8 +16,6 @@ MISSING_BINARY_MESSAGE = (
     "(cockroach-<version>.linux-amd64.tgz), extract it, then put `cockroach` on your PATH or set "
     "COCKROACH_BIN=/path/to/cockroach, and run this again."
 )
-
-# The largest cluster the phase table grows to: every node's --join lists all of them from the start,
 
 
 def find_cockroach(explicit: str = "", env: dict | None = None) -> str | None:

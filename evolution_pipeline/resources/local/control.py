@@ -56,7 +56,6 @@ from .processes import (
     terminate,
 )
 
-
 MAX_NODES = max(p.nodes for p in PHASES)
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ZONES = ("local-a", "local-b", "local-c")

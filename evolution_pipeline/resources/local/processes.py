@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
 import time
 from pathlib import Path
-
-
-log = logging.getLogger(__name__)
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -13,11 +12,8 @@ from evolution_pipeline.resources.cluster import (
     ClusterControlResource,
 )
 
-log = logging.getLogger(__name__)
-
 from .binary import find_cockroach, require_cockroach
 from .control import DEFAULT_DATA_DIRS, DEFAULT_ZONES, LocalClusterConfig, LocalClusterControl, _in_repo
-
 
 # --- the Dagster resource ---------------------------------------------------------------------------------
 
@@ -84,8 +80,6 @@ class LocalClusterResource(ClusterControlResource):
         "rehearsal" or an object with that `.name`. Explicit `fields` win over the environment."""
         name = getattr(env, "name", env)
         return cls(**({"environment": name} | settings_from_env(name, environ) | fields))
-
-    from_env = from_environment
 
 
 def settings_from_env(environment: str = LIVE, env: dict | None = None) -> dict:
