@@ -2,8 +2,8 @@
 
 The world converges at once (ready_after_polls=0), every poll interval is 10-50 ms (tests/e2e/instant.py)
 and the blocking checks query a REAL Prometheus (Debian package, tests/support/prometheus.py) scraping the
-stand-in CockroachDB nodes and app every 250 ms, so they pass as soon as the scrape agrees. What is left
-is Dagster's own cost:
+stand-in CockroachDB nodes and the real sample app (on a real PostgreSQL, as in tests/pipeline) every 250 ms,
+so they pass as soon as the scrape agrees. What is left is Dagster's own cost:
 
   (a) in process: build_definitions(...).resolve_job_def("evolve").execute_in_process(), N iterations;
   (b) through the webserver: a real `dagster dev` (webserver + daemon, the project's dagster.yaml, queued
@@ -41,10 +41,9 @@ import tests.pipeline.conftest as pipeline_bench
 from evolution_pipeline.definitions import build_definitions
 from evolution_pipeline.environments import LIVE, REHEARSAL
 from evolution_pipeline.phases import PHASES
-from tests.doubles.app_api import AppApiDouble
 from tests.doubles.pipeline_world import new_world
 from tests.e2e.instant import instant
-from tests.pipeline.conftest import WorldMetrics
+from tests.pipeline.conftest import EnvironmentApp, WorldMetrics
 from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
 from tests.support.dagster_dev import start_dagster_dev
 from tests.support.prometheus import start_prometheus
@@ -97,12 +96,15 @@ pipeline_bench.read_world = read_world_locked
 
 
 class Bench:
-    """Prometheus scraping three stand-in nodes per environment and a stand-in app, as tests/pipeline does."""
+    """Prometheus scraping three stand-in nodes per environment and the real app, as tests/pipeline does."""
 
     def __init__(self, workdir: Path):
         self.workdir = workdir
         self.metrics = {LIVE.name: WorldMetrics(), REHEARSAL.name: WorldMetrics()}
-        self.apps = {LIVE.name: AppApiDouble(), REHEARSAL.name: AppApiDouble()}
+        self.apps = {env.name: EnvironmentApp(env.name, workdir) for env in (LIVE, REHEARSAL)}
+        # The live app's background load stands in for its users: the app checks need traffic.
+        for name, app in self.apps.items():
+            app.reset(background_load=name == LIVE.name)
         config = {
             "global": {"scrape_interval": SCRAPE_INTERVAL, "evaluation_interval": "1s"},
             "scrape_configs": [],

@@ -32,7 +32,11 @@ class AppProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: we stop exactly what we started
         )
-        self.wait_up()
+        try:
+            self.wait_up()
+        except BaseException:
+            self.stop()  # never leave a half-started app behind (the caller gets no object to stop)
+            raise
 
     def wait_up(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

@@ -9,7 +9,9 @@ database gets sql/00-bootstrap.sql for real, and two real login roles: app_write
 
 from __future__ import annotations
 
+import logging
 import secrets
+import subprocess
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -19,6 +21,7 @@ from pgserver._commands import pg_ctl
 
 from evolution_pipeline.phases import SQL_DIR
 from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.sqlscript import load_script
 from sample_app.schema import apply_bootstrap
 from tests.support.net import free_port
 
@@ -55,9 +58,21 @@ class LocalPostgres:
         self._ctl("-m", "fast", "stop")
 
     def close(self) -> None:
-        # pgserver's cleanup stops the postmaster (pg_ctl stop works whatever the start options) and
-        # deletes the data directory.
-        self.server.cleanup()
+        # pgserver's cleanup stops the server only while the postmaster it started itself runs, and
+        # __init__ replaced that one: ours could outlive its deleted data directory (until its next
+        # lock-file check, up to a minute). Stop it here, then let pgserver delete the data directory.
+        # pgserver logs a stop of a stopped server as an error: expected here, so hushed.
+        pgserver_log = logging.getLogger("pgserver")
+        level = pgserver_log.level
+        pgserver_log.setLevel(logging.CRITICAL)
+        try:
+            try:
+                self.stop()
+            except subprocess.CalledProcessError:
+                pass  # already stopped
+            self.server.cleanup()
+        finally:
+            pgserver_log.setLevel(level)
 
     # --- connection strings
     def admin_conninfo(self, dbname: str = "app") -> str:
@@ -74,13 +89,30 @@ class LocalPostgres:
     def _create_database_and_roles(self) -> None:
         if not self.execute("SELECT 1 FROM pg_database WHERE datname = 'app'", dbname="postgres"):
             self.execute("CREATE DATABASE app", dbname="postgres")
-        for user, password in self.passwords.items():
-            exists = self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,), dbname="postgres")
-            verb = "ALTER" if exists else "CREATE"
-            # Identifiers are fixed names, the password is bound server-side via format().
-            self.execute(f"{verb} ROLE {user} LOGIN PASSWORD '{password}'", dbname="postgres")
+        self._set_roles()
         apply_bootstrap(self.admin_conninfo())
         admin = CrdbSqlResource(url=self.admin_conninfo("postgres"), database="app")
         for path in GRANT_FILES:
             admin.run_script(path)
         self.execute("ANALYZE search_terms")  # fresh statistics, as autovacuum would give later
+
+    def _set_roles(self) -> None:
+        for user, password in self.passwords.items():
+            exists = self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,), dbname="postgres")
+            verb = "ALTER" if exists else "CREATE"
+            # Identifiers are fixed names, the password is bound server-side via format().
+            self.execute(f"{verb} ROLE {user} LOGIN PASSWORD '{password}'", dbname="postgres")
+
+    def restore_access(self) -> None:
+        """Undo what a test did to the app's users: their passwords and exactly the phase files' privileges.
+
+        Idempotent. A table-level REVOKE also drops that privilege's column-level grants, so revoking
+        everything and re-running the grant files leaves no leftover of a test's GRANT/REVOKE.
+        """
+        self._set_roles()
+        # One transaction: a request running meanwhile sees the old privileges or the restored ones.
+        with psycopg.connect(self.admin_conninfo()) as conn:
+            conn.execute("REVOKE ALL ON TABLE login_events, search_terms FROM app_writer, app_reader")
+            for path in GRANT_FILES:
+                for statement in load_script(path):
+                    conn.execute(statement)

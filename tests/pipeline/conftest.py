@@ -1,19 +1,36 @@
-"""The pipeline's test bench: a real Prometheus scraping stand-in CockroachDB nodes and a stand-in app.
+"""The pipeline's test bench: a real Prometheus scraping stand-in CockroachDB nodes and the real sample app.
 
 The stand-in nodes derive their metrics from the stand-in world on every scrape (live nodes = ready
 nodes; under-replicated ranges = ranges below the allocator's target), so the blocking checks see the
 consequences of what the ops did, through a real Prometheus and real PromQL.
+
+CockroachDB cannot run here, the sample app can: each environment (live, rehearsal) has the real app
+(`python -m sample_app`) on its own real PostgreSQL (tests/app/pg.py), so stopping one environment's
+database leaves the other alone. The app serves, fails and recovers for real: a test acts on it only
+through its database (stop it, refuse the reader's login, revoke a privilege), as an outage or a wrong
+grant would, and `worlds` undoes that before every test. The world file stands in for the cluster's
+topology only; the app never sees it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from evolution_pipeline.environments import LIVE, REHEARSAL
 from evolution_pipeline.phases import needed_voters
-from tests.doubles.app_api import AppApiDouble
+from tests.app.appproc import AppProcess
+from tests.app.conftest import app_env
+from tests.app.pg import LocalPostgres
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
 from tests.doubles.pipeline_world import new_world, read_world
 from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
@@ -48,34 +65,159 @@ class WorldMetrics:
         node.set(**values)
 
 
+# Background load of each app, requests per second: every 1 s scrape sees the request counter grow.
+BACKGROUND_RPS = 20
+
+
+class EnvironmentApp:
+    """One environment's sample app: the real app process on its own real PostgreSQL.
+
+    The pipeline uses GET /readyz and POST /control/background/{start,stop}; Prometheus scrapes /metrics.
+    """
+
+    def __init__(self, name: str, log_dir: Path):
+        self.name = name
+        # Not under pytest's tmp dir: pytest keeps that 0700, and the server runs as another user.
+        self.root = Path(tempfile.mkdtemp(prefix=f"pipeline-pg-{name}-"))
+        self.root.chmod(0o755)
+        self.pg = self.proc = None
+        try:
+            self.pg = LocalPostgres(self.root)
+            self.proc = AppProcess(app_env(self.pg, APP_BACKGROUND_RPS=str(BACKGROUND_RPS)),
+                                   log_dir / f"app-{name}.log")
+        except BaseException:
+            self.close()
+            raise
+        self.url = self.proc.base_url
+        self.target = f"127.0.0.1:{self.proc.port}"
+
+    # --- the app's API
+    def readyz(self) -> tuple[int, dict]:
+        r = httpx.get(self.url + "/readyz", timeout=10)
+        return r.status_code, r.json()
+
+    def wait_readyz(self, ok: Callable[[int, dict], bool], what: str, timeout: float = 30.0) -> dict:
+        """Poll /readyz until ok(status, body); the app re-probes its database every 2 s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            code, body = self.readyz()
+            if ok(code, body):
+                return body
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"{self.name} app: not {what} within {timeout:g} s; "
+                                     f"/readyz {code}: {body}\n{self.proc.log()}")
+            time.sleep(0.2)
+
+    def wait_ready_on_reader(self, timeout: float = 30.0) -> dict:
+        return self.wait_readyz(lambda code, body: code == 200 and body["reader_path"] == "reader",
+                                "ready with reads on the reader path", timeout)
+
+    def controls(self) -> dict:
+        r = httpx.get(self.url + "/control", timeout=10)
+        r.raise_for_status()
+        return r.json()
+
+    def set_background_load(self, running: bool) -> None:
+        action = "start" if running else "stop"
+        httpx.post(f"{self.url}/control/background/{action}", timeout=10).raise_for_status()
+
+    # --- what a test does to the app, through its database (reset() undoes all of it)
+    def refuse_reader_login(self) -> None:
+        """app_reader's password no longer matches the app's and its sessions are cut: every login of the
+        reader is refused, as before phase 1 creates the user or with a wrong APP_DB_READER_URL."""
+        self.pg.execute(f"ALTER ROLE app_reader PASSWORD '{secrets.token_hex(12)}'", dbname="postgres")
+        self.pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app_reader'",
+                        dbname="postgres")
+
+    def refuse_search_reads(self) -> None:
+        """app_reader keeps SELECT on search_terms.id only: every /search (term, popularity) is refused with
+        a privilege error, HTTP 500, while /readyz, which only needs to see a row, stays 200."""
+        with psycopg.connect(self.pg.admin_conninfo()) as conn:  # one transaction: no moment without SELECT
+            conn.execute("REVOKE SELECT ON TABLE search_terms FROM app_reader")
+            conn.execute("GRANT SELECT (id) ON TABLE search_terms TO app_reader")
+
+    def database_running(self) -> bool:
+        try:
+            self.pg.execute("SELECT 1")
+            return True
+        except psycopg.OperationalError:
+            return False
+
+    def reset(self, background_load: bool) -> None:
+        """Healthy again (idempotent): database up, the phase files' privileges and the right passwords,
+        the background load as asked, and /readyz 200 with reads on the reader path."""
+        if not self.database_running():
+            self.pg.start()
+        self.pg.restore_access()
+        self.set_background_load(background_load)
+        self.wait_ready_on_reader()
+
+    def close(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+        if self.pg is not None:
+            self.pg.close()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Bench:
+    def __init__(self, workdir: Path):
+        self.metrics = {LIVE.name: WorldMetrics(), REHEARSAL.name: WorldMetrics()}
+        self.apps: dict[str, EnvironmentApp] = {}
+        self.prometheus = None
+        try:
+            for env in (LIVE, REHEARSAL):
+                self.apps[env.name] = EnvironmentApp(env.name, workdir)
+            self.prometheus = start_prometheus(workdir / "prometheus", self._prometheus_config())
+        except BaseException:
+            self.close()
+            raise
+
+    def _prometheus_config(self) -> dict:
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "scrape_configs": [],
+        }
+        for env in (LIVE, REHEARSAL):
+            labels = {"cluster": CLUSTER_LABEL[env]}
+            config["scrape_configs"] += [
+                {"job_name": f"cockroachdb-{env.name}", "metrics_path": "/_status/vars",
+                 "static_configs": [{"targets": self.metrics[env.name].cluster.targets, "labels": labels}],
+                 # The checks select job="cockroachdb": rename, as relabelling in a real config would.
+                 "relabel_configs": [{"target_label": "job", "replacement": "cockroachdb"}]},
+                {"job_name": f"sample-app-{env.name}",
+                 "static_configs": [{"targets": [self.apps[env.name].target], "labels": labels}],
+                 "relabel_configs": [{"target_label": "job", "replacement": "sample-app"}]},
+            ]
+        return config
+
+    def scraped_app_errors(self, name: str) -> float:
+        """The app's 5xx responses so far, as Prometheus last scraped them (0 before the first one)."""
+        cluster = next(label for env, label in CLUSTER_LABEL.items() if env.name == name)
+        result = self.prometheus.query(
+            f'sum(app_requests_total{{job="sample-app",cluster="{cluster}",status=~"5.."}})')
+        return float(result[0]["value"][1]) if result else 0.0
+
+    def wait_scraped_app_errors(self, name: str, above: float, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.scraped_app_errors(name) <= above:
+            assert time.monotonic() < deadline, f"no new 5xx of the {name} app scraped within {timeout:g} s"
+            time.sleep(0.2)
+
+    def close(self) -> None:
+        if self.prometheus is not None:
+            self.prometheus.stop()
+        for m in self.metrics.values():
+            m.cluster.close()
+        for a in self.apps.values():
+            a.close()
+
+
 @pytest.fixture(scope="session")
 def bench(tmp_path_factory):
-    metrics = {LIVE.name: WorldMetrics(), REHEARSAL.name: WorldMetrics()}
-    apps = {LIVE.name: AppApiDouble(), REHEARSAL.name: AppApiDouble()}
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [],
-    }
-    for env in (LIVE, REHEARSAL):
-        labels = {"cluster": CLUSTER_LABEL[env]}
-        config["scrape_configs"] += [
-            {"job_name": f"cockroachdb-{env.name}", "metrics_path": "/_status/vars",
-             "static_configs": [{"targets": metrics[env.name].cluster.targets, "labels": labels}],
-             # The checks select job="cockroachdb": rename, as relabelling in a real config would.
-             "relabel_configs": [{"target_label": "job", "replacement": "cockroachdb"}]},
-            {"job_name": f"sample-app-{env.name}", "static_configs": [{"targets": [apps[env.name].target],
-                                                                          "labels": labels}],
-             "relabel_configs": [{"target_label": "job", "replacement": "sample-app"}]},
-        ]
-    prom = start_prometheus(tmp_path_factory.mktemp("prometheus"), config)
-    bench = type("Bench", (), {})()
-    bench.prometheus, bench.metrics, bench.apps = prom, metrics, apps
+    bench = Bench(tmp_path_factory.mktemp("bench"))
     yield bench
-    prom.stop()
-    for m in metrics.values():
-        m.cluster.close()
-    for a in apps.values():
-        a.close()
+    bench.close()
 
 
 @pytest.fixture
@@ -84,9 +226,9 @@ def worlds(tmp_path, bench):
     for name, path in paths.items():
         bench.metrics[name].world_path = str(path)
         bench.metrics[name].overrides = {}
-        bench.apps[name].ready = True
-        bench.apps[name].error_ratio = 0.0
-        bench.apps[name].reader_path = "reader"
+        # Live: the background load stands in for the users, who never stop. Rehearsal: no users, so no
+        # traffic until the pipeline's preflight starts the background load itself.
+        bench.apps[name].reset(background_load=name == LIVE.name)
     yield paths
     for name in paths:
         bench.metrics[name].world_path = None

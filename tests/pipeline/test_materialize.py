@@ -155,11 +155,12 @@ def test_prometheus_down_fails_the_checks(resources, worlds):
 
 
 def test_error_budget_breach_fails_the_app_check(resources, worlds, bench):
-    bench.apps["live"].error_ratio = 0.5
+    app = bench.apps["live"]
+    errors_before = bench.scraped_app_errors("live")
+    app.refuse_search_reads()  # searches (4 requests in 5) now answer 500; logins still succeed
+    assert app.readyz()[0] == 200  # the app looks ready: only its request metrics show the failures
+    bench.wait_scraped_app_errors("live", above=errors_before)
     with dg.instance_for_test() as instance:
-        import time
-
-        time.sleep(3)  # let a few failing scrapes land inside the phase window
         result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     checks = checks_by_name(result)
     assert not checks[("phase0_single_node", "sample_app_error_budget")].passed
@@ -170,7 +171,7 @@ def test_no_traffic_fails_the_app_check(resources, worlds, bench):
     resources = dict(resources)
     from evolution_pipeline.resources.prometheus import PrometheusResource
 
-    # Scope the app checks to a route the stand-in app never serves: no requests, so the check must fail.
+    # Scope the app checks to a route the app never serves: no requests, so the check must fail.
     resources["prometheus"] = PrometheusResource(**{**resources["prometheus"].model_dump(),
                                                     "app_routes": "/never-called"})
     with dg.instance_for_test() as instance:
@@ -180,7 +181,10 @@ def test_no_traffic_fails_the_app_check(resources, worlds, bench):
 
 
 def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(resources, worlds, bench):
-    bench.apps["live"].reader_path = "writer"  # app_reader refused: not created yet, or a wrong password
+    app = bench.apps["live"]
+    app.refuse_reader_login()  # as before phase 1 creates app_reader, or with a wrong password
+    app.wait_readyz(lambda code, body: code == 200 and body["reader_path"] == "writer",
+                    "ready with reads through the writer")
     job = build_definitions(resources).resolve_job_def("evolve")
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
@@ -197,25 +201,28 @@ def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, bench
     """On a fresh cluster the app fails every request until phase 0 creates its database: those errors
     must not count against the phase. The app checks start their window when the app became ready."""
     import threading
-    import time
 
     app = bench.apps["live"]
-    app.ready, app.error_ratio = False, 0.5
+    errors_before = bench.scraped_app_errors("live")
+    app.pg.stop()  # no database yet: not ready, and every request of the background load fails (503)
+    app.wait_readyz(lambda code, body: code == 503, "unready")
+    bench.wait_scraped_app_errors("live", above=errors_before)  # failing requests scraped before the phase
     done = threading.Event()
 
     def database_appears():
         while not done.wait(0.05):
             if read_world(worlds["live"])["database"]:
-                app.ready, app.error_ratio = True, 0.0
+                app.pg.start()
                 return
 
-    threading.Thread(target=database_appears, daemon=True).start()
-    time.sleep(3)  # failing requests scraped before the phase
+    appears = threading.Thread(target=database_appears, daemon=True)
+    appears.start()
     try:
         with dg.instance_for_test() as instance:
             result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     finally:
         done.set()
+        appears.join(timeout=60)
     checks = checks_by_name(result)
     assert all(c.passed for c in checks.values()), {k: c.description for k, c in checks.items()}
     state = result.output_for_node("phase0_single_node")
