@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 
-from .md_parse import REPO_ROOT, inline_code, prose_lines, strip_inline_code
+from .md_parse import INLINE_CODE_RE, REPO_ROOT, inline_code, prose_lines
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,21 @@ def code_text() -> str:
     return "\n".join(parts)
 
 
-def env_var_problems(text: str, where: str) -> list[str]:
+def missing_in_code(text: str, where: str, pattern: re.Pattern, boundary: str, message: str) -> list[str]:
+    """Names matching `pattern` in `code` spans that code_text() never contains as a whole name, i.e. with no
+    character of the class `boundary` right before or after it. `message` is formatted with `name`."""
     code = code_text()
-    problems = []
-    for n, span in code_spans(text):
-        for var in ENV_RE.findall(span):
-            if not re.search(rf"\b{re.escape(var)}\b", code):
-                problems.append(f"{where}:{n}: {var} is named in the docs but nothing in the code reads it")
-    return problems
+    return [
+        f"{where}:{n}: " + message.format(name=name)
+        for n, span in code_spans(text)
+        for name in (m.group(0) for m in pattern.finditer(span))
+        if not re.search(rf"(?<!{boundary}){re.escape(name)}(?!{boundary})", code)
+    ]
+
+
+def env_var_problems(text: str, where: str) -> list[str]:
+    return missing_in_code(text, where, ENV_RE, r"\w",
+                           "{name} is named in the docs but nothing in the code reads it")
 
 
 SNAKE_IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
@@ -115,12 +124,8 @@ SNAKE_IDENTIFIER_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
 
 def identifier_problems(text: str, where: str) -> list[str]:
     """snake_case names in `code` spans (ops, users, tables, metrics, metadata keys) must exist in the code."""
-    code = code_text()
-    return [
-        f"{where}:{n}: `{span}` appears nowhere in the code, manifests, dashboards or SQL"
-        for n, span in code_spans(text)
-        if SNAKE_IDENTIFIER_RE.match(span) and not re.search(rf"\b{re.escape(span)}\b", code)
-    ]
+    return missing_in_code(text, where, SNAKE_IDENTIFIER_RE, r"\w",
+                           "`{name}` appears nowhere in the code, manifests, dashboards or SQL")
 
 
 PANEL_REF_RE = re.compile(r"\*(?P<dashboard>[^*\n]+?)\*\s*›\s*\*\*(?P<panel>[^*\n]+?)\*\*")
@@ -142,28 +147,42 @@ def dashboards() -> dict[str, set[str]]:
     return out
 
 
-def panel_refs(text: str) -> list[tuple[int, str, str]]:
-    refs = []
-    for n, line in prose_lines(text):
-        for m in PANEL_REF_RE.finditer(strip_inline_code(line)):
+# A line break inside a paragraph or list item: the next line starts no list item, table row or heading.
+WRAP_RE = re.compile(r"\n(?!\s*(?:[-*+]\s|\d+\.\s|\||#|$))\s*")
+
+
+def blank(m: re.Match) -> str:
+    """Spaces as long as the match, so offsets (and so line numbers) survive the substitution."""
+    return " " * len(m.group(0))
+
+
+def panel_refs(text: str, join_wrapped: bool = False) -> list[tuple[int, str, str]]:
+    """(line number, dashboard, panel) of every "*Dashboard* › **Panel**" outside code. With `join_wrapped`,
+    the wrapped lines of a paragraph or list item are joined first, so "*Dashboard* ›\n**Panel**" is one
+    reference (numbered by the line it starts on)."""
+    lines = prose_lines(text)
+    prose = "\n".join(line for _, line in lines)
+    if join_wrapped:
+        prose = WRAP_RE.sub(blank, prose)
+    starts = list(accumulate((len(line) + 1 for _, line in lines[:-1]), initial=0))  # offset of each line
+    refs, offset = [], 0
+    for line in prose.split("\n"):
+        for m in PANEL_REF_RE.finditer(INLINE_CODE_RE.sub(blank, line)):
+            n = lines[bisect_right(starts, offset + m.start()) - 1][0]
             refs.append((n, " ".join(m["dashboard"].split()), " ".join(m["panel"].split())))
+        offset += len(line) + 1
     return refs
 
 
-def joined_prose(text: str) -> str:
-    """Prose with wrapped list items and paragraphs joined, so a reference may span two lines."""
-    return "\n".join(line for _, line in prose_lines(text))
-
-
 def panel_problems(text: str, where: str, boards: dict[str, set[str]]) -> list[str]:
-    # Join wrapped lines of a paragraph or list item so "*Dashboard* ›\n**Panel**" is still one reference.
-    joined = re.sub(r"\n(?!\s*(?:[-*+]\s|\d+\.\s|\||#|$))\s*", " ", joined_prose(text))
     problems = []
-    for n, dashboard, panel in panel_refs(joined):
+    for n, dashboard, panel in panel_refs(text, join_wrapped=True):
         if dashboard not in boards:
-            problems.append(f"{where}: dashboard {dashboard!r} does not exist (dashboards: {sorted(boards)})")
+            problems.append(
+                f"{where}:{n}: dashboard {dashboard!r} does not exist (dashboards: {sorted(boards)})"
+            )
         elif panel not in boards[dashboard]:
-            problems.append(f"{where}: panel {panel!r} is not on dashboard {dashboard!r}")
+            problems.append(f"{where}:{n}: panel {panel!r} is not on dashboard {dashboard!r}")
     return problems
 
 
@@ -200,9 +219,5 @@ CRDB_NAME_RE = re.compile(r"^crdb-[a-z0-9-]+(?:/[a-z0-9-]+)?$")
 
 def resource_name_problems(text: str, where: str) -> list[str]:
     """Names like `crdb-writer` or `crdb-evolution/environment` must exist in manifests or code."""
-    code = code_text()
-    return [
-        f"{where}:{n}: {span!r} appears nowhere in the manifests or the code"
-        for n, span in code_spans(text)
-        if CRDB_NAME_RE.match(span) and not re.search(rf"(?<![\w-]){re.escape(span)}(?![\w-])", code)
-    ]
+    return missing_in_code(text, where, CRDB_NAME_RE, r"[\w-]",
+                           "{name!r} appears nowhere in the manifests or the code")

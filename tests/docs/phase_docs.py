@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, Phase
@@ -25,7 +24,7 @@ from .md_parse import REPO_ROOT, fenced_blocks
 
 BEGIN = "<!-- phase-table:begin (generated from evolution_pipeline/phases.py; python -m tests.docs.phase_docs --write) -->"
 END = "<!-- phase-table:end -->"
-TABLE_RE = re.compile(re.escape(BEGIN) + r"\n(?P<body>.*?)\n?" + re.escape(END), re.S)
+TABLE_RE = re.compile(re.escape(BEGIN) + r"\n(?P<body>.*?)\n?" + re.escape(END), re.DOTALL)
 
 PHASE_DIAGRAMS = {p.name: f"diagrams/{p.name.replace('_', '-')}.md" for p in PHASES}
 CONCEPTUAL_DIAGRAM = "diagrams/phase3-multicluster.md"
@@ -96,17 +95,11 @@ def write_tables(doc: Path) -> bool:
 # --- prose -------------------------------------------------------------------------------------------------
 
 SNAKE_RE = re.compile(r"\bphase(\d+)_[a-z0-9]+(?:_[a-z0-9]+)*")
-PROSE_RE = re.compile(r"\bphases?\s+(\d+)\b", re.I)
+PROSE_RE = re.compile(r"\bphases?\s+(\d+)\b", re.IGNORECASE)
 WORDS = {"single": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "nine": 9}
 COUNT = r"(\d+|single|one|two|three|four|five|six|seven|nine)"
-NODES_RE = re.compile(rf"\b{COUNT}[- ]nodes?\b", re.I)
-RF_RE = re.compile(r"\b(?:RF|num_replicas\s*=|replication factor(?: of)?)\s*(\d+)\b", re.I)
-
-
-@dataclass(frozen=True)
-class Mention:
-    line: int
-    text: str
+NODES_RE = re.compile(rf"\b{COUNT}[- ]nodes?\b", re.IGNORECASE)
+RF_RE = re.compile(r"\b(?:RF|num_replicas\s*=|replication factor(?: of)?)\s*(\d+)\b", re.IGNORECASE)
 
 
 def phase_refs(line: str) -> tuple[set[int], list[str]]:
@@ -154,7 +147,7 @@ def prose_problems(text: str, where: str) -> list[str]:
     return problems
 
 
-NODE_LABEL_RE = re.compile(r"\bnode (\d+)\b", re.I)
+NODE_LABEL_RE = re.compile(r"\bnode (\d+)\b", re.IGNORECASE)
 
 
 def diagram_node_labels(text: str) -> set[int]:

@@ -7,9 +7,17 @@ import re
 import pytest
 
 from .code_names import (
-    app_routes, dagster_name_problems, dagster_names, dashboards, env_var_problems, http_route_problems,
+    app_routes,
+    dagster_name_problems,
+    dagster_names,
+    dashboards,
+    env_var_problems,
+    http_route_problems,
     identifier_problems,
-    panel_problems, panel_refs, resource_name_problems, table_first_column,
+    panel_problems,
+    panel_refs,
+    resource_name_problems,
+    table_first_column,
 )
 from .md_parse import REPO_ROOT
 from .phase_docs import checked_docs
@@ -99,6 +107,7 @@ def test_wrong_panels_are_reported():
     problems = panel_problems(text, "x.md", boards)
     assert len(problems) == 2, problems
     assert "Dead nodes" in problems[0] and "Board B" in problems[1]
+    assert problems[0].startswith("x.md:2: ") and problems[1].startswith("x.md:3: "), "line of the reference"
 
 
 def test_a_check_table_is_read_from_its_first_column():

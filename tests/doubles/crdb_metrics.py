@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.doubles.http_reply import send_body
+
 NODE, STORE = "node", "store"
 
 
@@ -178,7 +180,7 @@ class CrdbMetricsCluster:
         self.nodes.append(node)
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server API)
+            def do_GET(self):
                 if self.path.split("?")[0] != "/_status/vars":
                     self.send_error(404)
                     return
@@ -187,12 +189,7 @@ class CrdbMetricsCluster:
                 if not node.up:
                     self.send_error(503, "node not running")
                     return
-                body = node.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, 200, node.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
 
             def log_message(self, *args):
                 pass

@@ -46,6 +46,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+# This file runs as a script (see the fake_cockroach shim), so tests/doubles is sys.path[0].
+from http_reply import send_body, send_json
+
 BUILD_TAG = "v25.4.0-fake"
 NODE_STATUS_COLUMNS = [
     "id",
@@ -439,9 +442,10 @@ class HealthServer(http.server.ThreadingHTTPServer):
                 if path == "/_status/vars":
                     return self.metrics()
                 if path != "/health":
-                    return self.reply(404, {"error": "not found"})
+                    return send_json(self, 404, {"error": "not found"})
                 if "ready=1" in query.split("&") and not node.joined:
-                    return self.reply(
+                    return send_json(
+                        self,
                         503,
                         {
                             "error": "node is not healthy",
@@ -450,8 +454,10 @@ class HealthServer(http.server.ThreadingHTTPServer):
                             "details": [],
                         },
                     )
-                return self.reply(
-                    200, {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}}
+                return send_json(
+                    self,
+                    200,
+                    {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}},
                 )
 
             def metrics(self):
@@ -468,19 +474,7 @@ class HealthServer(http.server.ThreadingHTTPServer):
                     "# HELP sys_uptime Process uptime\n# TYPE sys_uptime gauge\n"
                     f'sys_uptime{{node_id="{node_id}"}} {time.time() - node.started:.0f}\n'
                 ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(text)))
-                self.end_headers()
-                self.wfile.write(text)
-
-            def reply(self, code, body):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_body(self, 200, text, "text/plain; version=0.0.4")
 
             def log_message(self, *args):
                 pass

@@ -42,20 +42,31 @@ def _free(port: int) -> bool:
             return False
 
 
-def node_pids_under(path: Path) -> list[int]:
-    """Live processes whose command line mentions `path` (the stand-in nodes started for one test)."""
+def live_processes() -> list[tuple[int, str, bytes]]:
+    """(pid, command line, environment) of every live (non-zombie) process but this one, from /proc. The
+    environment is empty where it may not be read."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == os.getpid():
             continue
+        proc = Path("/proc", entry)
         try:
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except (OSError, IndexError):
             continue
-        if str(path) in cmd and state != "Z":
-            found.append(int(entry))
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            environ = b""
+        if state != "Z":
+            found.append((int(entry), cmd, environ))
     return found
+
+
+def node_pids_under(path: Path) -> list[int]:
+    """Live processes whose command line mentions `path` (the stand-in nodes started for one test)."""
+    return [pid for pid, cmd, _ in live_processes() if str(path) in cmd]
 
 
 def kill_all(pids: list[int]) -> None:

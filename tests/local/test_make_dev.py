@@ -19,7 +19,7 @@ import pytest
 
 from evolution_pipeline.phases import REPO_ROOT
 from evolution_pipeline.resources.local import MISSING_BINARY_MESSAGE
-from tests.local.conftest import free_port_base
+from tests.local.conftest import free_port_base, live_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -29,19 +29,11 @@ WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { location
 
 def processes_with(marker: str, path: Path) -> list[str]:
     """Processes carrying the test's marker in their environment, or naming its folder on their command line."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state != "Z" and (marker.encode() in environ or str(path) in cmd):
-            found.append(f"{entry}: {cmd[:160]}")
-    return found
+    return [
+        f"{pid}: {cmd[:160]}"
+        for pid, cmd, environ in live_processes()
+        if marker.encode() in environ or str(path) in cmd
+    ]
 
 
 def kill_leftovers(marker: str, path: Path) -> None:

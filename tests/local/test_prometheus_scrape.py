@@ -4,25 +4,12 @@ scraped over TLS verified by the local CA (plain HTTP for an insecure cluster)."
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
-import yaml
 
-from evolution_pipeline.phases import REPO_ROOT
 from tests.local.conftest import wait_ready
-from tests.support.prometheus import start_prometheus
+from tests.support.prometheus import copy_rules, local_prometheus_config, start_prometheus
 
 pytestmark = pytest.mark.slow
-
-
-def local_scrape_config() -> dict:
-    config = yaml.safe_load((REPO_ROOT / "grafana" / "local" / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")  # a test
-    for job in config["scrape_configs"]:
-        for sd in job.get("file_sd_configs", []):
-            sd["refresh_interval"] = "1s"
-    return config
 
 
 @pytest.mark.parametrize("insecure", [False, True], ids=["secure", "insecure"])
@@ -31,10 +18,8 @@ def test_prometheus_scrapes_the_local_nodes_it_is_told_about(local_env, insecure
     # As make dev does: Prometheus starts before any node, the pipeline grows the cluster afterwards.
     runtime = control.prepare_prometheus().parent.parent
     assert (runtime / "certs" / "ca.crt").is_file()
-    (runtime / "rules").mkdir(parents=True, exist_ok=True)
-    for rules in (REPO_ROOT / "grafana" / "alerts").glob("*.yml"):
-        shutil.copy(rules, runtime / "rules" / rules.name)
-    prometheus = start_prometheus(runtime, config=local_scrape_config())
+    copy_rules(runtime)
+    prometheus = start_prometheus(runtime, config=local_prometheus_config("1s"))
     try:
         control.scale_to(2)
         wait_ready(control, 2)
@@ -87,7 +72,7 @@ def test_a_local_rehearsal_cluster_joins_the_same_prometheus_with_its_own_label_
         listen_port_base=bases["listen"],
         http_port_base=bases["http"],
     )
-    prometheus = start_prometheus(runtime, config=local_scrape_config())
+    prometheus = start_prometheus(runtime, config=local_prometheus_config("1s"))
     try:
         live.scale_to(1)
         wait_ready(live, 1)

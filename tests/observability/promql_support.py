@@ -12,12 +12,11 @@ import promql_parser
 import yaml
 
 from tests.doubles.crdb_metrics import CATALOGUE
+from tests.support.prometheus import RULE_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
-RULE_FILES = sorted((REPO / "grafana" / "alerts").glob("*.rules.yml"))
 RULE_TESTS = sorted((REPO / "grafana" / "alerts" / "tests").glob("*.test.yml"))
-LOCAL_PROMETHEUS = REPO / "grafana" / "local" / "prometheus.yml"
 K8S = REPO / "k8s" / "observability"
 
 # The sample app's metrics (the brief's contract) and their Prometheus types.

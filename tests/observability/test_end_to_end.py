@@ -2,20 +2,16 @@
 scrapes stand-in CockroachDB nodes over verified TLS and the REAL sample app on a real PostgreSQL; then every
 dashboard query, run as Grafana runs it (a range query, variables substituted), must return data.
 
-Only two things differ from the shipped config, both stated here: the scrape/evaluation interval is 1 s
-(instead of 15 s) so the test takes seconds, and the app's static target is the free port the test's app
-listens on (instead of 127.0.0.1:8000, which a developer's running app may hold).
+Only two things differ from the shipped config, both stated here: the scrape/evaluation/file_sd refresh
+intervals are 1 s (instead of 15-30 s) so the test takes seconds, and the app's static target is the free
+port the test's app listens on (instead of 127.0.0.1:8000, which a developer's running app may hold).
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,59 +20,15 @@ import httpx
 import pytest
 import yaml
 
+from tests.app.appproc import AppProcess
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
-from tests.observability.promql_support import (
-    DASHBOARDS,
-    LOCAL_PROMETHEUS,
-    REPO,
-    RULE_FILES,
-    dashboard_exprs,
-    substitute,
-)
+from tests.observability.promql_support import DASHBOARDS, RULE_FILES, dashboard_exprs, substitute
 from tests.observability.tls_front import TlsFront, make_ca_and_server_cert
-from tests.support.net import free_port
-from tests.support.prometheus import start_prometheus
+from tests.support.prometheus import copy_rules, local_prometheus_config, start_prometheus
 
 pytestmark = pytest.mark.slow
 
 VARIABLES = {"cluster": "local", "node": ".*", "instance": ".*", "__rate_interval": "10s"}
-
-
-class AppProcess:
-    """`python -m sample_app` on a free loopback port, as the brief's contract starts it."""
-
-    def __init__(self, env: dict[str, str], log_path: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")  # noqa: SIM115 (open for the process lifetime, closed in stop())
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sample_app", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env={**clean, **env}, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"app exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise TimeoutError(f"app not ready: {self.log_path.read_text()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self._log.close()
 
 
 def write_targets(runtime: Path, targets: list[str], name: str = "cockroachdb.json",
@@ -88,9 +40,7 @@ def write_targets(runtime: Path, targets: list[str], name: str = "cockroachdb.js
 
 
 def local_config(app_port: int) -> dict:
-    config = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
-    config["global"]["scrape_interval"] = config["global"]["evaluation_interval"] = "1s"
-    config["global"]["scrape_timeout"] = "1s"
+    config = local_prometheus_config("1s")
     app_job = next(j for j in config["scrape_configs"] if j["job_name"] == "sample-app")
     assert app_job["static_configs"] == [{"targets": ["127.0.0.1:8000"]}]
     app_job["static_configs"] = [{"targets": [f"127.0.0.1:{app_port}"]}]
@@ -109,12 +59,11 @@ def stack(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("observability-e2e")
     runtime = root / "runtime"
-    for sub in ("targets", "certs", "rules"):
+    for sub in ("targets", "certs"):
         (runtime / sub).mkdir(parents=True)
+    copy_rules(runtime)
     ca, cert, key = make_ca_and_server_cert(root / "pki")
     shutil.copy(ca, runtime / "certs" / "ca.crt")
-    for rules in RULE_FILES:
-        shutil.copy(rules, runtime / "rules" / rules.name)
 
     cleanup = []
     try:
@@ -126,7 +75,7 @@ def stack(tmp_path_factory):
         cleanup.append(pg.close)
         app = AppProcess({"APP_DB_WRITER_URL": pg.url("app_writer"), "APP_DB_READER_URL": pg.url("app_reader"),
                           "APP_HASH_SALT": "observability-test-salt", "APP_DB_POOL_TIMEOUT_SECONDS": "2",
-                          "APP_LOG_LEVEL": "WARNING"}, root / "app.log")
+                          "APP_LOG_LEVEL": "WARNING"}, root / "app.log")  # returns once /healthz answers
         cleanup.append(app.stop)
         crdb = CrdbMetricsCluster(nodes=2)
         cleanup.append(crdb.close)
@@ -140,7 +89,7 @@ def stack(tmp_path_factory):
         rehearsal_front = TlsFront(rehearsal.targets[0], cert, key)
         cleanup.append(rehearsal_front.close)
         write_targets(runtime, [rehearsal_front.target], "cockroachdb-rehearsal.json", {"cluster": "local-rehearsal"})
-        app.wait_ready()
+        app.wait_ready(timeout=60)
         prom = start_prometheus(runtime, config=local_config(app.port))
         cleanup.append(prom.stop)
         yield {"pg": pg, "app": app, "crdb": crdb, "fronts": fronts, "prom": prom, "runtime": runtime,
@@ -156,7 +105,7 @@ def drive_the_evolution_and_the_app(s) -> float:
     started = time.time()
     prom.wait_for('count(up{job="cockroachdb",cluster="local"} == 1) == 2', timeout=60)
     prom.wait_for('up{job="sample-app",cluster="local"} == 1', timeout=60)
-    with httpx.Client(base_url=app.url, timeout=10) as c:
+    with httpx.Client(base_url=app.base_url, timeout=10) as c:
         for i in range(30):
             assert c.post("/login", json={"user_id": f"user{i % 7}"}).status_code == 200
             assert c.get("/search", params={"q": "cock"}).status_code == 200

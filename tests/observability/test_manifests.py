@@ -3,27 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-import pytest
 import yaml
 
+from tests.manifests.support import docs, find
 from tests.observability.promql_support import DASHBOARDS, K8S
 
+# The directory `kubectl apply -f k8s/observability` reads (not its kube-prometheus-stack/ subfolder).
+# Every object in it is validated strictly by tests/manifests/test_validate.py::test_every_object_validates.
 FILES = sorted(K8S.glob("*.yaml"))
 
 
-def docs(path) -> list[dict]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
 def all_docs() -> list[dict]:
-    return [d for p in FILES for d in docs(p)]
-
-
-def find(kind: str, name: str) -> dict:
-    return next(d for d in all_docs() if d["kind"] == kind and d["metadata"]["name"] == name)
+    return [d.body for p in FILES for d in docs(p)]
 
 
 def test_the_expected_files_are_there():
@@ -33,14 +25,6 @@ def test_the_expected_files_are_there():
     # The optional kube-prometheus-stack objects need CRDs: never in the directory `kubectl apply -f` reads.
     assert not any(d["apiVersion"].startswith("monitoring.coreos.com") for d in all_docs())
     assert (K8S / "kube-prometheus-stack" / "servicemonitors.yaml").exists()
-
-
-@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_built_in_kinds_validate_strictly(path, tmp_path):
-    """kubernetes-validate (offline schemas) with --strict: unknown fields fail."""
-    result = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "-k", "1.30.0",
-                             str(path)], capture_output=True, text=True, timeout=120, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_everything_lives_in_monitoring_and_no_secret_is_committed():

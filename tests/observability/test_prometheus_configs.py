@@ -14,7 +14,6 @@ from tests.observability.promql_support import (
     DASHBOARDS,
     K8S,
     KNOWN_NAMES,
-    LOCAL_PROMETHEUS,
     RULE_FILES,
     RULE_TESTS,
     dashboard_exprs,
@@ -22,6 +21,7 @@ from tests.observability.promql_support import (
     rule_exprs,
     substitute,
 )
+from tests.support.prometheus import LOCAL_PROMETHEUS, copy_rules
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +53,10 @@ def lay_out_local_runtime(root: Path, targets: list[str], ca_pem: str = "") -> P
     """The runtime layout grafana/local/prometheus.yml documents (the local-cluster helper creates it)."""
     (root / "targets").mkdir(parents=True)
     (root / "certs").mkdir()
-    (root / "rules").mkdir()
+    copy_rules(root)
     shutil.copy(LOCAL_PROMETHEUS, root / "prometheus.yml")
     (root / "targets" / "cockroachdb.json").write_text(json.dumps([{"targets": targets, "labels": {}}]))
     (root / "certs" / "ca.crt").write_text(ca_pem)
-    for rules in RULE_FILES:
-        shutil.copy(rules, root / "rules" / rules.name)
     return root / "prometheus.yml"
 
 

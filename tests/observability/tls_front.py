@@ -14,6 +14,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.doubles.http_reply import send_body
+
 
 def make_ca_and_server_cert(directory: Path) -> tuple[Path, Path, Path]:
     """(ca.crt, node.crt, node.key): the node certificate names 127.0.0.1 and localhost, like
@@ -50,11 +52,7 @@ class TlsFront:
                         body, status, ctype = r.read(), r.status, r.headers.get("Content-Type")
                 except urllib.error.HTTPError as e:
                     body, status, ctype = e.read(), e.code, "text/plain"
-                self.send_response(status)
-                self.send_header("Content-Type", ctype or "text/plain")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                send_body(self, status, body, ctype or "text/plain")
 
             def log_message(self, *args):
                 pass

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import httpx
 import yaml
+
 from tests.support.net import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+LOCAL_PROMETHEUS = REPO / "grafana" / "local" / "prometheus.yml"
+RULE_FILES = sorted((REPO / "grafana" / "alerts").glob("*.rules.yml"))
 
 
 def prometheus_binary() -> str:
@@ -52,38 +57,18 @@ class RunningPrometheus:
                 self.process.kill()
 
 
-def scrape_config(jobs: dict[str, list[str]], labels: dict[str, str], metrics_path: dict[str, str]) -> dict:
-    return {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": job,
-                "metrics_path": metrics_path.get(job, "/metrics"),
-                "static_configs": [{"targets": targets, "labels": labels}],
-            }
-            for job, targets in jobs.items()
-        ],
-    }
-
-
-def start_prometheus(workdir: Path, config: dict | None = None, *, jobs: dict[str, list[str]] | None = None,
-                     labels: dict[str, str] | None = None, metrics_path: dict[str, str] | None = None,
-                     extra_files: dict[str, str] | None = None) -> RunningPrometheus:
-    """Start Prometheus on a free loopback port with `config` (or a 1 s scrape config built from `jobs`)."""
+def start_prometheus(workdir: Path, config: dict) -> RunningPrometheus:
+    """Start Prometheus on a free loopback port with `config` (written to workdir/prometheus.yml)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    for name, text in (extra_files or {}).items():
-        (workdir / name).write_text(text)
-    if config is None:
-        config = scrape_config(jobs or {}, labels or {}, metrics_path or {})
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config))
     port = free_port()
-    log = open(workdir / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [prometheus_binary(), f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ},
-    )
+    with open(workdir / "prometheus.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [prometheus_binary(), f"--config.file={config_path}", f"--storage.tsdb.path={workdir / 'data'}",
+             f"--web.listen-address=127.0.0.1:{port}", "--web.enable-lifecycle"],
+            stdout=log, stderr=subprocess.STDOUT, cwd=workdir, env={**os.environ},
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -97,3 +82,21 @@ def start_prometheus(workdir: Path, config: dict | None = None, *, jobs: dict[st
         time.sleep(0.2)
     proc.kill()
     raise RuntimeError("prometheus did not become ready in 30 s")
+
+
+def local_prometheus_config(interval: str = "1s") -> dict:
+    """grafana/local/prometheus.yml with its scrape, timeout, evaluation and file_sd refresh intervals all set
+    to `interval`, so a test sees scrapes and target changes within seconds. Nothing else differs."""
+    config = yaml.safe_load(LOCAL_PROMETHEUS.read_text())
+    config["global"].update(scrape_interval=interval, scrape_timeout=interval, evaluation_interval=interval)
+    for job in config["scrape_configs"]:
+        for sd in job.get("file_sd_configs", []):
+            sd["refresh_interval"] = interval
+    return config
+
+
+def copy_rules(runtime: Path) -> None:
+    """The alert rules (grafana/alerts/*.rules.yml) where the local config's `rule_files` reads them."""
+    (runtime / "rules").mkdir(parents=True, exist_ok=True)
+    for rules in RULE_FILES:
+        shutil.copy(rules, runtime / "rules" / rules.name)
