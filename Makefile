@@ -1,5 +1,5 @@
 # crdb-live-evolution: the newcomer's commands.
-#   make dev    set up, then start everything locally (Dagster UI + sample app; CockroachDB if installed)
+#   make dev    set up, then start the Dagster UI, the sample app and Prometheus (CockroachDB nodes start when a phase runs)
 #   make test   set up, then run the whole test suite
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
