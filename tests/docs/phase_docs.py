@@ -7,8 +7,13 @@ Each doc that describes the phases carries the same generated table between two 
     <!-- phase-table:end -->
 
 `python -m tests.docs.phase_docs --write` rewrites those tables after a change to PHASES; the tests fail
-when a table differs from what PHASES says. Prose is scanned too: a phase name that is not in the table, or
-a node count / replication factor written next to a phase name that disagrees with it, is an error.
+when a table differs from what PHASES says. The table states each zone as the phase asks for it (replicas /
+voters) and what every range ends up with on the phase's nodes (voters + non-voters, the allocator's
+targets), so phase 1's "two copies: one voter, one read replica" is a fact of the table, not of prose.
+
+Prose is scanned too: a phase name that is not in the table, or a node count, RF or `num_replicas` /
+`num_voters` written next to a phase name that disagrees with it, is an error; so is "RF 2" anywhere,
+because CockroachDB refuses two voting replicas.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, Phase
+from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, Phase, Replication
 
 from .md_parse import REPO_ROOT, fenced_blocks
 
@@ -47,9 +52,22 @@ def table_phases(doc: Path) -> tuple[Phase, ...]:
     return PHASES
 
 
-def tolerated_failures(phase: Phase) -> int:
-    voters = min(phase.expected_data_replicas, phase.expected_system_replicas)
-    return (voters - 1) // 2
+def zone_cell(r: Replication) -> str:
+    """A zone as the phase asks for it: replicas / voters, and where the voters are pinned."""
+    cell = f"{r.num_replicas} / {r.num_voters}"
+    return cell + ", voters on node 1" if r.pin_voters_to_first_node else cell
+
+
+def range_cell(voters: int, non_voters: int) -> str:
+    """What every range ends up with on the phase's nodes (the allocator's targets)."""
+    return f"{voters} + {non_voters}"
+
+
+HEADER = (
+    "| Phase (asset) | Nodes | Data zone: replicas / voters | Data range: voters + non-voters "
+    "| System zones: replicas / voters | System range: voters + non-voters | Node failures tolerated "
+    "| SQL files |"
+)
 
 
 def render_table(doc: Path) -> str:
@@ -58,15 +76,14 @@ def render_table(doc: Path) -> str:
         target = os.path.relpath(REPO_ROOT / "sql" / sql_file, doc.parent)
         return f"[`{sql_file}`]({target})"
 
-    rows = [
-        "| Phase (asset) | Nodes | Data RF | System RF (voters) | Node failures tolerated | SQL files |",
-        "|---|---|---|---|---|---|",
-    ]
+    rows = [HEADER, "|---|---|---|---|---|---|---|---|"]
     for p in table_phases(doc):
-        system = f"{p.system_replication_factor} ({p.expected_system_replicas})"
         rows.append(
-            f"| `{p.name}` | {p.nodes} | {p.replication_factor} | {system} | {tolerated_failures(p)} "
-            f"| {', '.join(link(f) for f in p.sql_files)} |"
+            f"| `{p.name}` | {p.nodes} | {zone_cell(p.data)} "
+            f"| {range_cell(p.expected_data_voters, p.expected_data_non_voters)} "
+            f"| {zone_cell(p.system)} "
+            f"| {range_cell(p.expected_system_voters, p.expected_system_non_voters)} "
+            f"| {p.failures_tolerated} | {', '.join(link(f) for f in p.sql_files)} |"
         )
     return "\n".join(rows)
 
@@ -99,7 +116,16 @@ PROSE_RE = re.compile(r"\bphases?\s+(\d+)\b", re.IGNORECASE)
 WORDS = {"single": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "nine": 9}
 COUNT = r"(\d+|single|one|two|three|four|five|six|seven|nine)"
 NODES_RE = re.compile(rf"\b{COUNT}[- ]nodes?\b", re.IGNORECASE)
-RF_RE = re.compile(r"\b(?:RF|num_replicas\s*=|replication factor(?: of)?)\s*(\d+)\b", re.IGNORECASE)
+RF_RE = re.compile(r"\b(?:RF|replication factor(?: of)?)\s*(\d+)\b", re.IGNORECASE)
+ZONE_FIELD_RE = re.compile(r"\bnum_(replicas|voters)\s*=\s*(\d+)\b")
+# CockroachDB refuses two voting replicas (cockroachdb/cockroach pkg/config/zonepb/zone.go
+# ZoneConfig.Validate: "at least 3 replicas are required for multi-replica configurations" for num_replicas
+# = 2 without num_voters; "at least 3 voting replicas ..." for num_voters = 2), so no doc may promise it.
+REFUSED_RE = re.compile(r"\b(?:RF|replication factor(?: of)?)\s*2\b", re.IGNORECASE)
+REFUSED_HINT = (
+    "CockroachDB refuses two voting replicas (pkg/config/zonepb/zone.go ZoneConfig.Validate): "
+    "say 'two copies: one voter, one read replica (non-voting)'"
+)
 
 
 def phase_refs(line: str) -> tuple[set[int], list[str]]:
@@ -120,9 +146,49 @@ def phase_refs(line: str) -> tuple[set[int], list[str]]:
     return indices, unknown
 
 
-def prose_problems(text: str, where: str) -> list[str]:
-    """Unknown phase names anywhere; wrong node counts or RFs on a line about exactly one phase."""
+def refused_replication(text: str, where: str) -> list[str]:
+    """Every line, whatever phase it names, that promises a replication CockroachDB refuses."""
+    return [f"{where}:{n}: {m.group(0)!r}: {REFUSED_HINT}"
+            for n, line in enumerate(text.splitlines(), 1) for m in REFUSED_RE.finditer(line)]
+
+
+def rf_problems(phase: Phase, line: str) -> list[str]:
+    """An RF only describes a zone whose replicas all vote; a zone with non-voters is said in voters."""
+    plain_rf = {r.num_voters for r in (phase.data, phase.system) if r.num_voters == r.num_replicas}
+    return [
+        f"{m.group(0)!r} next to {phase.name}, whose zones are replicas / voters "
+        f"{phase.data.num_replicas} / {phase.data.num_voters} (system {phase.system.num_replicas} / "
+        f"{phase.system.num_voters}); say voters and non-voters where they differ"
+        for m in RF_RE.finditer(line) if int(m.group(1)) not in plain_rf
+    ]
+
+
+def zone_field_problems(phase: Phase, line: str) -> list[str]:
+    """`num_replicas = N` / `num_voters = N` next to a phase must be one of its zones' values."""
     problems = []
+    for m in ZONE_FIELD_RE.finditer(line):
+        field, value = f"num_{m.group(1)}", int(m.group(2))
+        allowed = {getattr(phase.data, field), getattr(phase.system, field)}
+        if value not in allowed:
+            problems.append(f"{m.group(0)!r} next to {phase.name}, whose {field} is "
+                            f"{' or '.join(map(str, sorted(allowed)))}")
+    return problems
+
+
+def node_count_problems(phase: Phase, line: str) -> list[str]:
+    problems = []
+    for m in NODES_RE.finditer(line):
+        word = m.group(1).lower()
+        count = int(word) if word.isdigit() else WORDS[word]
+        if count != phase.nodes:
+            problems.append(f"{m.group(0)!r} next to {phase.name}, which has {phase.nodes} node(s)")
+    return problems
+
+
+def prose_problems(text: str, where: str) -> list[str]:
+    """Unknown phase names and refused replication anywhere; wrong node counts, RFs or zone values on a
+    line about exactly one phase."""
+    problems = refused_replication(text, where)
     for n, line in enumerate(text.splitlines(), 1):
         if line.startswith("<!-- phase-table"):
             continue
@@ -132,18 +198,9 @@ def prose_problems(text: str, where: str) -> list[str]:
             continue
         phase = PHASES[indices.pop()]
         plain = SNAKE_RE.sub(" ", line)  # phase1_two_nodes itself is not a node count
-        for m in NODES_RE.finditer(plain):
-            word = m.group(1).lower()
-            count = int(word) if word.isdigit() else WORDS[word]
-            if count != phase.nodes:
-                problems.append(f"{where}:{n}: {m.group(0)!r} next to {phase.name}, which has {phase.nodes} node(s)")
-        for m in RF_RE.finditer(plain):
-            rf = int(m.group(1))
-            if rf not in {phase.replication_factor, phase.system_replication_factor}:
-                problems.append(
-                    f"{where}:{n}: {m.group(0)!r} next to {phase.name}, whose RF is {phase.replication_factor} "
-                    f"(system {phase.system_replication_factor})"
-                )
+        for problem in (*node_count_problems(phase, plain), *rf_problems(phase, plain),
+                        *zone_field_problems(phase, plain)):
+            problems.append(f"{where}:{n}: {problem}")
     return problems
 
 
