@@ -10,12 +10,19 @@ import time
 
 import dagster as dg
 
+from .configuration import backend
 from .environments import ENVIRONMENTS, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
 from .ops.scale import wait_until_ready
 from .phases import PHASES, Phase
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from .zones import zone_statements
+
+
+def phase_kinds(backend_name: str) -> set[str]:
+    """The kind tags the UI shows: the cluster control the phase really drives (EVOLUTION_CLUSTER_BACKEND),
+    Kubernetes only with the operator backend; the local backend runs `cockroach` processes."""
+    return {"cockroachdb", "kubernetes"} if backend_name == "operator" else {"cockroachdb"}
 
 
 def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: dg.AssetKey | None):
@@ -39,14 +46,19 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
         description=f"{phase.title}. {phase.description}",
         metadata={
             "nodes": phase.nodes,
-            "replication_factor": phase.replication_factor,
-            "system_replication_factor": phase.system_replication_factor,
+            "data_zone": phase.data.describe(),
+            "system_zone": phase.system.describe(),
+            "expected_data_voters": phase.expected_data_voters,
+            "expected_data_non_voters": phase.expected_data_non_voters,
+            "expected_system_voters": phase.expected_system_voters,
+            "expected_system_non_voters": phase.expected_system_non_voters,
+            "failures_tolerated": phase.failures_tolerated,
             "sql_files": ", ".join(phase.sql_files),
             "zone_configs": dg.MetadataValue.md("```sql\n" + "\n".join(zone_statements(phase)) + "\n```"),
             "environment": env.name,
         },
         tags={"crdb-evolution/phase": phase.name},
-        kinds={"cockroachdb", "kubernetes"},
+        kinds=phase_kinds(backend()),
     )
 
 

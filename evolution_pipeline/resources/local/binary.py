@@ -6,26 +6,38 @@ import os
 import shutil
 from pathlib import Path
 
+from evolution_pipeline.phases import REPO_ROOT
 from evolution_pipeline.resources.cluster import (
     ClusterControlError,
 )
 
 MISSING_BINARY_MESSAGE = (
-    "No CockroachDB binary found (looked at $COCKROACH_BIN, then `cockroach` on PATH). "
-    "Get the official one: open https://www.cockroachlabs.com/docs/releases/, download the Linux tarball "
-    "(cockroach-<version>.linux-amd64.tgz), extract it, then put `cockroach` on your PATH or set "
-    "COCKROACH_BIN=/path/to/cockroach, and run this again."
+    "No CockroachDB binary found (looked at $COCKROACH_BIN, `cockroach` on PATH, then .data/bin/). "
+    "Fetch the pinned official release with `make tools` (scripts/fetch_tools.py: verified against its "
+    "published SHA-256), or download it from https://www.cockroachlabs.com/docs/releases/ and put "
+    "`cockroach` on your PATH or set COCKROACH_BIN=/path/to/cockroach. Then stop make dev (Ctrl-C), "
+    "start it again and re-execute this run from the Dagster UI."
 )
 
 
+def tools_bin_dir(env: dict | None = None) -> Path:
+    """Where scripts/fetch_tools.py installs (CRDB_TOOLS_BIN_DIR, default <repo>/.data/bin)."""
+    env = os.environ if env is None else env
+    return Path(env.get("CRDB_TOOLS_BIN_DIR") or REPO_ROOT / ".data" / "bin")
+
+
 def find_cockroach(explicit: str = "", env: dict | None = None) -> str | None:
-    """The cockroach binary: an explicit path, else $COCKROACH_BIN, else PATH. None when there is none."""
+    """The cockroach binary: an explicit path, else $COCKROACH_BIN, else PATH, else the copy
+    scripts/fetch_tools.py installed. None when there is none."""
     env = os.environ if env is None else env
     candidate = explicit or env.get("COCKROACH_BIN", "")
     if candidate:
         path = Path(candidate).expanduser()
         return str(path) if path.is_file() and os.access(path, os.X_OK) else None
-    return shutil.which("cockroach", path=env.get("PATH"))
+    fetched = tools_bin_dir(env) / "cockroach"
+    if found := shutil.which("cockroach", path=env.get("PATH")):
+        return found
+    return str(fetched) if fetched.is_file() and os.access(fetched, os.X_OK) else None
 
 
 def require_cockroach(explicit: str = "", env: dict | None = None) -> str:

@@ -19,10 +19,12 @@ never stops a node; `make local-stop` (stop_nodes) is the explicit way.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
 import os
+import re
 import shutil
 import ssl
 import subprocess
@@ -62,6 +64,21 @@ DEFAULT_ZONES = ("local-a", "local-b", "local-c")
 DEFAULT_DATA_DIRS = {LIVE: REPO_ROOT / ".data" / "local", REHEARSAL: REPO_ROOT / ".data" / "rehearsal"}
 OWNER_MARKER = ".crdb-local-cluster"
 CLIENT_USERS = ("root", "app_writer", "app_reader")
+# A license key is base64-like text; anything else (a placeholder, a quote) is refused before it reaches SQL,
+# the same check as k8s/license-job.yaml.
+LICENSE_KEY = re.compile(r"^[A-Za-z0-9+/=._-]+$")
+LICENSE_FILE = REPO_ROOT / ".data" / "license"
+
+
+def local_license(env: dict | None = None) -> str:
+    """The license key for the local clusters: $CRDB_LICENSE, else the file $CRDB_LICENSE_FILE (default
+    .data/license, gitignored), else "" (none: a multi-node cluster is throttled 7 days after init)."""
+    env = os.environ if env is None else env
+    key = env.get("CRDB_LICENSE", "").strip()
+    path = Path(env.get("CRDB_LICENSE_FILE") or LICENSE_FILE)
+    if not key and path.is_file():
+        key = "".join(path.read_text().split())
+    return key
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,8 @@ class LocalClusterConfig:
     start_timeout_seconds: float = 60.0
     command_timeout_seconds: float = 30.0
     extra_start_flags: tuple[str, ...] = field(default_factory=tuple)
+    # Read from the environment, never a Dagster config field (it would show in the UI); kept out of repr.
+    license_key: str = field(default_factory=local_license, repr=False)
 
     def __post_init__(self):
         if self.host not in LOOPBACK_HOSTS:
@@ -226,6 +245,7 @@ class LocalClusterControl(ClusterControl):
         # Also when node 1 was already running: an init that failed last time is retried (it is a no-op
         # once the marker exists, and "already initialized" counts as done).
         self.initialize(binary)
+        self.apply_license(binary, nodes)
         self._write_state(desired_nodes=max(nodes, int(self._read_state().get("desired_nodes", 0))))
         self.write_prometheus_targets(nodes)
 
@@ -350,7 +370,37 @@ class LocalClusterControl(ClusterControl):
                 raise ClusterControlError(f"`{' '.join(args)}` failed (exit {result.returncode}): {output}")
             time.sleep(1.0)
 
-    def _run(self, args: list[str]) -> subprocess.CompletedProcess:
+    def apply_license(self, binary: str, nodes: int) -> None:
+        """SET CLUSTER SETTING enterprise.license once the cluster has nodes, once per key (a marker holds
+        the key's hash, never the key). Since v24.3 a multi-node cluster without a license is throttled
+        7 days after init (docs: licensing FAQs), so a missing key is a warning, not a failure."""
+        key = self.config.license_key
+        if not key:
+            if nodes >= 2:
+                log.warning("%s has %d nodes and no license: it is throttled 7 days after init. Set CRDB_LICENSE "
+                            "or put the key in %s, then re-execute the run", self.describe(), nodes, LICENSE_FILE)
+            return
+        if not LICENSE_KEY.match(key):
+            raise ClusterControlError(
+                f"the license key (CRDB_LICENSE or {LICENSE_FILE}) is not a CockroachDB license key: fix it, "
+                "restart make dev and re-execute the run"
+            )
+        marker = self.data_dir / "license.applied"
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        if marker.exists() and marker.read_text().split()[:1] == [digest]:
+            return
+        sql = f"SET CLUSTER SETTING enterprise.license = '{key}';\n"
+        result = self._run([binary, "sql", *self.security_flags(), f"--host={self.node(1).sql_addr}"], stdin=sql)
+        if result.returncode != 0:
+            # The output, never the statement: it holds the key.
+            raise ClusterControlError(
+                f"applying the license failed (exit {result.returncode}): {(result.stdout + result.stderr).strip()[-400:]}"
+                " Check the key (CRDB_LICENSE or .data/license), then re-execute the run"
+            )
+        atomic_write(marker, f"{digest} {time.time():.0f}\n")
+        log.info("%s: license applied", self.describe())
+
+    def _run(self, args: list[str], stdin: str | None = None) -> subprocess.CompletedProcess:
         try:
             return subprocess.run(
                 args,
@@ -358,7 +408,7 @@ class LocalClusterControl(ClusterControl):
                 capture_output=True,
                 text=True,
                 timeout=self.config.command_timeout_seconds,
-                stdin=subprocess.DEVNULL,
+                **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
                 cwd=self.data_dir,
             )
         except subprocess.TimeoutExpired as exc:
