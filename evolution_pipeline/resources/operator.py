@@ -11,16 +11,23 @@ pkg/upstream/cockroach-operator/api/v1beta1/):
   lastTransitionTime} (no reason or message), nodeID, decommission}. Condition types: PodReady (the pod's
   Ready condition as the node controller sees it; implies PodRunning), PodRunning, PodNeedsUpdate.
   persistentVolumeClaimRetentionPolicy.whenDeleted defaults to Delete.
-- CrdbNodes carry the label `crdb.cockroachlabs.com/cluster=<cluster name>` (the operator's own docs list a
-  cluster's nodes with `kubectl get crdbnode -l crdb.cockroachlabs.com/cluster=<name>`).
+- CrdbNodes and their pods carry the label `crdb.cockroachlabs.com/cluster=<cluster name>` (helm-charts
+  docs/migration/operator/controller_migration.md lists a cluster's nodes and pods with
+  `kubectl get crdbnode|pods -l crdb.cockroachlabs.com/cluster=<name>`), and a node's pod has the CrdbNode's
+  name (docs/migration/operator/manual_migration.md: one CrdbNode per pod "so the crdb pods and their
+  associated pvcs use the same names"; pkg/migrate/testdata/*/crdbnode-0.yaml.golden is cockroachdb-0).
 
 Scaling is one JSON patch on `/spec/regions/0/nodes` (a merge patch would replace the whole regions list).
 The patch also sets `/metadata/resourceVersion` to the version just read: the API server treats a
 resourceVersion in a patch as a precondition (kubernetes/kubernetes#63104) and answers 409 Conflict if the
 object changed since, so a concurrent writer can never be overwritten blindly; we re-read and retry.
 
-Readiness: status.observedGeneration == metadata.generation (the operator has acted on our patch),
-status.readyNodes == target, and every CrdbNode of the cluster has PodReady=True.
+Readiness is judged from what can be observed, like the operator's own health check (controller_migration.md
+"Auto-pause behavior": CrdbNode PodReady=True, pod Running with Ready=True) and upstream's e2e tests
+(tests/testutil/require.go RequireCRDBClusterToBeReadyEventuallyTimeout: count the pods, each Ready): the
+cluster's CrdbNodes number the target, each has PodReady=True, and its pod is Ready. status.readyNodes and
+status.observedGeneration are declared by the v1beta1 types, but no public source shows the operator writing
+them: they are logged as hints, never required.
 
 The rehearsal reset (reset_rehearsal_environment) is the only destructive step in the product. It runs only
 when the resource's environment is `rehearsal`, its namespace is not the live cluster's namespace (PVCs and
@@ -28,13 +35,17 @@ Secrets are namespace-scoped, so sharing one is a typo away from the live data),
 carries the annotation REHEARSAL_ANNOTATION=rehearsal (the reset writes it when it recreates the cluster; a
 hand-made rehearsal cluster needs `kubectl annotate` once). It reads k8s/crdb-cluster.yaml first, deletes the
 rehearsal CrdbCluster (propagationPolicy Foreground: its CrdbNodes go first), waits until the cluster and its
-nodes are gone, deletes the PVCs left behind (k8s/crdb-cluster.yaml sets whenDeleted: Retain) by label
-selector in the rehearsal namespace only, and creates the cluster again from the manifest with the rehearsal
-name and namespace and phase 0's node count. REHEARSAL_RBAC_RULES are granted only in the rehearsal
-namespace, so the live namespace cannot be reset even by a misconfigured run.
-ASSUMPTION (not found in the operator's published types or docs): its PVCs carry the label
-crdb.cockroachlabs.com/cluster=<name> like its CrdbNodes and pods; pvc_label_selector overrides it, and the
-reset says so when it deleted a cluster but matched no PVC.
+nodes are gone, deletes the PVCs left behind (k8s/crdb-cluster.yaml sets whenDeleted: Retain) in the rehearsal
+namespace only, and creates the cluster again from the manifest with the rehearsal name and namespace and
+phase 0's node count. REHEARSAL_RBAC_RULES are granted only in the rehearsal namespace, so the live namespace
+cannot be reset even by a misconfigured run.
+PVCs are found by labels WE set: k8s/crdb-cluster.yaml puts PVC_LABELS on
+spec.template.spec.dataStore.volumeClaimTemplate.metadata.labels (the template is a whole
+corev1.PersistentVolumeClaim, crdbnode_types.go DataStore), and the rehearsal manifest rewrites them to the
+rehearsal's name and environment. Every PVC is checked again before its delete: one that does not carry the
+rehearsal cluster's labels is refused, whatever the selector or the server returned.
+ASSUMPTION (no public source shows it, the kind workflow proves it): the operator copies the template's labels
+onto the PVCs it creates, as a StatefulSet does; the reset says so when it deleted a cluster but found no PVC.
 """
 
 from __future__ import annotations
@@ -68,8 +79,18 @@ from evolution_pipeline.resources.cluster import (
 )
 
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
-CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"
+CLUSTERS, NODES, PVCS, PODS = "crdbclusters", "crdbnodes", "persistentvolumeclaims", "pods"
+CORE_RESOURCES = (PVCS, PODS)
 CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
+# Set by us on the volume claim template (k8s/crdb-cluster.yaml): the reset never relies on operator labels.
+PVC_CLUSTER_LABEL = "crdb-live-evolution.io/crdb-cluster"
+PVC_ENVIRONMENT_LABEL = "crdb-live-evolution.io/environment"
+# Where the operator chart installs the operator and its webhook (mk/kind.mk OPERATOR_NS; helm-charts
+# cockroachdb-parent/charts/operator/templates/operator.yaml: cockroach-webhook-config,
+# cockroach-webhook-service).
+OPERATOR_HINT = (
+    "kubectl -n crdb-operator get pods,svc; kubectl -n crdb-operator logs deploy/cockroach-operator"
+)
 REHEARSAL_ANNOTATION = "crdb-live-evolution/environment"
 RBAC_FILE = "k8s/pipeline/rbac.yaml"
 CLUSTER_MANIFEST = "k8s/crdb-cluster.yaml"
@@ -81,6 +102,7 @@ PATCH_ATTEMPTS = 5
 REQUIRED_RBAC_RULES: list[dict[str, list[str]]] = [
     {"apiGroups": [GROUP], "resources": [CLUSTERS], "verbs": ["get", "patch"]},
     {"apiGroups": [GROUP], "resources": [NODES], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": [PODS], "verbs": ["list"]},
 ]
 
 # What the rehearsal reset calls. Grant these ONLY in the rehearsal namespace, never in the live one: the
@@ -123,7 +145,22 @@ def api_error(call: ApiCall, exc: ApiException) -> ClusterControlError:
     """Turn an ApiException into a message that names the call and says what to do."""
     said = _server_message(exc)
     code = exc.status
-    if code == 401:
+    if "admission webhook" in said and "denied the request" in said:
+        # k8s.io/apiserver pkg/admission/plugin/webhook/errors ToStatusErr: 'admission webhook "<name>"
+        # denied the request: <reason>' (400 unless the webhook set a code). The operator registers its own.
+        hint = (
+            "the CockroachDB operator's admission webhook refused the change; its reason is below. Fix the "
+            f"CrdbCluster or the requested value, check `{OPERATOR_HINT}`, then re-execute from failure"
+        )
+    elif "failed calling webhook" in said:
+        # k8s.io/apiserver webhook dispatcher: a webhook that cannot be called fails the request (500
+        # "Internal error occurred: failed calling webhook ...") when its failurePolicy is Fail.
+        hint = (
+            "the API server could not reach the CockroachDB operator's admission webhook, so nothing "
+            "changed. Make sure the operator pod is Running and its webhook Service has endpoints "
+            f"(`{OPERATOR_HINT}`), then re-execute from failure"
+        )
+    elif code == 401:
         hint = "the API server rejected the credentials: check the kubeconfig/context or the service account"
     elif code == 403:
         hint = (
@@ -133,7 +170,7 @@ def api_error(call: ApiCall, exc: ApiException) -> ClusterControlError:
     elif code == 404 and call.verb == "create":
         hint = (
             f"namespace {call.namespace} or the crdbclusters.{GROUP} CRD does not exist: "
-            "create the namespace (k8s/namespaces.yaml) and install the CockroachDB operator first"
+            "create the namespace (k8s/00-namespaces.yaml) and install the CockroachDB operator first"
         )
     elif code == 404 and call.resource == CLUSTERS:
         hint = (
@@ -174,15 +211,29 @@ def _regions(cluster: dict, what: str) -> list[dict]:
     return regions
 
 
-def _condition(node: dict, kind: str) -> dict | None:
-    for cond in (node.get("status") or {}).get("conditions") or []:
+def _condition(obj: dict, kind: str) -> dict | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
             return cond
     return None
 
 
-def node_status(node: dict) -> NodeStatus:
-    """One CrdbNode as the pipeline sees it: ready only when PodReady=True and it is not being deleted."""
+def pod_state(pod: dict | None) -> tuple[bool, str]:
+    """(ready, words) for a CrdbNode's pod: Ready=True in status.conditions (core v1 PodCondition)."""
+    if pod is None:
+        return False, "pod not created yet"
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return False, "pod terminating"
+    cond = _condition(pod, "Ready")
+    phase = (pod.get("status") or {}).get("phase") or "Unknown"
+    ready = cond is not None and cond.get("status") == "True"
+    return ready, f"pod {phase}, Ready={cond.get('status') if cond else 'unknown'}"
+
+
+def node_status(node: dict, pod: dict | None = None, *, check_pod: bool = False) -> NodeStatus:
+    """One CrdbNode as the pipeline sees it: ready only when PodReady=True, it is not being deleted and,
+    with check_pod, its pod (same name) is Ready too."""
     meta, status = node.get("metadata") or {}, node.get("status") or {}
     ready_cond = _condition(node, "PodReady")
     if ready_cond is None:
@@ -201,6 +252,11 @@ def node_status(node: dict) -> NodeStatus:
     if deleting:
         details.append("being deleted")
     ready = ready_cond is not None and ready_cond.get("status") == "True" and not deleting
+    if check_pod:
+        # The CrdbNode's condition can lag its pod (or run ahead of it): both must say Ready.
+        pod_ready, words = pod_state(pod)
+        details.append(words)
+        ready = ready and pod_ready
     return NodeStatus(name=meta.get("name", "?"), ready=ready, detail=", ".join(details))
 
 
@@ -220,7 +276,6 @@ class OperatorClusterControl(ClusterControl):
         reset_timeout_seconds: float = 900.0,
         poll_interval_seconds: float = 5.0,
         cluster_manifest: Path | str = REPO_ROOT / CLUSTER_MANIFEST,
-        pvc_label_selector: str | None = None,
         conflict_backoff_seconds: float = 0.2,
     ) -> None:
         self.api_client = api_client
@@ -236,13 +291,14 @@ class OperatorClusterControl(ClusterControl):
         self.poll_interval = poll_interval_seconds
         self.cluster_manifest = Path(cluster_manifest)
         self.node_selector = f"{CLUSTER_LABEL}={cluster_name}"
-        self.pvc_selector = pvc_label_selector or self.node_selector
+        self.pvc_labels = {PVC_CLUSTER_LABEL: cluster_name, PVC_ENVIRONMENT_LABEL: environment}
+        self.pvc_selector = ",".join(f"{k}={v}" for k, v in self.pvc_labels.items())
         self.conflict_backoff = conflict_backoff_seconds
 
     # --- plumbing ------------------------------------------------------------------------------------------
 
     def _call(self, verb: str, resource: str, name: str = "") -> ApiCall:
-        group = "" if resource == PVCS else GROUP
+        group = "" if resource in CORE_RESOURCES else GROUP
         return ApiCall(verb, group, resource, self.namespace, name)
 
     def _do(
@@ -281,6 +337,17 @@ class OperatorClusterControl(ClusterControl):
             label_selector=self.node_selector,
         )
         return sorted(listing.get("items") or [], key=lambda n: (n.get("metadata") or {}).get("name", ""))
+
+    def _list_pods(self) -> dict[str, dict]:
+        """The cluster's pods by name, as plain dicts (the operator labels them like its CrdbNodes)."""
+        listing = self._do(
+            self._call("list", PODS),
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=self.node_selector,
+        )
+        pods = [self.api_client.sanitize_for_serialization(p) for p in listing.items]
+        return {(p.get("metadata") or {}).get("name", ""): p for p in pods}
 
     # --- ClusterControl ------------------------------------------------------------------------------------
 
@@ -342,29 +409,41 @@ class OperatorClusterControl(ClusterControl):
 
     def status(self) -> ClusterStatus:
         cluster = self._get_cluster()
-        nodes = tuple(node_status(n) for n in self._list_nodes())
-        meta, observed = cluster.get("metadata") or {}, cluster.get("status") or {}
+        raw_nodes, pods = self._list_nodes(), self._list_pods()
+        nodes = tuple(
+            node_status(n, pods.get((n.get("metadata") or {}).get("name", "")), check_pod=True)
+            for n in raw_nodes
+        )
         desired = int(_regions(cluster, self.describe())[0].get("nodes") or 0)
-        generation, seen = meta.get("generation"), observed.get("observedGeneration")
-        settled = generation is not None and seen == generation
+        live_nodes = [n for n in raw_nodes if not (n.get("metadata") or {}).get("deletionTimestamp")]
+        # Settled: the operator has made exactly the CrdbNodes asked for (observable, unlike status fields).
+        settled = len(live_nodes) == desired
         notes = []
         if not settled:
-            notes.append(
-                f"operator has observed generation {seen if seen is not None else 'none'} "
-                f"of {generation} (is the operator running?)"
-            )
-        if meta.get("deletionTimestamp"):
+            notes.append(f"{len(live_nodes)} CrdbNodes labelled {self.node_selector} for {desired} desired")
+        orphans = sorted(set(pods) - {(n.get("metadata") or {}).get("name") for n in raw_nodes})
+        if orphans:
+            notes.append(f"pods without a CrdbNode: {', '.join(orphans)}")
+        if (cluster.get("metadata") or {}).get("deletionTimestamp"):
             notes.append("the CrdbCluster is being deleted")
-        if len(nodes) != desired:
-            notes.append(f"{len(nodes)} CrdbNodes labelled {self.node_selector} for {desired} desired")
+        notes.append(self._status_hint(cluster))
         return ClusterStatus(
             desired_nodes=desired,
-            # readyNodes is omitempty: absent means zero.
-            ready_nodes=int(observed.get("readyNodes") or 0),
+            ready_nodes=sum(n.ready for n in nodes),
             settled=settled,
             nodes=nodes,
             message="; ".join(notes),
         )
+
+    @staticmethod
+    def _status_hint(cluster: dict) -> str:
+        """The operator's own status fields, for the log only: no public source shows it writes them."""
+        meta, observed = cluster.get("metadata") or {}, cluster.get("status") or {}
+        if not observed:
+            return "operator status: not written (hint only)"
+        keys = ("readyNodes", "observedGeneration", "reconciled")
+        fields = ", ".join(f"{k}={observed[k]}" for k in keys if k in observed) or "no fields"
+        return f"operator status (hint only): {fields} at generation {meta.get('generation')}"
 
     # --- the rehearsal reset: the only destructive step ----------------------------------------------------
 
@@ -414,6 +493,11 @@ class OperatorClusterControl(ClusterControl):
         for region in regions:
             region["namespace"] = self.namespace  # --join must point at the rehearsal's own nodes
         regions[0]["nodes"] = PHASES[0].nodes
+        claim = ((cluster.get("spec") or {}).get("template") or {}).get("spec", {}).get("dataStore", {})
+        claim = claim.get("volumeClaimTemplate")
+        if claim is not None:
+            # The reset finds the rehearsal's volumes by these labels, and only by these.
+            claim.setdefault("metadata", {}).setdefault("labels", {}).update(self.pvc_labels)
         return cluster
 
     def _wait_until(self, what: str, remaining: Callable[[], list[str]]) -> None:
@@ -433,21 +517,36 @@ class OperatorClusterControl(ClusterControl):
         left = [f"{CLUSTERS}/{self.cluster_name}"] if self._get_cluster(missing_ok=True) is not None else []
         return left + [f"{NODES}/{n['metadata']['name']}" for n in self._list_nodes()]
 
-    def _list_pvcs(self) -> list[str]:
+    def _list_pvcs(self) -> list[dict]:
         listing = self._do(
             self._call("list", PVCS),
             self.core.list_namespaced_persistent_volume_claim,
             self.namespace,
             label_selector=self.pvc_selector,
         )
-        return sorted(p.metadata.name for p in listing.items)
+        return sorted(
+            (self.api_client.sanitize_for_serialization(p) for p in listing.items),
+            key=lambda p: p["metadata"]["name"],
+        )
 
-    def _delete_pvc(self, name: str) -> None:
+    def _pvc_names(self) -> list[str]:
+        return [p["metadata"]["name"] for p in self._list_pvcs()]
+
+    def _delete_pvc(self, pvc: dict) -> None:
+        meta = pvc.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        wrong = {k: labels.get(k) for k, v in self.pvc_labels.items() if labels.get(k) != v}
+        if wrong or meta.get("namespace", self.namespace) != self.namespace:
+            # Belt and braces: whatever the selector returned, only the rehearsal's own volumes go.
+            raise ClusterControlError(
+                f"refusing to delete PVC {meta.get('namespace')}/{meta.get('name')}: it does not carry the "
+                f"rehearsal cluster's labels {self.pvc_selector} (it has {wrong}); nothing else was deleted"
+            )
         # missing_ok: the operator may have deleted it meanwhile.
         self._do(
-            self._call("delete", PVCS, name),
+            self._call("delete", PVCS, meta["name"]),
             self.core.delete_namespaced_persistent_volume_claim,
-            name,
+            meta["name"],
             self.namespace,
             missing_ok=True,
         )
@@ -479,9 +578,9 @@ class OperatorClusterControl(ClusterControl):
         self._wait_until("the CrdbCluster or its CrdbNodes", self._remaining_cluster_and_nodes)
         # The operator deletes a node's PVC by default; this catches whatever a Retain policy left behind.
         pvcs = self._list_pvcs()
-        for name in pvcs:
-            self._delete_pvc(name)
-        self._wait_until(f"PVCs labelled {self.pvc_selector}", self._list_pvcs)
+        for pvc in pvcs:
+            self._delete_pvc(pvc)
+        self._wait_until(f"PVCs labelled {self.pvc_selector}", self._pvc_names)
         self._do(
             self._call("create", CLUSTERS),
             self.custom.create_namespaced_custom_object,
@@ -499,8 +598,9 @@ class OperatorClusterControl(ClusterControl):
         if existing is not None and not pvcs:
             # With whenDeleted: Retain the old volumes stay; none matching means the selector may be wrong.
             message += (
-                f". No PVC matched {self.pvc_selector}: if the operator left volumes with other labels "
-                "(kubectl get pvc --show-labels), set pvc_label_selector"
+                f". No PVC matched {self.pvc_selector}: if volumes were left behind without these labels "
+                f"(kubectl -n {self.namespace} get pvc --show-labels), the operator did not copy the "
+                "labels of dataStore.volumeClaimTemplate.metadata; delete them by hand after checking them"
             )
         return message
 
@@ -560,9 +660,6 @@ class CrdbOperatorResource(ClusterControlResource):
         default=CLUSTER_MANIFEST,
         description="CrdbCluster manifest the rehearsal reset recreates from (relative to the repo root).",
     )
-    pvc_label_selector: str | None = Field(
-        default=None, description=f"PVCs the rehearsal reset deletes; unset: {CLUSTER_LABEL}=<cluster_name>."
-    )
 
     def control(self) -> OperatorClusterControl:
         if self.environment not in (LIVE, REHEARSAL):
@@ -587,5 +684,4 @@ class CrdbOperatorResource(ClusterControlResource):
             reset_timeout_seconds=self.ready_timeout_seconds,
             poll_interval_seconds=self.poll_interval_seconds,
             cluster_manifest=manifest if manifest.is_absolute() else REPO_ROOT / manifest,
-            pvc_label_selector=self.pvc_label_selector,
         )

@@ -7,20 +7,42 @@ serves only what evolution_pipeline/resources/operator.py uses, following the Ku
   refused with 415 as for every custom resource. A resourceVersion in the patched object is a precondition
   (409 Conflict when stale), metadata.generation grows only when the spec changes, status is ignored on the
   main resource (status subresource), the spec's required fields are validated (422 Invalid).
-- CrdbNodes: LIST with an equality labelSelector. PersistentVolumeClaims (core v1): LIST, DELETE.
+- CrdbNodes and Pods: LIST with an equality labelSelector. PersistentVolumeClaims (core v1): LIST, DELETE.
 - Errors are Status objects (kind Status, status Failure, message, reason, details, code), 403 messages are
-  worded like the RBAC authorizer's, and RBAC can be enforced from a list of Role rules.
-- A simulated operator reconciles lazily (on every request, from the clock): after `reconcile_delay` it sets
-  status.observedGeneration = metadata.generation and creates the missing CrdbNodes (labelled
-  crdb.cockroachlabs.com/cluster=<name>, conditions PodRunning/PodReady False, one PVC each), which turn
-  PodReady=True after `node_ready_delay` (never, with `never_ready`); status.readyNodes counts them.
-  With `operator_running = False` nothing is reconciled.
-  Deleting a CrdbCluster removes its CrdbNodes after `delete_delay` (and their PVCs unless
-  pvc_retention="Retain"), then the cluster.
+  worded like the RBAC authorizer's and name the real ServiceAccount (k8s/pipeline/rbac.yaml crdb-pipeline),
+  and RBAC can be enforced from a list of Role rules.
+- Stricter than a friendly server, as a real one is:
+  * a create that carries metadata.resourceVersion is refused (k8s.io/apiserver pkg/storage/etcd3/store.go
+    Create returns storage.ErrResourceVersionSetOnCreate "resourceVersion should not be set on objects to be
+    created"; registry/generic/registry/store.go InterpretCreateError passes it on unchanged and
+    endpoints/handlers/responsewriters/status.go ErrorToAPIStatus answers a non-Status error with 500);
+  * a create in a namespace that does not exist is 404 'namespaces "<ns>" not found' (the NamespaceLifecycle
+    admission plugin, k8s.io/apiserver pkg/admission/plugin/namespace/lifecycle/admission.go);
+  * the operator's validating webhook (it registers cockroach-webhook-config at runtime: helm-charts
+    cockroachdb-parent/charts/operator/templates/operator.yaml RBAC, charts/operator/README.md) can deny a
+    create/patch: 400 'admission webhook "<name>" denied the request: <reason>' (k8s.io/apiserver
+    pkg/admission/plugin/webhook/errors/statuserror.go ToStatusErr), or be down: 500 'Internal error occurred:
+    failed calling webhook "<name>": ...' (webhook/validating/dispatcher.go, failurePolicy Fail). The webhook
+    NAME here is illustrative: the operator creates its configurations at runtime and no public source lists
+    the entries' names.
+- A simulated operator reconciles lazily (on every request, from the clock). Modes make it as unhelpful as
+  the public sources allow:
+  * status_writes: "never" (default: no public source shows the operator writing status.readyNodes or
+    observedGeneration, which the v1beta1 types only declare), "late" (after status_delay), "prompt";
+  * one_at_a_time: the missing CrdbNodes appear one per reconcile_delay instead of all at once;
+  * each CrdbNode gets a Pod of the same name labelled crdb.cockroachlabs.com/cluster=<cluster>
+    (helm-charts docs/migration/operator/manual_migration.md: pods and CrdbNodes share names; the migration
+    docs list pods with that label). The CrdbNode's PodReady turns True after node_ready_delay; the pod's
+    Ready after node_ready_delay + pod_ready_lag (pod_ready_lag > 0: the node condition runs ahead of the
+    pod); never, with `never_ready`.
+  * PVCs are named <volumeClaimTemplate name>-<node> and carry the template's metadata.labels (ASSUMPTION,
+    as a StatefulSet does: no public source shows what the operator copies); nothing else.
+  With `operator_running = False` nothing is reconciled. Deleting a CrdbCluster removes its CrdbNodes and
+  pods after `delete_delay` (and their PVCs unless pvc_retention="Retain"), then the cluster.
 
 What it proves: the pipeline's requests, patches, selectors and error handling work through the real client
-against documented API behaviour. What it does not prove: the operator's real timing, its PVC labels (an
-assumption, see pvc_label), or anything about CockroachDB itself.
+against documented API behaviour. What it does not prove: the operator's real timing, its PVC labels, its
+webhook's rules, or anything about CockroachDB itself (the kind workflow, .github/workflows/kind.yml, does).
 """
 
 from __future__ import annotations
@@ -42,9 +64,14 @@ from urllib.parse import parse_qs, urlsplit
 from tests.doubles.http_reply import send_json
 
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
-CLUSTERS, NODES, PVCS = "crdbclusters", "crdbnodes", "persistentvolumeclaims"
+CLUSTERS, NODES, PVCS, PODS = "crdbclusters", "crdbnodes", "persistentvolumeclaims", "pods"
+CORE = (PVCS, PODS)
 CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
-KINDS = {CLUSTERS: "CrdbCluster", NODES: "CrdbNode", PVCS: "PersistentVolumeClaim"}
+KINDS = {CLUSTERS: "CrdbCluster", NODES: "CrdbNode", PVCS: "PersistentVolumeClaim", PODS: "Pod"}
+# Illustrative webhook name (see the module docstring); the configuration name is the chart's.
+WEBHOOK = "vcrdbcluster.cockroach-webhook-config"
+WEBHOOK_URL = "https://cockroach-webhook-service.crdb-operator.svc:443/validate-crdbcluster?timeout=10s"
+SERVICE_ACCOUNT = "system:serviceaccount:crdb:crdb-pipeline"
 REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -60,17 +87,12 @@ REASONS = {
 CUSTOM_PATH = re.compile(
     rf"^/apis/{re.escape(GROUP)}/{VERSION}/namespaces/([^/]+)/({CLUSTERS}|{NODES})(?:/([^/]+))?$"
 )
-PVC_PATH = re.compile(rf"^/api/v1/namespaces/([^/]+)/({PVCS})(?:/([^/]+))?$")
+PVC_PATH = re.compile(rf"^/api/v1/namespaces/([^/]+)/({PVCS}|{PODS})(?:/([^/]+))?$")
 PATCH_TYPES = ("application/json-patch+json", "application/merge-patch+json")
 
 
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def pvc_label(cluster: str) -> dict[str, str]:
-    # ASSUMPTION: the operator's PVCs carry the cluster label like its CrdbNodes and pods do.
-    return {CLUSTER_LABEL: cluster}
 
 
 @dataclass(frozen=True)
@@ -106,11 +128,11 @@ class ApiError(Exception):
 
 
 def qualified(resource: str) -> str:
-    return resource if resource == PVCS else f"{resource}.{GROUP}"
+    return resource if resource in CORE else f"{resource}.{GROUP}"
 
 
 def not_found(resource: str, name: str) -> ApiError:
-    group = "" if resource == PVCS else GROUP
+    group = "" if resource in CORE else GROUP
     return ApiError(
         404, f'{qualified(resource)} "{name}" not found', {"name": name, "group": group, "kind": resource}
     )
@@ -241,12 +263,23 @@ class KubeApiDouble:
         rbac_rules: list[dict] | None = None,
         token: str | None = None,
         pvc_retention: str = "Delete",
-        user: str = "system:serviceaccount:crdb:evolution-pipeline",
+        user: str = SERVICE_ACCOUNT,
+        status_writes: str = "never",
+        status_delay: float = 0.3,
+        one_at_a_time: bool = False,
+        pod_ready_lag: float = 0.0,
+        namespaces: tuple[str, ...] = ("default", "crdb", "crdb-rehearsal"),
     ):
+        assert status_writes in ("never", "late", "prompt"), status_writes
         self.reconcile_delay = reconcile_delay
         self.node_ready_delay = node_ready_delay
         self.delete_delay = delete_delay
         self.rbac_rules, self.token, self.pvc_retention, self.user = rbac_rules, token, pvc_retention, user
+        self.status_writes, self.status_delay = status_writes, status_delay
+        self.one_at_a_time, self.pod_ready_lag = one_at_a_time, pod_ready_lag
+        self.namespaces = set(namespaces)
+        self.webhook_denial: str | None = None  # a reason: the operator's webhook denies creates and patches
+        self.webhook_down = False  # the webhook cannot be called: every create/patch of a CrdbCluster fails
         self.never_ready = False
         self.operator_running = True  # False: nothing is reconciled (a stopped or wedged operator)
         self.requests: list[Request] = []
@@ -256,6 +289,7 @@ class KubeApiDouble:
         self._interfere = 0
         self._rv = 100
         self._node_ids = 0
+        self._seen_generation: dict[tuple[str, str], int] = {}  # what the simulated operator acted on
         self._lock = threading.RLock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -309,9 +343,16 @@ class KubeApiDouble:
         code: str = "local",
         annotations: dict | None = None,
         settled: bool = True,
+        pvc_labels: dict | None = None,
     ) -> dict:
-        """A CrdbCluster as `kubectl apply` left it; settled: the operator already made its nodes ready."""
+        """A CrdbCluster as `kubectl apply` left it; settled: the operator already made its nodes ready.
+        pvc_labels: what its volumeClaimTemplate.metadata.labels say (k8s/crdb-cluster.yaml sets some)."""
+        claim = {
+            "metadata": {"name": "datadir", "labels": dict(pvc_labels or {})},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+        }
         with self._lock:
+            self.namespaces.add(namespace)
             obj = self._create_cluster(
                 namespace,
                 {
@@ -324,13 +365,19 @@ class KubeApiDouble:
                     },
                     "spec": {
                         "regions": [{"code": code, "nodes": nodes, "namespace": namespace}],
-                        "template": {"spec": {"image": "cockroachdb/cockroach:v25.4.0"}},
+                        "template": {
+                            "spec": {
+                                "image": "cockroachdb/cockroach:v26.2.1",
+                                "dataStore": {"volumeClaimTemplate": claim},
+                            }
+                        },
                     },
                 },
             )
             if settled:
-                self._timers[(CLUSTERS, namespace, name)] = float("-inf")
-                self._advance()
+                for _ in range(nodes):
+                    self._timers[(CLUSTERS, namespace, name)] = float("-inf")
+                    self._advance()
                 for node in self._nodes_of(namespace, name):
                     self._timers[(NODES, namespace, node["metadata"]["name"])] = float("-inf")
                 self._advance()
@@ -374,8 +421,18 @@ class KubeApiDouble:
         ]
 
     def _add_node(self, namespace: str, cluster: dict) -> None:
-        name = f"{cluster['metadata']['name']}-{secrets.token_hex(3)}"
+        cname = cluster["metadata"]["name"]
+        name = f"{cname}-{secrets.token_hex(3)}"
         stamp = now_rfc3339()
+        template = copy.deepcopy((cluster["spec"].get("template") or {}).get("spec") or {})
+        owner = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "CrdbCluster",
+            "name": cname,
+            "uid": cluster["metadata"]["uid"],
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
         self._store(
             NODES,
             {
@@ -386,22 +443,14 @@ class KubeApiDouble:
                     "namespace": namespace,
                     "uid": str(uuid.uuid4()),
                     "generation": 1,
-                    "labels": {CLUSTER_LABEL: cluster["metadata"]["name"]},
+                    # helm-charts pkg/migrate/testdata/*/crdbnode-0.yaml.golden: this label and finalizer.
+                    "labels": {CLUSTER_LABEL: cname},
                     "finalizers": ["crdbnode.crdb.cockroachlabs.com/finalizer"],
-                    "ownerReferences": [
-                        {
-                            "apiVersion": f"{GROUP}/{VERSION}",
-                            "kind": "CrdbCluster",
-                            "name": cluster["metadata"]["name"],
-                            "uid": cluster["metadata"]["uid"],
-                            "controller": True,
-                            "blockOwnerDeletion": True,
-                        }
-                    ],
+                    # ASSUMPTION: the operator owns its CrdbNodes (garbage collection of a deleted cluster).
+                    "ownerReferences": [owner],
                 },
-                "spec": copy.deepcopy((cluster["spec"].get("template") or {}).get("spec") or {}),
+                "spec": template,
                 "status": {
-                    "observedGeneration": 1,
                     "conditions": [
                         {"type": "PodRunning", "status": "False", "lastTransitionTime": stamp},
                         {"type": "PodReady", "status": "False", "lastTransitionTime": stamp},
@@ -410,19 +459,41 @@ class KubeApiDouble:
             },
         )
         self._timers[(NODES, namespace, name)] = time.monotonic()
-        pvc = f"datadir-{name}"
+        pod_labels = {**((template.get("podTemplate") or {}).get("metadata") or {}).get("labels", {})}
+        self._store(
+            PODS,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,  # the CrdbNode's name (manual_migration.md)
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "labels": {**pod_labels, CLUSTER_LABEL: cname},
+                },
+                "spec": {"containers": [{"name": "cockroachdb", "image": template.get("image", "")}]},
+                "status": {
+                    "phase": "Pending",
+                    "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": stamp}],
+                },
+            },
+        )
+        claim = (template.get("dataStore") or {}).get("volumeClaimTemplate")
+        if claim is None:
+            return
+        claim_meta = claim.get("metadata") or {}
         self._store(
             PVCS,
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
                 "metadata": {
-                    "name": pvc,
+                    "name": f"{claim_meta.get('name', 'datadir')}-{name}",
                     "namespace": namespace,
                     "uid": str(uuid.uuid4()),
-                    "labels": pvc_label(cluster["metadata"]["name"]),
+                    "labels": dict(claim_meta.get("labels") or {}),
                 },
-                "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+                "spec": copy.deepcopy(claim.get("spec") or {}),
                 "status": {"phase": "Bound"},
             },
         )
@@ -434,49 +505,72 @@ class KubeApiDouble:
             if key[0] != CLUSTERS:
                 continue
             ns, name = key[1], key[2]
-            meta, status = cluster["metadata"], cluster.setdefault("status", {})
-            if meta.get("deletionTimestamp"):
+            if cluster["metadata"].get("deletionTimestamp"):
                 if now - self._timers[key] >= self.delete_delay:
                     for node in self._nodes_of(ns, name):
                         self._delete_node(ns, node)
                     del self._objects[key]
                 continue
-            if not self.operator_running:
-                continue
-            changed = False
-            if (
-                status.get("observedGeneration") != meta["generation"]
-                and now - self._timers[key] >= self.reconcile_delay
-            ):
-                status["observedGeneration"] = meta["generation"]
-                for _ in range(cluster["spec"]["regions"][0]["nodes"] - len(self._nodes_of(ns, name))):
-                    self._add_node(ns, cluster)
-                changed = True
-            ready = 0
-            for node in self._nodes_of(ns, name):
-                conds = {c["type"]: c for c in node["status"]["conditions"]}
-                nkey = (NODES, ns, node["metadata"]["name"])
-                if (
-                    conds["PodReady"]["status"] != "True"
-                    and not self.never_ready
-                    and now - self._timers[nkey] >= self.node_ready_delay
-                ):
-                    for c in conds.values():
-                        c.update(status="True", lastTransitionTime=now_rfc3339())
-                    self._node_ids += 1
-                    node["status"]["nodeID"] = self._node_ids
-                    node["metadata"]["resourceVersion"] = self._next_rv()
-                ready += conds["PodReady"]["status"] == "True"
-            if status.get("readyNodes", 0) != ready:
-                status["readyNodes"] = ready
-                changed = True
-            if changed:
-                meta["resourceVersion"] = self._next_rv()  # a status write bumps resourceVersion too
+            if self.operator_running:
+                self._reconcile(key, cluster, now)
+
+    def _reconcile(self, key: tuple[str, str, str], cluster: dict, now: float) -> None:
+        ns, name = key[1], key[2]
+        meta = cluster["metadata"]
+        missing = cluster["spec"]["regions"][0]["nodes"] - len(self._nodes_of(ns, name))
+        if missing > 0 and now - self._timers[key] >= self.reconcile_delay:
+            for _ in range(1 if self.one_at_a_time else missing):
+                self._add_node(ns, cluster)
+            self._timers[key] = now  # one_at_a_time: the next node one reconcile_delay later
+            if not self.one_at_a_time or missing == 1:
+                self._seen_generation[(ns, name)] = meta["generation"]
+        elif missing <= 0:
+            self._seen_generation[(ns, name)] = meta["generation"]
+        ready = sum(self._ready_node(ns, node, now) for node in self._nodes_of(ns, name))
+        self._write_status(key, cluster, ready, now)
+
+    def _ready_node(self, ns: str, node: dict, now: float) -> bool:
+        """Turn the CrdbNode's PodReady and its pod's Ready on when their time has come."""
+        name = node["metadata"]["name"]
+        since = now - self._timers[(NODES, ns, name)]
+        conds = {c["type"]: c for c in node["status"]["conditions"]}
+        if not self.never_ready and conds["PodReady"]["status"] != "True" and since >= self.node_ready_delay:
+            for c in conds.values():
+                c.update(status="True", lastTransitionTime=now_rfc3339())
+            self._node_ids += 1
+            node["status"]["nodeID"] = self._node_ids
+            node["metadata"]["resourceVersion"] = self._next_rv()
+        pod = self._objects.get((PODS, ns, name))
+        lag = self.node_ready_delay + self.pod_ready_lag
+        if pod and not self.never_ready and pod["status"]["phase"] != "Running" and since >= lag:
+            pod["status"]["phase"] = "Running"
+            pod["status"]["conditions"][0].update(status="True", lastTransitionTime=now_rfc3339())
+            pod["metadata"]["resourceVersion"] = self._next_rv()
+        return conds["PodReady"]["status"] == "True"
+
+    def _write_status(self, key: tuple[str, str, str], cluster: dict, ready: int, now: float) -> None:
+        """status.readyNodes/observedGeneration only in the modes that write them at all."""
+        if self.status_writes == "never":
+            return
+        if self.status_writes == "late" and now - self._timers[key] < self.status_delay:
+            return
+        status = cluster.setdefault("status", {})
+        wanted = {"readyNodes": ready}
+        seen = self._seen_generation.get((key[1], key[2]))
+        if seen is not None:
+            wanted["observedGeneration"] = seen
+        if any(status.get(k) != v for k, v in wanted.items()):
+            status.update(wanted)
+            cluster["metadata"]["resourceVersion"] = self._next_rv()  # a status write bumps it too
 
     def _delete_node(self, ns: str, node: dict) -> None:
-        del self._objects[(NODES, ns, node["metadata"]["name"])]
+        name = node["metadata"]["name"]
+        del self._objects[(NODES, ns, name)]
+        self._objects.pop((PODS, ns, name), None)
         if self.pvc_retention == "Delete":
-            self._objects.pop((PVCS, ns, f"datadir-{node['metadata']['name']}"), None)
+            for key, obj in list(self._objects.items()):
+                if key[0] == PVCS and key[1] == ns and key[2].endswith(f"-{name}"):
+                    del self._objects[key]
 
     # request handling
     def authorize(self, verb: str, group: str, resource: str, ns: str, name: str) -> None:
@@ -510,7 +604,7 @@ class KubeApiDouble:
                 raise ApiError(
                     code,
                     message or default.get(code, f"injected failure {code}"),
-                    {"name": name, "group": "" if resource == PVCS else GROUP, "kind": resource},
+                    {"name": name, "group": "" if resource in CORE else GROUP, "kind": resource},
                 )
 
     def handle(self, method: str, path: str, query: dict, content_type: str, body: bytes) -> tuple[int, dict]:
@@ -518,10 +612,10 @@ class KubeApiDouble:
         if not m:
             raise ApiError(404, "the server could not find the requested resource")
         ns, resource, name = m.group(1), m.group(2), m.group(3) or ""
-        if resource == PVCS and method in ("POST", "PATCH"):
-            raise ApiError(405, f"the stand-in does not serve {method} on {PVCS}")
-        if resource == NODES and method != "GET":
-            raise ApiError(405, f"the stand-in does not serve {method} on {NODES}")
+        if resource in CORE and method in ("POST", "PATCH"):
+            raise ApiError(405, f"the stand-in does not serve {method} on {resource}")
+        if resource in (NODES, PODS) and method != "GET":
+            raise ApiError(405, f"the stand-in does not serve {method} on {resource}")
         if method == "GET" and not name:
             return self._list(ns, resource, query)
         if method == "GET":
@@ -547,13 +641,28 @@ class KubeApiDouble:
             if r == resource and n == ns and matches(o["metadata"].get("labels") or {}, terms)
         ]
         kind = KINDS[resource] + "List"
-        api_version = "v1" if resource == PVCS else f"{GROUP}/{VERSION}"
+        api_version = "v1" if resource in CORE else f"{GROUP}/{VERSION}"
         return 200, {
             "apiVersion": api_version,
             "kind": kind,
             "metadata": {"resourceVersion": str(self._rv)},
             "items": items,
         }
+
+    def admit(self, operation: str, name: str) -> None:
+        """The operator's validating webhook, called for CREATE and UPDATE (a patch is an UPDATE)."""
+        if self.webhook_down:
+            raise ApiError(
+                500,
+                f'Internal error occurred: failed calling webhook "{WEBHOOK}": failed to call webhook: Post '
+                f'"{WEBHOOK_URL}": dial tcp 10.96.0.42:443: connect: connection refused',
+            )
+        if self.webhook_denial is not None:
+            raise ApiError(
+                400,
+                f'admission webhook "{WEBHOOK}" denied the request: {self.webhook_denial}',
+                {"name": name, "group": GROUP, "kind": CLUSTERS},
+            )
 
     def _patch(self, ns: str, name: str, content_type: str, body: bytes) -> tuple[int, dict]:
         current = self._objects.get((CLUSTERS, ns, name))
@@ -597,6 +706,7 @@ class KubeApiDouble:
                 meta[key] = old_meta[key]
         patched["status"] = copy.deepcopy(current.get("status") or {})  # status subresource
         validate_cluster(patched)
+        self.admit("UPDATE", name)  # admission runs after schema validation, before storage
         if patched == current:
             return 200, current  # a no-op patch changes nothing, not even resourceVersion
         if patched.get("spec") != current.get("spec"):
@@ -616,6 +726,10 @@ class KubeApiDouble:
         ):
             raise ApiError(400, f"the body must be a {GROUP}/{VERSION} CrdbCluster")
         meta = obj.get("metadata") or {}
+        if ns not in self.namespaces:
+            raise ApiError(404, f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
+        if meta.get("resourceVersion"):
+            raise ApiError(500, "resourceVersion should not be set on objects to be created")
         if not meta.get("name"):
             raise ApiError(422, "metadata.name: Required value: name or generateName is required")
         if meta.get("namespace") not in (None, ns):
@@ -629,7 +743,8 @@ class KubeApiDouble:
                 {"name": meta["name"], "group": GROUP, "kind": CLUSTERS},
             )
         validate_cluster(obj)
-        obj["metadata"] = {k: v for k, v in meta.items() if k not in ("resourceVersion", "uid", "generation")}
+        self.admit("CREATE", meta["name"])
+        obj["metadata"] = {k: v for k, v in meta.items() if k not in ("uid", "generation")}
         return 201, self._create_cluster(ns, obj)
 
     def _delete(self, ns: str, resource: str, name: str, query: dict, body: bytes) -> tuple[int, dict]:
@@ -684,7 +799,7 @@ class _Handler(BaseHTTPRequestHandler):
         }.get(self.command, self.command.lower())
         if verb == "list" and query.get("watch", [""])[0] in ("true", "1"):
             verb = "watch"
-        group = "" if resource == PVCS else GROUP
+        group = "" if resource in CORE else GROUP
         with api._lock:
             try:
                 if api.token is not None and auth != f"Bearer {api.token}":

@@ -28,7 +28,11 @@ from evolution_pipeline.resources.operator import (
     CLUSTER_LABEL,
     CLUSTERS,
     NODES,
+    OPERATOR_HINT,
     PATCH_ATTEMPTS,
+    PODS,
+    PVC_CLUSTER_LABEL,
+    PVC_ENVIRONMENT_LABEL,
     PVCS,
     REHEARSAL_ANNOTATION,
     REHEARSAL_RBAC_RULES,
@@ -37,7 +41,7 @@ from evolution_pipeline.resources.operator import (
     OperatorClusterControl,
     node_status,
 )
-from tests.doubles.k8s_api import KubeApiDouble
+from tests.doubles.k8s_api import SERVICE_ACCOUNT, KubeApiDouble
 
 LIVE_NS, NAME = "crdb", "cockroachdb"
 REHEARSAL_NS = "crdb-rehearsal"
@@ -52,6 +56,11 @@ def expand(rules: list[dict]) -> set[tuple[str, str, str]]:
         for r in rule["resources"]
         for v in rule["verbs"]
     }
+
+
+def ours(environment: str, name: str = NAME) -> dict[str, str]:
+    """The labels k8s/crdb-cluster.yaml (or the rehearsal rewrite of it) puts on the volume claim template."""
+    return {PVC_CLUSTER_LABEL: name, PVC_ENVIRONMENT_LABEL: environment}
 
 
 def client_for(host: str) -> kubernetes.client.ApiClient:
@@ -143,8 +152,8 @@ def test_status_explains_an_operator_that_has_not_acted():
         control.scale_to(2)
         status = control.status()
     assert (status.desired_nodes, status.ready_nodes, status.settled) == (2, 1, False)
-    assert "operator has observed generation 1 of 2" in status.message
     assert "1 CrdbNodes labelled crdb.cockroachlabs.com/cluster=cockroachdb for 2 desired" in status.message
+    assert "operator status: not written (hint only)" in status.message
     assert "not yet observed" in status.summary()
 
 
@@ -164,6 +173,7 @@ def test_nodes_that_never_become_ready_are_reported_with_their_conditions():
     assert not status.is_ready(2)
     stuck = [n for n in status.nodes if not n.ready]
     assert len(stuck) == 1 and "PodReady=False" in stuck[0].detail and "PodRunning=False" in stuck[0].detail
+    assert "pod Pending, Ready=False" in stuck[0].detail
     assert f"{stuck[0].name}=not ready (PodReady=False" in status.summary()
 
 
@@ -202,6 +212,17 @@ def test_forbidden_patch_names_the_missing_rbac_rule():
     assert 'apiGroups: ["crdb.cockroachlabs.com"], resources: ["crdbclusters"], verbs: ["patch"]' in text
     assert "k8s/pipeline/rbac.yaml" in text
     assert 'cannot patch resource "crdbclusters"' in text  # the server's own words are kept
+    assert f'User "{SERVICE_ACCOUNT}"' in text
+
+
+def test_the_stand_in_speaks_as_the_real_service_account():
+    account = next(
+        d
+        for d in yaml.safe_load_all((REPO_ROOT / "k8s/pipeline/rbac.yaml").read_text())
+        if d and d["kind"] == "ServiceAccount"
+    )
+    meta = account["metadata"]
+    assert SERVICE_ACCOUNT == f"system:serviceaccount:{meta['namespace']}:{meta['name']}"
 
 
 def test_forbidden_node_list_names_that_rule():
@@ -347,7 +368,7 @@ def reset_api():
     with KubeApiDouble(
         rbac_rules=REQUIRED_RBAC_RULES + REHEARSAL_RBAC_RULES, pvc_retention="Retain"
     ) as server:
-        server.add_cluster(LIVE_NS, NAME, nodes=3)
+        server.add_cluster(LIVE_NS, NAME, nodes=3, pvc_labels=ours("live"))
         yield server
 
 
@@ -366,7 +387,9 @@ def rehearsal_control(api, manifest, namespace=REHEARSAL_NS, name=NAME, **kwargs
 
 def test_reset_recreates_the_rehearsal_and_leaves_the_live_cluster_alone(reset_api, manifest):
     api = reset_api
-    old = api.add_cluster(REHEARSAL_NS, NAME, nodes=3, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
+    old = api.add_cluster(
+        REHEARSAL_NS, NAME, nodes=3, annotations={REHEARSAL_ANNOTATION: REHEARSAL}, pvc_labels=ours(REHEARSAL)
+    )
     live_before = api.get(CLUSTERS, LIVE_NS, NAME)
     live_pvcs, old_pvcs = api.names(PVCS, LIVE_NS), api.names(PVCS, REHEARSAL_NS)
     assert len(live_pvcs) == 3 and len(old_pvcs) == 3
@@ -381,7 +404,12 @@ def test_reset_recreates_the_rehearsal_and_leaves_the_live_cluster_alone(reset_a
     assert fresh["spec"]["regions"] == [
         {"code": "local", "nodes": PHASES[0].nodes, "namespace": REHEARSAL_NS}
     ]
-    assert fresh["spec"]["template"] == MANIFEST["spec"]["template"] and fresh["spec"]["tlsEnabled"] is True
+    claim = fresh["spec"]["template"]["spec"]["dataStore"]["volumeClaimTemplate"]
+    assert claim["metadata"]["labels"] == ours(REHEARSAL)  # the next reset finds its volumes by these
+    assert fresh["spec"]["tlsEnabled"] is True
+    assert {k: v for k, v in fresh["spec"]["template"]["spec"].items() if k != "dataStore"} == {
+        k: v for k, v in MANIFEST["spec"]["template"]["spec"].items() if k != "dataStore"
+    }
     assert not set(old_pvcs) & set(api.names(PVCS, REHEARSAL_NS))
     # The live cluster, its nodes and its volumes are untouched.
     assert api.get(CLUSTERS, LIVE_NS, NAME) == live_before
@@ -470,7 +498,10 @@ def test_the_repositorys_manifest_is_what_the_reset_recreates(reset_api):
     assert cluster["spec"]["regions"][0]["nodes"] == PHASES[0].nodes
     assert {r["namespace"] for r in cluster["spec"]["regions"]} == {REHEARSAL_NS}
     live = yaml.safe_load((REPO_ROOT / "k8s" / "crdb-cluster.yaml").read_text())
-    assert cluster["spec"]["template"] == live["spec"]["template"]
+    live_claim = live["spec"]["template"]["spec"]["dataStore"]["volumeClaimTemplate"]["metadata"]["labels"]
+    claim = cluster["spec"]["template"]["spec"]["dataStore"]["volumeClaimTemplate"]["metadata"]["labels"]
+    assert live_claim == ours("live") and claim == ours(REHEARSAL)
+    assert cluster["spec"]["template"]["spec"]["image"] == live["spec"]["template"]["spec"]["image"]
 
     control.reset_rehearsal_environment()
     wait_ready(control, PHASES[0].nodes)
@@ -565,28 +596,51 @@ def test_resource_passes_its_settings_through(tmp_path):
     )
     assert (control.reset_timeout, control.poll_interval) == (42, 0.5)
     assert control.cluster_manifest == REPO_ROOT / "k8s" / "crdb-cluster.yaml"
-    assert control.node_selector == control.pvc_selector == f"{CLUSTER_LABEL}=rehearsal"
+    assert control.node_selector == f"{CLUSTER_LABEL}=rehearsal"
+    assert control.pvc_selector == f"{PVC_CLUSTER_LABEL}=rehearsal,{PVC_ENVIRONMENT_LABEL}=rehearsal"
 
 
-def test_reset_into_a_missing_namespace_says_what_to_create(reset_api, manifest):
-    reset_api.fail_next("create", CLUSTERS, 404, message='namespaces "crdb-rehearsal" not found')
-    with pytest.raises(ClusterControlError) as err:
-        rehearsal_control(reset_api, manifest).reset_rehearsal_environment()
+def test_reset_into_a_missing_namespace_says_what_to_create(manifest):
+    with KubeApiDouble(namespaces=(LIVE_NS,)) as api:  # crdb-rehearsal was never created
+        with pytest.raises(ClusterControlError) as err:
+            rehearsal_control(api, manifest).reset_rehearsal_environment()
     assert "create crdbclusters in namespace crdb-rehearsal failed with HTTP 404" in str(err.value)
-    assert "k8s/namespaces.yaml" in str(err.value) and 'namespaces "crdb-rehearsal" not found' in str(
-        err.value
-    )
+    assert "k8s/00-namespaces.yaml" in str(err.value)
+    assert 'namespaces "crdb-rehearsal" not found' in str(err.value)
 
 
-def test_reset_says_when_no_pvc_matched_its_selector(reset_api, manifest):
+def test_reset_leaves_volumes_without_the_rehearsal_labels_and_says_so(reset_api, manifest):
+    # A rehearsal cluster made from an older manifest: its volumes carry none of our labels.
     reset_api.add_cluster(REHEARSAL_NS, NAME, nodes=2, annotations={REHEARSAL_ANNOTATION: REHEARSAL})
     left = reset_api.names(PVCS, REHEARSAL_NS)
-    control = rehearsal_control(reset_api, manifest, pvc_label_selector="app.kubernetes.io/name=not-this")
-    message = control.reset_rehearsal_environment()
-    assert (
-        "deleted 0 leftover PVC(s)" in message and "No PVC matched app.kubernetes.io/name=not-this" in message
-    )
-    assert set(left) <= set(reset_api.names(PVCS, REHEARSAL_NS))  # nothing outside the selector was deleted
+    message = rehearsal_control(reset_api, manifest).reset_rehearsal_environment()
+    assert "deleted 0 leftover PVC(s)" in message and "No PVC matched" in message
+    assert "--show-labels" in message
+    assert len(left) == 2 and set(left) <= set(reset_api.names(PVCS, REHEARSAL_NS))
+    assert reset_api.count("delete", PVCS) == 0
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [{}, ours("live"), ours(REHEARSAL, name="other"), {PVC_CLUSTER_LABEL: NAME}],
+    ids=["unlabelled", "live", "another-cluster", "half"],
+)
+def test_reset_refuses_to_delete_a_volume_without_the_rehearsal_labels(reset_api, manifest, labels):
+    """Whatever a selector returned, a PVC is deleted only when it carries the rehearsal cluster's labels."""
+    control = rehearsal_control(reset_api, manifest)
+    pvc = {"metadata": {"name": "datadir-x", "namespace": REHEARSAL_NS, "labels": labels}}
+    with pytest.raises(ClusterControlError, match="refusing to delete PVC crdb-rehearsal/datadir-x"):
+        control._delete_pvc(pvc)
+    assert reset_api.count("delete", PVCS) == 0
+
+
+def test_reset_never_sends_a_resource_version_on_create(reset_api, tmp_path):
+    """A manifest exported with `kubectl get -o yaml` carries resourceVersion/uid; the server refuses those."""
+    exported = {**MANIFEST, "metadata": {**MANIFEST["metadata"], "resourceVersion": "4242", "uid": "u-1"}}
+    path = tmp_path / "crdb-cluster.yaml"
+    path.write_text(yaml.safe_dump(exported))
+    rehearsal_control(reset_api, path).reset_rehearsal_environment()
+    assert [r.code for r in reset_api.requests if r.verb == "create"] == [201]
 
 
 # --- the stand-in follows the API conventions the control relies on --------------------------------------
@@ -612,7 +666,7 @@ def test_stand_in_merge_patch_replaces_whole_lists_which_is_why_the_control_uses
 
 
 def test_stand_in_generation_follows_spec_only_and_status_is_a_subresource():
-    with KubeApiDouble(reconcile_delay=60) as api:
+    with KubeApiDouble(reconcile_delay=60, status_writes="prompt") as api:
         before = api.add_cluster(LIVE_NS, NAME, nodes=1)
         out = patch(
             api,
