@@ -1,0 +1,199 @@
+"""Ranges, replicas and the allocator's targets for the CockroachDB SQL stand-in.
+
+The allocator here moves a range ONE replication change at a time towards the targets CockroachDB
+computes, with the refusals CockroachDB has. Sources (cockroachdb/cockroach):
+- targets: pkg/kv/kvserver/allocator/allocatorimpl/allocator.go GetNeededVoters / GetNeededNonVoters;
+- order of actions (add voter > replace dead > remove voter > add non-voter > remove non-voter >
+  constraint rebalance): the same file, Allocator.computeAction;
+- "avoid up-replicating to fragile quorum": pkg/kv/kvserver/replicate_queue.go (a voter is only added to
+  reach an even count when another voter could follow right after; TestReplicateQueueUpReplicateOddVoters);
+- promotion of a non-voter when its node receives a voter: replicate_queue.go addOrReplaceVoters
+  (ReplicationChangesForPromotion); never two replicas of a range on one node (one store per node here);
+- health as the metrics count it: pkg/kv/kvserver/replica_metrics.go calcRangeCounter (under-replicated
+  when live voters < GetNeededVoters or live non-voters < GetNeededNonVoters; over-replicated in the
+  opposite case; unavailable when the live voters are no majority).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .crdb_zones import Conjunction, Zone
+
+
+def needed_voters(zone_voters: int, cluster_nodes: int) -> int:
+    """allocatorimpl.GetNeededVoters."""
+    need = min(zone_voters, cluster_nodes)
+    if need == zone_voters:
+        return need
+    if need % 2 == 0:
+        need -= 1
+    need = max(need, 3)
+    return min(need, zone_voters)
+
+
+def needed_non_voters(num_voters: int, zone_non_voters: int, cluster_nodes: int) -> int:
+    """allocatorimpl.GetNeededNonVoters."""
+    return max(min(zone_non_voters, cluster_nodes - num_voters), 0)
+
+
+@dataclass
+class Range:
+    range_id: int
+    start_key: str
+    end_key: str
+    zone_target: str  # the zone that governs it before inheritance, e.g. "RANGE meta", "DATABASE app"
+    database: str | None = None  # the SQL database whose data it holds
+    table: str | None = None
+    voters: list[int] = field(default_factory=list)
+    non_voters: list[int] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> list[int]:
+        return sorted(self.voters + self.non_voters)
+
+    @property
+    def leaseholder(self) -> int | None:
+        # Only voters hold leases (non-voters cannot); we keep the lease on the first voter.
+        return self.voters[0] if self.voters else None
+
+
+@dataclass
+class Health:
+    under_replicated: bool
+    over_replicated: bool
+    unavailable: bool
+
+
+def _conj_ok(conjs: list[Conjunction], locality: dict[str, str], existing: list[dict[str, str]]) -> bool:
+    """May a replica go to a node with `locality`, given the localities already holding such replicas?
+    All-replica conjunctions (num_replicas 0) bind every replica; per-replica ones must be filled first."""
+    if not conjs:
+        return True
+    for conj in conjs:
+        if conj.num_replicas == 0 and not conj.satisfied_by(locality):
+            return False
+    unmet = [c for c in conjs if c.num_replicas > 0
+             and sum(c.satisfied_by(loc) for loc in existing) < c.num_replicas]
+    return not unmet or any(c.satisfied_by(locality) for c in unmet)
+
+
+def _violates(conjs: list[Conjunction], locality: dict[str, str]) -> bool:
+    return any(c.num_replicas == 0 and not c.satisfied_by(locality) for c in conjs)
+
+
+class Allocator:
+    """One step of the replicate queue for one range, given the live nodes and their localities."""
+
+    def __init__(self, live: list[int], locality: Callable[[int], dict[str, str]]):
+        self.live = live
+        self.locality = locality
+
+    def health(self, r: Range, zone: Zone) -> Health:
+        nodes = len(self.live)
+        need_v = needed_voters(zone.voters(), nodes)
+        need_nv = needed_non_voters(zone.voters(), zone.non_voters(), nodes)
+        live_v = sum(n in self.live for n in r.voters)
+        live_nv = sum(n in self.live for n in r.non_voters)
+        under = need_v > live_v or need_nv > live_nv
+        over = not under and (need_v < live_v or need_nv < live_nv)
+        unavailable = live_v < len(r.voters) // 2 + 1
+        return Health(under, over, unavailable)
+
+    def step(self, r: Range, zone: Zone) -> str | None:
+        """Apply at most one change; return what was done (None: nothing to do or nothing possible)."""
+        live_voters = [n for n in r.voters if n in self.live]
+        if len(live_voters) < len(r.voters) // 2 + 1:
+            return None  # no quorum: the range cannot change its own membership
+        nodes = len(self.live)
+        need_v = needed_voters(zone.voters(), nodes)
+        if len(r.voters) < need_v:
+            return self._add_voter(r, zone, need_v)
+        dead = [n for n in r.voters if n not in self.live]
+        if dead:
+            return self._replace_dead_voter(r, zone, dead[0])
+        if len(r.voters) > need_v:
+            return self._remove_voter(r, zone)
+        need_nv = needed_non_voters(len(r.voters), zone.non_voters(), nodes)
+        dead_nv = [n for n in r.non_voters if n not in self.live]
+        if dead_nv:
+            r.non_voters.remove(dead_nv[0])
+            return f"r{r.range_id}: removed dead non-voter n{dead_nv[0]}"
+        if len(r.non_voters) < need_nv:
+            return self._add_non_voter(r, zone)
+        if len(r.non_voters) > need_nv:
+            gone = r.non_voters.pop()
+            return f"r{r.range_id}: removed non-voter n{gone}"
+        return self._rebalance_for_constraints(r, zone)
+
+    # candidates -------------------------------------------------------------------------------------------
+    def _voter_candidates(self, r: Range, zone: Zone, exclude: tuple[int, ...] = ()) -> list[int]:
+        locs = [self.locality(n) for n in r.voters]
+        all_locs = [self.locality(n) for n in r.replicas]
+        out = [n for n in self.live if n not in r.voters and n not in exclude
+               and _conj_ok(zone.voter_constraints or [], self.locality(n), locs)
+               and _conj_ok(zone.constraints or [], self.locality(n), all_locs)]
+        # A node that already holds a non-voter is promoted rather than sent a new snapshot.
+        return sorted(out, key=lambda n: (n not in r.non_voters, n))
+
+    def _add_voter(self, r: Range, zone: Zone, need_v: int) -> str | None:
+        candidates = self._voter_candidates(r, zone)
+        if not candidates:
+            return None
+        target = candidates[0]
+        will_have = len(r.voters) + 1
+        if will_have < need_v and will_have % 2 == 0:
+            # replicate_queue.go: only go to an even voter count if the next odd one is reachable.
+            if not self._voter_candidates(r, zone, exclude=(target,)):
+                return None
+        if target in r.non_voters:
+            r.non_voters.remove(target)
+            r.voters.append(target)
+            return f"r{r.range_id}: promoted non-voter n{target} to voter"
+        r.voters.append(target)
+        return f"r{r.range_id}: added voter n{target}"
+
+    def _replace_dead_voter(self, r: Range, zone: Zone, dead: int) -> str | None:
+        candidates = self._voter_candidates(r, zone)
+        r.voters.remove(dead)
+        if candidates:
+            r.voters.append(candidates[0])
+            if candidates[0] in r.non_voters:
+                r.non_voters.remove(candidates[0])
+            return f"r{r.range_id}: replaced dead voter n{dead} with n{candidates[0]}"
+        return f"r{r.range_id}: removed dead voter n{dead}"
+
+    def _remove_voter(self, r: Range, zone: Zone) -> str:
+        vc = zone.voter_constraints or []
+        violating = [n for n in r.voters if _violates(vc, self.locality(n))]
+        # Never the leaseholder unless it breaks the constraints (the lease moves first in CockroachDB).
+        gone = violating[-1] if violating else r.voters[-1]
+        r.voters.remove(gone)
+        return f"r{r.range_id}: removed voter n{gone}"
+
+    def _add_non_voter(self, r: Range, zone: Zone) -> str | None:
+        all_locs = [self.locality(n) for n in r.replicas]
+        candidates = [n for n in self.live if n not in r.replicas
+                      and _conj_ok(zone.constraints or [], self.locality(n), all_locs)]
+        if not candidates:
+            return None
+        r.non_voters.append(candidates[0])
+        return f"r{r.range_id}: added non-voter n{candidates[0]}"
+
+    def _rebalance_for_constraints(self, r: Range, zone: Zone) -> str | None:
+        """A voter that breaks voter_constraints swaps roles with a conforming non-voter, or moves."""
+        vc = zone.voter_constraints or []
+        bad = [n for n in r.voters if _violates(vc, self.locality(n))]
+        if not bad:
+            return None
+        good_nv = [n for n in r.non_voters if not _violates(vc, self.locality(n))]
+        if good_nv:
+            r.voters[r.voters.index(bad[0])] = good_nv[0]
+            r.non_voters[r.non_voters.index(good_nv[0])] = bad[0]
+            return f"r{r.range_id}: swapped voter n{bad[0]} with non-voter n{good_nv[0]}"
+        others = [n for n in self.live if n not in r.replicas and not _violates(vc, self.locality(n))]
+        if not others:
+            return None
+        r.voters[r.voters.index(bad[0])] = others[0]
+        return f"r{r.range_id}: moved voter n{bad[0]} to n{others[0]}"
