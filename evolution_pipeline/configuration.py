@@ -17,12 +17,16 @@ from .resources.prometheus import PrometheusResource
 from .resources.sample_app import SampleAppResource
 from .resources.sql import CrdbSqlResource
 
+# Backup destinations: nodelocal://1/... holds a restorable full-cluster backup, but on node 1's own disk, so
+# it is DEMO-GRADE (lost with node 1, and every node must reach it to restore). For real use set
+# CRDB_BACKUP_URI to s3://, gs:// or external:// (an external connection). userfile:// is no default: the
+# docs restore only database- and table-level backups from it.
 DEFAULTS = {
     LIVE: {"CRDB_NAMESPACE": "crdb", "CRDB_CLUSTER_NAME": "cockroachdb",
-           "SAMPLE_APP_URL": "http://127.0.0.1:8000", "CRDB_BACKUP_URI": "userfile:///crdb-evolution-backups"},
+           "SAMPLE_APP_URL": "http://127.0.0.1:8000", "CRDB_BACKUP_URI": "nodelocal://1/crdb-evolution-backups"},
     REHEARSAL: {"CRDB_NAMESPACE": "crdb-rehearsal", "CRDB_CLUSTER_NAME": "cockroachdb",
                 "SAMPLE_APP_URL": "http://127.0.0.1:8001",
-                "CRDB_BACKUP_URI": "userfile:///crdb-evolution-rehearsal-backups"},
+                "CRDB_BACKUP_URI": "nodelocal://1/crdb-evolution-rehearsal-backups"},
 }
 # The `cluster` label the scrape configs give each environment's targets, per backend: the operator's
 # Prometheus config (k8s/observability) and the local backend's file_sd targets (resources/local).
@@ -84,9 +88,20 @@ def crdb_resource(env: Environment) -> CrdbSqlResource:
         url=dg.EnvVar(url_var),
         database=APP_DATABASE,
         backup_uri=setting(env, "CRDB_BACKUP_URI"),
+        insecure=insecure_cluster(env),
         replication_timeout_seconds=_float(env, "REPLICATION_TIMEOUT_SECONDS", 900.0),
         replication_poll_seconds=_float(env, "REPLICATION_POLL_SECONDS", 5.0),
     )
+
+
+def insecure_cluster(env: Environment) -> bool:
+    """True only for the local backend started with LOCAL_CRDB_INSECURE (REHEARSAL_LOCAL_CRDB_INSECURE): an
+    insecure cluster refuses passwords, so none are set. Every other cluster is secure and needs them."""
+    if backend() != "local":
+        return False
+    from .resources.local import settings_from_env
+
+    return settings_from_env(env.name)["insecure"]
 
 
 def prometheus_resource(env: Environment) -> PrometheusResource:

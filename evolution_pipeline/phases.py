@@ -17,15 +17,49 @@ DEFAULT_SYSTEM_REPLICAS = 5
 
 
 @dataclass(frozen=True)
+class Replication:
+    """One zone's replication, as the phase asks for it (the fields of ALTER ... CONFIGURE ZONE USING).
+
+    num_voters == num_replicas means no non-voters. CockroachDB refuses num_replicas = 2 unless num_voters
+    is set, and refuses num_voters = 2 (cockroachdb/cockroach pkg/config/zonepb/zone.go ZoneConfig.Validate:
+    "at least 3 replicas are required for multi-replica configurations", "at least 3 voting replicas are
+    required ..."), hence phase 1's one voter plus one non-voting replica instead of two voters.
+    """
+
+    num_replicas: int
+    num_voters: int
+    # voter_constraints = node 1's locality (read from the cluster at run time): the one voter, and with it
+    # the lease (non-voters cannot hold leases), stays on node 1; the other copies are read replicas.
+    pin_voters_to_first_node: bool = False
+
+    def __post_init__(self):
+        if not 1 <= self.num_voters <= self.num_replicas:
+            raise ValueError(f"num_voters must be between 1 and num_replicas, got {self}")
+
+    @property
+    def num_non_voters(self) -> int:
+        # cockroachdb/cockroach pkg/roachpb/span_config.go SpanConfig.GetNumNonVoters
+        return self.num_replicas - self.num_voters
+
+    def expected_voters(self, nodes: int) -> int:
+        return needed_voters(self.num_voters, nodes)
+
+    def expected_non_voters(self, nodes: int) -> int:
+        return needed_non_voters(self.expected_voters(nodes), self.num_non_voters, nodes)
+
+    def describe(self) -> str:
+        text = f"num_replicas = {self.num_replicas}, num_voters = {self.num_voters}"
+        return text + (", voters pinned to node 1" if self.pin_voters_to_first_node else "")
+
+
+@dataclass(frozen=True)
 class Phase:
     name: str
     index: int
     title: str
     nodes: int
-    # num_replicas for the default range (all application data).
-    replication_factor: int
-    # num_replicas for the system database and the meta/system/liveness ranges.
-    system_replication_factor: int
+    data: Replication  # RANGE default: all application data
+    system: Replication  # DATABASE system, RANGE meta, RANGE system, RANGE liveness
     sql_files: tuple[str, ...]
     backup_label: str
     description: str
@@ -36,28 +70,58 @@ class Phase:
         return [SQL_DIR / f for f in self.sql_files]
 
     @property
-    def expected_data_replicas(self) -> int:
-        return needed_voters(self.replication_factor, self.nodes)
+    def expected_data_voters(self) -> int:
+        return self.data.expected_voters(self.nodes)
 
     @property
-    def expected_system_replicas(self) -> int:
-        return needed_voters(self.system_replication_factor, self.nodes)
+    def expected_data_non_voters(self) -> int:
+        return self.data.expected_non_voters(self.nodes)
+
+    @property
+    def expected_system_voters(self) -> int:
+        return self.system.expected_voters(self.nodes)
+
+    @property
+    def expected_system_non_voters(self) -> int:
+        return self.system.expected_non_voters(self.nodes)
+
+    @property
+    def pins_voters(self) -> bool:
+        return self.data.pin_voters_to_first_node or self.system.pin_voters_to_first_node
+
+    @property
+    def failures_tolerated(self) -> int:
+        """Node failures every range survives: a majority of its voters must stay up. Mirrors
+        maxFailuresBeforeUnavailability (cockroachdb/cockroach pkg/sql/regions): ((voters + 1) / 2) - 1."""
+        voters = min(self.expected_data_voters, self.expected_system_voters)
+        return (voters + 1) // 2 - 1
 
 
-def needed_voters(zone_replicas: int, live_nodes: int) -> int:
-    """How many voters CockroachDB targets for a range, given its zone's num_replicas and the live nodes.
+def needed_voters(zone_voters: int, cluster_nodes: int) -> int:
+    """The voters CockroachDB targets for a range: a line-by-line port of GetNeededVoters
+    (cockroachdb/cockroach pkg/kv/kvserver/allocator/allocatorimpl/allocator.go).
 
-    Mirrors the allocator's rule (pkg/kv/kvserver/allocator GetNeededVoters): never more voters than live
-    nodes, and never an even count unless the zone asked for exactly that count. So num_replicas = 5 on
-    3 nodes targets 3 voters, and num_replicas = 2 on 2 nodes targets 2.
+    zone_voters is SpanConfig.GetNumVoters(): num_voters, or num_replicas when num_voters is unset. Never more
+    voters than nodes, and never an even count unless the zone asked for exactly that count: so 5 on 3 nodes
+    targets 3, and 3 on 2 nodes targets 3, which 2 nodes can never hold ("fragile quorum").
     """
-    need = min(zone_replicas, live_nodes)
-    if need == zone_replicas:
+    need = min(zone_voters, cluster_nodes)
+    if need == zone_voters:
         return need
     if need % 2 == 0:
         need -= 1
-    need = max(need, 3)
-    return min(need, zone_replicas)
+    if need < 3:
+        need = 3
+    if need > zone_voters:
+        need = zone_voters
+    return need
+
+
+def needed_non_voters(num_voters: int, zone_non_voters: int, cluster_nodes: int) -> int:
+    """The non-voting replicas CockroachDB targets: a port of GetNeededNonVoters (same file). Only nodes
+    without a voter can hold one, and never a negative count."""
+    need = min(zone_non_voters, cluster_nodes - num_voters)
+    return max(need, 0)
 
 
 PHASES: tuple[Phase, ...] = (
@@ -66,15 +130,15 @@ PHASES: tuple[Phase, ...] = (
         index=0,
         title="Phase 0: single node",
         nodes=1,
-        replication_factor=1,
-        system_replication_factor=1,
+        data=Replication(num_replicas=1, num_voters=1),
+        system=Replication(num_replicas=1, num_voters=1),
         sql_files=("00-bootstrap.sql", "05-phase0-writer-user.sql"),
         backup_label="phase0",
         users=("app_writer",),
         description=(
-            "One CockroachDB node with replication factor 1 for data and system ranges: the PostgreSQL-like "
-            "starting point. The app schema and seed data are created and the writer user gets its password. "
-            "No fault tolerance at all: losing the node loses the service."
+            "One CockroachDB node holding one copy of every range (num_replicas = 1 for data and system "
+            "ranges): the PostgreSQL-like starting point. The app schema and seed data are created and the "
+            "writer user gets its password. No fault tolerance at all: losing the node loses the service."
         ),
     ),
     Phase(
@@ -82,16 +146,17 @@ PHASES: tuple[Phase, ...] = (
         index=1,
         title="Phase 1: two nodes",
         nodes=2,
-        replication_factor=2,
-        system_replication_factor=2,
+        data=Replication(num_replicas=2, num_voters=1, pin_voters_to_first_node=True),
+        system=Replication(num_replicas=2, num_voters=1, pin_voters_to_first_node=True),
         sql_files=("10-phase1-reader-user.sql",),
         backup_label="phase1",
         users=("app_reader",),
         description=(
-            "A second node joins and every range gets two replicas; the read-only user serves the reader "
-            "path. RF 2 tolerates NO node failure (a majority of 2 is 2): it spreads reads and copies the "
-            "data, it does not make the cluster highly available. CockroachDB uses an even replica count "
-            "only because the zone configs ask for it explicitly."
+            "A second node joins and every range gets two copies: one voter, one read replica. The voter "
+            "(and so the lease) stays on node 1; node 2 holds a non-voting replica that serves follower reads "
+            "to the read-only user. CockroachDB refuses two voters (a majority of 2 is 2), so this tolerates "
+            "no node failure: losing node 2 leaves writes untouched, losing node 1 makes every range "
+            "unavailable."
         ),
     ),
     Phase(
@@ -99,13 +164,14 @@ PHASES: tuple[Phase, ...] = (
         index=2,
         title="Phase 2: three nodes",
         nodes=3,
-        replication_factor=3,
-        system_replication_factor=DEFAULT_SYSTEM_REPLICAS,
+        data=Replication(num_replicas=3, num_voters=3),
+        system=Replication(num_replicas=DEFAULT_SYSTEM_REPLICAS, num_voters=DEFAULT_SYSTEM_REPLICAS),
         sql_files=("20-phase2-rf3.sql",),
         backup_label="phase2",
         description=(
-            "A third node joins; data ranges get three replicas and system ranges return to CockroachDB's "
-            "default of 5 (3 voters on 3 nodes). The cluster now survives the loss of any one node."
+            "A third node joins; every range gets three voters and no read replicas: data ranges ask for 3, "
+            "system ranges return to CockroachDB's default of 5 (3 voters on 3 nodes), and the voter pinning "
+            "is cleared. The cluster now survives the loss of any one node."
         ),
     ),
 )

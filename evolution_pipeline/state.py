@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .phases import Replication
+
 
 @dataclass(frozen=True)
 class BackupRecord:
@@ -18,6 +20,10 @@ class BackupRecord:
     reason: str = ""
     backup_path: str | None = None  # the subdirectory SHOW BACKUPS IN lists for it
     seconds: float = 0.0
+    # From SHOW BACKUP FROM LATEST IN <uri> WITH check_files (every file checked), totals over its objects.
+    size_bytes: int | None = None
+    rows: int | None = None
+    file_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -26,8 +32,8 @@ class PhaseState:
 
     phase: str
     nodes: int
-    replication_factor: int
-    system_replication_factor: int
+    data: Replication  # the phase's RANGE default zone
+    system: Replication  # the phase's system zones
     run_id: str = ""
     previous_phase: str | None = None
     started_at: float = 0.0
@@ -37,6 +43,7 @@ class PhaseState:
     backup: BackupRecord | None = None
     scaled: bool = False  # True when this run changed the node count
     sql_files_applied: tuple[str, ...] = ()
+    zone_statements: tuple[str, ...] = ()  # exactly what apply_sql sent, node 1's locality resolved
     converge_seconds: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     finished_at: float | None = None

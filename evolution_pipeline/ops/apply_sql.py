@@ -1,7 +1,8 @@
 """apply_sql: the database, the phase's zone configs, its users and its SQL files. All idempotent.
 
 Order: database (CockroachDB-only, so here and not in the portable bootstrap file) -> zone configs from the
-phase table -> login users with passwords from the environment -> the phase's SQL files (which may grant to
+phase table (node 1's locality read from the cluster when the phase pins voters to it) -> login users with
+passwords from the environment (none on an insecure cluster) -> the phase's SQL files (which may grant to
 those users). Re-running converges to the same state.
 """
 
@@ -15,7 +16,7 @@ from ..environments import Environment
 from ..phases import SQL_USERS
 from ..resources.sql import SqlError
 from ..state import PhaseState
-from ..zones import zone_plan
+from ..zones import ZoneSetting, zone_plan
 from .common import permanent, phase_of, phase_op, resource, timed
 
 
@@ -24,32 +25,53 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
     def apply_sql(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         crdb = resource(context, env, "crdb")
-        passwords = _passwords(phase.users)
+        # An insecure cluster refuses passwords (28P01): none are needed or sent there.
+        passwords = {} if crdb.insecure else _passwords(phase.users)
+        if crdb.insecure and phase.users:
+            context.log.warning(f"insecure cluster: password not set for {', '.join(phase.users)}")
         created: list[str] = []
         with timed() as t:
             try:
                 crdb.ensure_database()
-                for target, replicas in zone_plan(phase):
-                    crdb.set_zone_replicas(target, replicas)
+                zones = _set_zones(context, crdb, phase)
                 for user in phase.users:
-                    if crdb.ensure_login_user(user, passwords[user]):
+                    if crdb.ensure_login_user(user, passwords.get(user)):
                         created.append(user)
                 counts = {path.name: crdb.run_script(path) for path in phase.sql_paths()}
             except SqlError as exc:
+                if getattr(exc.__cause__, "sqlstate", None) == "23514":
+                    raise permanent(
+                        f"{phase.name}: CockroachDB refused the phase's zone config ({exc}). The phase table "
+                        "(evolution_pipeline/phases.py) asks for replication that ZoneConfig.Validate rejects: "
+                        "fix the table (num_replicas = 2 needs num_voters = 1; never 2 voters), then re-execute."
+                    ) from exc
                 raise permanent(f"{phase.name}: {exc}. Fix the cause and re-execute; every statement is "
                                 "idempotent, so what already ran is not repeated harmfully.") from exc
-        context.log.info(f"{phase.name}: zones {zone_plan(phase)}, users created {created or 'none'}, "
-                         f"statements {counts}")
+        statements = tuple(z.sql() for z in zones)
+        context.log.info(f"{phase.name}: users created {created or 'none'}, statements {counts}")
         context.add_output_metadata({
-            "zones": dg.MetadataValue.json({target: n for target, n in zone_plan(phase)}),
+            "zone_statements": dg.MetadataValue.md("```sql\n" + "\n".join(statements) + "\n```"),
+            "insecure_cluster": crdb.insecure,
             "users_created": dg.MetadataValue.json(created),
             "statements_per_file": dg.MetadataValue.json(counts),
         })
         serving_since = state.app_serving_since or _wait_for_app(context, resource(context, env, "sample_app"))
         return state.with_timing("apply_sql", t["seconds"], sql_files_applied=tuple(counts),
-                                 app_serving_since=serving_since)
+                                 app_serving_since=serving_since, zone_statements=statements)
 
     return apply_sql
+
+
+def _set_zones(context, crdb, phase) -> list[ZoneSetting]:
+    """One statement per zone. Node 1's locality is read only when the phase pins voters to it."""
+    locality = crdb.first_node_locality() if phase.pins_voters else None
+    if locality:
+        context.log.info(f"{phase.name}: pinning voters to node 1's locality {locality}")
+    zones = zone_plan(phase, locality)
+    for z in zones:
+        context.log.info(z.sql())
+        crdb.set_zone(z.target, z.num_replicas, z.num_voters, z.voter_constraints)
+    return zones
 
 
 def _wait_for_app(context, app) -> float:

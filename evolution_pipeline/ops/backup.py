@@ -1,8 +1,12 @@
-"""backup: BACKUP INTO before the topology changes, once per phase and run.
+"""backup: BACKUP INTO before the topology changes, once per phase and run, then verified without restoring.
 
 The collection is `<backup_uri>/<phase backup label>/<root run id>`, so re-running the op, or re-executing
 the run from failure (same root run), finds the backup it already took instead of taking a second one.
+Taken or reused, the latest backup is checked with SHOW BACKUP ... WITH check_files (every file it names
+must exist) and its size and row counts are recorded.
 """
+
+import dataclasses
 
 import dagster as dg
 import psycopg
@@ -20,13 +24,18 @@ def build_backup(env: Environment) -> dg.OpDefinition:
         crdb = resource(context, env, "crdb")
         with timed() as t:
             record = _backup(context, env, crdb, phase, state)
-        record = BackupRecord(**{**record.__dict__, "seconds": round(t["seconds"], 3)})
-        context.log.info(f"backup {record.status}: {record.uri or record.reason}")
+            if record.uri:
+                record = _verified(crdb, record)
+        record = dataclasses.replace(record, seconds=round(t["seconds"], 3))
+        context.log.info(f"backup {record.status}: {record.uri or record.reason}"
+                         + (f" ({record.size_bytes} bytes, {record.rows} rows, files checked)" if record.uri else ""))
         context.add_output_metadata({
             "backup_status": record.status,
             "backup_uri": record.uri or "",
             "backup_reason": record.reason,
             "backup_seconds": dg.MetadataValue.float(record.seconds),
+            "backup_size_bytes": record.size_bytes if record.size_bytes is not None else -1,
+            "backup_rows": record.rows if record.rows is not None else -1,
         })
         return state.with_timing("backup", t["seconds"], backup=record)
 
@@ -40,7 +49,7 @@ def _backup(context, env, crdb, phase, state: PhaseState) -> BackupRecord:
         return BackupRecord("skipped", None, phase.backup_label,
                             reason=f"database {crdb.database!r} does not exist yet: no application data to protect")
     uri = collection_uri(crdb.backup_uri, phase.backup_label, state.run_id)
-    existing = crdb.backups_in(uri)
+    existing = _listed(crdb, uri)
     if existing:
         return BackupRecord("reused", uri, phase.backup_label, reason="this phase and run already backed up",
                             backup_path=existing[-1].path)
@@ -57,7 +66,28 @@ def _backup(context, env, crdb, phase, state: PhaseState) -> BackupRecord:
             f"BACKUP INTO {uri} failed: {exc}. Check the destination (CRDB_BACKUP_URI) and its credentials; "
             "nothing was changed in the cluster."
         ) from exc
-    taken = crdb.backups_in(uri)
+    taken = _listed(crdb, uri)
     if not taken:
         raise permanent(f"BACKUP INTO {uri} returned but SHOW BACKUPS IN lists nothing: refusing to continue")
     return BackupRecord("taken", uri, phase.backup_label, backup_path=taken[-1].path)
+
+
+def _listed(crdb, uri: str):
+    try:
+        return crdb.backups_in(uri)
+    except SqlError as exc:
+        # Any error, "does not exist" included: an empty collection lists 0 rows, so an error means the
+        # destination itself is wrong (bucket, path, credentials) and a backup there would fail too.
+        raise permanent(f"cannot list the backups in {uri}: {exc}. Check CRDB_BACKUP_URI and its "
+                        "credentials, then re-execute.") from exc
+
+
+def _verified(crdb, record: BackupRecord) -> BackupRecord:
+    try:
+        check = crdb.verify_backup(record.uri)
+    except SqlError as exc:
+        raise permanent(
+            f"the backup in {record.uri} did not pass SHOW BACKUP ... WITH check_files: {exc}. Do not change "
+            "the topology without a restorable backup: inspect the destination, then re-execute this step."
+        ) from exc
+    return dataclasses.replace(record, size_bytes=check.size_bytes, rows=check.rows, file_bytes=check.file_bytes)

@@ -75,8 +75,8 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
         return PhaseState(
             phase=phase.name,
             nodes=phase.nodes,
-            replication_factor=phase.replication_factor,
-            system_replication_factor=phase.system_replication_factor,
+            data=phase.data,
+            system=phase.system,
             run_id=context.run.root_run_id or context.run_id,
             previous_phase=previous.phase if previous else None,
             started_at=(now := time.time()),

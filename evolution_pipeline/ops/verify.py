@@ -1,11 +1,14 @@
-"""verify_replication: poll until every range has the phase's voter count; record time to converge.
+"""verify_replication: poll until every range has the phase's voters AND non-voters; record time to converge.
 
-Uses supported statements only (SHOW RANGES ... / SHOW CLUSTER RANGES, SHOW ZONE CONFIGURATION), never
-crdb_internal, which newer versions gate behind allow_unsafe_internals.
+Targets are computed like the allocator does (phases.needed_voters / needed_non_voters, ports of
+GetNeededVoters / GetNeededNonVoters). A phase that pins voters to node 1 also waits until every voter sits
+there. Uses supported statements only (SHOW RANGES ... / SHOW CLUSTER RANGES, SHOW ZONE CONFIGURATION),
+never crdb_internal, which newer versions gate behind allow_unsafe_internals.
 """
 
 
 import time
+from dataclasses import dataclass
 
 import dagster as dg
 
@@ -14,46 +17,55 @@ from ..resources.sql import RangeReplicas, SqlError
 from ..state import PhaseState
 from .common import permanent, phase_of, phase_op, resource
 
+FIRST_NODE_ID = 1
+
+
+@dataclass(frozen=True)
+class Target:
+    voters: int
+    non_voters: int
+
+    def __str__(self) -> str:
+        return f"{self.voters} voter(s) + {self.non_voters} non-voter(s)"
+
+
+@dataclass(frozen=True)
+class OffTarget:
+    scope: str
+    range: RangeReplicas
+    want: str
+
+    def __str__(self) -> str:
+        r = self.range
+        return (f"{self.scope} r{r.range_id} has {len(r.voters)} voter(s) on nodes {list(r.voters)} + "
+                f"{len(r.non_voters)} non-voter(s) on nodes {list(r.non_voters)}, want {self.want}")
+
 
 def build_verify_replication(env: Environment) -> dg.OpDefinition:
     @phase_op(env, "verify_replication", "crdb", "grafana", retry=False)
     def verify_replication(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
         phase = phase_of(state)
         crdb = resource(context, env, "crdb")
-        start = time.monotonic()
-        deadline = start + crdb.replication_timeout_seconds
-        last_count = None
-        while True:
-            short = _ranges_off_target(crdb, phase)
-            if not short:
-                break
-            if len(short) != last_count:
-                context.log.info(f"{len(short)} range(s) not yet at target: {_describe(short[:5])}")
-                last_count = len(short)
-            if time.monotonic() >= deadline:
-                raise permanent(
-                    f"{len(short)} range(s) still not at the target voter count after "
-                    f"{crdb.replication_timeout_seconds:g}s: {_describe(short[:20])}. Check node health and "
-                    "`SHOW ZONE CONFIGURATIONS`, then re-execute from failure.",
-                    ranges_off_target=len(short),
-                )
-            time.sleep(crdb.replication_poll_seconds)
-        seconds = time.monotonic() - start
-        zone_default = crdb.zone_replicas("RANGE default")
+        seconds = _wait_until_on_target(context, crdb, phase)
+        zone_default = crdb.zone_config("RANGE default")
         context.log.info(f"{phase.name}: every range at target after {seconds:.1f}s")
         finished = time.time()
         note = resource(context, env, "grafana").annotate(
             state.started_at or finished, finished, tags=[phase.name, env.name],
-            text=f"{phase.title} ({env.name}): {phase.nodes} node(s), RF {phase.replication_factor}, "
-                 f"converged in {seconds:.0f}s")
+            text=f"{phase.title} ({env.name}): {phase.nodes} node(s), data {_data_target(phase)}, "
+                 f"tolerates {phase.failures_tolerated} node failure(s), converged in {seconds:.0f}s")
         context.log.info(note)
         context.add_output_metadata({
             "nodes": phase.nodes,
-            "replication_factor": phase.replication_factor,
-            "system_replication_factor": phase.system_replication_factor,
-            "expected_voters_data": phase.expected_data_replicas,
-            "expected_voters_system": phase.expected_system_replicas,
-            "zone_default_num_replicas": zone_default if zone_default is not None else -1,
+            "data_zone": phase.data.describe(),
+            "system_zone": phase.system.describe(),
+            "expected_data_voters": phase.expected_data_voters,
+            "expected_data_non_voters": phase.expected_data_non_voters,
+            "expected_system_voters": phase.expected_system_voters,
+            "expected_system_non_voters": phase.expected_system_non_voters,
+            "failures_tolerated": phase.failures_tolerated,
+            "zone_default_num_replicas": _or_minus_one(zone_default and zone_default.num_replicas),
+            "zone_default_num_voters": _or_minus_one(zone_default and zone_default.num_voters),
             "converge_seconds": dg.MetadataValue.float(round(seconds, 3)),
             "backup_uri": (state.backup.uri if state.backup and state.backup.uri else ""),
             "backup_status": state.backup.status if state.backup else "",
@@ -64,23 +76,63 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
     return verify_replication
 
 
-def _ranges_off_target(crdb, phase) -> list[tuple[str, RangeReplicas, str]]:
-    """Ranges whose voter count differs from what the phase's zone configs make CockroachDB target.
+def _wait_until_on_target(context, crdb, phase) -> float:
+    start = time.monotonic()
+    deadline = start + crdb.replication_timeout_seconds
+    last_count = None
+    while short := _ranges_off_target(crdb, phase):
+        if len(short) != last_count:
+            context.log.info(f"{len(short)} range(s) not yet at target: {_describe(short[:5])}")
+            last_count = len(short)
+        if time.monotonic() >= deadline:
+            raise permanent(
+                f"{len(short)} range(s) still not at the phase's voters and non-voters after "
+                f"{crdb.replication_timeout_seconds:g}s: {_describe(short[:20])}. Check node health and "
+                "`SHOW ZONE CONFIGURATIONS`, then re-execute from failure.",
+                ranges_off_target=len(short),
+            )
+        time.sleep(crdb.replication_poll_seconds)
+    return time.monotonic() - start
 
-    App ranges follow the data RF; cluster-wide ranges follow either the data or the system RF (the
-    allocator caps both by the live nodes, see phases.needed_voters).
+
+def _ranges_off_target(crdb, phase) -> list[OffTarget]:
+    """Ranges whose voters or non-voters differ from what the phase's zone configs make CockroachDB target.
+
+    App ranges follow the data zone; cluster-wide ranges follow either the data or the system zone (the
+    allocator caps both by the nodes, see phases.needed_voters).
     """
-    data, system = phase.expected_data_replicas, phase.expected_system_replicas
+    data = Target(phase.expected_data_voters, phase.expected_data_non_voters)
+    system = Target(phase.expected_system_voters, phase.expected_system_non_voters)
     try:
-        app = crdb.range_voters(crdb.database)
-        cluster = crdb.range_voters("cluster")
+        app = crdb.range_replicas(crdb.database)
+        cluster = crdb.range_replicas("cluster")
     except SqlError as exc:
         raise permanent(f"cannot read range replication: {exc}") from exc
-    off = [(crdb.database, r, str(data)) for r in app if r.voters != data]
-    allowed = {data, system}
-    off += [("cluster", r, "/".join(map(str, sorted(allowed)))) for r in cluster if r.voters not in allowed]
+    pinned = phase.pins_voters
+    off = [OffTarget(crdb.database, r, _want(data, pinned)) for r in app if not _matches(r, {data}, pinned)]
+    off += [OffTarget("cluster", r, " or ".join(sorted({_want(data, pinned), _want(system, pinned)})))
+            for r in cluster if not _matches(r, {data, system}, pinned)]
     return off
 
 
+def _matches(r: RangeReplicas, targets: set[Target], pinned: bool) -> bool:
+    if Target(len(r.voters), len(r.non_voters)) not in targets:
+        return False
+    # Pinned: every voter (and so the lease) on node 1, the other copies are read replicas.
+    return not pinned or set(r.voters) == {FIRST_NODE_ID}
+
+
+def _want(target: Target, pinned: bool) -> str:
+    return f"{target}" + (f", voters on node {FIRST_NODE_ID}" if pinned else "")
+
+
+def _data_target(phase) -> str:
+    return f"{phase.expected_data_voters} voter(s) + {phase.expected_data_non_voters} read replica(s)"
+
+
+def _or_minus_one(value) -> int:
+    return value if isinstance(value, int) else -1
+
+
 def _describe(items) -> str:
-    return "; ".join(f"{scope} r{r.range_id} has {r.voters} voter(s), want {want}" for scope, r, want in items)
+    return "; ".join(str(i) for i in items)

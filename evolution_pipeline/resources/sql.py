@@ -33,13 +33,35 @@ class SqlError(RuntimeError):
 
 @dataclass(frozen=True)
 class RangeReplicas:
+    """One range's replicas by node ID, from SHOW RANGES / SHOW CLUSTER RANGES."""
+
     range_id: int
-    voters: int
+    voters: tuple[int, ...]  # voting_replicas
+    non_voters: tuple[int, ...]  # non_voting_replicas
+
+
+@dataclass(frozen=True)
+class ZoneConfig:
+    """The replication fields of one zone, as SHOW ZONE CONFIGURATION's raw_config_sql states them."""
+
+    num_replicas: int | None
+    num_voters: int | None  # None: not set, so every replica votes (SpanConfig.GetNumVoters)
+    voter_constraints: str | None  # None: not set; '[]': explicitly none
 
 
 @dataclass(frozen=True)
 class BackupInfo:
     path: str  # the subdirectory inside the collection, as SHOW BACKUPS IN lists it
+
+
+@dataclass(frozen=True)
+class BackupCheck:
+    """SHOW BACKUP FROM LATEST IN <uri> WITH check_files, summed over its objects (every file was found)."""
+
+    objects: int
+    size_bytes: int
+    rows: int
+    file_bytes: int
 
 
 def collection_uri(base: str, *parts: str) -> str:
@@ -74,7 +96,12 @@ class CrdbSqlResource(dg.ConfigurableResource):
     connect_timeout_seconds: int = 10
     max_attempts: int = 5
     retry_base_seconds: float = 0.2
-    backup_uri: str = "userfile:///crdb-evolution-backups"
+    # Demo-grade default (node 1's disk, see configuration.DEFAULTS); s3://, gs:// or external:// for real use.
+    backup_uri: str = "nodelocal://1/crdb-evolution-backups"
+    # An insecure cluster (cockroach start --insecure, the local backend's opt-in) refuses passwords: 28P01
+    # "setting or updating a password is not supported in insecure mode" (cockroachdb/cockroach
+    # pkg/sql/alter_role.go, pkg/sql/create_role.go). Users are then created without one.
+    insecure: bool = False
     replication_timeout_seconds: float = 900.0
     replication_poll_seconds: float = 5.0
 
@@ -137,8 +164,10 @@ class CrdbSqlResource(dg.ConfigurableResource):
     def ensure_database(self) -> None:
         self.execute(psql.SQL("CREATE DATABASE IF NOT EXISTS {}").format(psql.Identifier(self.database)))
 
-    def ensure_login_user(self, user: str, password: str) -> bool:
-        """Create `user` if missing and (re)set its password. Returns True when it created the user."""
+    def ensure_login_user(self, user: str, password: str | None) -> bool:
+        """Create `user` if missing and (re)set its password. Returns True when it created the user.
+
+        On an insecure cluster the password is never sent (CockroachDB refuses it there, 28P01)."""
         exists = self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(u)s", {"u": user})
         if not exists:
             try:
@@ -149,6 +178,10 @@ class CrdbSqlResource(dg.ConfigurableResource):
                 # 40003/08xxx), or another run created it in between. Either way the goal is met.
                 if not isinstance(exc.__cause__, psycopg.errors.DuplicateObject):
                     raise
+        if self.insecure:  # apply_sql logs "insecure cluster: password not set"
+            return not exists
+        if not password:
+            raise SqlError(f"no password for {user}: set it in the environment (the cluster is secure)")
         self.execute(psql.SQL("ALTER USER {} WITH PASSWORD {}").format(psql.Identifier(user),
                                                                       psql.Placeholder("password")),
                      {"password": password})
@@ -163,39 +196,59 @@ class CrdbSqlResource(dg.ConfigurableResource):
             self.execute(statement, database=self.database)
         return len(statements)
 
-    def set_zone_replicas(self, target: str, replicas: int) -> None:
-        """ALTER ... CONFIGURE ZONE USING num_replicas: idempotent, the zone-config way to set the RF."""
-        if target not in ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM:
-            raise SqlError(f"unknown zone target {target!r}")
-        self.execute(f"ALTER {target} CONFIGURE ZONE USING num_replicas = {int(replicas)}")
+    def set_zone(self, target: str, num_replicas: int, num_voters: int | None = None,
+                 voter_constraints: str | None = None) -> None:
+        """One ALTER ... CONFIGURE ZONE USING with all the given fields: idempotent, and CockroachDB
+        validates the whole zone at once (so num_replicas = 2 arrives together with its num_voters)."""
+        if voter_constraints == VOTER_CONSTRAINTS_PLACEHOLDER:
+            raise SqlError(f"{target}: node 1's locality was not resolved; refusing to send the placeholder")
+        self.execute(zone_sql(target, num_replicas, num_voters, voter_constraints))
 
-    def zone_replicas(self, target: str) -> int | None:
+    def zone_config(self, target: str) -> ZoneConfig | None:
+        _check_target(target)
         rows = self.execute(f"SHOW ZONE CONFIGURATION FROM {target}")
         if not rows:
             return None
-        return parse_num_replicas(rows[0].get("raw_config_sql") or "")
+        return parse_zone_config(rows[0].get("raw_config_sql") or "")
 
-    def range_voters(self, scope: str) -> list[RangeReplicas]:
-        """Voting replicas per range: scope 'cluster' (every range, system ones included) or a database.
+    def range_replicas(self, scope: str) -> list[RangeReplicas]:
+        """Voters and non-voters per range: scope 'cluster' (every range, system ones included) or a database.
 
-        Without WITH DETAILS: voting_replicas is always returned, and DETAILS (sizes, leaseholders)
-        fetches data across nodes, a large overhead for a statement polled while the cluster rebalances.
+        Without WITH DETAILS: voting_replicas and non_voting_replicas are always returned (docs
+        show-ranges.md), and DETAILS (sizes, leaseholders) fetches data across nodes, a large overhead for a
+        statement polled while the cluster rebalances.
         """
-        if scope == "cluster":
-            stmt = "SHOW CLUSTER RANGES"
-        else:
-            stmt = psql.SQL("SHOW RANGES FROM DATABASE {}").format(psql.Identifier(scope))
-        return [RangeReplicas(int(r["range_id"]), len(r["voting_replicas"] or [])) for r in self.execute(stmt)]
+        return [RangeReplicas(int(r["range_id"]), _node_ids(r["voting_replicas"]), _node_ids(r["non_voting_replicas"]))
+                for r in self.execute(_show_ranges(scope))]
+
+    def first_node_locality(self) -> str:
+        """Node 1's locality ("region=us-east1,zone=us-east1-a"), from the replica_localities of a range
+        with a replica on node 1. A supported statement (SHOW CLUSTER RANGES), never crdb_internal."""
+        for row in self.execute(_show_ranges("cluster")):
+            replicas = list(row["replicas"] or [])
+            if 1 in replicas:
+                locality = (row["replica_localities"] or [])[replicas.index(1)]
+                if not locality:
+                    raise SqlError("node 1 has no locality: start the nodes with --locality (the local backend "
+                                   "and the operator set region and zone tiers) so voters can be pinned to it")
+                return locality
+        raise SqlError("no range has a replica on node 1 (SHOW CLUSTER RANGES): cannot pin voters to node 1")
 
     def backups_in(self, uri: str) -> list[BackupInfo]:
-        try:
-            rows = self.execute("SHOW BACKUPS IN %(uri)s", {"uri": uri})
-        except SqlError as exc:
-            # An empty collection is reported as "not found" by some versions: treat it as no backups.
-            if "does not exist" in str(exc) or "not found" in str(exc) or "no such file" in str(exc).lower():
-                return []
-            raise
-        return [BackupInfo(str(next(iter(r.values())))) for r in rows]
+        """The backups in a collection. An empty or new collection lists 0 rows; ANY error is an error (a
+        missing bucket or a refused credential must never pass for "no backup yet")."""
+        rows = self.execute("SHOW BACKUPS IN %(uri)s", {"uri": uri})
+        return [BackupInfo(str(r.get("path", next(iter(r.values()))))) for r in rows]
+
+    def verify_backup(self, uri: str) -> BackupCheck:
+        """Check the latest backup in `uri` without restoring it: WITH check_files makes CockroachDB confirm
+        that every file the manifest names exists (cockroachdb/cockroach pkg/backup/show.go: columns
+        size_bytes, rows, file_bytes; NULL on database and schema rows)."""
+        rows = self.execute("SHOW BACKUP FROM LATEST IN %(uri)s WITH check_files", {"uri": uri})
+        if not rows:
+            raise SqlError(f"SHOW BACKUP FROM LATEST IN {uri} listed nothing: the backup holds no object")
+        return BackupCheck(objects=len(rows), size_bytes=_total(rows, "size_bytes"), rows=_total(rows, "rows"),
+                           file_bytes=_total(rows, "file_bytes"))
 
     def backup_into(self, uri: str) -> None:
         # A consistent snapshot slightly in the past keeps the backup from contending with live writes.
@@ -204,9 +257,54 @@ class CrdbSqlResource(dg.ConfigurableResource):
         self.execute("BACKUP INTO %(uri)s AS OF SYSTEM TIME '-10s'", {"uri": uri}, retry=False)
 
 
-def parse_num_replicas(raw_config_sql: str) -> int | None:
-    m = re.search(r"num_replicas\s*=\s*(\d+)", raw_config_sql)
-    return int(m.group(1)) if m else None
+def zone_sql(target: str, num_replicas: int, num_voters: int | None = None,
+             voter_constraints: str | None = None) -> str:
+    """The ALTER ... CONFIGURE ZONE USING text for one zone (the docs and the run log show the same)."""
+    _check_target(target)
+    fields = [f"num_replicas = {int(num_replicas)}"]
+    if num_voters is not None:
+        fields.append(f"num_voters = {int(num_voters)}")
+    if voter_constraints is not None:
+        if voter_constraints != VOTER_CONSTRAINTS_PLACEHOLDER and not VOTER_CONSTRAINTS.fullmatch(voter_constraints):
+            raise SqlError(f"voter_constraints {voter_constraints!r}: want '[]' or '[+key=value,...]'")
+        fields.append(f"voter_constraints = '{voter_constraints}'")
+    return f"ALTER {target} CONFIGURE ZONE USING {', '.join(fields)}"
+
+
+# Required constraints only: ZoneConfig.Validate refuses prohibited ones in voter_constraints. Tier keys and
+# values are label-like, so the text needs no quoting inside the SQL string or the YAML list.
+_TIER = r"\+[A-Za-z0-9_.-]+=[A-Za-z0-9_.-]+"
+VOTER_CONSTRAINTS = re.compile(rf"\[\]|\[{_TIER}(,{_TIER})*\]")
+# What the text shows where node 1's locality is not known yet (asset metadata, docs); never sent.
+VOTER_CONSTRAINTS_PLACEHOLDER = "[+region=<node 1 region>,+zone=<node 1 zone>]"
+
+
+def parse_zone_config(raw_config_sql: str) -> ZoneConfig:
+    def number(field: str) -> int | None:
+        m = re.search(rf"\b{field}\s*=\s*(\d+)", raw_config_sql)
+        return int(m.group(1)) if m else None
+
+    m = re.search(r"\bvoter_constraints\s*=\s*'([^']*)'", raw_config_sql)
+    return ZoneConfig(number("num_replicas"), number("num_voters"), m.group(1) if m else None)
+
+
+def _check_target(target: str) -> None:
+    if target not in ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM:
+        raise SqlError(f"unknown zone target {target!r}; known: {', '.join(ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM)}")
+
+
+def _show_ranges(scope: str):
+    if scope == "cluster":
+        return "SHOW CLUSTER RANGES"
+    return psql.SQL("SHOW RANGES FROM DATABASE {}").format(psql.Identifier(scope))
+
+
+def _node_ids(value) -> tuple[int, ...]:
+    return tuple(int(n) for n in (value or []))
+
+
+def _total(rows: list[dict], column: str) -> int:
+    return sum(int(r[column]) for r in rows if r.get(column) is not None)
 
 
 def _describe(statement) -> str:

@@ -19,14 +19,21 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from evolution_pipeline.phases import DEFAULT_SYSTEM_REPLICAS, needed_voters
+from evolution_pipeline.phases import DEFAULT_SYSTEM_REPLICAS, needed_non_voters, needed_voters
 from evolution_pipeline.resources.cluster import (
     ClusterControl,
     ClusterControlResource,
     ClusterStatus,
     NodeStatus,
 )
-from evolution_pipeline.resources.sql import BackupInfo, CrdbSqlResource, RangeReplicas, SqlError
+from evolution_pipeline.resources.sql import (
+    BackupCheck,
+    BackupInfo,
+    CrdbSqlResource,
+    RangeReplicas,
+    SqlError,
+    ZoneConfig,
+)
 
 SYSTEM_ZONES = ("DATABASE system", "RANGE meta", "RANGE system", "RANGE liveness")
 
@@ -40,7 +47,7 @@ def new_world(path: Path, *, ready_after_polls: int = 1, app_ranges: int = 4, sy
         "calls": {},
         "database": False,
         # A cluster started with `cockroach start` + `init` has CockroachDB's defaults: 3 / 5.
-        "zones": {"RANGE default": 3, **{z: DEFAULT_SYSTEM_REPLICAS for z in SYSTEM_ZONES}},
+        "zones": {"RANGE default": _zone(3), **{z: _zone(DEFAULT_SYSTEM_REPLICAS) for z in SYSTEM_ZONES}},
         "users": {},
         "scripts": [],
         "backups": {},
@@ -51,6 +58,17 @@ def new_world(path: Path, *, ready_after_polls: int = 1, app_ranges: int = 4, sy
     }
     path.write_text(json.dumps(state))
     return path
+
+
+def _zone(num_replicas: int, num_voters: int | None = None, voter_constraints: str | None = None) -> dict:
+    return {"num_replicas": num_replicas, "num_voters": num_voters, "voter_constraints": voter_constraints}
+
+
+def zone_targets(zone: dict, nodes: int) -> tuple[int, int]:
+    """(voters, non-voters) the allocator targets for a zone on `nodes` nodes."""
+    voters = needed_voters(zone["num_voters"] or zone["num_replicas"], nodes)
+    non_voters = zone["num_replicas"] - (zone["num_voters"] or zone["num_replicas"])
+    return voters, needed_non_voters(voters, non_voters, nodes)
 
 
 @contextmanager
@@ -148,9 +166,10 @@ class WorldSqlResource(CrdbSqlResource):
             _count(s, "ensure_database")
             if not s["database"]:
                 s["database"] = True
-                s["ranges"] += [{"id": 100 + i, "scope": "app", "voters": 1} for i in range(s["app_ranges"])]
+                s["ranges"] += [{"id": 100 + i, "scope": "app", "voters": [1], "non_voters": []}
+                                for i in range(s["app_ranges"])]
 
-    def ensure_login_user(self, user: str, password: str) -> bool:
+    def ensure_login_user(self, user: str, password: str | None) -> bool:
         with world(self.world_path) as s:
             created = user not in s["users"]
             if created:
@@ -167,34 +186,58 @@ class WorldSqlResource(CrdbSqlResource):
             s["scripts"].append(path.name)
         return len(statements)
 
-    def set_zone_replicas(self, target: str, replicas: int) -> None:
+    def set_zone(self, target: str, num_replicas: int, num_voters: int | None = None,
+                 voter_constraints: str | None = None) -> None:
         with world(self.world_path) as s:
-            s["zones"][target] = int(replicas)
+            _count(s, "set_zone")
+            s["zones"][target] = _zone(int(num_replicas), num_voters, voter_constraints)
 
-    def zone_replicas(self, target: str) -> int | None:
-        return read_world(self.world_path)["zones"].get(target)
+    def zone_config(self, target: str) -> ZoneConfig | None:
+        z = read_world(self.world_path)["zones"].get(target)
+        return ZoneConfig(z["num_replicas"], z["num_voters"], z["voter_constraints"]) if z else None
 
-    def range_voters(self, scope: str) -> list[RangeReplicas]:
+    def first_node_locality(self) -> str:
+        return "region=test,zone=test-a"
+
+    def range_replicas(self, scope: str) -> list[RangeReplicas]:
         with world(self.world_path) as s:
-            _maybe_fail(s, "range_voters")
+            _maybe_fail(s, "range_replicas")
             if not s["ranges"]:
-                s["ranges"] = [{"id": i + 1, "scope": "system", "voters": 1} for i in range(s["system_ranges"])]
+                s["ranges"] = [{"id": i + 1, "scope": "system", "voters": [1], "non_voters": []}
+                               for i in range(s["system_ranges"])]
             live = s["ready"]
             for r in s["ranges"]:
-                zone = s["zones"]["RANGE default" if r["scope"] == "app" else "RANGE system"]
-                target = needed_voters(zone, live) if live else r["voters"]
-                if r["voters"] < target:
-                    r["voters"] += 1
-                elif r["voters"] > target:
-                    r["voters"] -= 1
+                if live:
+                    _converge(r, s["zones"]["RANGE default" if r["scope"] == "app" else "RANGE system"], live)
             selected = [r for r in s["ranges"] if scope == "cluster" or r["scope"] == "app"]
-            return [RangeReplicas(r["id"], r["voters"]) for r in selected]
+            return [RangeReplicas(r["id"], tuple(r["voters"]), tuple(r["non_voters"])) for r in selected]
 
     def backups_in(self, uri: str) -> list[BackupInfo]:
         return [BackupInfo(p) for p in read_world(self.world_path)["backups"].get(uri, [])]
+
+    def verify_backup(self, uri: str) -> BackupCheck:
+        if not read_world(self.world_path)["backups"].get(uri):
+            raise SqlError(f"no backups found in {uri}")
+        return BackupCheck(objects=4, size_bytes=1024, rows=12000, file_bytes=1024)
 
     def backup_into(self, uri: str) -> None:
         with world(self.world_path) as s:
             _count(s, "backup_into")
             _maybe_fail(s, "backup_into")
             s["backups"].setdefault(uri, []).append(time.strftime("/%Y/%m/%d-%H%M%S.00"))
+
+
+def _converge(r: dict, zone: dict, live: int) -> None:
+    """One replica change per poll: voters first, then non-voters (the allocator's order of actions)."""
+    voters, non_voters = zone_targets(zone, live)
+    holders = set(r["voters"]) | set(r["non_voters"])
+    free = [n for n in range(1, live + 1) if n not in holders]
+    if len(r["voters"]) < voters:
+        # Promote a non-voter, else add a voter on a free node.
+        r["voters"].append(r["non_voters"].pop() if r["non_voters"] else free[0])
+    elif len(r["voters"]) > voters:
+        r["voters"].pop()
+    elif len(r["non_voters"]) < non_voters and free:
+        r["non_voters"].append(free[0])
+    elif len(r["non_voters"]) > non_voters:
+        r["non_voters"].pop()

@@ -103,8 +103,12 @@ def assert_materializations(dev, run_id: str) -> None:
         assert len(mats) == 1, f"{phase.name}: {nodes[phase.name]['assetMaterializations']}"
         meta = entries(mats[0]["metadataEntries"])
         assert meta["nodes"] == phase.nodes
-        assert meta["replication_factor"] == phase.replication_factor
-        assert meta["system_replication_factor"] == phase.system_replication_factor
+        assert meta["data_zone"] == phase.data.describe()
+        assert (meta["expected_data_voters"], meta["expected_data_non_voters"]) == (
+            phase.expected_data_voters, phase.expected_data_non_voters)
+        assert (meta["expected_system_voters"], meta["expected_system_non_voters"]) == (
+            phase.expected_system_voters, phase.expected_system_non_voters)
+        assert meta["failures_tolerated"] == phase.failures_tolerated
         assert meta["backup_status"] == ("skipped" if phase is PHASES[0] else "taken")
 
 

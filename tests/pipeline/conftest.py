@@ -27,12 +27,11 @@ import psycopg
 import pytest
 
 from evolution_pipeline.environments import LIVE, REHEARSAL
-from evolution_pipeline.phases import needed_voters
 from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env
 from tests.app.pg import LocalPostgres
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
-from tests.doubles.pipeline_world import new_world, read_world
+from tests.doubles.pipeline_world import new_world, read_world, zone_targets
 from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
 from tests.support.prometheus import start_prometheus
 
@@ -56,7 +55,7 @@ class WorldMetrics:
         under = 0
         for r in s["ranges"]:
             zone = s["zones"]["RANGE default" if r["scope"] == "app" else "RANGE system"]
-            if s["ready"] and r["voters"] < needed_voters(zone, s["ready"]):
+            if s["ready"] and len(r["voters"]) < zone_targets(zone, s["ready"])[0]:
                 under += 1
         # Store-level gauges are per store; report the cluster total on store 1 like a leaseholder would.
         values = {"liveness_livenodes": s["ready"], "ranges_underreplicated": under if node.node_id == 1 else 0,

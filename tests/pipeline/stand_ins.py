@@ -27,7 +27,7 @@ def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, *, set
             ready_timeout_seconds=ready_timeout, poll_interval_seconds=0.05)
         resources[env.resource_key("crdb")] = WorldSqlResource(
             world_path=str(worlds[env.name]), replication_timeout_seconds=replication_timeout,
-            backup_uri=f"userfile:///test-backups-{env.name}")
+            backup_uri=f"nodelocal://1/test-backups-{env.name}")
         resources[env.resource_key("prometheus")] = PrometheusResource(
             url=prometheus_url, cluster_label=CLUSTER_LABEL[env], check_settle_seconds=settle,
             check_poll_seconds=0.5, min_window_seconds=5)

@@ -15,8 +15,11 @@ import dagster as dg
 import pytest
 
 from evolution_pipeline.definitions import build_definitions
-from evolution_pipeline.phases import PHASES, needed_voters
+from evolution_pipeline.phases import PHASES, Replication, needed_non_voters, needed_voters
+from evolution_pipeline.resources.sql import ZONE_TARGETS_DATA, ZONE_TARGETS_SYSTEM
 from evolution_pipeline.zones import zone_statements
+
+TARGETS = ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 REPO = Path(__file__).resolve().parents[2]
@@ -100,20 +103,74 @@ def test_rehearsal_settings_never_default_to_live_ones(monkeypatch):
     assert r["rehearsal_crdb"].backup_uri != r["crdb"].backup_uri
 
 
-def test_needed_voters_mirrors_the_allocator():
+def test_needed_voters_is_getneededvoters():
+    # (zone voters, cluster nodes) -> voters, worked through cockroachdb/cockroach
+    # pkg/kv/kvserver/allocator/allocatorimpl/allocator.go GetNeededVoters by hand.
     assert needed_voters(5, 3) == 3   # system ranges on 3 nodes: 3 voters, not under-replicated
     assert needed_voters(3, 1) == 3   # a fresh 1-node cluster with defaults: under-replicated
-    assert needed_voters(5, 2) == 3   # why phase 1 must set system ranges to 2 explicitly
-    assert needed_voters(2, 2) == 2   # an even count only because the zone asks for exactly it
+    assert needed_voters(3, 2) == 3   # 3 on 2 nodes can never converge ("fragile quorum")
+    assert needed_voters(5, 2) == 3
     assert needed_voters(5, 4) == 3   # never an even voter count that the zone did not ask for
     assert needed_voters(1, 3) == 1
-    for phase in PHASES:
-        assert phase.expected_data_replicas == phase.nodes
-        assert phase.expected_system_replicas == phase.nodes
+    assert needed_voters(1, 2) == 1   # phase 1: one voter on two nodes
+
+
+def test_needed_non_voters_is_getneedednonvoters():
+    assert needed_non_voters(1, 1, 2) == 1  # phase 1: the second node holds the read replica
+    assert needed_non_voters(1, 1, 1) == 0  # only nodes without a voter can hold one
+    assert needed_non_voters(3, 2, 4) == 1
+    assert needed_non_voters(3, 0, 3) == 0
+    assert needed_non_voters(3, 1, 2) == 0  # never negative
+
+
+def test_phase_table_follows_the_design():
+    rows = [(p.nodes, p.expected_data_voters, p.expected_data_non_voters, p.expected_system_voters,
+             p.expected_system_non_voters, p.failures_tolerated) for p in PHASES]
+    assert rows == [(1, 1, 0, 1, 0, 0), (2, 1, 1, 1, 1, 0), (3, 3, 0, 3, 0, 1)]
+    assert [p.pins_voters for p in PHASES] == [False, True, False]
+
+
+def test_replication_refuses_impossible_voter_counts():
+    with pytest.raises(ValueError, match="num_voters"):
+        Replication(num_replicas=1, num_voters=2)
+    with pytest.raises(ValueError, match="num_voters"):
+        Replication(num_replicas=2, num_voters=0)
 
 
 def test_zone_statements_come_from_the_phase_table():
-    stmts = zone_statements(PHASES[2])
-    assert "ALTER RANGE default CONFIGURE ZONE USING num_replicas = 3;" in stmts
-    assert "ALTER RANGE liveness CONFIGURE ZONE USING num_replicas = 5;" in stmts
-    assert all("= 1;" in s for s in zone_statements(PHASES[0]))
+    assert zone_statements(PHASES[0]) == [f"ALTER {t} CONFIGURE ZONE USING num_replicas = 1;" for t in TARGETS]
+    pinned = zone_statements(PHASES[1], "region=local,zone=local-a")
+    assert pinned == [f"ALTER {t} CONFIGURE ZONE USING num_replicas = 2, num_voters = 1, "
+                      "voter_constraints = '[+region=local,+zone=local-a]';" for t in TARGETS]
+    # Without node 1's locality (docs, asset metadata) a placeholder shows where it goes.
+    assert all("'[+region=<node 1 region>,+zone=<node 1 zone>]'" in s for s in zone_statements(PHASES[1]))
+    assert zone_statements(PHASES[2]) == [
+        "ALTER RANGE default CONFIGURE ZONE USING num_replicas = 3, num_voters = 3, voter_constraints = '[]';",
+        *[f"ALTER {t} CONFIGURE ZONE USING num_replicas = 5, num_voters = 5, voter_constraints = '[]';"
+          for t in TARGETS[1:]],
+    ]
+
+
+def test_bad_localities_and_placeholders_are_refused():
+    from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError, zone_sql
+    from evolution_pipeline.zones import voter_constraints_for
+
+    with pytest.raises(SqlError, match="key=value"):
+        voter_constraints_for("us-east1")
+    with pytest.raises(SqlError, match="voter_constraints"):
+        zone_sql("RANGE default", 2, 1, "[+region=x',+zone=y]")
+    with pytest.raises(SqlError, match="unknown zone target"):
+        zone_sql("TABLE users", 1)
+    with pytest.raises(SqlError, match="not resolved"):
+        CrdbSqlResource(url="postgresql://unused").set_zone("RANGE default", 2, 1, zone_statements(PHASES[1])[0]
+                                                             .split("'")[1])
+
+
+def test_zone_config_parses_raw_config_sql():
+    from evolution_pipeline.resources.sql import ZoneConfig, parse_zone_config
+
+    raw = ("ALTER RANGE default CONFIGURE ZONE USING\n\trange_min_bytes = 134217728,\n\tnum_replicas = 2,\n"
+           "\tnum_voters = 1,\n\tconstraints = '[]',\n\tvoter_constraints = '[+region=r,+zone=r-a]',\n"
+           "\tlease_preferences = '[]'")
+    assert parse_zone_config(raw) == ZoneConfig(2, 1, "[+region=r,+zone=r-a]")
+    assert parse_zone_config("ALTER RANGE meta CONFIGURE ZONE USING num_replicas = 5") == ZoneConfig(5, None, None)

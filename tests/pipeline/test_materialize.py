@@ -32,14 +32,15 @@ def test_each_phase_materializes_in_order(resources, worlds):
             result = materialize(resources, instance, dg.AssetKey(phase.name))
             assert result.success
             state: PhaseState = result.output_for_node(phase.name)
-            assert (state.phase, state.nodes, state.replication_factor) == (
-                phase.name, phase.nodes, phase.replication_factor)
+            assert (state.phase, state.nodes, state.data, state.system) == (
+                phase.name, phase.nodes, phase.data, phase.system)
             assert state.converge_seconds is not None and state.finished_at >= state.started_at
             assert set(state.timings) == {"backup", "scale", "apply_sql", "verify_replication"}
             s = read_world(worlds["live"])
             assert s["desired"] == s["ready"] == phase.nodes
-            assert s["zones"]["RANGE default"] == phase.replication_factor
-            assert s["zones"]["RANGE liveness"] == phase.system_replication_factor
+            assert s["zones"]["RANGE default"]["num_replicas"] == phase.data.num_replicas
+            assert s["zones"]["RANGE liveness"]["num_replicas"] == phase.system.num_replicas
+            assert len(state.zone_statements) == 5 and "<node 1" not in " ".join(state.zone_statements)
             checks = checks_by_name(result)
             assert len(checks) == 5 and all(c.passed for c in checks.values()), checks
             live = checks[(phase.name, "live_nodes_match_phase")]
@@ -114,12 +115,14 @@ def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds):
         s["desired"] = s["ready"] = 1
         s["database"] = True
     backup = build_backup(LIVE)
-    state = PhaseState("phase1_two_nodes", 2, 2, 2, run_id="run-abc")
+    phase = PHASES[1]
+    state = PhaseState(phase.name, phase.nodes, phase.data, phase.system, run_id="run-abc")
     ctx = dg.build_op_context(resources=resources)
     first = backup(ctx, state)
     again = backup(dg.build_op_context(resources=resources), state)
     assert first.backup.status == "taken" and again.backup.status == "reused"
-    assert first.backup.uri == again.backup.uri == "userfile:///test-backups-live/phase1/run-abc"
+    assert first.backup.uri == again.backup.uri == "nodelocal://1/test-backups-live/phase1/run-abc"
+    assert first.backup.rows == again.backup.rows is not None and first.backup.size_bytes is not None
     assert read_world(worlds["live"])["calls"]["backup_into"] == 1
 
 

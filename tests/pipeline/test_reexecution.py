@@ -23,7 +23,7 @@ def _executed_steps(instance, run_id: str) -> set[str]:
 
 def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, worlds, tmp_path):
     with world(worlds["live"]) as s:
-        s["fail"]["range_voters@2"] = 1  # phase 1's verify_replication fails once, with 2 nodes up
+        s["fail"]["range_replicas@2"] = 1  # phase 1's verify_replication fails once, with 2 nodes up
     recon = dg.reconstructable(_evolve)
     with dg.instance_for_test() as instance:
         first = dg.execute_job(recon, instance)
@@ -48,4 +48,4 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
     assert final["desired"] == final["ready"] == 3
     assert final["calls"]["set_desired_nodes"] == 3  # phase 1 was not scaled twice
     assert final["calls"]["backup_into"] == 2  # phase 1's backup was not repeated; phase 2 took one
-    assert final["zones"]["RANGE default"] == 3
+    assert final["zones"]["RANGE default"] == {"num_replicas": 3, "num_voters": 3, "voter_constraints": "[]"}
