@@ -340,7 +340,7 @@ MANIFEST = {
         "regions": [{"code": "local", "nodes": 3, "namespace": LIVE_NS}],
         "template": {
             "spec": {
-                "image": "cockroachdb/cockroach:v25.4.0",
+                "image": "cockroachdb/cockroach:v26.2.1",
                 "dataStore": {
                     "volumeClaimTemplate": {
                         "spec": {
