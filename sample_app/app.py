@@ -95,6 +95,7 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     timeline.spike_state = spike_ctl.brief_state
     timeline.readiness = lambda: app.ctx.last_ready
     timeline.reader_path = lambda: db.reader_path
+    timeline.follower_reads = lambda: _follower_brief(db)
 
     for bp in (login.bp, search.bp, spike.bp, health.bp, control.bp, ui.bp):
         app.blueprint(bp)
@@ -127,6 +128,11 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
         await db.close()
 
     return app
+
+
+def _follower_brief(db: Database) -> dict:
+    state = db.follower_reads_status()
+    return {"on": state.on, "short": state.short, "reason": state.reason}
 
 
 async def _tick(app: Sanic) -> None:

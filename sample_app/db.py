@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
+from . import follower_reads
 from .settings import Settings
 from .telemetry import Telemetry
 
@@ -106,6 +107,10 @@ class AppConnection(psycopg.AsyncConnection):
     """
 
     _statement_cursor: psycopg.AsyncCursor | None = None
+    # Set once per connection by the reader pool's configure hook (Database._configure_reader):
+    # searches on this connection read AS OF SYSTEM TIME follower_read_timestamp(). Writer
+    # connections keep False, so the writer fallback never reads at a follower timestamp.
+    follower_reads: bool = False
 
     def statement_cursor(self) -> psycopg.AsyncCursor:
         cur = self._statement_cursor
@@ -122,6 +127,9 @@ class Database:
         # (see probe_reader). Searches ask read_pool(); /readyz reports it as degraded.
         self.reader_path = "reader"
         self.reader_note = ""
+        # What the reader pool's newest connection said it is (None until one connected).
+        self.reader_server: follower_reads.Server | None = None
+        self._warned_follower_reads = False
         # Pools the next maintenance round looks at (all of them at start; then those a request found
         # without a connection): a healthy pool is never probed, replaced or logged into directly.
         self._suspects: set[str] = {"writer", "reader"}
@@ -142,6 +150,7 @@ class Database:
             open=False,
             name=name,
             connection_class=AppConnection,
+            configure=self._configure_reader if name == "reader" else None,
             timeout=self.settings.pool_timeout_seconds,
             # Keep trying to reconnect for a day: an outage must never leave the pool given up.
             reconnect_timeout=86400,
@@ -151,6 +160,19 @@ class Database:
                 "application_name": f"sample_app_{name}",
             },
         )
+
+    async def _configure_reader(self, conn: AppConnection) -> None:
+        """Per new reader connection: is it CockroachDB? (start-up parameters, no round trip)"""
+        server = follower_reads.server_of(conn.pgconn)
+        conn.follower_reads = follower_reads.enabled(self.settings.follower_reads, server)
+        self.reader_server = server
+
+    def follower_reads_status(self) -> follower_reads.Status:
+        state = follower_reads.status(self.settings.follower_reads, self.reader_server, self.reader_path)
+        if state.warning and not self._warned_follower_reads:
+            self._warned_follower_reads = True
+            log.warning("%s", state.warning)
+        return state
 
     async def open(self) -> None:
         """Start filling the pools in the background; never blocks on an absent database."""
@@ -309,6 +331,20 @@ class Database:
             return await cur.fetchall() if cur.description else []
 
         return await self.run(pool_name, work, retries)
+
+    async def read(self, sql_for: Callable[[bool], str], params: Any = None, retries: int = 0) -> list[tuple]:
+        """A read on the read path; `sql_for(follower_reads)` gives the statement for the connection.
+
+        Decided per connection: a reader connection to CockroachDB reads at a follower timestamp
+        (unless APP_FOLLOWER_READS=false); PostgreSQL and the writer fallback never do.
+        """
+
+        async def work(conn: AppConnection) -> list[tuple]:
+            cur = conn.statement_cursor()
+            await cur.execute(sql_for(conn.follower_reads), params)
+            return await cur.fetchall() if cur.description else []
+
+        return await self.run(self.read_pool(), work, retries)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -95,9 +95,13 @@ async def check(db: Database) -> dict[str, Any]:
     if fallback:
         for name in READER_CHECKS:
             checks[name] = {"ok": None, "skipped": True, "detail": db.reader_note}
+    follower = db.follower_reads_status()  # read after the checks: they may open the first reader connection
     return {
         "ready": all(r["ok"] for r in results),
         "degraded": ["reader"] if fallback else [],
         "reader_path": db.reader_path,
+        "follower_reads": follower.on,
+        "follower_reads_reason": follower.reason,
+        "warnings": [follower.warning] if follower.warning else [],
         "checks": checks,
     }

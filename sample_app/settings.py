@@ -66,7 +66,7 @@ class Settings:
     allow_insecure: bool
     hash_salt: str
     hash_salt_from_env: bool
-    follower_reads: bool
+    follower_reads: str  # auto | true | false (sample_app/follower_reads.py)
     login_max_retries: int
     search_limit: int
     spike_max_seconds: int
@@ -104,7 +104,7 @@ class Settings:
             allow_insecure=allow_insecure,
             hash_salt=salt or secrets.token_hex(16),
             hash_salt_from_env=bool(salt),
-            follower_reads=reader.boolean("APP_FOLLOWER_READS", False),
+            follower_reads=reader.follower_reads("APP_FOLLOWER_READS"),
             login_max_retries=reader.integer("APP_LOGIN_MAX_RETRIES", 5, 0, 20),
             search_limit=reader.integer("APP_SEARCH_LIMIT", 20, 1, SEARCH_LIMIT_CEILING),
             spike_max_seconds=reader.integer("APP_SPIKE_MAX_SECONDS", 120, 1, 3600),
@@ -163,6 +163,16 @@ class _Reader:
         if lowered in {"0", "false", "no", "off"}:
             return False
         raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+    def follower_reads(self, name: str) -> str:
+        """auto (the default), or a boolean spelled any way boolean() accepts, as "true"/"false"."""
+        value = self.raw(name)
+        if value is None or value.lower() == "auto":
+            return "auto"
+        try:
+            return "true" if self.boolean(name, False) else "false"
+        except SettingsError:
+            raise SettingsError(f"{name} must be auto, true or false, got {value!r}") from None
 
     def choice(self, name: str, default: str, allowed: set[str]) -> str:
         value = self.raw(name)

@@ -47,6 +47,7 @@ class Timeline:
         self.spike_state: Callable[[], dict[str, Any]] = lambda: {"active": False}
         self.readiness: Callable[[], bool | None] = lambda: None
         self.reader_path: Callable[[], str] = lambda: "reader"
+        self.follower_reads: Callable[[], dict[str, Any]] = lambda: {"on": False, "short": "", "reason": ""}
 
     # --- observations (called on every request: keep them cheap)
     def request(self, route: str, status: int, seconds: float | None) -> None:
@@ -91,6 +92,7 @@ class Timeline:
             "spike": self.spike_state(),
             "ready": self.readiness(),
             "reader_path": self.reader_path(),
+            "follower_reads": self.follower_reads(),
             "events": bucket.events,
         }
         self.points.append(point)

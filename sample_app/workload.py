@@ -61,9 +61,7 @@ def make_workload(db, settings):
         else:
             route, method = "/search", "GET"
             word = rng.choice(SEED_WORDS)
-            call = services.search(
-                db, word[: rng.randint(2, len(word))], settings.search_limit, settings.follower_reads
-            )
+            call = services.search(db, word[: rng.randint(2, len(word))], settings.search_limit)
         try:
             await call
         except Exception as exc:  # noqa: BLE001 - every failure becomes the status a client would see

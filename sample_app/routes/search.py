@@ -14,4 +14,4 @@ bp = Blueprint("search")
 async def get_search(request: Request):
     settings = request.app.ctx.settings
     q, limit = services.parse_search(request.args.get("q"), request.args.get("limit"), settings.search_limit)
-    return json(await services.search(request.app.ctx.db, q, limit, settings.follower_reads))
+    return json(await services.search(request.app.ctx.db, q, limit))

@@ -77,6 +77,10 @@ function render() {
     else setBadge("spike-state", "idle", `spike: ${s.state || "idle"}`, "false");
     if (last.reader_path === "writer") setBadge("reader-path", "bad", "reads: writer (no read-only user yet)", "writer");
     else setBadge("reader-path", "ok", "reads: reader path", "reader");
+    const fr = last.follower_reads || { on: false, short: "", reason: "" };
+    const why = fr.short ? ` (${fr.short})` : "";
+    setBadge("follower-reads", fr.on ? "live" : "idle", `follower reads: ${fr.on ? "on" : "off"}${why}`, String(fr.on));
+    $("follower-reads").title = fr.reason;  // why, on hover
     if (last.ready === true) setBadge("ready-state", "ok", "ready", "true");
     else if (last.ready === false) setBadge("ready-state", "bad", "NOT ready", "false");
   }

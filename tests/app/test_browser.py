@@ -48,6 +48,8 @@ def test_dashboard_start_spike(app, client):
             page.goto(app.base_url + "/", timeout=15000)
             expect(page.locator("#ws-state")).to_have_attribute("data-state", "open", timeout=10000)
             expect(page.locator("#ready-state")).to_have_attribute("data-ready", "true", timeout=10000)
+            expect(page.locator("#follower-reads")).to_have_attribute("data-on", "false")
+            expect(page.locator("#follower-reads")).to_contain_text("off (PostgreSQL")
             expect(page.locator("#spike-state")).to_have_attribute("data-active", "false")
             expect(page.locator(".toggle[data-target=background]")).to_have_class(
                 "toggle running", timeout=5000

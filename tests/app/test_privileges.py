@@ -92,26 +92,3 @@ def test_readyz_fails_when_writer_cannot_insert(client, pg):
         pg.execute("GRANT INSERT ON TABLE login_events TO app_writer")
     assert client.get("/readyz").status_code == 200
 
-
-def test_follower_reads_setting_reaches_the_statement(pg):
-    """PostgreSQL rejects AS OF SYSTEM TIME: proof the setting changes what is sent (CockroachDB-only)."""
-    from sample_app.services import search
-
-    async def attempt():
-        settings = Settings.from_env(app_env(pg))
-        db_ref = {}
-        db = db_ref["db"] = Database(
-            settings, Telemetry(AppMetrics(lambda: db_ref["db"].stats()), Timeline())
-        )
-        await db.open()
-        try:
-            plain = await search(db, "amb", 3, follower_reads=False)
-            with pytest.raises(DatabaseRefused) as refused:
-                await search(db, "amb", 3, follower_reads=True)
-            return plain, refused.value
-        finally:
-            await db.close()
-
-    plain, refused = asyncio.run(attempt())
-    assert plain["count"] == 3
-    assert refused.sqlstate == "42601"  # syntax error: PostgreSQL has no AS OF SYSTEM TIME

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "sample_app"
 
 def test_defaults_are_safe():
     s = Settings.from_env(LOCAL)
-    assert s.follower_reads is False  # off for PostgreSQL, opt-in for CockroachDB
+    assert s.follower_reads == "auto"  # on exactly when the reader's server is CockroachDB
     assert s.search_limit <= 50
     assert 0 < s.spike_max_rps <= 10000 and 0 < s.spike_max_seconds <= 3600
     assert len(s.hash_salt) >= 16 and s.hash_salt_from_env is False
@@ -46,7 +46,7 @@ def test_everything_read_from_env():
         s.reader_pool_max,
         s.spike_max_rps,
         s.background_rps,
-    ) == (True, "x" * 20, 50, 3, 700, 2.5)
+    ) == ("true", "x" * 20, 50, 3, 700, 2.5)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +67,11 @@ def test_everything_read_from_env():
 def test_bad_values_name_the_variable(env, named):
     with pytest.raises(SettingsError, match=named):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("value, mode", [("auto", "auto"), ("AUTO", "auto"), ("on", "true"), ("0", "false")])
+def test_follower_reads_mode(value, mode):
+    assert Settings.from_env(dict(LOCAL, APP_FOLLOWER_READS=value)).follower_reads == mode
 
 
 def test_remote_database_without_tls_is_refused():

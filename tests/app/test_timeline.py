@@ -13,7 +13,7 @@ from sample_app.timeline import Timeline, percentile
 
 pytestmark = pytest.mark.slow
 
-POINT_KEYS = {"t", "rps", "latency_ms", "errors", "client_errors", "db_ms", "spike", "ready", "reader_path", "events"}
+POINT_KEYS = {"t", "rps", "latency_ms", "errors", "client_errors", "db_ms", "spike", "ready", "reader_path", "follower_reads", "events"}
 
 
 def test_stream_sends_points_every_second(app, client):
@@ -38,6 +38,8 @@ def test_stream_sends_points_every_second(app, client):
     assert any(p["spike"]["active"] for p in points)
     assert any(p["ready"] is True for p in points)
     assert any(p["rps"].get("/search", 0) > 0 for p in points)
+    # The page's follower-reads badge: off on PostgreSQL, and says why.
+    assert all(p["follower_reads"]["on"] is False and "PostgreSQL" in p["follower_reads"]["short"] for p in points[1:])
 
 
 def test_percentile_and_roll():
