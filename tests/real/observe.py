@@ -1,0 +1,147 @@
+"""What the suite reads from the real cluster with its own SQL, independent of the product's parsing.
+
+Columns are CockroachDB's own: SHOW RANGES FROM DATABASE / SHOW CLUSTER RANGES return `range_id replicas
+replica_localities voting_replicas non_voting_replicas ...` with arrays of node ids, and WITH DETAILS adds
+`lease_holder` (cockroachdb/cockroach pkg/sql/logictest/testdata/logic_test/show_ranges). SHOW BACKUP returns
+`database_name parent_schema_name object_name object_type backup_type start_time end_time size_bytes rows
+is_full_cluster regions`, plus `file_bytes` WITH check_files (pkg/backup/show.go backupShowerHeaders).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+
+from evolution_pipeline.phases import APP_DATABASE, Phase
+
+SCRATCH_DATABASE = "app_restore_check"
+ZONES = {"data": ("RANGE default",), "system": ("DATABASE system", "RANGE meta", "RANGE system", "RANGE liveness")}
+
+
+def query(url: str, statement, params: dict | None = None, database: str | None = None) -> list[dict]:
+    kwargs = {"autocommit": True, "row_factory": dict_row, "connect_timeout": 10,
+              "application_name": "crdb-real-conformance"}
+    if database:
+        kwargs["dbname"] = database
+    with psycopg.connect(url, **kwargs) as conn, psycopg.ClientCursor(conn) as cur:
+        cur.execute(statement, params)
+        return cur.fetchall() if cur.description else []
+
+
+@dataclass(frozen=True)
+class Range:
+    scope: str  # "app" or "cluster"
+    range_id: int
+    voters: tuple[int, ...]
+    non_voters: tuple[int, ...]
+    lease_holder: int | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.voters), len(self.non_voters)
+
+
+@dataclass
+class Snapshot:
+    """One phase's placement, read right after its asset materialized (before the next phase changes it)."""
+
+    phase: str
+    ranges: list[Range]
+    zones: dict[str, str]  # zone target -> raw_config_sql
+    node1_locality: str
+    taken_at: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def shapes(self, scope: str) -> Counter:
+        return Counter(r.shape for r in self.ranges if r.scope == scope)
+
+
+def read_snapshot(url: str, phase: Phase, taken_at: float) -> Snapshot:
+    app = query(url, sql.SQL("SELECT range_id, voting_replicas, non_voting_replicas, lease_holder "
+                             "FROM [SHOW RANGES FROM DATABASE {} WITH DETAILS]").format(sql.Identifier(APP_DATABASE)))
+    cluster = query(url, "SELECT range_id, replicas, replica_localities, voting_replicas, non_voting_replicas "
+                         "FROM [SHOW CLUSTER RANGES]")
+    ranges = [Range("app", int(r["range_id"]), _ids(r["voting_replicas"]), _ids(r["non_voting_replicas"]),
+                    int(r["lease_holder"]) if r["lease_holder"] is not None else None) for r in app]
+    ranges += [Range("cluster", int(r["range_id"]), _ids(r["voting_replicas"]), _ids(r["non_voting_replicas"]))
+               for r in cluster]
+    zones = {target: zone_sql(url, target) for targets in ZONES.values() for target in targets}
+    return Snapshot(phase.name, ranges, zones, node_locality(cluster, 1), taken_at)
+
+
+def _ids(values) -> tuple[int, ...]:
+    return tuple(sorted(int(v) for v in values or ()))
+
+
+def node_locality(cluster_rows: list[dict], node_id: int) -> str:
+    """Node `node_id`'s locality as the cluster reports it: replicas[i] has replica_localities[i]."""
+    for row in cluster_rows:
+        for replica, locality in zip(row["replicas"] or (), row["replica_localities"] or (), strict=False):
+            if int(replica) == node_id:
+                return locality
+    return ""
+
+
+def zone_sql(url: str, target: str) -> str:
+    rows = query(url, f"SHOW ZONE CONFIGURATION FROM {target}")
+    return rows[0]["raw_config_sql"] if rows else ""
+
+
+def zone_field(raw_config_sql: str, name: str) -> str | None:
+    """The value of `name = ...` in raw_config_sql (a number or a quoted string), None when not set."""
+    m = re.search(rf"\b{name}\s*=\s*('(?:[^']|'')*'|\d+)", raw_config_sql)
+    return m.group(1).strip("'") if m else None
+
+
+# --- backups -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupTable:
+    schema: str
+    name: str
+    rows: int
+    size_bytes: int
+    file_bytes: int
+    end_time: dt.datetime
+
+
+def show_backup(url: str, uri: str) -> list[BackupTable]:
+    """The app's tables in the latest backup of `uri`, with check_files: every file is read back."""
+    rows = query(url, "SHOW BACKUP FROM LATEST IN %(uri)s WITH check_files", {"uri": uri})
+    return [BackupTable(r["parent_schema_name"], r["object_name"], int(r["rows"] or 0), int(r["size_bytes"] or 0), int(r["file_bytes"] or 0),
+                        r["end_time"])
+            for r in rows if r["database_name"] == APP_DATABASE and r["object_type"] == "table"]
+
+
+def as_of(ts: dt.datetime) -> str:
+    """A TIMESTAMPTZ for AS OF SYSTEM TIME, which parses a string as a timestamp first
+    (cockroachdb/cockroach pkg/sql/sem/asof/as_of.go DatumToHLC). SHOW BACKUP's end_time has microseconds."""
+    return ts.astimezone(dt.UTC).isoformat(sep=" ")
+
+
+def count_rows(url: str, database: str, schema: str, table: str, at: str | None = None) -> int:
+    stmt = sql.SQL("SELECT count(*) AS n FROM {}.{}.{}").format(
+        sql.Identifier(database), sql.Identifier(schema), sql.Identifier(table))
+    if at:
+        stmt = stmt + sql.SQL(" AS OF SYSTEM TIME {}").format(sql.Literal(at))
+    return int(query(url, stmt)[0]["n"])
+
+
+def restore_into_scratch(url: str, uri: str) -> None:
+    query(url, sql.SQL("RESTORE DATABASE {} FROM LATEST IN {} WITH new_db_name = {}").format(
+        sql.Identifier(APP_DATABASE), sql.Literal(uri), sql.Literal(SCRATCH_DATABASE)))
+
+
+def drop_scratch(url: str) -> None:
+    query(url, sql.SQL("DROP DATABASE IF EXISTS {} CASCADE").format(sql.Identifier(SCRATCH_DATABASE)))
+
+
+def database_exists(url: str, name: str) -> bool:
+    return bool(query(url, "SELECT 1 FROM pg_catalog.pg_database WHERE datname = %(n)s", {"n": name}))
