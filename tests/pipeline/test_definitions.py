@@ -174,3 +174,29 @@ def test_zone_config_parses_raw_config_sql():
            "\tlease_preferences = '[]'")
     assert parse_zone_config(raw) == ZoneConfig(2, 1, "[+region=r,+zone=r-a]")
     assert parse_zone_config("ALTER RANGE meta CONFIGURE ZONE USING num_replicas = 5") == ZoneConfig(5, None, None)
+
+
+@pytest.mark.parametrize(("backend", "variable", "live", "rehearsal"), [
+    ("local", "LOCAL_CRDB_INSECURE", True, False),
+    ("local", "REHEARSAL_LOCAL_CRDB_INSECURE", False, True),
+    ("operator", "LOCAL_CRDB_INSECURE", False, False),  # only the local backend can run insecure
+])
+def test_insecure_flag_follows_the_local_backend(monkeypatch, backend, variable, live, rehearsal):
+    from evolution_pipeline.configuration import crdb_resource
+    from evolution_pipeline.environments import LIVE, REHEARSAL
+
+    monkeypatch.setenv("EVOLUTION_CLUSTER_BACKEND", backend)
+    monkeypatch.delenv("LOCAL_CRDB_INSECURE", raising=False)
+    monkeypatch.delenv("REHEARSAL_LOCAL_CRDB_INSECURE", raising=False)
+    monkeypatch.setenv(variable, "true")
+    assert (crdb_resource(LIVE).insecure, crdb_resource(REHEARSAL).insecure) == (live, rehearsal)
+
+
+def test_default_backup_destinations_hold_restorable_cluster_backups(monkeypatch):
+    from evolution_pipeline.configuration import crdb_resource
+    from evolution_pipeline.environments import LIVE, REHEARSAL
+
+    monkeypatch.delenv("CRDB_BACKUP_URI", raising=False)
+    monkeypatch.delenv("REHEARSAL_CRDB_BACKUP_URI", raising=False)
+    assert crdb_resource(LIVE).backup_uri == "nodelocal://1/crdb-evolution-backups"
+    assert crdb_resource(REHEARSAL).backup_uri == "nodelocal://1/crdb-evolution-rehearsal-backups"

@@ -139,3 +139,24 @@ def test_retry_classification_follows_cockroachdb_docs():
     assert not _is_retryable(psycopg.errors.SyntaxError("bad"))
     assert not _is_retryable(psycopg.errors.InsufficientPrivilege("no"))
     assert not _is_retryable(psycopg.errors.UniqueViolation("dup"))
+
+
+def test_insecure_cluster_creates_users_without_a_password(admin, pg):
+    """An insecure CockroachDB refuses any password (28P01, cockroachdb/cockroach TestSetUserPasswordInsecure):
+    the user is created and no password is ever sent."""
+    insecure = admin.model_copy(update={"insecure": True})
+    assert insecure.ensure_login_user("app_insecure", "ignored-secret") is True
+    assert insecure.ensure_login_user("app_insecure", None) is False
+    assert pg.execute("SELECT rolpassword IS NULL FROM pg_authid WHERE rolname = 'app_insecure'",
+                      dbname="postgres") == [(True,)]
+
+
+def test_secure_cluster_needs_a_password(admin):
+    with pytest.raises(SqlError, match="no password for app_nopass"):
+        admin.ensure_login_user("app_nopass", None)
+
+
+def test_backups_in_reports_every_error(admin):
+    """No error passes for "no backup yet" (PostgreSQL has no SHOW BACKUPS: any error must surface)."""
+    with pytest.raises(SqlError, match="SHOW BACKUPS IN"):
+        admin.backups_in("s3://missing-bucket/x?AUTH=implicit")
