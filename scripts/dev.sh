@@ -1,19 +1,26 @@
 #!/usr/bin/env bash
-# `make dev`: everything local, in one terminal.
-#   - scripts/setup.sh (venv, Prometheus, ...), then local passwords in <data dir>/secrets.env (mode 600)
-#   - the cockroach binary (COCKROACH_BIN or PATH); without it one message says how to get the official one
-#   - Prometheus on 127.0.0.1:9090 with grafana/local/prometheus.yml (if installed)
+# `make dev`: everything local, in one terminal, no root needed.
+#   - scripts/setup.sh dev (the venv only), then local passwords in <data dir>/secrets.env (mode 600)
+#   - cockroach, Prometheus and Grafana: on PATH, or the pinned official releases fetched and verified into
+#     .data/bin by scripts/fetch_tools.py (versions.toml); offline, one line names each missing tool and
+#     the rest still starts (DEV_FETCH_TOOLS=0: never download)
+#   - Prometheus on 127.0.0.1:9090 with grafana/local/prometheus.yml
+#   - Grafana on 127.0.0.1:3030 with grafana/local/provisioning (the Prometheus datasource and the three
+#     dashboards of grafana/dashboards), anonymous read-only viewing, admin password in secrets.env, and
+#     a service-account token so the pipeline annotates its phase runs
 #   - the sample app on 127.0.0.1:8000: on the local CockroachDB cluster (node 1 writes, node 2 reads once
 #     phase 1 has run) or, without a binary, on an embedded PostgreSQL (scripts/dev_postgres.py)
 #   - dagster dev on 127.0.0.1:3000 with DAGSTER_HOME=dagster_home and EVOLUTION_CLUSTER_BACKEND=local
 # One Ctrl-C stops all of that. The CockroachDB nodes are NOT stopped: they are the cluster the pipeline
 # grew and they keep their data; `make local-stop` stops them, `make local-status` shows them.
 #
-# Ports and folders can be overridden: DEV_DAGSTER_PORT, DEV_APP_PORT, DEV_PROMETHEUS_PORT,
+# Ports and folders can be overridden: DEV_DAGSTER_PORT, DEV_APP_PORT, DEV_PROMETHEUS_PORT, DEV_GRAFANA_PORT,
 # LOCAL_CRDB_DATA_DIR, LOCAL_CRDB_{SQL,LISTEN,HTTP}_PORT_BASE, DEV_DAGSTER_HOME, DEV_SKIP_SETUP=1.
 # The local rehearsal cluster: REHEARSAL_LOCAL_CRDB_DATA_DIR (.data/rehearsal) and
 # REHEARSAL_LOCAL_CRDB_{SQL,LISTEN,HTTP}_PORT_BASE (26457, 26557, 8090); DEV_REHEARSAL_APP=1 also starts
-# its sample app on DEV_REHEARSAL_APP_PORT (8001).
+# its sample app on DEV_REHEARSAL_APP_PORT (8001). A license for the local clusters: CRDB_LICENSE or the
+# file .data/license (applied once the cluster has nodes).
+# POSIX/BSD tools only (bash 3.2 on macOS included): no GNU-only flags, no /proc.
 set -euo pipefail
 set -m  # each background job gets its own process group, so one kill stops a job and its children
 cd "$(dirname "$0")/.."
@@ -22,13 +29,14 @@ REPO=$(pwd)
 say() { printf '[dev] %s\n' "$*"; }
 
 if [[ ${DEV_SKIP_SETUP:-0} != 1 ]]; then
-  bash scripts/setup.sh
+  bash scripts/setup.sh dev
 fi
 PY="$REPO/.venv/bin/python"
 
 DAGSTER_PORT=${DEV_DAGSTER_PORT:-3000}
 APP_PORT=${DEV_APP_PORT:-8000}
 PROM_PORT=${DEV_PROMETHEUS_PORT:-9090}
+GRAFANA_PORT=${DEV_GRAFANA_PORT:-3030}
 export LOCAL_CRDB_DATA_DIR=${LOCAL_CRDB_DATA_DIR:-$REPO/.data/local}
 export LOCAL_CRDB_SQL_PORT_BASE=${LOCAL_CRDB_SQL_PORT_BASE:-26257}
 export LOCAL_CRDB_LISTEN_PORT_BASE=${LOCAL_CRDB_LISTEN_PORT_BASE:-26357}
@@ -41,6 +49,7 @@ export SAMPLE_APP_URL=http://127.0.0.1:$APP_PORT
 export REHEARSAL_CRDB_CLUSTER_LABEL=${REHEARSAL_CRDB_CLUSTER_LABEL:-local-rehearsal}
 LOG_DIR=$LOCAL_CRDB_DATA_DIR/logs/dev
 PROM_RUNTIME=$LOCAL_CRDB_DATA_DIR/prometheus
+GRAFANA_RUNTIME=$LOCAL_CRDB_DATA_DIR/grafana
 mkdir -p "$LOG_DIR" "$DAGSTER_HOME"
 
 # --- local secrets: generated once, never committed (.data/ is gitignored) -----------------------------
@@ -57,6 +66,9 @@ EOF
   say "generated local passwords in $SECRETS"
 fi
 chmod 600 "$SECRETS"
+# Added to files from before the local Grafana existed.
+grep -q '^GRAFANA_ADMIN_PASSWORD=' "$SECRETS" ||
+  "$PY" -c 'import secrets; print(f"GRAFANA_ADMIN_PASSWORD={secrets.token_urlsafe(18)}")' >>"$SECRETS"
 set -a; source "$SECRETS"; set +a
 
 # --- everything started below is stopped by one Ctrl-C ------------------------------------------------
@@ -83,8 +95,9 @@ cleanup() {
   fi
   say "stopped"
 }
-trap 'cleanup; exit 130' INT
-trap 'cleanup; exit 143' TERM
+# A stop that was asked for (Ctrl-C, or a TERM from an IDE or a supervisor) is a success: exit 0, so make
+# does not report "Error 130/143" for it.
+trap 'cleanup; exit 0' INT TERM
 trap cleanup EXIT
 
 start() {  # start NAME LOGFILE CMD...: a background job in its own process group
@@ -112,14 +125,29 @@ for p in "$DAGSTER_PORT" "$APP_PORT"; do
   port_free "$p" || { say "port $p on 127.0.0.1 is in use: stop that process or set DEV_DAGSTER_PORT / DEV_APP_PORT"; exit 1; }
 done
 
-# --- the cockroach binary ----------------------------------------------------------------------------
-if found=$("$PY" -m evolution_pipeline.resources.local find-binary 2>/dev/null); then
-  export COCKROACH_BIN=$found
+# --- cockroach, Prometheus, Grafana: on PATH, fetched earlier, or fetched now ---------------------------
+PROMETHEUS_BIN='' GRAFANA_BIN=''
+if [[ ${DEV_FETCH_TOOLS:-1} == 1 ]]; then
+  fetch_err=$LOG_DIR/fetch-tools.err
+  while read -r tool path; do
+    case $tool in
+      cockroach) export COCKROACH_BIN=$path ;;
+      prometheus) PROMETHEUS_BIN=$path ;;
+      grafana) GRAFANA_BIN=$path ;;
+    esac
+  done < <("$PY" scripts/fetch_tools.py cockroach prometheus grafana 2>"$fetch_err" || true)
+  while read -r line; do say "$line"; done <"$fetch_err"
+else
+  found=$("$PY" -m evolution_pipeline.resources.local find-binary 2>/dev/null) && export COCKROACH_BIN=$found
+  PROMETHEUS_BIN=$(command -v prometheus || true)
+  GRAFANA_BIN=$(command -v grafana || command -v grafana-server || true)
+  [[ -n ${COCKROACH_BIN:-} ]] || say "$("$PY" -m evolution_pipeline.resources.local missing-binary-message)"
+fi
+if [[ -n ${COCKROACH_BIN:-} ]]; then
   say "CockroachDB binary: $COCKROACH_BIN ($("$COCKROACH_BIN" version --build-tag 2>/dev/null || echo '?'))"
 else
   unset COCKROACH_BIN
-  say "$("$PY" -m evolution_pipeline.resources.local missing-binary-message)"
-  say "Without it the Dagster UI and the sample app (on an embedded PostgreSQL) still start; materializing a phase fails with the message above."
+  say "without cockroach the Dagster UI and the sample app (on an embedded PostgreSQL) still start; materializing a phase fails saying how to get it ('make tools' when online)"
 fi
 
 # The pipeline's SQL connections (root over its client certificate, node 1 of each local cluster).
@@ -127,7 +155,7 @@ eval "$("$PY" -m evolution_pipeline.resources.local admin-urls)"
 export CRDB_ADMIN_URL REHEARSAL_CRDB_ADMIN_URL
 
 # --- Prometheus with the local scrape config ----------------------------------------------------------
-if command -v prometheus >/dev/null 2>&1 && [[ -f grafana/local/prometheus.yml ]]; then
+if [[ -n $PROMETHEUS_BIN && -f grafana/local/prometheus.yml ]]; then
   if port_free "$PROM_PORT"; then
     mkdir -p "$PROM_RUNTIME"/{targets,certs,rules,data}
     # The scrape config names the app at 127.0.0.1:8000; follow DEV_APP_PORT when it is overridden.
@@ -135,13 +163,40 @@ if command -v prometheus >/dev/null 2>&1 && [[ -f grafana/local/prometheus.yml ]
     rm -f "$PROM_RUNTIME"/rules/*.yml
     cp grafana/alerts/*.yml "$PROM_RUNTIME/rules/" 2>/dev/null || true
     "$PY" -m evolution_pipeline.resources.local prepare-prometheus >/dev/null
-    start prometheus "$LOG_DIR/prometheus.log" prometheus --config.file="$PROM_RUNTIME/prometheus.yml" \
+    start prometheus "$LOG_DIR/prometheus.log" "$PROMETHEUS_BIN" --config.file="$PROM_RUNTIME/prometheus.yml" \
       --storage.tsdb.path="$PROM_RUNTIME/data" --web.listen-address="127.0.0.1:$PROM_PORT"
   else
     say "port $PROM_PORT is in use: not starting Prometheus (set DEV_PROMETHEUS_PORT to start one on another port)"
   fi
 else
-  say "Prometheus is not installed: run 'make setup' (Debian: apt-get install prometheus) or get it from https://prometheus.io/download/ ; the pipeline's checks need it"
+  say "no Prometheus (named above): the pipeline's checks need it; 'make tools' fetches it when online"
+fi
+
+# --- Grafana with the project's datasource and dashboards -------------------------------------------------
+GRAFANA_URL_LOCAL=''
+if [[ -n $GRAFANA_BIN ]] && GRAFANA_HOME=$("$PY" scripts/dev_grafana.py home "$GRAFANA_BIN"); then
+  if port_free "$GRAFANA_PORT"; then
+    mkdir -p "$GRAFANA_RUNTIME"/{data,logs,plugins}
+    GRAFANA_URL_LOCAL=http://127.0.0.1:$GRAFANA_PORT
+    # Debian's grafana-server takes no `server` subcommand; the official archive's bin/grafana does.
+    grafana_cmd=("$GRAFANA_BIN" server)
+    [[ $(basename "$GRAFANA_BIN") == grafana-server ]] && grafana_cmd=("$GRAFANA_BIN")
+    start grafana "$LOG_DIR/grafana.log" env \
+      CRDB_LOCAL_PROMETHEUS_URL="$PROMETHEUS_URL" CRDB_DASHBOARDS_DIR="$REPO/grafana/dashboards" \
+      GF_PATHS_PROVISIONING="$REPO/grafana/local/provisioning" GF_PATHS_DATA="$GRAFANA_RUNTIME/data" \
+      GF_PATHS_LOGS="$GRAFANA_RUNTIME/logs" GF_PATHS_PLUGINS="$GRAFANA_RUNTIME/plugins" \
+      GF_SERVER_HTTP_ADDR=127.0.0.1 GF_SERVER_HTTP_PORT="$GRAFANA_PORT" \
+      GF_SECURITY_ADMIN_USER=admin GF_SECURITY_ADMIN_PASSWORD="$GRAFANA_ADMIN_PASSWORD" \
+      GF_AUTH_ANONYMOUS_ENABLED=true GF_AUTH_ANONYMOUS_ORG_ROLE=Viewer GF_USERS_ALLOW_SIGN_UP=false \
+      GF_ANALYTICS_REPORTING_ENABLED=false GF_ANALYTICS_CHECK_FOR_UPDATES=false \
+      GF_ANALYTICS_CHECK_FOR_PLUGIN_UPDATES=false \
+      GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH="$REPO/grafana/dashboards/cockroachdb-evolution.json" \
+      "${grafana_cmd[@]}" --homepath "$GRAFANA_HOME"
+  else
+    say "port $GRAFANA_PORT is in use: not starting Grafana (set DEV_GRAFANA_PORT to start one on another port)"
+  fi
+else
+  say "no Grafana (named above): the dashboards need it; 'make tools' fetches it when online"
 fi
 
 # --- the database the sample app uses -----------------------------------------------------------------
@@ -178,12 +233,24 @@ if [[ ${DEV_REHEARSAL_APP:-0} == 1 ]]; then
     say "DEV_REHEARSAL_APP=1 needs the cockroach binary (the rehearsal runs on its own local cluster); not started"
   fi
 fi
+# The pipeline's Grafana links and phase annotations go to the local Grafana (a token of its own service
+# account; without one the links still work and the run log says why nothing was annotated).
+if [[ -n $GRAFANA_URL_LOCAL ]]; then
+  export GRAFANA_URL=$GRAFANA_URL_LOCAL
+  if token_line=$("$PY" scripts/dev_grafana.py token "$GRAFANA_URL" "$GRAFANA_RUNTIME/api-token" 2>"$LOG_DIR/grafana-token.err"); then
+    export GRAFANA_API_TOKEN=${token_line#GRAFANA_API_TOKEN=}
+  else
+    say "$(cat "$LOG_DIR/grafana-token.err")"
+  fi
+fi
 start dagster "$LOG_DIR/dagster.log" "$REPO/.venv/bin/dagster" dev -w workspace.yaml -h 127.0.0.1 -p "$DAGSTER_PORT"
 
 wait_http "the sample app" "http://127.0.0.1:$APP_PORT/healthz" 60 || true
 wait_http "Dagster" "http://127.0.0.1:$DAGSTER_PORT/server_info" 180 || true
 prom_line=$PROMETHEUS_URL
 [[ " ${NAMES[*]} " == *" prometheus "* ]] || prom_line="not started (see above)"
+grafana_line="not started (see above)"
+[[ -n $GRAFANA_URL_LOCAL ]] && grafana_line="$GRAFANA_URL_LOCAL   (anonymous viewer; admin password: GRAFANA_ADMIN_PASSWORD in $SECRETS)"
 crdb_line="not installed (see the message above)"
 [[ -n ${COCKROACH_BIN:-} ]] && crdb_line="DB Console https://127.0.0.1:$LOCAL_CRDB_HTTP_PORT_BASE, SQL 127.0.0.1:$LOCAL_CRDB_SQL_PORT_BASE (nodes start when a phase is materialized)"
 cat <<EOF
@@ -191,6 +258,7 @@ cat <<EOF
   Dagster UI     http://127.0.0.1:$DAGSTER_PORT   (DAGSTER_HOME=$DAGSTER_HOME, cluster backend: local)
   Sample app     http://127.0.0.1:$APP_PORT${REHEARSAL_SAMPLE_APP_URL:+   (rehearsal app: $REHEARSAL_SAMPLE_APP_URL)}
   Prometheus     $prom_line
+  Grafana        $grafana_line
   CockroachDB    $crdb_line
   Logs           $LOG_DIR/*.log
 

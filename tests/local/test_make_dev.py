@@ -1,31 +1,48 @@
-"""`make dev` without a CockroachDB binary (the situation on this machine and in CI): the Dagster UI and the
-sample app (on an embedded PostgreSQL) come up, the one missing-binary message is printed, and one SIGINT
-(what Ctrl-C sends to the terminal's foreground process group) stops everything it started."""
+"""`make dev` as a newcomer meets it, and the pieces it is made of.
+
+The two slow tests start the real `make dev` (dagster dev, the sample app, the embedded PostgreSQL): in this
+checkout with nothing downloadable (a release stand-in that has nothing), and from a fresh clone, offline,
+on a PATH without apt-get, dpkg, sudo or any of the tools. Both stop it with one SIGINT, exactly what a
+Ctrl-C sends to the terminal's foreground process group. The fast tests cover `make help`, the local
+Grafana provisioning files, its service-account token, and the phase kinds.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import signal
 import stat
 import subprocess
+import sys
+import sysconfig
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from evolution_pipeline.phases import REPO_ROOT
-from evolution_pipeline.resources.local import MISSING_BINARY_MESSAGE
+from tests.doubles.http_reply import send_json
 from tests.local.conftest import free_port_base, live_processes
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+from tests.support.net import free_port
+from tests.tools.release_server import ReleaseServer
 
 WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name
   locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
+# What a laptop without Debian, root or the tools lacks (`make dev` must need none of it).
+HIDDEN = {"apt-get", "apt", "apt-cache", "dpkg", "sudo", "cockroach", "prometheus", "promtool", "grafana",
+          "grafana-server", "kind", "kubectl", "helm", "docker"}
 
+
+# --- helpers ---------------------------------------------------------------------------------------------
 
 def processes_with(marker: str, path: Path) -> list[str]:
     """Processes carrying the test's marker in their environment, or naming its folder on their command line."""
@@ -44,104 +61,356 @@ def kill_leftovers(marker: str, path: Path) -> None:
             pass
 
 
-def path_without_cockroach() -> str:
-    return os.pathsep.join(
-        p for p in os.environ.get("PATH", "").split(os.pathsep) if p and not (Path(p) / "cockroach").exists()
-    )
+def shadow_path(folder: Path, hidden: set[str]) -> str:
+    """A PATH of one folder linking every command of the current PATH except `hidden`."""
+    folder.mkdir()
+    for entry in os.environ.get("PATH", "").split(os.pathsep):
+        if not entry or not Path(entry).is_dir():
+            continue
+        for cmd in Path(entry).iterdir():
+            link = folder / cmd.name
+            if cmd.name in hidden or link.exists() or link.is_symlink():
+                continue
+            if cmd.is_file() and os.access(cmd, os.X_OK):
+                link.symlink_to(cmd)
+    return str(folder)
 
 
-def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path):
+class MakeDev:
+    """One `make dev` in its own process group, its output collected line by line."""
+
+    def __init__(self, cwd: Path, env: dict):
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=cwd, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
+                                       daemon=True)
+        self.reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_ready(self, timeout: float = 420) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None and "[dev] ready" not in self.output:
+            time.sleep(0.25)
+        assert "[dev] ready" in self.output, f"make dev did not become ready:\n{self.output}"
+        return time.monotonic() - self.started
+
+    def ctrl_c(self) -> int:
+        os.killpg(self.proc.pid, signal.SIGINT)
+        code = self.proc.wait(timeout=90)
+        self.reader.join(timeout=10)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+def dev_env(tmp_path: Path, mirror: str, path: str, marker: str) -> tuple[dict, dict[str, int]]:
     ports: dict[str, int] = {}
-    for name in ("dagster", "app", "prometheus"):
+    for name in ("dagster", "app", "prometheus", "grafana"):
         ports[name] = free_port_base(1, exclude=set(ports.values()))
-    marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
     dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
+    dagster_home.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
-    data_dir = tmp_path / "data"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"COCKROACH_BIN", "DAGSTER_HOME", "MAKEFLAGS", "MFLAGS"}
-    }
-    env.update(
-        {
-            "PATH": path_without_cockroach(),
-            "DEV_DAGSTER_PORT": str(ports["dagster"]),
-            "DEV_APP_PORT": str(ports["app"]),
-            "DEV_PROMETHEUS_PORT": str(ports["prometheus"]),
-            "DEV_DAGSTER_HOME": str(dagster_home),
-            "LOCAL_CRDB_DATA_DIR": str(data_dir),
-            "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()),
-            "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
-            "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
-            marker.split("=")[0]: marker.split("=")[1],
-        }
-    )
-    # Its own process group, like a terminal's foreground job: the SIGINT below is exactly a Ctrl-C.
-    proc = subprocess.Popen(
-        ["make", "--no-print-directory", "dev"],
-        cwd=REPO_ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
-    reader.start()
-    try:
-        deadline = time.monotonic() + 420
-        while (
-            time.monotonic() < deadline
-            and proc.poll() is None
-            and not any("[dev] ready" in line for line in lines)
-        ):
-            time.sleep(0.5)
-        output = "".join(lines)
-        assert "[dev] ready" in output, f"make dev did not become ready:\n{output}"
-        assert MISSING_BINARY_MESSAGE in output, "the one clear message about the missing binary"
-        assert output.count("https://www.cockroachlabs.com/docs/releases/") == 1
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"COCKROACH_BIN", "DAGSTER_HOME", "MAKEFLAGS", "MFLAGS", "CRDB_LICENSE"}}
+    env.update({
+        "PATH": path,
+        "CRDB_TOOLS_MIRROR": mirror,  # never the internet: a stand-in, or nothing at all
+        "CRDB_TOOLS_TIMEOUT": "5",
+        "PIP_NO_INDEX": "1",  # offline for Python packages too
+        "DEV_DAGSTER_PORT": str(ports["dagster"]),
+        "DEV_APP_PORT": str(ports["app"]),
+        "DEV_PROMETHEUS_PORT": str(ports["prometheus"]),
+        "DEV_GRAFANA_PORT": str(ports["grafana"]),
+        "DEV_DAGSTER_HOME": str(dagster_home),
+        "LOCAL_CRDB_DATA_DIR": str(tmp_path / "data"),
+        "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()),
+        "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
+        "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
+        marker.split("=")[0]: marker.split("=")[1],
+    })
+    return env, ports
 
-        app = httpx.get(f"http://127.0.0.1:{ports['app']}/healthz", timeout=10)
-        assert app.status_code == 200
-        ready = httpx.get(f"http://127.0.0.1:{ports['app']}/readyz", timeout=10)
-        assert ready.status_code == 200 and ready.json()["ready"] is True, (
-            ready.text
-        )  # on the embedded PostgreSQL
-        info = httpx.get(f"http://127.0.0.1:{ports['dagster']}/server_info", timeout=10)
-        assert info.status_code == 200 and "dagster_version" in info.json()
-        workspace = httpx.post(
-            f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY}, timeout=30
-        ).json()["data"]["workspaceOrError"]
-        entries = workspace["locationEntries"]
-        assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], entries
-        prometheus = httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10)
-        assert prometheus.status_code == 200
 
-        secrets = data_dir / "secrets.env"
-        assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
-        assert {line.split("=")[0] for line in secrets.read_text().splitlines()} >= {
-            "APP_WRITER_PASSWORD",
-            "APP_READER_PASSWORD",
-        }
-        assert (data_dir / "prometheus" / "prometheus.yml").is_file()
-        assert f"127.0.0.1:{ports['app']}" in (data_dir / "prometheus" / "prometheus.yml").read_text()
+def assert_ui_and_app_up(ports: dict[str, int]) -> None:
+    app = httpx.get(f"http://127.0.0.1:{ports['app']}/healthz", timeout=10)
+    assert app.status_code == 200
+    ready = httpx.get(f"http://127.0.0.1:{ports['app']}/readyz", timeout=10)
+    assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text  # the embedded PostgreSQL
+    info = httpx.get(f"http://127.0.0.1:{ports['dagster']}/server_info", timeout=10)
+    assert info.status_code == 200 and "dagster_version" in info.json()
+    workspace = httpx.post(f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY},
+                           timeout=30).json()["data"]["workspaceOrError"]
+    entries = workspace["locationEntries"]
+    assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], entries
 
-        os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=90)
-        reader.join(timeout=10)
-        assert "[dev] stopped" in "".join(lines)
 
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and processes_with(marker, tmp_path):
-            time.sleep(0.5)
-        assert processes_with(marker, tmp_path) == [], "everything make dev started is gone"
-        for port in ports.values():
-            with pytest.raises(httpx.ConnectError):
-                httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        kill_leftovers(marker, tmp_path)
+def assert_clean_stop(dev: MakeDev, code: int, marker: str, folder: Path, ports: dict[str, int]) -> None:
+    assert "[dev] stopped" in dev.output
+    assert code in (0, -signal.SIGINT), f"make dev ended with {code}:\n{dev.output[-2000:]}"
+    assert not re.search(r"\*\*\* .*Error \d+", dev.output), "make reports no error for a stop that was asked for"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and processes_with(marker, folder):
+        time.sleep(0.5)
+    assert processes_with(marker, folder) == [], "everything make dev started is gone"
+    for port in ports.values():
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+
+
+def missing_lines(output: str) -> dict[str, str]:
+    return {m.group(1): m.group(0) for m in re.finditer(r"\[dev\] missing (\w+): [^\n]*", output)}
+
+
+# --- the slow ones: the real make dev ---------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path):
+    marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
+                           if p and not (Path(p) / "cockroach").exists())
+    with ReleaseServer(tmp_path / "empty-mirror") as mirror:  # answers 404 to everything
+        env, ports = dev_env(tmp_path, mirror.url, path, marker)
+        env["CRDB_TOOLS_BIN_DIR"] = str(tmp_path / "bin")
+        dev = MakeDev(REPO_ROOT, env)
+        try:
+            dev.wait_ready()
+            output = dev.output
+            missing = missing_lines(output)
+            assert "cockroach" in missing and "HTTP 404" in missing["cockroach"]
+            assert output.count("https://www.cockroachlabs.com/docs/releases/") == 1, "one line about cockroach"
+            assert_ui_and_app_up(ports)
+            if shutil.which("prometheus", path=path):  # make test installs it: the one on PATH is used
+                assert "prometheus" not in missing
+                assert httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10).status_code == 200
+
+            secrets = tmp_path / "data" / "secrets.env"
+            assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
+            assert {line.split("=")[0] for line in secrets.read_text().splitlines()} >= {
+                "APP_WRITER_PASSWORD", "APP_READER_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+            prom_yml = tmp_path / "data" / "prometheus" / "prometheus.yml"
+            assert f"127.0.0.1:{ports['app']}" in prom_yml.read_text()
+            assert all(r.startswith("/") for r in mirror.requests) and mirror.requests, "asked the stand-in only"
+
+            code = dev.ctrl_c()
+            assert_clean_stop(dev, code, marker, tmp_path, ports)
+        finally:
+            dev.kill()
+            kill_leftovers(marker, tmp_path)
+
+
+def offline_clone(tmp_path: Path) -> Path:
+    """A fresh clone whose venv is made without the network: the project's installed packages are reached
+    through a .pth file, the clone's own code comes first, and setup's stamp says it is installed."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO_ROOT), str(clone)], check=True)
+    venv = clone / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(sysconfig.get_path("purelib", vars={"base": str(venv), "platbase": str(venv)}))
+    (site / "00-clone-source.pth").write_text(f"{clone}\n")
+    (site / "01-project-packages.pth").write_text(f"{sysconfig.get_path('purelib')}\n")
+    dagster = (REPO_ROOT / ".venv" / "bin" / "dagster").read_text().split("\n", 1)[1]
+    (venv / "bin" / "dagster").write_text(f"#!{venv / 'bin' / 'python'}\n{dagster}")
+    (venv / "bin" / "dagster").chmod(0o755)
+    digest = hashlib.sha1((clone / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    (venv / f".installed-local-{digest}").touch()
+    return clone
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_missing(tmp_path):
+    clone = offline_clone(tmp_path)
+    path = shadow_path(tmp_path / "path", HIDDEN)
+    for tool in HIDDEN:
+        assert shutil.which(tool, path=path) is None, tool
+    marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
+    env, ports = dev_env(tmp_path, f"http://127.0.0.1:{free_port()}", path, marker)  # nothing listens: offline
+    env.pop("CRDB_TOOLS_BIN_DIR", None)
+    timings = {}
+    for run in ("cold", "warm"):
+        dev = MakeDev(clone, env)
+        try:
+            timings[run] = dev.wait_ready()
+            output = dev.output
+            missing = missing_lines(output)
+            assert set(missing) == {"cockroach", "prometheus", "grafana"}, output
+            for tool, line in missing.items():
+                assert "could not download" in line and "offline?" in line, line
+            assert "https://prometheus.io/download/" in missing["prometheus"]
+            assert "grafana.com/grafana/download" in missing["grafana"]
+            assert "Traceback" not in output and "sudo" not in output and "apt-get install" not in output
+            assert_ui_and_app_up(ports)
+            assert not (clone / ".data" / "bin" / "cockroach").exists()
+            code = dev.ctrl_c()
+            assert_clean_stop(dev, code, marker, tmp_path, ports)
+        finally:
+            dev.kill()
+            kill_leftovers(marker, tmp_path)
+    print(f"\nmake dev time to ready, fresh clone offline: cold {timings['cold']:.1f}s, warm {timings['warm']:.1f}s")
+    (tmp_path / "timings.json").write_text(json.dumps(timings))
+
+
+# --- the fast ones ----------------------------------------------------------------------------------------
+
+def test_make_help_is_aligned_and_expanded():
+    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    lines = out.splitlines()
+    assert len(lines) > 10 and "$(" not in out, out
+    assert "127.0.0.1:8000" in out, "the app target shows its real address"
+    columns = {len(m.group(1)) for line in lines if (m := re.match(r"(  make \S+\s+)\S", line))}
+    assert len(columns) == 1, f"descriptions start in one column: {sorted(columns)}"
+    for target in ("dev", "tools", "kind-tools", "test"):
+        assert re.search(rf"^  make {target}\s", out, re.M), target
+
+
+def test_kind_targets_without_tools_say_what_is_missing(tmp_path):
+    path = shadow_path(tmp_path / "path", HIDDEN)
+    env = {**os.environ, "PATH": path, "CRDB_TOOLS_MIRROR": f"http://127.0.0.1:{free_port()}",
+           "CRDB_TOOLS_BIN_DIR": str(tmp_path / "bin"), "CRDB_TOOLS_TIMEOUT": "3"}
+    env.pop("MAKEFLAGS", None)
+    result = subprocess.run(["make", "--no-print-directory", "kind-status"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    out = result.stdout + result.stderr
+    for tool in ("kind", "kubectl", "helm"):
+        assert f"missing {tool}: could not download" in out
+    assert "command not found" not in out and "No such file" not in out
+    docker = subprocess.run(["make", "--no-print-directory", "docker-check"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert docker.returncode != 0 and "docker is missing" in docker.stdout + docker.stderr
+
+
+def test_local_grafana_provisioning_points_at_the_dashboards_and_the_local_prometheus():
+    local = REPO_ROOT / "grafana" / "local" / "provisioning"
+    datasource = yaml.safe_load((local / "datasources" / "prometheus.yaml").read_text())["datasources"]
+    provider = yaml.safe_load((local / "dashboards" / "crdb-live-evolution.yaml").read_text())["providers"]
+    assert [(d["name"], d["uid"], d["type"], d["isDefault"]) for d in datasource] == [
+        ("Prometheus", "prometheus", "prometheus", True)]
+    assert datasource[0]["url"] == "${CRDB_LOCAL_PROMETHEUS_URL}"
+    assert provider[0]["type"] == "file" and provider[0]["options"]["path"] == "${CRDB_DASHBOARDS_DIR}"
+
+    # The same datasource and provider as in Kubernetes, only the addresses differ.
+    k8s_ds = yaml.safe_load(yaml.safe_load((REPO_ROOT / "k8s/observability/datasources.yaml").read_text())
+                            ["data"]["prometheus.yaml"])["datasources"][0]
+    assert {k: v for k, v in k8s_ds.items() if k != "url"} == {k: v for k, v in datasource[0].items() if k != "url"}
+    k8s_provider = next(d for d in yaml.safe_load_all((REPO_ROOT / "k8s/observability/dashboards.yaml").read_text())
+                        if d["metadata"]["name"] == "grafana-dashboard-provider")
+    k8s_p = yaml.safe_load(next(iter(k8s_provider["data"].values())))["providers"][0]
+    assert {k: v for k, v in k8s_p.items() if k != "options"} == {k: v for k, v in provider[0].items() if k != "options"}
+
+    # What dev.sh sets: the path exists and holds the three dashboards, each using the datasource variable.
+    dev_sh = (REPO_ROOT / "scripts" / "dev.sh").read_text()
+    assert 'CRDB_DASHBOARDS_DIR="$REPO/grafana/dashboards"' in dev_sh
+    assert 'GF_PATHS_PROVISIONING="$REPO/grafana/local/provisioning"' in dev_sh
+    assert 'CRDB_LOCAL_PROMETHEUS_URL="$PROMETHEUS_URL"' in dev_sh
+    dashboards = sorted((REPO_ROOT / "grafana" / "dashboards").glob("*.json"))
+    assert [d.name for d in dashboards] == ["cockroachdb-evolution.json", "cockroachdb-overview.json", "sample-app.json"]
+    for board in dashboards:
+        variables = {v["name"]: v for v in json.loads(board.read_text())["templating"]["list"]}
+        assert variables["datasource"]["query"] == "prometheus", board.name
+
+
+class GrafanaServiceAccounts:
+    """Grafana's service-account API as documented (grafana.com/docs/grafana/latest/developers/http_api/
+    serviceaccount/): basic auth as admin; search, create (role), tokens -> {"key"}; and /api/annotations
+    accepting only a token it issued. Unknown credentials get 401, like Grafana."""
+
+    def __init__(self, password: str):
+        self.accounts: list[dict] = []
+        self.tokens: set[str] = set()
+        double = self
+        basic = "Basic " + __import__("base64").b64encode(f"admin:{password}".encode()).decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self, code, body):
+                send_json(self, code, body)
+
+            def do_GET(self):  # noqa: N802
+                auth = self.headers.get("Authorization", "")
+                if self.path == "/api/health":
+                    return self.reply(200, {"database": "ok"})
+                if self.path.startswith("/api/annotations"):
+                    return self.reply(200 if auth.removeprefix("Bearer ") in double.tokens else 401, [])
+                if auth != basic:
+                    return self.reply(401, {"message": "Unauthorized"})
+                if self.path.startswith("/api/serviceaccounts/search"):
+                    return self.reply(200, {"serviceAccounts": double.accounts})
+                self.reply(404, {})
+
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                if self.headers.get("Authorization") != basic:
+                    return self.reply(401, {"message": "Unauthorized"})
+                if self.path == "/api/serviceaccounts":
+                    account = {"id": len(double.accounts) + 1, "name": body["name"], "role": body["role"]}
+                    double.accounts.append(account)
+                    return self.reply(201, account)
+                if m := re.fullmatch(r"/api/serviceaccounts/(\d+)/tokens", self.path):
+                    assert any(a["id"] == int(m.group(1)) for a in double.accounts)
+                    key = f"glsa_{uuid.uuid4().hex}"
+                    double.tokens.add(key)
+                    return self.reply(200, {"id": 1, "name": body["name"], "key": key})
+                self.reply(404, {})
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+def test_dev_grafana_token_is_made_once_kept_and_renewed(tmp_path):
+    grafana = GrafanaServiceAccounts("pw")
+    token_file = tmp_path / "api-token"
+    script = [sys.executable, str(REPO_ROOT / "scripts" / "dev_grafana.py"), "token", grafana.url, str(token_file)]
+    env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "pw"}
+    first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    key = first.stdout.strip().removeprefix("GRAFANA_API_TOKEN=")
+    assert key in grafana.tokens and stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert [(a["name"], a["role"]) for a in grafana.accounts] == [("crdb-live-evolution-pipeline", "Editor")]
+    again = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip().endswith(key) and len(grafana.tokens) == 1, "a token Grafana accepts is kept"
+    grafana.tokens.clear()  # Grafana's data folder was reset
+    renewed = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
+    assert renewed.returncode == 0 and not renewed.stdout.strip().endswith(key) and len(grafana.accounts) == 1
+    token_file.unlink()
+    wrong = subprocess.run(script, env={**env, "GRAFANA_ADMIN_PASSWORD": "other"}, capture_output=True,
+                           text=True, timeout=60)
+    assert wrong.returncode == 1 and "delete .data/local/grafana" in wrong.stderr
+    grafana.server.shutdown()
+
+
+def test_dev_grafana_home_is_the_archive_folder(tmp_path):
+    home = tmp_path / "grafana-v11.1.4"
+    (home / "bin").mkdir(parents=True)
+    (home / "conf").mkdir()
+    (home / "conf" / "defaults.ini").write_text("")
+    (home / "bin" / "grafana").write_text("#!/bin/sh\n")
+    link = tmp_path / "grafana"
+    link.symlink_to(home / "bin" / "grafana")  # how fetch_tools.py links it into .data/bin
+    found = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "dev_grafana.py"), "home", str(link)],
+                           capture_output=True, text=True, timeout=30)
+    assert found.returncode == 0 and found.stdout.strip() == str(home)
+
+
+@pytest.mark.parametrize(("backend", "kinds"), [("operator", {"cockroachdb", "kubernetes"}), ("local", {"cockroachdb"})])
+def test_phase_kinds_follow_the_backend(backend, kinds):
+    from evolution_pipeline.assets import phase_kinds
+
+    assert phase_kinds(backend) == kinds
+    code = ("from evolution_pipeline.assets import all_assets; "
+            "print(sorted({k for a in all_assets() for s in a.specs for k in s.kinds if k != 'dagster'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "EVOLUTION_CLUSTER_BACKEND": backend}).stdout
+    assert out.strip() == repr(sorted(kinds))
