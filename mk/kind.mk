@@ -52,7 +52,7 @@ kind-certs: ## cert-manager + trust-manager, then the CA, node/root/http certifi
 	  --version $(CERT_MANAGER_VERSION) --set crds.enabled=true --wait
 	$(HELM) upgrade --install trust-manager jetstack/trust-manager -n cert-manager \
 	  --version $(TRUST_MANAGER_VERSION) --wait
-	$(KUBECTL) apply -f k8s/namespaces.yaml -f k8s/app/namespace.yaml
+	$(KUBECTL) apply -f k8s/00-namespaces.yaml -f k8s/app/00-namespace.yaml
 	$(KUBECTL) apply -f k8s/tls/00-ca.yaml
 	$(KUBECTL) -n cert-manager wait --for=condition=Ready certificate/crdb-ca --timeout=120s
 	$(KUBECTL) apply -f k8s/tls/10-certificates.yaml -f k8s/tls/20-ca-bundle.yaml -f k8s/tls/30-rehearsal-certificates.yaml
@@ -83,7 +83,7 @@ kind-crdb: ## the CockroachDB operator (cloudRegion=$(CRDB_REGION)), then the Cr
 	done; echo "CrdbCluster crdb/cockroachdb has no ready node after 10 minutes: kubectl -n crdb get crdbnodes,pods"; exit 1
 
 kind-app: ## the sample app (demo credentials) in namespace crdb-demo, and the rehearsal's own app
-	$(KUBECTL) apply -f k8s/app/namespace.yaml -f k8s/app/configmap.yaml -f k8s/app/secret.yaml \
+	$(KUBECTL) apply -f k8s/app/00-namespace.yaml -f k8s/app/configmap.yaml -f k8s/app/secret.yaml \
 	  -f k8s/app/deployment.yaml -f k8s/app/service.yaml -f k8s/app/rehearsal.yaml
 
 kind-pipeline: ## ServiceAccount + Roles, the pipeline's Secret (copied from the demo Secret), Dagster via Helm

@@ -13,7 +13,7 @@ observability-check: ## lint rules/configs and run the observability tests
 	$(VENV)/bin/pytest tests/observability -q
 
 observability-deploy: ## apply Prometheus + Grafana to the current kube context (creates the Grafana admin Secret if missing)
-	kubectl apply -f k8s/observability/namespace.yaml
+	kubectl apply -f k8s/observability/00-namespace.yaml
 	@if ! kubectl -n $(OBS_NS) get secret grafana-admin >/dev/null 2>&1; then \
 	  kubectl -n $(OBS_NS) create secret generic grafana-admin --from-literal=admin-user=admin \
 	    --from-literal=admin-password="$$(openssl rand -base64 18)" >/dev/null && \

@@ -20,7 +20,7 @@ def all_docs() -> list[dict]:
 
 def test_the_expected_files_are_there():
     names = {p.name for p in FILES}
-    assert {"namespace.yaml", "prometheus.yaml", "grafana.yaml", "datasources.yaml", "dashboards.yaml",
+    assert {"00-namespace.yaml", "prometheus.yaml", "grafana.yaml", "datasources.yaml", "dashboards.yaml",
             "prometheus-rules.yaml"} <= names
     # The optional kube-prometheus-stack objects need CRDs: never in the directory `kubectl apply -f` reads.
     assert not any(d["apiVersion"].startswith("monitoring.coreos.com") for d in all_docs())
