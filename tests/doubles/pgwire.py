@@ -390,7 +390,8 @@ class PgWireServer(socketserver.ThreadingTCPServer):
         return self.server_address[1]
 
     def start(self) -> PgWireServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="pgwire", daemon=True)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="pgwire",
+                                        daemon=True)
         self._thread.start()
         return self
 
