@@ -4,35 +4,40 @@ No CockroachDB binary can be obtained on this machine or in CI, so the local bac
 (evolution_pipeline/resources/local/) is tested against this double. It implements only the parts of
 the documented CLI the backend uses, with the documented flags and output formats:
 
-- `version`: a Build Tag block (tagged as a stand-in).
+- `version`: a Build Tag block; the tag is the version versions.toml pins with `-standin` appended, and the
+  Build Type says stand-in, so nothing can mistake this for the pinned binary.
 - `cert create-ca | create-node <host>... | create-client <user>` with --certs-dir and --ca-key: real X.509
   files (ca.crt, node.crt/key with the given hosts as SANs, client.<user>.crt/key with CN=<user>), so the
   backend's TLS checks against the local CA are exercised for real. Existing files are not overwritten.
 - `start`: needs --join and --store; without --insecure it needs ca.crt, node.crt and node.key in the
   certs dir (--certs-dir, $COCKROACH_CERTS_DIR or ~/.cockroach-certs) and fails like the real one
-  otherwise. It binds --listen-addr (gRPC), --sql-addr and --http-addr on loopback and serves
-  GET /health (200) and GET /health?ready=1 (503 until the cluster is initialized and this node has
-  joined, then 200) and a two-gauge GET /_status/vars over HTTPS with node.crt (HTTP with --insecure), so a
-  real Prometheus can scrape it through the local CA. It writes its store directory and
-  nothing else there. It speaks no SQL and no gRPC: the gRPC and SQL ports only answer the private one-line
-  requests of this file's own `init` and `node status`.
+  otherwise. It binds --listen-addr (gRPC), --sql-addr and --http-addr on loopback and serves /health,
+  /health?ready=1 and /_status/vars as a real node does before and after it joins, over HTTPS with node.crt
+  (HTTP with --insecure): see tests/doubles/fake_cockroach_node.py for each rule and its upstream source.
+  It writes its store directory and nothing else there. It speaks no SQL and no gRPC: the gRPC and SQL
+  ports only answer the private one-line requests of this file's own `init` and `node status`.
 - `init --host=<listen addr>`: initializes through the node's gRPC port; a second init fails with
   "ERROR: cluster has already been initialized", like the real one. Pointed at a SQL port it fails.
 - `node status` / `node ls` (--format=csv|tsv|table, --host=<sql addr>): the real columns
   (id,address,sql_address,build,started_at,updated_at,locality,is_available,is_live), from the nodes that
-  joined; is_live is false for nodes whose process is gone.
+  joined; is_live follows the node's liveness record, so a killed node is live until its record expires.
 
-Cluster membership is shared through a JSON file in $FAKE_COCKROACH_CLUSTER_DIR (default: the parent of
-the node's store), which stands in for gossip. Every invocation appends its argv as one JSON line to
-$FAKE_COCKROACH_ARGV_LOG (default <cluster dir>/argv.log) so tests can assert exactly what was run.
+What it proves: that the local backend starts, initializes, grows and watches a cluster through the CLI
+and endpoints it would use against CockroachDB, and waits for the readiness CockroachDB reports.
+What it does not prove: anything about SQL, ranges or replication (it has none), TLS details beyond
+"verified by the local CA", or timing of a real node.
+
+Cluster membership and liveness records are shared through a JSON file in $FAKE_COCKROACH_CLUSTER_DIR
+(default: the parent of the node's store), which stands in for gossip and the liveness range. Every
+invocation appends its argv as one JSON line to $FAKE_COCKROACH_ARGV_LOG (default <cluster dir>/argv.log)
+so tests can assert exactly what was run. $FAKE_COCKROACH_FIRST_HEARTBEAT_DELAY (seconds, default 0) is a
+testing knob like NodeLiveness' paused heartbeat: the node joins but is not live for that long.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime
-import fcntl
-import http.server
 import io
 import json
 import os
@@ -43,13 +48,18 @@ import ssl
 import sys
 import threading
 import time
-from contextlib import contextmanager
+import tomllib
 from pathlib import Path
 
 # This file runs as a script (see the fake_cockroach shim), so tests/doubles is sys.path[0].
-from http_reply import send_body, send_json
+from fake_cockroach_node import Cluster, FakeNode, HealthServer, liveness_live, split_addr
 
-BUILD_TAG = "v25.4.0-fake"
+# The version the project pins (versions.toml, the one place), tagged so nothing mistakes this for it.
+PINNED_VERSION = tomllib.loads((Path(__file__).resolve().parents[2] / "versions.toml").read_text())[
+    "cockroach"]["version"]
+BUILD_TAG = f"{PINNED_VERSION}-standin"
+# Testing knob, like NodeLiveness' heartbeatPaused: seconds between joining and the first heartbeat.
+FIRST_HEARTBEAT_DELAY = float(os.environ.get("FAKE_COCKROACH_FIRST_HEARTBEAT_DELAY", "0"))
 NODE_STATUS_COLUMNS = [
     "id",
     "address",
@@ -135,37 +145,6 @@ def require_certs(flags: dict, names: list[str]) -> Path:
     if not all((d / n).is_file() for n in names):
         fail(CERTS_ERROR)
     return d
-
-
-def split_addr(addr: str, default_port: int) -> tuple[str, int]:
-    host, _, port = addr.rpartition(":") if ":" in addr else (addr, "", "")
-    return (host or "127.0.0.1"), int(port or default_port)
-
-
-# --- shared cluster state (stands in for gossip) -----------------------------------------------------------
-
-
-class Cluster:
-    def __init__(self, directory: Path):
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = directory / "fake-cluster.json"
-
-    @contextmanager
-    def locked(self):
-        with open(self.dir / "fake-cluster.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            state = (
-                json.loads(self.path.read_text())
-                if self.path.exists()
-                else {"initialized": False, "inits": 0, "members": {}}
-            )
-            yield state
-            self.path.write_text(json.dumps(state, indent=2))
-
-    def read(self) -> dict:
-        with self.locked() as state:
-            return json.loads(json.dumps(state))
 
 
 def cluster_dir(store: str | None = None) -> Path:
@@ -322,9 +301,8 @@ def cmd_start(argv: list[str]) -> None:
     sql = split_addr(flags.get("sql-addr", f"{listen[0]}:{listen[1]}"), listen[1])
     http_addr = split_addr(flags.get("http-addr", "127.0.0.1:8080"), 8080)
     listen_addr, sql_addr = f"{listen[0]}:{listen[1]}", f"{sql[0]}:{sql[1]}"
-    node = FakeNode(
-        cluster, listen_addr, sql_addr, flags.get("join", "").split(","), flags.get("locality", "")
-    )
+    node = FakeNode(cluster, listen_addr, sql_addr, flags.get("join", "").split(","), flags.get("locality", ""),
+                    FIRST_HEARTBEAT_DELAY)
 
     try:
         rpc = bind(listen, node.handle_rpc)
@@ -351,8 +329,9 @@ def cmd_start(argv: list[str]) -> None:
     if not secure:
         print("* WARNING: ALL SECURITY CONTROLS HAVE BEEN DISABLED!", flush=True)
     while not stop.wait(0.2):
-        node.try_join()
+        node.tick()
     print("initiating graceful shutdown of server", flush=True)
+    node.drain()
 
 
 def bind(addr: tuple[str, int], handler) -> socketserver.ThreadingTCPServer:
@@ -365,121 +344,6 @@ def bind(addr: tuple[str, int], handler) -> socketserver.ThreadingTCPServer:
     server = socketserver.ThreadingTCPServer(addr, Handler)
     server.daemon_threads = True
     return server
-
-
-class FakeNode:
-    def __init__(self, cluster: Cluster, listen_addr: str, sql_addr: str, join: list[str], locality: str):
-        self.cluster, self.listen_addr, self.sql_addr = cluster, listen_addr, sql_addr
-        self.join, self.locality = [j for j in join if j], locality
-        self.started_at = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
-        self.joined = False
-        self.started = time.time()
-
-    def member(self, state: dict, node_id: int) -> dict:
-        return {
-            "id": node_id,
-            "sql_address": self.sql_addr,
-            "locality": self.locality,
-            "pid": os.getpid(),
-            "started_at": self.started_at,
-        }
-
-    def handle_rpc(self, line: str) -> str:
-        if line != "INIT":
-            return "ERR unknown rpc"
-        with self.cluster.locked() as state:
-            state["inits"] = state.get("inits", 0) + 1
-            if state["initialized"]:
-                return "ALREADY"
-            state["initialized"] = True
-            state["members"][self.listen_addr] = self.member(state, 1)
-        self.joined = True
-        return "OK"
-
-    def handle_sql(self, line: str) -> str:
-        if line != "NODE_STATUS":
-            return "ERR this is a SQL port"
-        state = self.cluster.read()
-        return json.dumps(state) if state["initialized"] else "ERR cluster not initialized"
-
-    def try_join(self) -> None:
-        """Join once the cluster is initialized and a join address of another live node answers."""
-        if self.joined:
-            return
-        state = self.cluster.read()
-        if not state["initialized"]:
-            return
-        if self.listen_addr not in state["members"]:
-            peers = [j for j in self.join if j != self.listen_addr and j in state["members"]]
-            if not any(reachable(p) for p in peers):
-                return
-        with self.cluster.locked() as state:
-            if self.listen_addr not in state["members"]:
-                next_id = max([m["id"] for m in state["members"].values()], default=0) + 1
-                state["members"][self.listen_addr] = self.member(state, next_id)
-            else:
-                state["members"][self.listen_addr]["pid"] = os.getpid()
-        self.joined = True
-
-
-def reachable(addr: str) -> bool:
-    try:
-        with socket.create_connection(split_addr(addr, 26257), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-class HealthServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, addr, node: FakeNode):
-        self.node = node
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                path, _, query = self.path.partition("?")
-                if path == "/_status/vars":
-                    return self.metrics()
-                if path != "/health":
-                    return send_json(self, 404, {"error": "not found"})
-                if "ready=1" in query.split("&") and not node.joined:
-                    return send_json(
-                        self,
-                        503,
-                        {
-                            "error": "node is not healthy",
-                            "code": 14,
-                            "message": "node is not healthy",
-                            "details": [],
-                        },
-                    )
-                return send_json(
-                    self,
-                    200,
-                    {"nodeId": 0, "address": {"networkField": "tcp", "addressField": node.listen_addr}},
-                )
-
-            def metrics(self):
-                """Two gauges in the Prometheus text format, named as CockroachDB names them (node_id label
-                since v23.1): enough for a scrape to succeed, not a model of the real metric set."""
-                members = node.cluster.read()["members"] if node.joined else {}
-                me = members.get(node.listen_addr, {})
-                live = sum(1 for m in members.values() if pid_alive(m["pid"]))
-                node_id = me.get("id", 0)
-                text = (
-                    "# HELP liveness_livenodes Number of live nodes in the cluster\n"
-                    "# TYPE liveness_livenodes gauge\n"
-                    f'liveness_livenodes{{node_id="{node_id}"}} {live if me else 0}\n'
-                    "# HELP sys_uptime Process uptime\n# TYPE sys_uptime gauge\n"
-                    f'sys_uptime{{node_id="{node_id}"}} {time.time() - node.started:.0f}\n'
-                ).encode()
-                send_body(self, 200, text, "text/plain; version=0.0.4")
-
-            def log_message(self, *args):
-                pass
-
-        super().__init__(addr, Handler)
 
 
 # --- client commands ----------------------------------------------------------------------------------------
@@ -534,7 +398,9 @@ def cmd_node(argv: list[str]) -> None:
     rows = []
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
     for addr, m in sorted(state["members"].items(), key=lambda kv: kv[1]["id"]):
-        live = pid_alive(m["pid"])
+        # is_live / is_available: the node's liveness record is current (docs v26.2 cockroach-node.md); a
+        # killed node stays live until its record expires, as on a real cluster.
+        live = liveness_live(state["liveness"].get(str(m["id"])))
         rows.append(
             [
                 str(m["id"]),
@@ -570,14 +436,6 @@ def cmd_node(argv: list[str]) -> None:
         fail(f'Error: invalid argument "{fmt}" for "--format" flag')
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
-
-
 def cmd_version(argv: list[str]) -> None:
     _, flags = parse("version", argv)
     if "build-tag" in flags:
@@ -585,7 +443,7 @@ def cmd_version(argv: list[str]) -> None:
         return
     print(
         f"Build Tag:        {BUILD_TAG}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
-        "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       test double"
+        "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       stand-in (not CockroachDB)"
     )
 
 
