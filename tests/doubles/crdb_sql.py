@@ -89,6 +89,7 @@ class CrdbSqlStandIn:
         self.ids = itertools.count(104)  # first user descriptor id on recent versions
         self.job_ids = itertools.count(1_100_000_000_000_000_000)
         self.seen_nodes = 1
+        self.down: set[int] = set()  # nodes stopped by a test (kill/revive), on top of live_nodes()
         self.server: PgWireServer | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------
@@ -144,7 +145,16 @@ class CrdbSqlStandIn:
 
     # --- topology and replication ---------------------------------------------------------------------------
     def live(self) -> list[int]:
-        return list(range(1, self.live_nodes() + 1))
+        return [n for n in range(1, self.live_nodes() + 1) if n not in self.down]
+
+    def kill(self, node_id: int) -> None:
+        """Stop one node (any ID, node 1 included): its replicas stay in the descriptors, dead."""
+        with self.lock:
+            self.down.add(node_id)
+
+    def revive(self, node_id: int) -> None:
+        with self.lock:
+            self.down.discard(node_id)
 
     def known_nodes(self) -> list[int]:
         """Every node that ever joined (live or dead), as the node status server lists them."""

@@ -381,3 +381,44 @@ def test_fail_next_injects_errors_the_resource_sees(crdb):
     with pytest.raises(SqlError, match="injected backup failure"):
         sql.backup_into("nodelocal://1/x")
     assert len(crdb.statements_matching(r"^BACKUP")) == 1  # BACKUP is never blindly retried
+
+
+# --- the product's phase table, applied the way apply_sql applies it ------------------------------------------
+
+def test_every_phase_of_the_product_is_accepted_and_reachable(crdb, nodes):
+    """Each phase's zone plan (evolution_pipeline.zones) passes CockroachDB's validation at the phase's node
+    count and the allocator reaches the voters and non-voters the phase table expects, system ranges
+    included. Put RF 2 back in the phase table and this fails."""
+    from evolution_pipeline.phases import PHASES
+    from evolution_pipeline.zones import zone_plan
+
+    sql = resource(crdb)
+    for phase in PHASES:
+        nodes.n = phase.nodes
+        locality = sql.first_node_locality() if phase.pins_voters else None
+        for z in zone_plan(phase, locality):
+            sql.set_zone(z.target, z.num_replicas, z.num_voters, z.voter_constraints)
+        want = {"DATABASE system": (phase.expected_system_voters, phase.expected_system_non_voters)}
+        for _ in range(20):
+            seen = {(r["zone"], len(r["voters"]), len(r["non_voters"])) for r in crdb.range_state()}
+            crdb.step()
+        for zone, voters, non_voters in seen:
+            expected = want.get(zone) or (
+                (phase.expected_system_voters, phase.expected_system_non_voters) if zone in SYSTEM
+                else (phase.expected_data_voters, phase.expected_data_non_voters))
+            assert (voters, non_voters) == expected, (phase.name, zone)
+        assert crdb.range_health()["under_replicated"] == 0, phase.name
+        if phase.pins_voters:
+            assert all(r["voters"] == [1] for r in crdb.range_state()), phase.name
+
+
+def test_losing_node_1_in_phase_1_makes_every_range_unavailable(crdb, nodes):
+    set_zones(crdb, ALL_ZONES, "num_replicas = 1")
+    nodes.n = 2
+    set_zones(crdb, ALL_ZONES, "num_replicas = 2, num_voters = 1, voter_constraints = '[+zone=local-a]'")
+    poll_until(crdb, lambda v, nv: v == [1] and nv == [2])
+    crdb.kill(1)
+    assert crdb.range_health()["unavailable"] == 15
+    assert crdb.step() == []  # no quorum: nothing can move, the non-voter is not promoted
+    crdb.revive(1)
+    assert crdb.range_health()["unavailable"] == 0
