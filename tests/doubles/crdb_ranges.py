@@ -86,12 +86,16 @@ def _violates(conjs: list[Conjunction], locality: dict[str, str]) -> bool:
 class Allocator:
     """One step of the replicate queue for one range, given the live nodes and their localities."""
 
-    def __init__(self, live: list[int], locality: Callable[[int], dict[str, str]]):
+    def __init__(self, live: list[int], locality: Callable[[int], dict[str, str]], cluster_nodes: int):
         self.live = live
         self.locality = locality
+        # storepool.StorePool.ClusterNodeCount (pkg/kv/kvserver/allocator/storepool/store_pool.go): "the
+        # number of nodes that are possible allocation targets. This includes dead nodes, but not
+        # decommissioning or decommissioned nodes." Targets use it; only live nodes receive replicas.
+        self.cluster_nodes = cluster_nodes
 
     def health(self, r: Range, zone: Zone) -> Health:
-        nodes = len(self.live)
+        nodes = self.cluster_nodes
         need_v = needed_voters(zone.voters(), nodes)
         need_nv = needed_non_voters(zone.voters(), zone.non_voters(), nodes)
         live_v = sum(n in self.live for n in r.voters)
@@ -106,7 +110,7 @@ class Allocator:
         live_voters = [n for n in r.voters if n in self.live]
         if len(live_voters) < len(r.voters) // 2 + 1:
             return None  # no quorum: the range cannot change its own membership
-        nodes = len(self.live)
+        nodes = self.cluster_nodes
         need_v = needed_voters(zone.voters(), nodes)
         if len(r.voters) < need_v:
             return self._add_voter(r, zone, need_v)
@@ -117,14 +121,17 @@ class Allocator:
             return self._remove_voter(r, zone)
         need_nv = needed_non_voters(len(r.voters), zone.non_voters(), nodes)
         dead_nv = [n for n in r.non_voters if n not in self.live]
-        if dead_nv:
-            r.non_voters.remove(dead_nv[0])
-            return f"r{r.range_id}: removed dead non-voter n{dead_nv[0]}"
         if len(r.non_voters) < need_nv:
             return self._add_non_voter(r, zone)
         if len(r.non_voters) > need_nv:
-            gone = r.non_voters.pop()
+            gone = dead_nv[0] if dead_nv else r.non_voters[-1]
+            r.non_voters.remove(gone)
             return f"r{r.range_id}: removed non-voter n{gone}"
+        if dead_nv:  # AllocatorReplaceDeadNonVoter: only when a live node can take it
+            added = self._add_non_voter(r, zone)
+            if added:
+                r.non_voters.remove(dead_nv[0])
+            return added
         return self._rebalance_for_constraints(r, zone)
 
     # candidates -------------------------------------------------------------------------------------------
@@ -155,14 +162,16 @@ class Allocator:
         return f"r{r.range_id}: added voter n{target}"
 
     def _replace_dead_voter(self, r: Range, zone: Zone, dead: int) -> str | None:
+        """AllocatorReplaceDeadVoter: add a live voter in the dead one's place; with no live candidate the
+        range waits (purgatory) rather than shrinking."""
         candidates = self._voter_candidates(r, zone)
-        r.voters.remove(dead)
-        if candidates:
-            r.voters.append(candidates[0])
-            if candidates[0] in r.non_voters:
-                r.non_voters.remove(candidates[0])
-            return f"r{r.range_id}: replaced dead voter n{dead} with n{candidates[0]}"
-        return f"r{r.range_id}: removed dead voter n{dead}"
+        if not candidates:
+            return None
+        target = candidates[0]
+        if target in r.non_voters:
+            r.non_voters.remove(target)
+        r.voters[r.voters.index(dead)] = target
+        return f"r{r.range_id}: replaced dead voter n{dead} with n{target}"
 
     def _remove_voter(self, r: Range, zone: Zone) -> str:
         vc = zone.voter_constraints or []

@@ -8,7 +8,9 @@ unknown storage schemes) and rejects any statement it does not recognise with 42
 passes silently. Each rule cites its upstream source (cockroachdb/cockroach unless another repo is named).
 
 Topology it cannot know comes from callables: `live_nodes()` (nodes 1..n are live; a node above n that
-holds replicas is dead) and `node_locality(node_id)`. Replication follows the allocator one change per
+once joined is dead, and still counts towards the allocator's targets as CockroachDB's ClusterNodeCount
+does until decommissioned, which the stand-in never does) and `node_locality(node_id)`; kill(n)/revive(n)
+stop any single node. Replication follows the allocator one change per
 range each time ranges are read (SHOW RANGES / SHOW CLUSTER RANGES) or on step(); see crdb_ranges.py.
 
 Usage:
@@ -164,7 +166,7 @@ class CrdbSqlStandIn:
         return dict(t.split("=", 1) for t in self.node_locality(node_id).split(",") if "=" in t)
 
     def allocator(self) -> Allocator:
-        return Allocator(self.live(), self.locality)
+        return Allocator(self.live(), self.locality, len(self.known_nodes()))
 
     def complete_zone(self, target: str) -> tuple[str, Zone]:
         """The zone that applies to `target` and its complete config (GetZoneConfigInTxn): a target with
@@ -201,14 +203,35 @@ class CrdbSqlStandIn:
                     for r in self.ranges]
 
     def range_health(self) -> dict[str, int]:
-        """Counts as the ranges_* metrics would sum them across stores (replica_metrics.go)."""
+        """Cluster totals as sum() over the stores' ranges_* gauges gives them (see range_health_by_node)."""
         with self.lock:
-            alloc = self.allocator()
-            health = [alloc.health(r, self.zone_of(r)) for r in self.ranges]
-            return {"ranges": len(self.ranges),
-                    "under_replicated": sum(h.under_replicated for h in health),
-                    "over_replicated": sum(h.over_replicated for h in health),
-                    "unavailable": sum(h.unavailable for h in health)}
+            totals = {"ranges": len(self.ranges), "under_replicated": 0, "over_replicated": 0, "unavailable": 0}
+            for counts in self.range_health_by_node().values():
+                for key in ("under_replicated", "over_replicated", "unavailable"):
+                    totals[key] += counts[key]
+            return totals
+
+    def range_health_by_node(self) -> dict[int, dict[str, int]]:
+        """Per node (one store each): the ranges it counts, as replica_metrics.go calcRangeCounter assigns
+        them: the live leaseholder counts a range, else its first live replica; a range with no live
+        replica at all is counted by nobody (as on a real cluster)."""
+        with self.lock:
+            alloc, live = self.allocator(), set(self.live())
+            out = {n: {"ranges": 0, "under_replicated": 0, "over_replicated": 0, "unavailable": 0}
+                   for n in self.known_nodes()}
+            for r in self.ranges:
+                counter = r.leaseholder if r.leaseholder in live else next(
+                    (n for n in r.voters + r.non_voters if n in live), None)
+                if counter is None:
+                    continue
+                h = alloc.health(r, self.zone_of(r))
+                row = out.setdefault(counter, {"ranges": 0, "under_replicated": 0, "over_replicated": 0,
+                                               "unavailable": 0})
+                row["ranges"] += 1
+                row["under_replicated"] += h.under_replicated
+                row["over_replicated"] += h.over_replicated
+                row["unavailable"] += h.unavailable
+            return out
 
     def replicas_per_node(self) -> dict[int, dict[str, int]]:
         """Per node: replicas, voters, non_voters, leaseholders (for per-store gauges)."""

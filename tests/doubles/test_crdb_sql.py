@@ -259,8 +259,9 @@ def test_losing_the_read_replica_leaves_writes_available(crdb, nodes):
     nodes.n = 1  # node 2 dies
     health = crdb.range_health()
     assert health["unavailable"] == 0
-    # One live node: no non-voter is needed any more (GetNeededNonVoters caps at nodes - voters).
-    assert health["under_replicated"] == 0
+    # Dead but not decommissioned, node 2 still counts (ClusterNodeCount): its non-voters are missing.
+    assert health["under_replicated"] == health["ranges"]
+    assert crdb.step() == []  # and nowhere to put them
 
 
 def test_losing_a_voter_of_three_keeps_quorum_but_under_replicates(crdb, nodes):
@@ -422,3 +423,24 @@ def test_losing_node_1_in_phase_1_makes_every_range_unavailable(crdb, nodes):
     assert crdb.step() == []  # no quorum: nothing can move, the non-voter is not promoted
     crdb.revive(1)
     assert crdb.range_health()["unavailable"] == 0
+
+
+def test_health_is_counted_by_the_leaseholder_or_first_live_replica(crdb, nodes):
+    nodes.n = 3
+    poll_until(crdb, lambda v, nv: len(v) == 3)
+    assert {n: c["ranges"] for n, c in crdb.range_health_by_node().items()} == {1: 15, 2: 0, 3: 0}
+    crdb.kill(1)  # the leaseholder's node: the first live replica counts the range instead
+    by_node = crdb.range_health_by_node()
+    assert by_node[1]["ranges"] == 0 and by_node[2]["ranges"] == 15 and by_node[2]["under_replicated"] == 15
+    assert crdb.range_health()["unavailable"] == 0
+
+
+def test_a_dead_voter_is_replaced_only_when_a_live_node_can_take_it(crdb, nodes):
+    nodes.n = 3
+    poll_until(crdb, lambda v, nv: len(v) == 3)
+    crdb.kill(3)
+    assert crdb.step() == []  # nodes 1 and 2 already hold voters: the range waits, it does not shrink
+    assert all(len(r["voters"]) == 3 for r in crdb.range_state())
+    nodes.n = 4  # a fourth node joins: the dead voter moves there
+    crdb.settle()
+    assert all(sorted(r["voters"]) == [1, 2, 4] for r in crdb.range_state())
