@@ -2,6 +2,8 @@
 # the local backend, the real sample app under load and a real Prometheus. Needs the binary: COCKROACH_BIN,
 # `cockroach` on PATH, or `python3 scripts/fetch_tools.py cockroach` (the version pinned in versions.toml).
 # Without one it stops at once with one line saying so, non-zero: a skipped conformance suite proves nothing.
+# REAL_WORKDIR=<dir> keeps the run's folder (stores, logs of the nodes, the app and Prometheus) instead of a
+# temporary one; REAL_PYTEST_ARGS passes extra pytest options (e.g. -x).
 .PHONY: test-real
 REAL_PYTEST_ARGS ?=
 
