@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from .crdb_ranges import Range
 from .crdb_zones import (NAMED_ZONES, Zone, ZoneError, new_constraints, parse_constraints,
-                         parse_lease_preferences, parent_target, to_sql, validate, validate_tandem)
+                         parse_lease_preferences, parent_target, to_sql, validate, validate_no_repeat_keys,
+                         validate_tandem)
 from .pgwire import Column, PgError, Result, Session
 
 if TYPE_CHECKING:
@@ -379,6 +380,8 @@ def apply_zone_change(crdb, target: str, values: dict, copy_fields: list[str]) -
     for name, value in values.items():
         partial.set(name, value)
         complete.set(name, value)
+    if (msg := validate_no_repeat_keys(complete)) is not None:
+        raise ZoneError("23514", msg)
     _check_localities(crdb, current, complete)
     if (msg := validate(complete)) is not None:
         raise ZoneError("23514", f"could not validate zone config: {msg}")

@@ -294,6 +294,25 @@ def validate_tandem(z: Zone) -> str | None:
     return None
 
 
+def validate_no_repeat_keys(z: Zone) -> str | None:
+    """pkg/sql/set_zone_config.go validateNoRepeatKeysInZone (23514 "incompatible zone constraints"):
+    within one conjunction, two required constraints on one key, or +k=v with -k=v, contradict."""
+    for conj in (z.constraints or []) + (z.voter_constraints or []):
+        cs = conj.constraints
+        for i, cur in enumerate(cs):
+            for other in cs[i + 1:]:
+                if cur.key == "" and other.key == "":
+                    clash = cur.value == other.value
+                elif cur.type == "+":
+                    clash = (other.type == "+" and other.key == cur.key) or (
+                        other.type == "-" and (other.key, other.value) == (cur.key, cur.value))
+                else:
+                    clash = cur.type == "-" and other.type == "+" and (other.key, other.value) == (cur.key, cur.value)
+                if clash:
+                    return f'incompatible zone constraints: "{cur}" and "{other}"'
+    return None
+
+
 def new_constraints(current: Zone, new: Zone) -> list[Constraint]:
     """pkg/sql/set_zone_config.go accumulateNewUniqueConstraints: constraints not already in the zone."""
     def all_of(z: Zone) -> list[Constraint]:

@@ -166,6 +166,14 @@ def test_constraints_must_match_an_existing_node(crdb):
                               "enter it correctly?")
 
 
+def test_contradicting_constraints_are_refused(crdb, nodes):
+    nodes.n = 2
+    with pytest.raises(errors.CheckViolation) as exc:
+        run(crdb, "ALTER RANGE default CONFIGURE ZONE USING num_replicas = 2, num_voters = 1, "
+                  "voter_constraints = '[+zone=local-a, +zone=local-b]'")
+    assert str(exc.value) == 'incompatible zone constraints: "+zone=local-a" and "+zone=local-b"'
+
+
 def test_option_errors(crdb):
     with pytest.raises(errors.InvalidParameterValue, match='unsupported zone config parameter: "replicas"'):
         run(crdb, "ALTER RANGE default CONFIGURE ZONE USING replicas = 3")
