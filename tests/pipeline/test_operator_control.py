@@ -635,7 +635,7 @@ def test_reset_refuses_to_delete_a_volume_without_the_rehearsal_labels(reset_api
 
 
 def test_reset_never_sends_a_resource_version_on_create(reset_api, tmp_path):
-    """A manifest exported with `kubectl get -o yaml` carries resourceVersion/uid; the server refuses those."""
+    """A manifest exported by `kubectl get -o yaml` carries resourceVersion/uid; a server refuses those."""
     exported = {**MANIFEST, "metadata": {**MANIFEST["metadata"], "resourceVersion": "4242", "uid": "u-1"}}
     path = tmp_path / "crdb-cluster.yaml"
     path.write_text(yaml.safe_dump(exported))
@@ -713,3 +713,139 @@ def test_stand_in_lists_by_label_selector(reset_api):
         "crdb.cockroachlabs.com", "v1beta1", REHEARSAL_NS, NODES, label_selector=f"{CLUSTER_LABEL}={NAME}"
     )["items"]
     assert none == []
+
+
+# --- stricter stand-in modes: the control must pass every one -------------------------------------------
+
+MODES = {
+    "status-never-written": {"status_writes": "never"},
+    "status-written-late": {"status_writes": "late", "status_delay": 0.4},
+    "status-written-promptly": {"status_writes": "prompt"},
+    "nodes-one-at-a-time": {"one_at_a_time": True, "reconcile_delay": 0.1},
+    "pods-ready-after-the-crdbnode-says-so": {"pod_ready_lag": 0.3},
+    "everything-slow-and-silent": {
+        "status_writes": "never",
+        "one_at_a_time": True,
+        "reconcile_delay": 0.1,
+        "pod_ready_lag": 0.2,
+    },
+}
+
+
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
+def test_the_evolution_reaches_every_phase_in_every_operator_mode(mode):
+    with KubeApiDouble(rbac_rules=REQUIRED_RBAC_RULES, **mode) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        control = control_for(api)
+        seen: list[str] = []
+        for phase in PHASES:
+            control.scale_to(phase.nodes)
+            deadline = time.monotonic() + 10
+            while not (status := control.status()).is_ready(phase.nodes):
+                seen.append(status.summary())
+                assert time.monotonic() < deadline, status.summary()
+                time.sleep(0.02)
+        final = control.status()
+    assert final.ready_nodes == PHASES[-1].nodes and final.settled
+    assert all("pod Running, Ready=True" in n.detail for n in final.nodes)
+    # The progress the op logs names every node and what it waits for.
+    assert any("not ready" in line for line in seen)
+    assert all(n.name in final.summary() for n in final.nodes)
+
+
+def test_a_pod_that_lags_its_crdbnode_keeps_the_cluster_not_ready():
+    with KubeApiDouble(pod_ready_lag=60) as api:  # the CrdbNode says PodReady=True, the pod never is
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        control = control_for(api)
+        control.scale_to(2)
+        deadline = time.monotonic() + 3
+        def ahead(n) -> bool:
+            return "PodReady=True" in n.detail and "Ready=False" in n.detail
+
+        while not any(ahead(n) for n in control.status().nodes):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        status = control.status()
+    assert status.settled and not status.is_ready(2) and status.ready_nodes == 1
+    lagging = [n for n in status.nodes if not n.ready]
+    assert len(lagging) == 1 and "pod Pending, Ready=False" in lagging[0].detail
+
+
+def test_nodes_appearing_one_at_a_time_are_not_settled_until_all_are_there():
+    with KubeApiDouble(one_at_a_time=True, reconcile_delay=0.3) as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        control = control_for(api)
+        control.scale_to(3)
+        deadline = time.monotonic() + 5
+        while len((status := control.status()).nodes) != 2:
+            assert time.monotonic() < deadline, status.summary()
+            time.sleep(0.02)
+    assert not status.settled and not status.is_ready(3)
+    assert "2 CrdbNodes labelled crdb.cockroachlabs.com/cluster=cockroachdb for 3 desired" in status.message
+
+
+def test_status_fields_are_logged_as_hints_and_never_required():
+    with KubeApiDouble(status_writes="prompt") as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        status = control_for(api).status()
+    assert "operator status (hint only): readyNodes=1, observedGeneration=1 at generation 1" in status.message
+    with KubeApiDouble(status_writes="never") as api:
+        api.add_cluster(LIVE_NS, NAME, nodes=1)
+        status = control_for(api).status()
+    assert status.is_ready(1) and "operator status: not written (hint only)" in status.message
+
+
+def test_a_webhook_denial_says_what_to_do_and_changes_nothing(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    api.webhook_denial = "spec.regions[0].nodes: cannot change while a rolling restart is in progress"
+    with pytest.raises(ClusterControlError) as err:
+        control_for(api).scale_to(2)
+    text = str(err.value)
+    assert "patch crdbclusters/cockroachdb in namespace crdb failed with HTTP 400" in text
+    assert "operator's admission webhook refused the change" in text and "re-execute from failure" in text
+    assert "denied the request: spec.regions[0].nodes: cannot change" in text  # its reason, verbatim
+    assert OPERATOR_HINT in text
+    assert api.get(CLUSTERS, LIVE_NS, NAME)["spec"]["regions"][0]["nodes"] == 1
+
+
+def test_a_webhook_outage_says_what_to_do_and_changes_nothing(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=1)
+    api.webhook_down = True
+    with pytest.raises(ClusterControlError) as err:
+        control_for(api).scale_to(2)
+    text = str(err.value)
+    assert "HTTP 500" in text and "failed calling webhook" in text
+    assert "could not reach the CockroachDB operator's admission webhook" in text
+    assert "re-execute from failure" in text and OPERATOR_HINT in text
+    assert api.get(CLUSTERS, LIVE_NS, NAME)["spec"]["regions"][0]["nodes"] == 1
+    api.webhook_down = False  # the operator is back: the same call converges
+    assert control_for(api).scale_to(2) is True
+
+
+def test_a_webhook_outage_fails_the_rehearsal_recreate_with_the_same_advice(reset_api, manifest):
+    reset_api.webhook_down = True
+    with pytest.raises(ClusterControlError, match="could not reach the CockroachDB operator's admission"):
+        rehearsal_control(reset_api, manifest).reset_rehearsal_environment()
+
+
+def test_stand_in_refuses_a_create_that_carries_a_resource_version():
+    with KubeApiDouble() as api:
+        body = {**MANIFEST, "metadata": {"name": "x", "namespace": LIVE_NS, "resourceVersion": "7"}}
+        with pytest.raises(kubernetes.client.ApiException) as err:
+            custom_api(api).create_namespaced_custom_object(
+                "crdb.cockroachlabs.com", "v1beta1", LIVE_NS, CLUSTERS, body
+            )
+        assert err.value.status == 500
+        assert json.loads(err.value.body)["message"] == (
+            "resourceVersion should not be set on objects to be created"
+        )
+        assert api.get(CLUSTERS, LIVE_NS, "x") is None
+
+
+def test_stand_in_lists_a_clusters_pods_by_label(api):
+    api.add_cluster(LIVE_NS, NAME, nodes=2)
+    pods = kubernetes.client.CoreV1Api(client_for(api.host)).list_namespaced_pod(
+        LIVE_NS, label_selector=f"{CLUSTER_LABEL}={NAME}"
+    )
+    assert sorted(p.metadata.name for p in pods.items) == api.names(NODES, LIVE_NS)
+    assert api.count("list", PODS) == 1
