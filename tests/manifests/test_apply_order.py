@@ -52,13 +52,13 @@ def order_problems(directory: Path, existing: set[str]) -> list[str]:
 
 def manifest_dirs() -> list[Path]:
     dirs = [K8S, *(p for p in K8S.rglob("*") if p.is_dir())]
-    return [d for d in dirs if any(objects(f) for f in kubectl_order(d) if not f.name.endswith("values.yaml"))]
+    applied = (lambda d: [f for f in kubectl_order(d) if not f.name.endswith("values.yaml")])
+    return [d for d in dirs if any(objects(f) for f in applied(d))]
 
 
 def prerequisite_namespaces() -> set[str]:
-    return {
-        o["metadata"]["name"] for f in PREREQUISITE_FILES for o in objects(K8S / f) if o["kind"] == "Namespace"
-    } | HELM_NAMESPACES
+    made = [o for f in PREREQUISITE_FILES for o in objects(K8S / f)]
+    return {o["metadata"]["name"] for o in made if o["kind"] == "Namespace"} | HELM_NAMESPACES
 
 
 @pytest.mark.parametrize("name", SELF_CONTAINED)
