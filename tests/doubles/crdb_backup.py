@@ -14,7 +14,7 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
-from .crdb_statements import IDENT, STR, ident, literal, need_database, rows, statement
+from .crdb_statements import IDENT, STR, _split_table_range, ident, literal, need_database, rows, statement
 from .pgwire import PgError, Result
 
 # pkg/cloud: the schemes registered with cloud.RegisterExternalStorageProvider.
@@ -127,7 +127,10 @@ def _restore(crdb, session, m):
     target = literal(m[4]) if m[4] else source
     if target in crdb.databases:  # restoring over an existing database is refused
         raise PgError("42P04", f'database "{target}" already exists')
-    crdb.databases[target] = {t: Table(next(crdb.ids), rows=v["rows"]) for t, v in backup.databases[source].items()}
+    crdb.databases[target] = {}
+    for name, v in backup.databases[source].items():  # each restored table gets its own range again
+        table = crdb.databases[target][name] = Table(next(crdb.ids), rows=v["rows"])
+        _split_table_range(crdb, target, name, table)
     crdb.restored.add(target)
     total = sum(v["rows"] for v in backup.databases[source].values())
     return rows(JOB_COLUMNS, [(next(crdb.job_ids), "succeeded", 1.0, total)], tag="RESTORE")
@@ -147,4 +150,5 @@ def _drop_database(crdb, session, m):
                       "created by RESTORE ... WITH new_db_name may be dropped (the pipeline never drops)")
     del crdb.databases[name]
     crdb.restored.discard(name)
+    crdb.ranges = [r for r in crdb.ranges if r.database != name]  # dropped data is GC'd; the span merges
     return Result("DROP DATABASE")

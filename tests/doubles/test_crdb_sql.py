@@ -369,9 +369,11 @@ def test_backup_uri_and_restore_rules(secure_crdb):
         with pytest.raises(psycopg.Error, match="unsupported storage scheme|must be a node ID"):
             run(crdb, "BACKUP INTO %s AS OF SYSTEM TIME '-10s'", (bad,))
     run(crdb, 'CREATE DATABASE "app"')
+    run(crdb, "CREATE TABLE t (id INT PRIMARY KEY)", dbname="app")
     run(crdb, "BACKUP INTO %s AS OF SYSTEM TIME '-10s'", (uri,))
     job = run(crdb, "RESTORE DATABASE app FROM LATEST IN %s WITH new_db_name = 'app_drill'", (uri,))
     assert job[0][1] == "succeeded"
+    assert len(run(crdb, "SHOW RANGES FROM DATABASE app_drill")) == 1
     with pytest.raises(errors.DuplicateDatabase):
         run(crdb, "RESTORE DATABASE app FROM LATEST IN %s WITH new_db_name = 'app_drill'", (uri,))
     run(crdb, "DROP DATABASE app_drill CASCADE")
