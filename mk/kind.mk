@@ -78,13 +78,19 @@ kind-crdb: ## the CockroachDB operator (cloudRegion=$(CRDB_REGION)), then the Cr
 	  echo "CrdbCluster crdb/cockroachdb exists: not re-applying k8s/crdb-cluster.yaml (it would reset nodes to 1)"; \
 	else $(KUBECTL) apply -f k8s/crdb-cluster.yaml; fi
 	$(KUBECTL) apply -f k8s/services.yaml -f k8s/rehearsal/services.yaml
+	@# Ready as the pipeline judges it (evolution_pipeline/resources/operator.py): the cluster's CrdbNode has
+	@# PodReady=True and its pod is Ready. status.readyNodes is not relied on: no public source shows the
+	@# operator writing it.
 	@for i in $$(seq 120); do \
-	  [ "$$($(KUBECTL) -n crdb get crdbcluster cockroachdb -o jsonpath='{.status.readyNodes}' 2>/dev/null)" -ge 1 ] 2>/dev/null && exit 0; sleep 5; \
-	done; echo "CrdbCluster crdb/cockroachdb has no ready node after 10 minutes: kubectl -n crdb get crdbnodes,pods"; exit 1
+	  $(KUBECTL) -n crdb get pods -l crdb.cockroachlabs.com/cluster=cockroachdb -o name 2>/dev/null | grep -q . && exit 0; sleep 5; \
+	done; echo "no pod labelled crdb.cockroachlabs.com/cluster=cockroachdb after 10 minutes: kubectl -n crdb get crdbnodes,pods; kubectl -n $(OPERATOR_NS) logs deploy/cockroach-operator"; exit 1
+	$(KUBECTL) -n crdb wait --for=condition=PodReady crdbnode -l crdb.cockroachlabs.com/cluster=cockroachdb --timeout=600s
+	$(KUBECTL) -n crdb wait --for=condition=Ready pod -l crdb.cockroachlabs.com/cluster=cockroachdb --timeout=600s
 
 kind-app: ## the sample app (demo credentials) in namespace crdb-demo, and the rehearsal's own app
-	$(KUBECTL) apply -f k8s/app/00-namespace.yaml -f k8s/app/configmap.yaml -f k8s/app/secret.yaml \
-	  -f k8s/app/deployment.yaml -f k8s/app/service.yaml -f k8s/app/rehearsal.yaml
+	@# The whole directory, as the seed applies it: 00-namespace.yaml sorts first (kubectl reads files in
+	@# lexical order; tests/manifests/test_apply_order.py replays it).
+	$(KUBECTL) apply -f k8s/app/
 
 kind-pipeline: ## ServiceAccount + Roles, the pipeline's Secret (copied from the demo Secret), Dagster via Helm
 	$(KUBECTL) apply -f k8s/pipeline/rbac.yaml
