@@ -73,7 +73,7 @@ class CrdbSqlStandIn:
     """CockroachDB over the PostgreSQL wire protocol, for tests. Thread-safe; state readable from Python."""
 
     def __init__(self, live_nodes: Callable[[], int] = lambda: 1,
-                 node_locality: Callable[[int], str] = default_locality, insecure: bool = True,
+                 node_locality: Callable[[int], str] = default_locality, insecure: bool = False,
                  version: str = VERSION):
         self.live_nodes, self.node_locality, self.insecure, self.version = (
             live_nodes, node_locality, insecure, version)

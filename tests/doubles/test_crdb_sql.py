@@ -37,7 +37,7 @@ def nodes():
 
 @pytest.fixture
 def crdb(nodes):
-    with CrdbSqlStandIn(live_nodes=nodes) as standin:
+    with CrdbSqlStandIn(live_nodes=nodes, insecure=True) as standin:
         yield standin
 
 
