@@ -19,6 +19,7 @@ import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
 import uuid
@@ -110,7 +111,18 @@ class MakeDev:
             os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def dev_env(tmp_path: Path, mirror: str, path: str, marker: str) -> tuple[dict, dict[str, int]]:
+@pytest.fixture
+def data_dir():
+    """The local data folder outside pytest's tmp root: run as root, pgserver starts PostgreSQL as its own
+    `pgserver` user, which must traverse the folder's parents, and pytest keeps its root at mode 700 (and
+    other pytest sessions on the machine reset it)."""
+    folder = Path(tempfile.mkdtemp(prefix="crdb-make-dev-"))
+    folder.chmod(0o755)
+    yield folder / "data"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def dev_env(tmp_path: Path, mirror: str, path: str, marker: str, data_dir: Path) -> tuple[dict, dict[str, int]]:
     ports: dict[str, int] = {}
     for name in ("dagster", "app", "prometheus", "grafana"):
         ports[name] = free_port_base(1, exclude=set(ports.values()))
@@ -129,7 +141,7 @@ def dev_env(tmp_path: Path, mirror: str, path: str, marker: str) -> tuple[dict, 
         "DEV_PROMETHEUS_PORT": str(ports["prometheus"]),
         "DEV_GRAFANA_PORT": str(ports["grafana"]),
         "DEV_DAGSTER_HOME": str(dagster_home),
-        "LOCAL_CRDB_DATA_DIR": str(tmp_path / "data"),
+        "LOCAL_CRDB_DATA_DIR": str(data_dir),
         "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()),
         "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
         "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
@@ -151,14 +163,17 @@ def assert_ui_and_app_up(ports: dict[str, int]) -> None:
     assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], entries
 
 
-def assert_clean_stop(dev: MakeDev, code: int, marker: str, folder: Path, ports: dict[str, int]) -> None:
+def assert_clean_stop(dev: MakeDev, code: int, marker: str, folders: list[Path], ports: dict[str, int]) -> None:
     assert "[dev] stopped" in dev.output
     assert code in (0, -signal.SIGINT), f"make dev ended with {code}:\n{dev.output[-2000:]}"
     assert not re.search(r"\*\*\* .*Error \d+", dev.output), "make reports no error for a stop that was asked for"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and processes_with(marker, folder):
+    def left() -> list[str]:
+        return [line for folder in folders for line in processes_with(marker, folder)]
+
+    while time.monotonic() < deadline and left():
         time.sleep(0.5)
-    assert processes_with(marker, folder) == [], "everything make dev started is gone"
+    assert left() == [], "everything make dev started is gone"
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
@@ -172,12 +187,12 @@ def missing_lines(output: str) -> dict[str, str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path):
+def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path, data_dir):
     marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
                            if p and not (Path(p) / "cockroach").exists())
     with ReleaseServer(tmp_path / "empty-mirror") as mirror:  # answers 404 to everything
-        env, ports = dev_env(tmp_path, mirror.url, path, marker)
+        env, ports = dev_env(tmp_path, mirror.url, path, marker, data_dir)
         env["CRDB_TOOLS_BIN_DIR"] = str(tmp_path / "bin")
         dev = MakeDev(REPO_ROOT, env)
         try:
@@ -191,19 +206,20 @@ def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_
                 assert "prometheus" not in missing
                 assert httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10).status_code == 200
 
-            secrets = tmp_path / "data" / "secrets.env"
+            secrets = data_dir / "secrets.env"
             assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
             assert {line.split("=")[0] for line in secrets.read_text().splitlines()} >= {
                 "APP_WRITER_PASSWORD", "APP_READER_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
-            prom_yml = tmp_path / "data" / "prometheus" / "prometheus.yml"
+            prom_yml = data_dir / "prometheus" / "prometheus.yml"
             assert f"127.0.0.1:{ports['app']}" in prom_yml.read_text()
             assert all(r.startswith("/") for r in mirror.requests) and mirror.requests, "asked the stand-in only"
 
             code = dev.ctrl_c()
-            assert_clean_stop(dev, code, marker, tmp_path, ports)
+            assert_clean_stop(dev, code, marker, [tmp_path, data_dir], ports)
         finally:
             dev.kill()
             kill_leftovers(marker, tmp_path)
+            kill_leftovers(marker, data_dir)
 
 
 def offline_clone(tmp_path: Path) -> Path:
@@ -226,13 +242,13 @@ def offline_clone(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_missing(tmp_path):
+def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_missing(tmp_path, data_dir):
     clone = offline_clone(tmp_path)
     path = shadow_path(tmp_path / "path", HIDDEN)
     for tool in HIDDEN:
         assert shutil.which(tool, path=path) is None, tool
     marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
-    env, ports = dev_env(tmp_path, f"http://127.0.0.1:{free_port()}", path, marker)  # nothing listens: offline
+    env, ports = dev_env(tmp_path, f"http://127.0.0.1:{free_port()}", path, marker, data_dir)  # offline
     env.pop("CRDB_TOOLS_BIN_DIR", None)
     timings = {}
     for run in ("cold", "warm"):
@@ -250,10 +266,11 @@ def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_
             assert_ui_and_app_up(ports)
             assert not (clone / ".data" / "bin" / "cockroach").exists()
             code = dev.ctrl_c()
-            assert_clean_stop(dev, code, marker, tmp_path, ports)
+            assert_clean_stop(dev, code, marker, [tmp_path, data_dir], ports)
         finally:
             dev.kill()
             kill_leftovers(marker, tmp_path)
+            kill_leftovers(marker, data_dir)
     print(f"\nmake dev time to ready, fresh clone offline: cold {timings['cold']:.1f}s, warm {timings['warm']:.1f}s")
     (tmp_path / "timings.json").write_text(json.dumps(timings))
 
