@@ -43,7 +43,16 @@ class Evolution:
     seconds: float
 
     def state(self, phase: Phase) -> PhaseState:
+        materialized = {e.asset_key.to_user_string() for e in self.result.get_asset_materialization_events()}
+        assert phase.name in materialized, f"the evolve run stopped before {phase.name} (see the steps test)"
         return self.result.output_for_node(phase.name)
+
+    def snapshot(self, phase: Phase) -> observe.Snapshot:
+        snap = self.watcher.snapshots.get(phase.name)
+        if snap is None:
+            self.state(phase)  # says so when the run never got there
+        assert snap is not None, f"no placement was read for {phase.name}:\n{self.context()}"
+        return snap
 
     def context(self) -> str:
         """What to read when an assertion fails: the watcher's errors and the logs."""
@@ -96,8 +105,7 @@ def test_every_phase_step_and_blocking_check_passes(evolution):
 
 @pytest.mark.parametrize("phase", PHASES, ids=[p.name for p in PHASES])
 def test_voters_and_non_voters_per_range_match_the_phase_table(evolution, phase):
-    snap = evolution.watcher.snapshots.get(phase.name)
-    assert snap is not None, f"no placement was read for {phase.name}:\n{evolution.context()}"
+    snap = evolution.snapshot(phase)
     data = (phase.expected_data_voters, phase.expected_data_non_voters)
     system = (phase.expected_system_voters, phase.expected_system_non_voters)
     app, cluster = snap.shapes("app"), snap.shapes("cluster")
@@ -131,8 +139,7 @@ def _assert_pinned_to_node1(snap: observe.Snapshot, phase: Phase) -> None:
 
 @pytest.mark.parametrize("phase", PHASES, ids=[p.name for p in PHASES])
 def test_zone_configs_are_the_phase_tables(evolution, phase):
-    snap = evolution.watcher.snapshots.get(phase.name)
-    assert snap is not None, f"no zone configs were read for {phase.name}:\n{evolution.context()}"
+    snap = evolution.snapshot(phase)
     for kind, replication in (("data", phase.data), ("system", phase.system)):
         for target in observe.ZONES[kind]:
             raw = snap.zones[target]
