@@ -56,7 +56,7 @@ class Snapshot:
     zones: dict[str, str]  # zone target -> raw_config_sql
     node1_locality: str
     taken_at: float = 0.0
-    errors: list[str] = field(default_factory=list)
+    app_readyz: dict = field(default_factory=dict)  # the sample app's /readyz body at the same moment
 
     def shapes(self, scope: str) -> Counter:
         return Counter(r.shape for r in self.ranges if r.scope == scope)

@@ -3,7 +3,8 @@ processes, the real sample app serves under its background load, a real Promethe
 job runs with the resources evolution_pipeline/configuration.py builds from the environment.
 
 Asserted: every phase's steps and blocking checks pass; the voters and non-voters of every range (and the
-zone configs behind them) match the phase table in evolution_pipeline/phases.py; the app's 5xx ratio from
+zone configs behind them) match the phase table in evolution_pipeline/phases.py; once the read-only user
+exists the app reads through it with follower reads; the app's 5xx ratio from
 the moment it could serve stays within the checks' error budget; the last backup passes SHOW BACKUP ...
 WITH check_files, restores into a scratch database whose row counts equal the source's as of the backup's
 end time, and the scratch database is dropped afterwards.
@@ -151,6 +152,18 @@ def test_zone_configs_are_the_phase_tables(evolution, phase):
             if not replication.pin_voters_to_first_node:
                 leftover = observe.zone_field(raw, "voter_constraints")
                 assert leftover in (None, "[]", "{}"), f"{phase.name}: {target} keeps voter_constraints {leftover!r}"
+
+
+READER_PHASE = next(p for p in PHASES if "app_reader" in p.users)  # the phase that creates the read-only user
+
+
+@pytest.mark.parametrize("phase", PHASES[READER_PHASE.index:], ids=[p.name for p in PHASES[READER_PHASE.index:]])
+def test_the_app_reads_through_the_reader_with_follower_reads(evolution, phase):
+    """Once the read-only user exists the app's reader path serves searches, at follower_read_timestamp()
+    because it talks to CockroachDB: phase 1's non-voter on node 2 is a read replica in use."""
+    body = evolution.snapshot(phase).app_readyz
+    assert body.get("reader_path") == "reader" and body.get("follower_reads") is True, (
+        f"{phase.name}: /readyz {body}")
 
 
 def test_app_errors_stay_within_the_budget_under_load(evolution):

@@ -44,9 +44,11 @@ class Watcher(threading.Thread):
 
     def take(self, phase) -> None:
         try:
-            self.snapshots[phase.name] = read_snapshot(self.admin_url, phase, time.time())
+            snap = read_snapshot(self.admin_url, phase, time.time())
+            snap.app_readyz = httpx.get(f"{self.app_url}/readyz", timeout=10).json()
+            self.snapshots[phase.name] = snap
         except Exception as exc:  # reported by the test, with the phase it belongs to
-            self.errors.append(f"{phase.name}: reading the placement failed: {exc!r}")
+            self.errors.append(f"{phase.name}: reading the placement or /readyz failed: {exc!r}")
 
     def _materialized(self, phase) -> bool:
         try:
