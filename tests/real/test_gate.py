@@ -69,6 +69,8 @@ def test_the_workflow_fetches_the_pinned_binary_and_runs_make_test_real():
     for step in job["steps"]:
         if "uses" in step:  # pinned to a full release, never a moving branch or major tag
             assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+\.\d+\.\d+", step["uses"]), step["uses"]
+    # versions.toml is the one pin: the workflow names no CockroachDB version of its own.
+    assert not re.search(r"cockroach\S*[-:@ ]v?\d+\.\d+", WORKFLOW.read_text()), "a second version pin"
     commands = run_commands(workflow, "conformance")
     fetch = commands.index("scripts/fetch_tools.py cockroach prometheus")
     assert fetch < commands.index("make test-real"), "the binary is fetched (checksum verified) before the suite"
