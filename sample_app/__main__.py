@@ -14,16 +14,24 @@ from functools import partial
 from sanic import Sanic
 from sanic.worker.loader import AppLoader
 
+from . import otel
 from .app import create_app
 from .settings import Settings, SettingsError
+from .tracing import TraceIdFilter
 
 
 def configure_logging(level: str) -> None:
-    """Our loggers and psycopg's (pool reconnects); Sanic configures and prints its own."""
+    """Our loggers, psycopg's (pool reconnects) and OpenTelemetry's; Sanic configures its own.
+
+    A line written inside a sampled request ends with its trace_id and span_id (TraceIdFilter), so an
+    error in the log leads to its trace.
+    """
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(TraceIdFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s%(trace)s"))
     # psycopg.pool logs every checkout at INFO: only its warnings (reconnect failures) unless DEBUG.
-    levels = {"sample_app": level, "psycopg": level if level == "DEBUG" else "WARNING"}
+    quiet = level if level == "DEBUG" else "WARNING"
+    levels = {"sample_app": level, "psycopg": quiet, "opentelemetry": quiet}
     for name, logger_level in levels.items():
         logger = logging.getLogger(name)
         logger.setLevel(logger_level)
@@ -38,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
-    except SettingsError as exc:
+        otel.validate()
+    except (SettingsError, otel.TracingConfigError) as exc:
         print(f"sample_app: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)

@@ -18,7 +18,7 @@ import time
 from sanic import Request, Sanic
 from sanic.response import HTTPResponse
 
-from . import readiness
+from . import readiness, tracing
 from .controls import Controls
 from .db import Database
 from .errors import JsonErrorHandler
@@ -32,6 +32,7 @@ from .workload import make_workload
 
 log = logging.getLogger("sample_app")
 READINESS_INTERVAL_SECONDS = 2.0
+TRACE_SHUTDOWN_SECONDS = 3.0
 _PARAM = re.compile(r"<([^:>]+)(?::[^>]*)?>")
 _LABELS: dict[str, str] = {}  # route path -> label, one entry per registered route
 # The method label: any other token a client sends counts as "other", so label values stay bounded.
@@ -75,10 +76,13 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     # the name is enough although db is built after the metrics it reports to.
     metrics = AppMetrics(lambda: db.stats())
     telemetry = Telemetry(metrics, timeline)
-    db = Database(settings, telemetry)
+    # None unless an OTLP endpoint is set (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): then nothing traces.
+    tracer = tracing.from_env(metrics, {"writer": settings.writer_url, "reader": settings.reader_url})
+    load_trace = tracer.load_request if tracer else None
+    db = Database(settings, telemetry, tracer)
     workload = make_workload(db, settings)
-    spike_ctl = SpikeController(settings, workload, telemetry.request, metrics, timeline)
-    controls = Controls(settings, workload, telemetry.request, timeline)
+    spike_ctl = SpikeController(settings, workload, telemetry.request, metrics, timeline, load_trace)
+    controls = Controls(settings, workload, telemetry.request, timeline, load_trace)
 
     app.ctx.settings = settings
     # Sanic's proxy settings (SANIC_FORWARDED_SECRET / _REAL_IP_HEADER / _PROXIES_COUNT, read from the
@@ -89,6 +93,7 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     app.ctx.telemetry = telemetry
     app.ctx.timeline = timeline
     app.ctx.db = db
+    app.ctx.tracing = tracer
     app.ctx.spike = spike_ctl
     app.ctx.controls = controls
     app.ctx.last_ready = None
@@ -108,6 +113,9 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
         method = request.method if request.method in HTTP_METHODS else "other"
         telemetry.request(route_label(request), method, response.status, seconds)
 
+    if tracer is not None:
+        _trace_requests(app, tracer)
+
     @app.after_server_start
     async def _start_background(app: Sanic) -> None:
         await db.open()
@@ -126,8 +134,27 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await db.close()
+        if tracer is not None:
+            # Flushes what is queued; bounded, so an unreachable endpoint cannot hold up the stop.
+            try:
+                await asyncio.wait_for(asyncio.to_thread(tracer.shutdown), TRACE_SHUTDOWN_SECONDS)
+            except TimeoutError:
+                log.warning("trace export did not finish within %ss at shutdown", TRACE_SHUTDOWN_SECONDS)
 
     return app
+
+
+def _trace_requests(app: Sanic, tracer: tracing.Tracing) -> None:
+    """A SERVER span per request, from the request middleware to the response one (registered only
+    when tracing is on: with it off, requests run no tracing code at all)."""
+
+    @app.on_request
+    async def _trace_start(request: TimedRequest) -> None:
+        tracer.start_request(request, route_label(request))
+
+    @app.on_response
+    async def _trace_end(request: TimedRequest, response: HTTPResponse) -> None:
+        tracer.end_request(request, response.status if response is not None else 500)
 
 
 def _follower_brief(db: Database) -> dict:

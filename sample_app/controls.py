@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .spike import LoadRun, Record, Workload
+from .spike import LoadRun, Record, Trace, Workload
 
 TARGETS = ("background", "readers", "writers")
 MIXES = {
@@ -20,7 +20,8 @@ MIXES = {
 
 
 class Controls:
-    def __init__(self, settings, workload: Workload, record: Record, timeline):
+    def __init__(self, settings, workload: Workload, record: Record, timeline, trace: Trace | None = None):
+        self.trace = trace
         self.rates = {
             "background": settings.background_rps,
             "readers": settings.readers_rps,
@@ -36,7 +37,14 @@ class Controls:
         run = self.runs[target]
         if not (run and run.active):
             run = LoadRun(
-                target, self.rates[target], None, MIXES[target], self.workload, self.record, self.max_inflight
+                target,
+                self.rates[target],
+                None,
+                MIXES[target],
+                self.workload,
+                self.record,
+                self.max_inflight,
+                self.trace,
             )
             self.runs[target] = run
             run.start()

@@ -120,9 +120,11 @@ class AppConnection(psycopg.AsyncConnection):
 
 
 class Database:
-    def __init__(self, settings: Settings, telemetry: Telemetry):
+    def __init__(self, settings: Settings, telemetry: Telemetry, tracing=None):
         self.settings = settings
         self.telemetry = telemetry
+        # sample_app.tracing.Tracing when an OTLP endpoint is configured, else None (no tracing cost).
+        self.tracing = tracing
         # Which pool serves reads: "reader", or "writer" while the reader's login is refused
         # (see probe_reader). Searches ask read_pool(); /readyz reports it as degraded.
         self.reader_path = "reader"
@@ -192,12 +194,23 @@ class Database:
         return out
 
     async def run(
-        self, pool_name: str, work: Callable[[psycopg.AsyncConnection], Awaitable[T]], retries: int = 0
+        self,
+        pool_name: str,
+        work: Callable[[psycopg.AsyncConnection], Awaitable[T]],
+        retries: int = 0,
+        statement: str | None = None,
     ) -> T:
-        """Run `work(conn)` on a pooled connection, timing it and retrying what is retryable."""
+        """Run `work(conn)` on a pooled connection, timing it and retrying what is retryable.
+
+        With tracing on, each attempt inside a sampled request is a CLIENT span named after `statement`
+        (its connection checkout included: waiting for the pool is part of what the request felt).
+        """
         attempt = 0
         while True:
             pool = self.pools[pool_name]  # looked up per attempt: heal() may have replaced it
+            span = None
+            if self.tracing is not None and statement is not None:
+                span = self.tracing.start_statement(pool_name, statement)
             try:
                 # getconn/putconn rather than pool.connection(): the same checkout and return (a
                 # broken connection is replaced on putconn) without a generator-based context
@@ -207,10 +220,14 @@ class Database:
                     started = time.perf_counter()
                     result = await work(conn)
                     self.telemetry.db_query(pool_name, time.perf_counter() - started)
+                    if span is not None:
+                        self.tracing.end_statement(span)
                     return result
                 finally:
                     await pool.putconn(conn)
             except PoolClosed:
+                if span is not None:
+                    self.tracing.end_statement(span, SQLSTATE_NO_CONNECTION, "pool replaced")
                 if self.pools[pool_name] is not pool:
                     continue  # heal() swapped in a fresh pool while we waited: use that one
                 raise
@@ -219,6 +236,8 @@ class Database:
                     self._suspects.add(pool_name)
                 state = sqlstate_of(exc)
                 self.telemetry.db_error(pool_name, state)
+                if span is not None:
+                    self.tracing.end_statement(span, state, _first_line(exc))
                 if is_retryable(exc) and attempt < retries:
                     attempt += 1
                     await asyncio.sleep(backoff_seconds(attempt))
@@ -330,7 +349,7 @@ class Database:
             await cur.execute(sql, params)
             return await cur.fetchall() if cur.description else []
 
-        return await self.run(pool_name, work, retries)
+        return await self.run(pool_name, work, retries, sql)
 
     async def read(self, sql_for: Callable[[bool], str], params: Any = None, retries: int = 0) -> list[tuple]:
         """A read on the read path; `sql_for(follower_reads)` gives the statement for the connection.
@@ -344,7 +363,14 @@ class Database:
             await cur.execute(sql_for(conn.follower_reads), params)
             return await cur.fetchall() if cur.description else []
 
-        return await self.run(self.read_pool(), work, retries)
+        pool = self.read_pool()
+        statement = None
+        if self.tracing is not None:  # the span's db.query.text: what a connection of that pool sends
+            server = self.reader_server
+            statement = sql_for(
+                pool == "reader" and server is not None and follower_reads.enabled(self.settings.follower_reads, server)
+            )
+        return await self.run(pool, work, retries, statement)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from opentelemetry import trace
 from sanic import Request
 from sanic.exceptions import SanicException
 from sanic.handlers import ErrorHandler
@@ -69,5 +70,6 @@ class JsonErrorHandler(ErrorHandler):
         status = status_for(exception)
         if status >= 500 and not isinstance(exception, (DatabaseUnavailable, ApiError)):
             log.error("unhandled error on %s %s", request.method, request.path, exc_info=exception)
+            trace.get_current_span().record_exception(exception)  # a no-op unless a sampled span is current
         headers = {"Retry-After": "1"} if status == 503 else None
         return json(body_for(exception), status=status, headers=headers)

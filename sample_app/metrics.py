@@ -94,6 +94,16 @@ class AppMetrics:
         self.spike_workers = Gauge(
             "app_spike_active_workers", "Spike requests in flight (open loop)", registry=r
         )
+        # Tracing (sample_app/otel.py): spans lost because the export queue was full or an export failed,
+        # and failed export calls. Zero, and flat, while tracing is off.
+        self.trace_spans_dropped = Counter(
+            "app_trace_spans_dropped_total", "Finished spans not exported, by reason", ["reason"], registry=r
+        )
+        self.trace_export_failures = Counter(
+            "app_trace_export_failures_total", "OTLP trace export calls that failed", registry=r
+        )
+        for reason in ("queue_full", "export_failed"):
+            self.trace_spans_dropped.labels(reason)
         r.register(_PoolCollector(pool_stats))
         # Known label values start at zero so dashboards show flat lines, not "no data".
         for route in ROUTES:

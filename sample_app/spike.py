@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .errors import ApiError, bad_field
@@ -32,6 +33,8 @@ DEFAULT_SPIKE = {"seconds": 30, "rps": 200, "mix": {"login": 0.2, "search": 0.8}
 # kind -> (route, method, status); never raises.
 Workload = Callable[[str], Awaitable[tuple[str, str, int]]]
 Record = Callable[[str, str, int, float | None], None]
+# (load name, kind, rps) -> context manager around one request's span (sample_app.tracing).
+Trace = Callable[[str, str, float], AbstractContextManager[Any]]
 
 
 def parse_spike(body: Any, max_seconds: int, max_rps: int) -> dict[str, Any]:
@@ -83,8 +86,10 @@ class LoadRun:
         workload: Workload,
         record: Record,
         max_inflight: int,
+        trace: Trace | None = None,
     ):
         self.id = uuid.uuid4().hex[:12]
+        self.trace = trace  # Tracing.load_request when tracing is on
         self.name = name
         self.rps = rps
         self.seconds = seconds
@@ -171,7 +176,12 @@ class LoadRun:
 
     async def _one(self, kind: str, due: float) -> None:
         try:
-            route, method, status = await self.workload(kind)
+            if self.trace is None:
+                route, method, status = await self.workload(kind)
+            else:
+                with self.trace(self.name, kind, self.rps) as span:
+                    route, method, status = await self.workload(kind)
+                    span.set_attribute("http.response.status_code", status)
         finally:
             self.inflight -= 1
         now = time.perf_counter()
@@ -239,8 +249,9 @@ def _ms(value: float | None) -> float | None:
 class SpikeController:
     """One spike at a time, within the guardrails; feeds the spike gauges and timeline markers."""
 
-    def __init__(self, settings, workload: Workload, record: Record, metrics, timeline):
+    def __init__(self, settings, workload: Workload, record: Record, metrics, timeline, trace: Trace | None = None):
         self.settings = settings
+        self.trace = trace
         self.workload = workload
         self.record = record
         self.metrics = metrics
@@ -261,6 +272,7 @@ class SpikeController:
             self.workload,
             self.record,
             self.settings.spike_max_inflight,
+            self.trace,
         )
         self.current = run
         run.start()

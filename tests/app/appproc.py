@@ -21,7 +21,8 @@ class AppProcess:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+        # Only what the test gives: no APP_* or OTEL_* (tracing) setting leaks in from the outer shell.
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("APP_", "OTEL_"))}
         full_env.update(env)
         self._log = open(log_path, "wb")  # noqa: SIM115 - open for the life of the process
         self.proc = subprocess.Popen(
