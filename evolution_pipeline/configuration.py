@@ -81,11 +81,14 @@ def cluster_resource(env: Environment) -> ClusterControlResource:
     raise ValueError(f"EVOLUTION_CLUSTER_BACKEND={backend_name!r}: use 'operator' or 'local'")
 
 
+def admin_url_var(env: Environment) -> str:
+    return "CRDB_ADMIN_URL" if env == LIVE else "REHEARSAL_CRDB_ADMIN_URL"
+
+
 def crdb_resource(env: Environment) -> CrdbSqlResource:
-    url_var = "CRDB_ADMIN_URL" if env == LIVE else "REHEARSAL_CRDB_ADMIN_URL"
     return CrdbSqlResource(
         # Resolved when a run starts: the URL may carry credentials, so it never lives in code or config.
-        url=dg.EnvVar(url_var),
+        url=dg.EnvVar(admin_url_var(env)),
         database=APP_DATABASE,
         backup_uri=setting(env, "CRDB_BACKUP_URI"),
         insecure=insecure_cluster(env),
@@ -128,3 +131,12 @@ BUILDERS = {"cluster": cluster_resource, "crdb": crdb_resource, "prometheus": pr
 
 def resources_from_env() -> dict:
     return {env.resource_key(kind): BUILDERS[kind](env) for env in ENVIRONMENTS for kind in RESOURCE_KINDS}
+
+
+def plan_resources(env: Environment) -> tuple[ClusterControlResource, CrdbSqlResource, str | None]:
+    """The cluster and SQL resources of `env` for the plan command, outside Dagster, and why the cluster
+    cannot be read (None when it can be tried): Dagster resolves the admin URL's EnvVar only when a run
+    starts, so here it is read from the environment directly."""
+    url = os.environ.get(admin_url_var(env), "")
+    crdb = crdb_resource(env).model_copy(update={"url": url})
+    return cluster_resource(env), crdb, None if url else f"{admin_url_var(env)} is not set"

@@ -116,3 +116,13 @@ class ClusterControlResource(dg.ConfigurableResource, ABC):
     @abstractmethod
     def control(self) -> ClusterControl:
         """Build the backend for one op execution."""
+
+    # --- the plan (evolution_pipeline/plan.py): what a scale would do, known without reaching the cluster
+
+    def describe_offline(self) -> str:
+        """Like ClusterControl.describe(), from the configuration alone."""
+        return f"{type(self).__name__} ({self.environment})"
+
+    def scale_commands(self, current: int, target: int) -> list[str]:
+        """The commands a person would run to do what scale_to(target) does from `current` nodes."""
+        return [f"# ask the cluster for {target} node(s) (it has {current})"]

@@ -82,6 +82,8 @@ GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
 CLUSTERS, NODES, PVCS, PODS = "crdbclusters", "crdbnodes", "persistentvolumeclaims", "pods"
 CORE_RESOURCES = (PVCS, PODS)
 CLUSTER_LABEL = "crdb.cockroachlabs.com/cluster"
+# The one field a scale changes (spec.regions[0].nodes); set_desired_nodes and the plan patch it alike.
+NODES_POINTER = "/spec/regions/0/nodes"
 # Set by us on the volume claim template (k8s/crdb-cluster.yaml): the reset never relies on operator labels.
 PVC_CLUSTER_LABEL = "crdb-live-evolution.io/crdb-cluster"
 PVC_ENVIRONMENT_LABEL = "crdb-live-evolution.io/environment"
@@ -378,7 +380,7 @@ class OperatorClusterControl(ClusterControl):
                     "path": "/metadata/resourceVersion",
                     "value": cluster["metadata"]["resourceVersion"],
                 },
-                {"op": "replace", "path": "/spec/regions/0/nodes", "value": nodes},
+                {"op": "replace", "path": NODES_POINTER, "value": nodes},
             ]
             try:
                 # The client would send a list body as merge-patch; JSON patch must be asked for explicitly.
@@ -660,6 +662,19 @@ class CrdbOperatorResource(ClusterControlResource):
         default=CLUSTER_MANIFEST,
         description="CrdbCluster manifest the rehearsal reset recreates from (relative to the repo root).",
     )
+
+    def describe_offline(self) -> str:
+        return f"CrdbCluster {self.namespace}/{self.cluster_name}"
+
+    def scale_commands(self, current: int, target: int) -> list[str]:
+        """The kubectl equivalent of set_desired_nodes: the same JSON patch on the same field (the pipeline
+        also puts the resourceVersion it read into the patch, as a precondition)."""
+        if current == 0:  # the CrdbCluster is applied by hand at phase 0's size (k8s/README.md)
+            return [f"kubectl apply -f {Path(self.cluster_manifest).as_posix()}",
+                    f"kubectl -n {self.namespace} get crdbnodes,pods -l {CLUSTER_LABEL}={self.cluster_name} -w"]
+        patch = json.dumps([{"op": "replace", "path": NODES_POINTER, "value": target}])
+        return [f"kubectl -n {self.namespace} patch crdbcluster {self.cluster_name} --type=json -p '{patch}'",
+                f"kubectl -n {self.namespace} get crdbnodes,pods -l {CLUSTER_LABEL}={self.cluster_name} -w"]
 
     def control(self) -> OperatorClusterControl:
         if self.environment not in (LIVE, REHEARSAL):

@@ -164,11 +164,14 @@ class CrdbSqlResource(dg.ConfigurableResource):
     def ensure_database(self) -> None:
         self.execute(psql.SQL("CREATE DATABASE IF NOT EXISTS {}").format(psql.Identifier(self.database)))
 
+    def role_exists(self, user: str) -> bool:
+        return bool(self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(u)s", {"u": user}))
+
     def ensure_login_user(self, user: str, password: str | None) -> bool:
         """Create `user` if missing and (re)set its password. Returns True when it created the user.
 
         On an insecure cluster the password is never sent (CockroachDB refuses it there, 28P01)."""
-        exists = self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(u)s", {"u": user})
+        exists = self.role_exists(user)
         if not exists:
             try:
                 # Plain CREATE USER: PostgreSQL has no IF NOT EXISTS for it.

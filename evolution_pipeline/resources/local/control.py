@@ -352,12 +352,15 @@ class LocalClusterControl(ClusterControl):
             f"{self.config.start_timeout_seconds:.0f}s; see {self.log_file(node)}"
         )
 
+    def init_args(self, binary: str) -> list[str]:
+        return [binary, "init", *self.security_flags(), f"--host={self.node(1).listen_addr}"]
+
     def initialize(self, binary: str) -> None:
         """`cockroach init` exactly once per cluster (marker file; 'already initialized' counts as done)."""
         if self.init_marker.exists():
             return
         first = self.node(1)
-        args = [binary, "init", *self.security_flags(), f"--host={first.listen_addr}"]
+        args = self.init_args(binary)
         deadline = time.monotonic() + self.config.start_timeout_seconds
         while True:
             result = self._run(args)

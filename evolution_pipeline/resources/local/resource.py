@@ -69,6 +69,20 @@ class LocalClusterResource(ClusterControlResource):
             start_timeout_seconds=self.node_start_timeout_seconds,
         )
 
+    def describe_offline(self) -> str:
+        return LocalClusterControl(self.config()).describe()
+
+    def scale_commands(self, current: int, target: int) -> list[str]:
+        """The processes scale_to(target) starts: one `cockroach start` per new node, with the same flags,
+        and `cockroach init` once after the first (the binary may not be installed yet: then `cockroach`)."""
+        control = LocalClusterControl(self.config())
+        binary = control.config.cockroach_bin or "cockroach"
+        commands = [" ".join(control.start_args(control.node(i), binary)) + " &"
+                    for i in range(current + 1, target + 1)]
+        if current == 0 and target > 0:
+            commands.append(" ".join(control.init_args(binary)))
+        return commands
+
     def control(self) -> LocalClusterControl:
         # Fail at once (the first op of a phase) when there is no binary, with the one message on getting it.
         require_cockroach(self.cockroach_bin)

@@ -1,0 +1,71 @@
+"""python -m evolution_pipeline plan [PHASE ...] [--format text|markdown|json] [--environment live|rehearsal]
+   python -m evolution_pipeline docs [--write]   (the manual steps in demo/DEMO.md and context.md)
+
+Prints what each phase would do against the current cluster, read-only, through the same resources the
+pipeline uses (configured from the environment like `dagster dev`: EVOLUTION_CLUSTER_BACKEND,
+CRDB_ADMIN_URL, ...). Without a reachable cluster it prints the plan from the phase table, says why, and
+still exits 0: the plan is for reading, also when the cluster is down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .environments import ENVIRONMENTS
+from .phases import PHASES, get_phase
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evolution_pipeline")
+    commands = parser.add_subparsers(dest="command", required=True)
+    plan = commands.add_parser("plan", help="show what each phase would change, read-only")
+    plan.add_argument("phases", nargs="*", metavar="PHASE",
+                      help=f"phases to plan (default: all): {', '.join(p.name for p in PHASES)}")
+    plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
+    plan.add_argument("--environment", choices=[e.name for e in ENVIRONMENTS], default="live")
+    plan.add_argument("--offline", action="store_true", help="do not read the cluster; plan from the table")
+    docs = commands.add_parser("docs", help="check (or --write) the generated manual steps in the docs")
+    docs.add_argument("--write", action="store_true")
+    args = parser.parse_args(argv)
+    if args.command == "docs":
+        return _docs(args.write)
+
+    try:
+        phases = [get_phase(name) for name in args.phases] or list(PHASES)
+    except KeyError as exc:
+        parser.error(exc.args[0])
+    from .configuration import plan_resources
+    from .plan import build_plan, render
+
+    env = next(e for e in ENVIRONMENTS if e.name == args.environment)
+    cluster, crdb, unreadable = plan_resources(env)
+    if args.offline:
+        unreadable = "--offline: the cluster was not read"
+    result = build_plan(phases, environment=env.name, cluster=cluster, crdb=crdb, unreadable=unreadable)
+    sys.stdout.write(render(result, args.format))
+    return 0
+
+
+def _docs(write: bool) -> int:
+    from .phases import REPO_ROOT
+    from .plan import DOCS, manual_section, with_manual_section
+
+    section, stale = manual_section(), []
+    for name in DOCS:
+        path = REPO_ROOT / name
+        text = path.read_text()
+        fresh = with_manual_section(text, section)
+        if fresh != text:
+            stale.append(name)
+            if write:
+                path.write_text(fresh)
+    if stale and not write:
+        print(f"out of date: {', '.join(stale)}; run python -m evolution_pipeline docs --write", file=sys.stderr)
+        return 1
+    print(f"{'rewrote' if stale else 'up to date'}: {', '.join(stale or DOCS)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
