@@ -110,4 +110,6 @@ def build_assets(env: Environment) -> list[dg.AssetsDefinition]:
 
 
 def all_assets() -> list[dg.AssetsDefinition]:
-    return [asset for env in ENVIRONMENTS for asset in build_assets(env)]
+    from .drills import drill_assets  # the drills and the report come after the phases (drills/__init__.py)
+
+    return [asset for env in ENVIRONMENTS for asset in build_assets(env)] + drill_assets()

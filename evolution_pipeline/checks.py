@@ -134,4 +134,6 @@ def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChe
 
 
 def all_checks() -> list[dg.AssetChecksDefinition]:
-    return [check for env in ENVIRONMENTS for check in build_checks(env)]
+    from .drills import drill_checks  # the drills' and the report's blocking checks
+
+    return [check for env in ENVIRONMENTS for check in build_checks(env)] + drill_checks()

@@ -5,6 +5,7 @@ import dagster as dg
 from .assets import all_assets
 from .checks import all_checks
 from .jobs import evolve, nightly_rehearsal_schedule, rehearse
+from .sensors import build_failure_sensor
 
 
 def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = None) -> dg.Definitions:
@@ -14,6 +15,7 @@ def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = 
         asset_checks=all_checks(),
         jobs=[evolve, rehearse],
         schedules=[schedule or nightly_rehearsal_schedule()],
+        sensors=[build_failure_sensor([evolve, rehearse])],
         resources=resources,
         # A phase's steps run one after another anyway: one process per run keeps Dagster's own overhead
         # near 0.04 s per step instead of ~3 s for a fresh Python per step (bench/pipeline_overhead.py).

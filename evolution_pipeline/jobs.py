@@ -22,7 +22,9 @@ evolve = _job("evolve", LIVE,
               "blocking check. Re-execute from failure to resume where it stopped.")
 
 rehearse = _job("rehearse", REHEARSAL,
-                "Rehearse the whole evolution on the rehearsal environment, recreated from scratch first.")
+                "Rehearse the whole evolution on the rehearsal environment, recreated from scratch first, then "
+                "drill it after phase 2 (a node taken away and back, the latest backup restored and compared) "
+                "and end with the rehearsal report.")
 
 
 def nightly_rehearsal_schedule(cron: str | None = None, timezone: str | None = None,
