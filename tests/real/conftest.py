@@ -14,6 +14,10 @@ from evolution_pipeline.resources.local import find_cockroach
 
 from .binary import missing_message
 
+# What the real run measured (total time, per-step seconds, time to converge per phase), printed at the end
+# of the session whatever the outcome, so a CI log shows the figures without -s.
+REPORT: list[str] = []
+
 
 def pytest_collection_modifyitems(config, items):
     if "real" in (config.getoption("markexpr") or ""):
@@ -32,3 +36,10 @@ def cockroach_bin() -> str:
     if not found:
         pytest.fail(missing_message(), pytrace=False)
     return found
+
+
+def pytest_terminal_summary(terminalreporter):
+    if REPORT:
+        terminalreporter.section("real-cluster run")
+        for line in REPORT:
+            terminalreporter.write_line(line)

@@ -26,6 +26,7 @@ from evolution_pipeline.phases import APP_DATABASE, PHASES, Phase
 from evolution_pipeline.state import PhaseState
 
 from . import observe
+from .conftest import REPORT
 from .bench import BACKGROUND_RPS, CLUSTER_LABEL, RealBench, make_workdir, remove_workdir, start_bench
 from .watch import Watcher
 
@@ -78,13 +79,27 @@ def evolution(cockroach_bin):
                 result = job.execute_in_process(instance=instance, raise_on_error=False)
                 seconds = time.monotonic() - started
                 watcher.stop()
-                print(f"\nevolve on a real cluster: {'succeeded' if result.success else 'FAILED'} in {seconds:.0f}s")
+                REPORT.append(f"evolve on a real cluster: {'succeeded' if result.success else 'FAILED'} "
+                              f"in {seconds:.0f}s")
+                REPORT.extend(_timings(result))
                 yield Evolution(bench, result, watcher, seconds)
                 passed = result.success
         finally:
             bench.close()
     if passed and not keep:
         remove_workdir(workdir)
+
+
+def _timings(result: dg.ExecuteInProcessResult) -> list[str]:
+    """Seconds per step and time to converge, per phase that materialized: the figures a reader of a real run
+    wants."""
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    lines = []
+    for phase in PHASES:
+        if phase.name in done:
+            state = result.output_for_node(phase.name)
+            lines.append(f"  {phase.name}: converged in {state.converge_seconds}s; steps {state.timings}")
+    return lines
 
 
 def test_every_phase_step_and_blocking_check_passes(evolution):
@@ -145,8 +160,9 @@ def test_zone_configs_are_the_phase_tables(evolution, phase):
         for target in observe.ZONES[kind]:
             raw = snap.zones[target]
             replicas = observe.zone_field(raw, "num_replicas")
-            # num_voters unset means every replica votes (pkg/config/zonepb/zone.go GetNumVoters).
-            voters = observe.zone_field(raw, "num_voters") or replicas
+            # num_voters unset (or 0) means every replica votes (pkg/config/zonepb/zone.go GetNumVoters).
+            voters = observe.zone_field(raw, "num_voters")
+            voters = replicas if voters in (None, "0") else voters
             assert (replicas, voters) == (str(replication.num_replicas), str(replication.num_voters)), (
                 f"{phase.name}: {target} is {raw!r}")
             if not replication.pin_voters_to_first_node:
