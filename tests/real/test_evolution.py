@@ -88,6 +88,8 @@ def evolution(cockroach_bin):
             bench.close()
     if passed and not keep:
         remove_workdir(workdir)
+    else:
+        REPORT.append(f"the run's folder (stores; logs of the nodes, the app and Prometheus) is kept: {workdir}")
 
 
 def _timings(result: dg.ExecuteInProcessResult) -> list[str]:
