@@ -332,9 +332,9 @@ def test_rehearsal_app_is_never_mistaken_for_the_live_one():
 
 
 def test_hpa_is_labelled_optional_and_targets_the_app():
-    hpa = find("HorizontalPodAutoscaler", "sample-app", "crdb-demo", path="app/hpa.yaml")
+    hpa = find("HorizontalPodAutoscaler", "sample-app", "crdb-demo", path="app/optional/hpa.yaml")
     assert hpa["metadata"]["annotations"]["crdb-live-evolution.io/optional"] == "true"
-    assert (K8S / "app" / "hpa.yaml").read_text().startswith("# OPTIONAL")
+    assert (K8S / "app" / "optional" / "hpa.yaml").read_text().startswith("# OPTIONAL")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "sample-app"
 
 

@@ -81,6 +81,7 @@ def test_every_manifest_file_is_installed_or_documented_as_optional(install_comm
             continue  # applied by `make observability-deploy` (observability helper's checks)
         applied_dir = f"apply -f {path.parent.relative_to(REPO_ROOT)}/\n" in install_commands
         optional = rel in {
+            "k8s/app/optional/hpa.yaml",
             "k8s/license-job.yaml",
             "k8s/loadgen-job.yaml",
             "k8s/license-secret.example.yaml",

@@ -57,7 +57,7 @@ def test_the_manifests_are_all_there():
         "app/secret.yaml",
         "app/deployment.yaml",
         "app/service.yaml",
-        "app/hpa.yaml",
+        "app/optional/hpa.yaml",
         "pipeline/rbac.yaml",
         "pipeline/dagster-values.yaml",
         "kind/kind-config.yaml",
