@@ -43,6 +43,7 @@ from evolution_pipeline.environments import LIVE, REHEARSAL
 from evolution_pipeline.phases import PHASES
 from tests.doubles.pipeline_world import new_world
 from tests.e2e.instant import instant
+from tests.pipeline.crdb_stand_in import PipelineCrdb
 from tests.pipeline.conftest import EnvironmentApp, WorldMetrics
 from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
 from tests.support.dagster_dev import start_dagster_dev
@@ -126,6 +127,12 @@ class Bench:
             ]
         self.prometheus = start_prometheus(workdir / "prometheus", config)
         self.worlds = {env.name: workdir / f"world-{env.name}.json" for env in (LIVE, REHEARSAL)}
+        for path in self.worlds.values():
+            new_world(path, ready_after_polls=0)
+        # The wire-level CockroachDB stand-in of each environment (the real CrdbSqlResource talks to it).
+        self.crdbs = {name: PipelineCrdb(path).start() for name, path in self.worlds.items()}
+        for name, crdb in self.crdbs.items():
+            self.metrics[name].crdb = crdb
         self.reset()
         # The app checks need a few samples of the request counter inside their window.
         self.prometheus.wait_for(f'app_requests_total{{cluster="{CLUSTER_LABEL[LIVE]}"}}', timeout=60)
@@ -137,6 +144,7 @@ class Bench:
             # Atomically: the stand-in nodes read the file on every scrape.
             os.replace(new_world(path.with_suffix(".new"), ready_after_polls=0), path)
             self.metrics[name].world_path = str(path)
+            self.crdbs[name].recreate()
         # Let one scrape see the empty cluster, so no check reads the previous run's final gauges.
         time.sleep(0.5)
 
@@ -147,11 +155,15 @@ class Bench:
             "TEST_PROMETHEUS_URL": self.prometheus.url,
             "TEST_APP_URL_LIVE": self.apps["live"].url,
             "TEST_APP_URL_REHEARSAL": self.apps["rehearsal"].url,
+            "TEST_CRDB_URL_LIVE": self.crdbs["live"].url,
+            "TEST_CRDB_URL_REHEARSAL": self.crdbs["rehearsal"].url,
             "TEST_CHECK_SETTLE": str(CHECK_SETTLE_SECONDS),
             "TEST_INSTANT": "1",
         }
 
     def close(self) -> None:
+        for crdb in self.crdbs.values():
+            crdb.stop()
         self.prometheus.stop()
         for m in self.metrics.values():
             m.cluster.close()
@@ -220,6 +232,7 @@ def in_process(bench: Bench, iterations: int, deadline: float) -> list[tuple[dic
             {k: str(v) for k, v in bench.worlds.items()},
             bench.prometheus.url,
             {k: a.url for k, a in bench.apps.items()},
+            {k: c.url for k, c in bench.crdbs.items()},
             settle=CHECK_SETTLE_SECONDS,
         )
     )

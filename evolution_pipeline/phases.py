@@ -92,7 +92,7 @@ class Phase:
     @property
     def failures_tolerated(self) -> int:
         """Node failures every range survives: a majority of its voters must stay up. Mirrors
-        maxFailuresBeforeUnavailability (cockroachdb/cockroach pkg/sql/regions): ((voters + 1) / 2) - 1."""
+        maxFailuresBeforeUnavailability (cockroachdb/cockroach pkg/sql/region_util.go): ((voters + 1) / 2) - 1."""
         voters = min(self.expected_data_voters, self.expected_system_voters)
         return (voters + 1) // 2 - 1
 

@@ -1,8 +1,10 @@
 """The pipeline's test bench: a real Prometheus scraping stand-in CockroachDB nodes and the real sample app.
 
-The stand-in nodes derive their metrics from the stand-in world on every scrape (live nodes = ready
-nodes; under-replicated ranges = ranges below the allocator's target), so the blocking checks see the
-consequences of what the ops did, through a real Prometheus and real PromQL.
+Each environment has a wire-level stand-in CockroachDB (tests/pipeline/crdb_stand_in.py) that the real
+CrdbSqlResource talks to, and stand-in nodes whose metrics follow it on every scrape (live nodes = the world's
+ready nodes; under-replicated and unavailable ranges = the stand-in's range_health(), counted like
+CockroachDB's replica metrics), so the blocking checks see the consequences of what the ops did, through a
+real Prometheus and real PromQL.
 
 CockroachDB cannot run here, the sample app can: each environment (live, rehearsal) has the real app
 (`python -m sample_app`) on its own real PostgreSQL (tests/app/pg.py), so stopping one environment's
@@ -31,17 +33,19 @@ from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env
 from tests.app.pg import LocalPostgres
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
-from tests.doubles.pipeline_world import new_world, read_world, zone_targets
+from tests.doubles.pipeline_world import new_world, read_world
+from tests.pipeline.crdb_stand_in import PipelineCrdb
 from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
 from tests.support.prometheus import start_prometheus
 
 
 class WorldMetrics:
-    """Three stand-in nodes per environment whose metrics follow a world file."""
+    """Three stand-in nodes per environment whose metrics follow a world file and its stand-in CockroachDB."""
 
     def __init__(self):
         self.cluster = CrdbMetricsCluster(3)
         self.world_path = None
+        self.crdb: PipelineCrdb | None = None
         self.overrides: dict[str, float] = {}
         for node in self.cluster.nodes:
             node.before_scrape = self._update
@@ -52,14 +56,13 @@ class WorldMetrics:
             return
         s = read_world(self.world_path)
         node.up = node.node_id <= s["ready"]
-        under = 0
-        for r in s["ranges"]:
-            zone = s["zones"]["RANGE default" if r["scope"] == "app" else "RANGE system"]
-            if s["ready"] and len(r["voters"]) < zone_targets(zone, s["ready"])[0]:
-                under += 1
-        # Store-level gauges are per store; report the cluster total on store 1 like a leaseholder would.
-        values = {"liveness_livenodes": s["ready"], "ranges_underreplicated": under if node.node_id == 1 else 0,
-                  "ranges_unavailable": 0}
+        health = self.crdb.range_health() if self.crdb and node.up else {}
+        # Store-level gauges are per store and counted by each range's leaseholder; every lease starts on
+        # node 1 here, so store 1 reports the cluster's totals (the checks sum over stores).
+        first = node.node_id == 1
+        values = {"liveness_livenodes": s["ready"],
+                  "ranges_underreplicated": health.get("under_replicated", 0) if first else 0,
+                  "ranges_unavailable": health.get("unavailable", 0) if first else 0}
         values.update(self.overrides)
         node.set(**values)
 
@@ -234,15 +237,29 @@ def worlds(tmp_path, bench):
 
 
 @pytest.fixture
-def resources(worlds, bench):
-    return stand_in_resources(worlds, bench.prometheus.url, {k: a.url for k, a in bench.apps.items()})
+def crdbs(worlds, bench):
+    """One stand-in CockroachDB per environment, live nodes from its world; a secure cluster (passwords)."""
+    stand_ins = {name: PipelineCrdb(path).start() for name, path in worlds.items()}
+    for name, crdb in stand_ins.items():
+        bench.metrics[name].crdb = crdb
+    yield stand_ins
+    for name, crdb in stand_ins.items():
+        bench.metrics[name].crdb = None
+        crdb.stop()
 
 
 @pytest.fixture
-def stand_in_env(worlds, bench, monkeypatch):
+def resources(worlds, crdbs, bench):
+    return stand_in_resources(worlds, bench.prometheus.url, {k: a.url for k, a in bench.apps.items()},
+                              {k: c.url for k, c in crdbs.items()})
+
+
+@pytest.fixture
+def stand_in_env(worlds, crdbs, bench, monkeypatch):
     """The same wiring, through environment variables, for subprocess-based runs."""
     env = {
         "TEST_WORLD_LIVE": str(worlds["live"]), "TEST_WORLD_REHEARSAL": str(worlds["rehearsal"]),
+        "TEST_CRDB_URL_LIVE": crdbs["live"].url, "TEST_CRDB_URL_REHEARSAL": crdbs["rehearsal"].url,
         "TEST_PROMETHEUS_URL": bench.prometheus.url,
         "TEST_APP_URL_LIVE": bench.apps["live"].url, "TEST_APP_URL_REHEARSAL": bench.apps["rehearsal"].url,
     }

@@ -12,12 +12,13 @@ from evolution_pipeline.environments import LIVE, REHEARSAL
 from evolution_pipeline.resources.grafana import GrafanaResource
 from evolution_pipeline.resources.prometheus import PrometheusResource
 from evolution_pipeline.resources.sample_app import SampleAppResource
-from tests.doubles.pipeline_world import WorldClusterResource, WorldSqlResource
+from evolution_pipeline.resources.sql import CrdbSqlResource
+from tests.doubles.pipeline_world import WorldClusterResource
 
 CLUSTER_LABEL = {LIVE: "crdb-test-live", REHEARSAL: "crdb-test-rehearsal"}
 
 
-def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, *, settle: float = 15.0,
+def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, crdb_urls: dict, *, settle: float = 15.0,
                        ready_timeout: float = 10.0, replication_timeout: float = 10.0,
                        grafana_url: str = "http://grafana.test:3000") -> dict:
     resources = {}
@@ -25,9 +26,10 @@ def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, *, set
         resources[env.resource_key("cluster")] = WorldClusterResource(
             world_path=str(worlds[env.name]), environment=env.name,
             ready_timeout_seconds=ready_timeout, poll_interval_seconds=0.05)
-        resources[env.resource_key("crdb")] = WorldSqlResource(
-            world_path=str(worlds[env.name]), replication_timeout_seconds=replication_timeout,
-            backup_uri=f"nodelocal://1/test-backups-{env.name}")
+        # The real resource against the environment's stand-in CockroachDB (tests/pipeline/crdb_stand_in.py).
+        resources[env.resource_key("crdb")] = CrdbSqlResource(
+            url=crdb_urls[env.name], replication_timeout_seconds=replication_timeout, replication_poll_seconds=0.05,
+            backup_uri=f"nodelocal://1/test-backups-{env.name}", max_attempts=3, retry_base_seconds=0.01)
         resources[env.resource_key("prometheus")] = PrometheusResource(
             url=prometheus_url, cluster_label=CLUSTER_LABEL[env], check_settle_seconds=settle,
             check_poll_seconds=0.5, min_window_seconds=5)
@@ -42,6 +44,7 @@ def stand_in_resources_from_env() -> dict:
         {"live": e["TEST_WORLD_LIVE"], "rehearsal": e["TEST_WORLD_REHEARSAL"]},
         e["TEST_PROMETHEUS_URL"],
         {"live": e["TEST_APP_URL_LIVE"], "rehearsal": e["TEST_APP_URL_REHEARSAL"]},
+        {"live": e["TEST_CRDB_URL_LIVE"], "rehearsal": e["TEST_CRDB_URL_REHEARSAL"]},
         settle=float(e.get("TEST_CHECK_SETTLE", "15")),
         grafana_url=e.get("TEST_GRAFANA_URL", "http://grafana.test:3000"),
     )

@@ -1,6 +1,10 @@
-"""Materialize the real phase assets and checks against the stand-in world and a real Prometheus."""
+"""Materialize the real phase assets and checks against the stand-in CockroachDB, its world and a real
+Prometheus. The real CrdbSqlResource sends every statement; assertions read the stand-in's statement log."""
 
 from __future__ import annotations
+
+import dataclasses
+import re
 
 import dagster as dg
 import pytest
@@ -8,7 +12,9 @@ import pytest
 from evolution_pipeline.assets import all_assets
 from evolution_pipeline.checks import all_checks
 from evolution_pipeline.definitions import build_definitions
-from evolution_pipeline.phases import PHASES
+from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, Replication
+from evolution_pipeline.resources.sql import ZONE_TARGETS_DATA, ZONE_TARGETS_SYSTEM, parse_zone_config
+from evolution_pipeline.sqlscript import load_script
 from evolution_pipeline.state import PhaseState
 from tests.doubles.pipeline_world import read_world, world
 
@@ -26,7 +32,22 @@ def checks_by_name(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
     return {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
 
 
-def test_each_phase_materializes_in_order(resources, worlds):
+BACKUPS = r"^\s*BACKUP INTO"
+CREATE_USER = r"^\s*CREATE USER"
+
+
+def assert_replicas_match(crdb, phase) -> None:
+    """Every range holds the phase's voters and non-voters; pinned phases keep the voters on node 1."""
+    targets = {(phase.expected_data_voters, phase.expected_data_non_voters),
+               (phase.expected_system_voters, phase.expected_system_non_voters)}
+    for r in crdb.range_state():
+        assert (len(r["voters"]), len(r["non_voters"])) in targets, r
+        if phase.pins_voters:
+            assert r["voters"] == [1] and r["leaseholder"] == 1, r
+
+
+def test_each_phase_materializes_in_order(resources, worlds, crdbs):
+    crdb = crdbs["live"]
     with dg.instance_for_test() as instance:
         for phase in PHASES:
             result = materialize(resources, instance, dg.AssetKey(phase.name))
@@ -38,9 +59,16 @@ def test_each_phase_materializes_in_order(resources, worlds):
             assert set(state.timings) == {"backup", "scale", "apply_sql", "verify_replication"}
             s = read_world(worlds["live"])
             assert s["desired"] == s["ready"] == phase.nodes
-            assert s["zones"]["RANGE default"]["num_replicas"] == phase.data.num_replicas
-            assert s["zones"]["RANGE liveness"]["num_replicas"] == phase.system.num_replicas
+            for target in ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM:
+                zone = parse_zone_config(crdb.zone(target))
+                want = phase.data if target in ZONE_TARGETS_DATA else phase.system
+                assert (zone.num_replicas, zone.num_voters or zone.num_replicas) == (
+                    want.num_replicas, want.num_voters), (target, crdb.zone(target))
+            # What the run recorded is exactly what CockroachDB received, node 1's locality resolved.
             assert len(state.zone_statements) == 5 and "<node 1" not in " ".join(state.zone_statements)
+            for statement in state.zone_statements:
+                assert crdb.count("^" + re.escape(statement.rstrip(";")) + "$") >= 1, statement
+            assert_replicas_match(crdb, phase)
             checks = checks_by_name(result)
             assert len(checks) == 5 and all(c.passed for c in checks.values()), checks
             live = checks[(phase.name, "live_nodes_match_phase")]
@@ -49,11 +77,15 @@ def test_each_phase_materializes_in_order(resources, worlds):
             assert live.metadata["grafana"].url.startswith("http://grafana.test:3000/d/")
             mat = result.get_asset_materialization_events()[0].materialization
             assert mat.metadata["nodes"].value == phase.nodes
-        s = read_world(worlds["live"])
-        # Phase 0 had nothing to back up; phases 1 and 2 took exactly one backup each.
-        assert s["calls"]["backup_into"] == 2
-        assert sorted(s["users"]) == ["app_reader", "app_writer"]
-        assert s["scripts"] == [f for p in PHASES for f in p.sql_files]
+        # Phase 0 had nothing to back up; phases 1 and 2 took exactly one backup each, each checked.
+        assert crdb.count(BACKUPS) == 2
+        assert crdb.count(r"^\s*SHOW BACKUP FROM LATEST IN .* WITH check_files") == 2
+        assert crdb.count(CREATE_USER) == 2 and {"app_reader", "app_writer"} <= crdb.users
+        # Every phase file ran once, in phase order.
+        firsts = [load_script(path)[0] for p in PHASES for path in p.sql_paths()]
+        sent = [sql for _, _, sql in crdb.statements]
+        assert [sent.count(f) for f in firsts] == [1] * len(firsts)
+        assert [sent.index(f) for f in firsts] == sorted(sent.index(f) for f in firsts)
 
 
 def test_phase0_on_a_fresh_cluster_records_why_backup_skipped(resources, worlds):
@@ -66,7 +98,7 @@ def test_phase0_on_a_fresh_cluster_records_why_backup_skipped(resources, worlds)
         assert backup_meta.backup.status == "skipped"
 
 
-def test_phase_cannot_run_before_its_predecessor(resources, worlds):
+def test_phase_cannot_run_before_its_predecessor(resources, worlds, crdbs):
     with dg.instance_for_test() as instance:
         # Nothing is stored for phase0 yet, so phase1's first step cannot load its input and nothing runs.
         result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
@@ -75,7 +107,7 @@ def test_phase_cannot_run_before_its_predecessor(resources, worlds):
     assert [e.step_key for e in failures] == ["phase1_two_nodes.preflight"]
     assert "loading input" in failures[0].step_failure_data.error.message
     s = read_world(worlds["live"])
-    assert s["desired"] == 0 and s["calls"] == {}
+    assert s["desired"] == 0 and s["calls"] == {} and crdbs["live"].statements == []
 
 
 def test_evolve_job_runs_all_phases(resources, worlds):
@@ -92,28 +124,32 @@ def test_evolve_job_runs_all_phases(resources, worlds):
     assert s["calls"]["set_desired_nodes"] == 3  # 0->1, 1->2, 2->3: one scale per phase
 
 
-def test_materializing_a_phase_twice_is_idempotent(resources, worlds):
+def test_materializing_a_phase_twice_is_idempotent(resources, worlds, crdbs):
+    crdb = crdbs["live"]
     with dg.instance_for_test() as instance:
         materialize(resources, instance, LIVE_KEYS[0])
         materialize(resources, instance, LIVE_KEYS[1])
         before = read_world(worlds["live"])
+        backups_before = crdb.count(BACKUPS)
         second = materialize(resources, instance, LIVE_KEYS[1])
         after = read_world(worlds["live"])
         assert second.success
         assert after["calls"]["set_desired_nodes"] == before["calls"]["set_desired_nodes"]  # no second scale
-        assert after["calls"].get("create_user", 0) == before["calls"].get("create_user", 0) == 2
+        assert crdb.count(CREATE_USER) == 2  # users created once, whatever the re-runs
         # One backup per run: the second run took its own, with its own run id in the collection.
-        assert after["calls"]["backup_into"] == before["calls"]["backup_into"] + 1
+        assert crdb.count(BACKUPS) == backups_before + 1
+        assert_replicas_match(crdb, PHASES[1])
         assert not second.output_for_node("phase1_two_nodes").scaled
 
 
-def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds):
+def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds, crdbs):
     from evolution_pipeline.environments import LIVE
     from evolution_pipeline.ops.backup import build_backup
 
     with world(worlds["live"]) as s:
         s["desired"] = s["ready"] = 1
-        s["database"] = True
+    resources["crdb"].ensure_database()
+    resources["crdb"].run_script(PHASES[0].sql_paths()[0])  # tables and seed rows to back up
     backup = build_backup(LIVE)
     phase = PHASES[1]
     state = PhaseState(phase.name, phase.nodes, phase.data, phase.system, run_id="run-abc")
@@ -123,7 +159,8 @@ def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds):
     assert first.backup.status == "taken" and again.backup.status == "reused"
     assert first.backup.uri == again.backup.uri == "nodelocal://1/test-backups-live/phase1/run-abc"
     assert first.backup.rows == again.backup.rows is not None and first.backup.size_bytes is not None
-    assert read_world(worlds["live"])["calls"]["backup_into"] == 1
+    assert crdbs["live"].count(BACKUPS) == 1
+    assert first.backup.rows == 12000  # the seed rows, as SHOW BACKUP ... WITH check_files counts them
 
 
 def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
@@ -200,7 +237,7 @@ def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(
     assert read_world(worlds["live"])["desired"] == 2
 
 
-def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, bench):
+def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, crdbs, bench):
     """On a fresh cluster the app fails every request until phase 0 creates its database: those errors
     must not count against the phase. The app checks start their window when the app became ready."""
     import threading
@@ -214,7 +251,7 @@ def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, bench
 
     def database_appears():
         while not done.wait(0.05):
-            if read_world(worlds["live"])["database"]:
+            if "app" in crdbs["live"].databases:
                 app.pg.start()
                 return
 
@@ -232,3 +269,96 @@ def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, bench
     assert state.app_serving_since > state.started_at
     budget = checks[("phase0_single_node", "sample_app_error_budget")]
     assert budget.metadata["value"].value == 0.0
+
+
+@pytest.mark.parametrize(("states_voters", "refusal"), [
+    (False, "at least 3 replicas are required for multi-replica configurations"),  # the seed's phase 1
+    (True, "at least 3 voting replicas are required for multi-replica configurations"),
+])
+def test_two_voters_are_refused_by_cockroachdb(resources, worlds, crdbs, monkeypatch, states_voters, refusal):
+    """Put the seed's "RF 2" back: CockroachDB's zone validation refuses it (SQLSTATE 23514), apply_sql fails."""
+    import evolution_pipeline.zones as zones
+
+    two = Replication(num_replicas=2, num_voters=2)
+    monkeypatch.setitem(PHASES_BY_NAME, PHASES[1].name, dataclasses.replace(PHASES[1], data=two, system=two))
+    monkeypatch.setattr(zones, "_states_voters", lambda phase: states_voters)
+    with dg.instance_for_test() as instance:
+        assert materialize(resources, instance, LIVE_KEYS[0]).success
+        result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "phase1_two_nodes.apply_sql"
+    message = failure.step_failure_data.error.message
+    assert "refused the phase's zone config" in message and refusal in message, message
+    assert crdbs["live"].count(r"CONFIGURE ZONE USING num_replicas = 2") == 1  # refused at the first zone
+
+
+def test_three_voters_on_two_nodes_never_converge(resources, worlds, crdbs, monkeypatch):
+    """A zone CockroachDB accepts but two nodes cannot satisfy: verify_replication must time out, naming
+    the ranges, instead of passing (the replicate queue refuses to go to a fragile 2-voter quorum)."""
+    three = Replication(num_replicas=3, num_voters=3)
+    monkeypatch.setitem(PHASES_BY_NAME, PHASES[1].name, dataclasses.replace(PHASES[1], data=three))
+    resources = {**resources, "crdb": resources["crdb"].model_copy(update={"replication_timeout_seconds": 2})}
+    with dg.instance_for_test() as instance:
+        assert materialize(resources, instance, LIVE_KEYS[0]).success
+        result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    assert failure.step_key == "phase1_two_nodes.verify_replication"
+    message = failure.step_failure_data.error.message
+    assert "still not at the phase's voters and non-voters" in message and "want 3 voter(s)" in message, message
+    assert all(len(r["voters"]) == 1 for r in crdbs["live"].range_state() if r["database"] == "app")
+
+
+def _backup_once(resources, worlds, run_id: str):
+    """Run the backup op alone on a one-node cluster that has the app's data."""
+    from evolution_pipeline.environments import LIVE
+    from evolution_pipeline.ops.backup import build_backup
+
+    with world(worlds["live"]) as s:
+        s["desired"] = s["ready"] = 1
+    resources["crdb"].ensure_database()
+    phase = PHASES[1]
+    state = PhaseState(phase.name, phase.nodes, phase.data, phase.system, run_id=run_id)
+    return build_backup(LIVE)(dg.build_op_context(resources=resources), state)
+
+
+def test_a_missing_bucket_is_never_taken_for_no_backup(resources, worlds, crdbs):
+    """backups_in: 0 rows means none; an error (here S3's, which says "does not exist") stops the phase."""
+    crdbs["live"].fail_next(r"^\s*SHOW BACKUPS IN", "XXUUU",
+                            "NoSuchBucket: The specified bucket does not exist")
+    with pytest.raises(dg.Failure, match="cannot list the backups in .*NoSuchBucket"):
+        _backup_once(resources, worlds, "run-bucket")
+    assert crdbs["live"].count(BACKUPS) == 0
+
+
+def test_a_backup_that_fails_its_file_check_stops_the_phase(resources, worlds, crdbs):
+    crdbs["live"].fail_next(r"^\s*SHOW BACKUP FROM LATEST", "58P01",
+                            "file does not exist: /crdb-evolution-backups/2026/11/30-031500.00/data/1.sst")
+    with pytest.raises(dg.Failure, match="did not pass SHOW BACKUP ... WITH check_files.*file does not exist"):
+        _backup_once(resources, worlds, "run-check")
+    assert crdbs["live"].count(BACKUPS) == 1
+
+
+@pytest.mark.parametrize("resource_knows", [True, False])
+def test_an_insecure_cluster_never_gets_a_password(resources, worlds, bench, monkeypatch, resource_knows):
+    """CockroachDB refuses passwords in insecure mode (28P01). The resource flagged insecure creates the
+    users without one and needs no password variables; one that is not flagged fails with the reason."""
+    from tests.pipeline.crdb_stand_in import PipelineCrdb
+
+    insecure = PipelineCrdb(worlds["live"], insecure=True).start()
+    bench.metrics["live"].crdb = insecure
+    try:
+        if resource_knows:
+            monkeypatch.delenv("APP_WRITER_PASSWORD")
+        crdb = resources["crdb"].model_copy(update={"url": insecure.url, "insecure": resource_knows})
+        with dg.instance_for_test() as instance:
+            result = materialize({**resources, "crdb": crdb}, instance, LIVE_KEYS[0], raise_on_error=False)
+    finally:
+        insecure.stop()
+    if resource_knows:
+        assert result.success and "app_writer" in insecure.users
+        assert insecure.count(r"PASSWORD") == 0
+    else:
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        assert failure.step_key == "phase0_single_node.apply_sql"
+        assert "setting or updating a password is not supported in insecure mode" in (
+            failure.step_failure_data.error.message)

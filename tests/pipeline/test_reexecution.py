@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from tests.doubles.pipeline_world import read_world, world
+from evolution_pipeline.resources.sql import ZoneConfig, parse_zone_config
+from tests.doubles.pipeline_world import read_world
 
 pytestmark = pytest.mark.slow
 
@@ -21,9 +22,10 @@ def _executed_steps(instance, run_id: str) -> set[str]:
     return {r.event_log_entry.dagster_event.step_key for r in records}
 
 
-def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, worlds, tmp_path):
-    with world(worlds["live"]) as s:
-        s["fail"]["range_replicas@2"] = 1  # phase 1's verify_replication fails once, with 2 nodes up
+def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, worlds, crdbs, tmp_path):
+    crdb = crdbs["live"]
+    # Phase 1's verify_replication fails once, with 2 nodes up (XX000: not retryable).
+    crdb.fail_with_nodes(2, r"^\s*SHOW RANGES FROM DATABASE", "XX000", "internal error: injected")
     recon = dg.reconstructable(_evolve)
     with dg.instance_for_test() as instance:
         first = dg.execute_job(recon, instance)
@@ -31,7 +33,7 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
         assert not first.success, failed
         assert failed == ["phase1_two_nodes.verify_replication"]
         after_failure = read_world(worlds["live"])
-        assert after_failure["desired"] == 2 and after_failure["calls"]["backup_into"] == 1
+        assert after_failure["desired"] == 2 and crdb.count(r"^\s*BACKUP INTO") == 1
 
         again = dg.execute_job(
             recon, instance,
@@ -47,5 +49,6 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
     final = read_world(worlds["live"])
     assert final["desired"] == final["ready"] == 3
     assert final["calls"]["set_desired_nodes"] == 3  # phase 1 was not scaled twice
-    assert final["calls"]["backup_into"] == 2  # phase 1's backup was not repeated; phase 2 took one
-    assert final["zones"]["RANGE default"] == {"num_replicas": 3, "num_voters": 3, "voter_constraints": "[]"}
+    assert crdb.count(r"^\s*BACKUP INTO") == 2  # phase 1's backup was not repeated; phase 2 took one
+    assert crdb.count(r"^\s*CREATE USER") == 2
+    assert parse_zone_config(crdb.zone("RANGE default")) == ZoneConfig(3, 3, "[]")
