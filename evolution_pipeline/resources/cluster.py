@@ -30,7 +30,7 @@ class ClusterStatus:
     desired_nodes: int
     ready_nodes: int
     # False while the control plane has not yet acted on the latest desired count
-    # (operator: status.observedGeneration < metadata.generation).
+    # (operator: fewer or more CrdbNodes than desired).
     settled: bool
     nodes: tuple[NodeStatus, ...] = field(default_factory=tuple)
     message: str = ""
