@@ -102,8 +102,9 @@ def start_bench(workdir: Path, cockroach_bin: str, monkeypatch: pytest.MonkeyPat
     environ = bench_environment(workdir, cockroach_bin)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
-    # Grafana is optional in the product; the bench has none, so no annotation is attempted.
-    for name in ("GRAFANA_URL", "GRAFANA_API_URL", "GRAFANA_API_TOKEN"):
+    # Grafana is optional in the product; the bench has none, so no annotation is attempted. The live
+    # node-loss drill is off by default (evolution_pipeline/drills): the suite runs the default evolve job.
+    for name in ("GRAFANA_URL", "GRAFANA_API_URL", "GRAFANA_API_TOKEN", "EVOLUTION_NODE_LOSS_DRILL"):
         monkeypatch.delenv(name, raising=False)
     Path(environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     control = LocalClusterControl(LocalClusterResource.from_environment(LIVE).config())
