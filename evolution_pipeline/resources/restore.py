@@ -83,10 +83,10 @@ def backup_end_time(crdb: CrdbSqlResource, uri: str, database: str) -> tuple[dt.
     rows = crdb.execute("SHOW BACKUP FROM LATEST IN %(uri)s", {"uri": uri})
     tables = [r["object_name"] for r in rows if r.get("object_type") == "table" and r.get("database_name") == database]
     ends = [r["end_time"] for r in rows if r.get("end_time") is not None]
-    if not ends:
-        raise SqlError(f"SHOW BACKUP FROM LATEST IN {uri} gave no end_time: cannot compare as of the backup")
     if not tables:
         raise SqlError(f"the latest backup in {uri} holds no table of database {database!r}: nothing to compare")
+    if not ends:
+        raise SqlError(f"SHOW BACKUP FROM LATEST IN {uri} gave no end_time: cannot compare as of the backup")
     return max(ends), sorted(tables)
 
 
