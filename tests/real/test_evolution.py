@@ -114,7 +114,7 @@ def test_every_phase_step_and_blocking_check_passes(evolution):
     assert not missing, f"steps that never succeeded: {missing}"
     evaluations = {(e.asset_key.to_user_string(), e.check_name): e for e in result.get_asset_check_evaluations()}
     expected = {(p.name, c.name) for p in PHASES for c in CHECKS}
-    assert set(evaluations) == expected, f"checks that did not run: {sorted(expected - set(evaluations))}"
+    assert expected <= set(evaluations), f"checks that did not run: {sorted(expected - set(evaluations))}"
     failed = [e.description for e in evaluations.values() if not e.passed]
     assert not failed, "\n".join(failed)
     assert result.success
