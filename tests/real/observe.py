@@ -20,7 +20,6 @@ from psycopg.rows import dict_row
 
 from evolution_pipeline.phases import APP_DATABASE, Phase
 
-SCRATCH_DATABASE = "app_restore_check"
 ZONES = {"data": ("RANGE default",), "system": ("DATABASE system", "RANGE meta", "RANGE system", "RANGE liveness")}
 
 
@@ -118,29 +117,6 @@ def show_backup(url: str, uri: str) -> list[BackupTable]:
     return [BackupTable(r["parent_schema_name"], r["object_name"], int(r["rows"] or 0), int(r["size_bytes"] or 0), int(r["file_bytes"] or 0),
                         r["end_time"])
             for r in rows if r["database_name"] == APP_DATABASE and r["object_type"] == "table"]
-
-
-def as_of(ts: dt.datetime) -> str:
-    """A TIMESTAMPTZ for AS OF SYSTEM TIME, which parses a string as a timestamp first
-    (cockroachdb/cockroach pkg/sql/sem/asof/as_of.go DatumToHLC). SHOW BACKUP's end_time has microseconds."""
-    return ts.astimezone(dt.UTC).isoformat(sep=" ")
-
-
-def count_rows(url: str, database: str, schema: str, table: str, at: str | None = None) -> int:
-    stmt = sql.SQL("SELECT count(*) AS n FROM {}.{}.{}").format(
-        sql.Identifier(database), sql.Identifier(schema), sql.Identifier(table))
-    if at:
-        stmt = stmt + sql.SQL(" AS OF SYSTEM TIME {}").format(sql.Literal(at))
-    return int(query(url, stmt)[0]["n"])
-
-
-def restore_into_scratch(url: str, uri: str) -> None:
-    query(url, sql.SQL("RESTORE DATABASE {} FROM LATEST IN {} WITH new_db_name = {}").format(
-        sql.Identifier(APP_DATABASE), sql.Literal(uri), sql.Literal(SCRATCH_DATABASE)))
-
-
-def drop_scratch(url: str) -> None:
-    query(url, sql.SQL("DROP DATABASE IF EXISTS {} CASCADE").format(sql.Identifier(SCRATCH_DATABASE)))
 
 
 def database_exists(url: str, name: str) -> bool:

@@ -6,8 +6,8 @@ Asserted: every phase's steps and blocking checks pass; the voters and non-voter
 zone configs behind them) match the phase table in evolution_pipeline/phases.py; once the read-only user
 exists the app reads through it with follower reads; the app's 5xx ratio from
 the moment it could serve stays within the checks' error budget; the last backup passes SHOW BACKUP ...
-WITH check_files, restores into a scratch database whose row counts equal the source's as of the backup's
-end time, and the scratch database is dropped afterwards.
+WITH check_files, and the product's restore drill restores it into a scratch database whose row counts and
+id checksums equal the source's as of the backup's end time, then drops the scratch database.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import dagster as dg
 import pytest
 
 from evolution_pipeline.checks import CHECKS
-from evolution_pipeline.environments import ENVIRONMENT_TAG, LIVE
+from evolution_pipeline.environments import ENVIRONMENT_TAG, LIVE, REHEARSAL
 from evolution_pipeline.ops import PhaseOps
 from evolution_pipeline.phases import APP_DATABASE, PHASES, Phase
 from evolution_pipeline.state import PhaseState
@@ -206,23 +206,27 @@ def _value(result: list[dict]) -> float:
 
 
 def test_the_last_backup_is_verified_and_restores_into_a_scratch_database(evolution):
+    """The product's own restore drill (evolution_pipeline/resources/restore.py, run by the nightly rehearsal)
+    on the real cluster: RESTORE ... WITH new_db_name into a scratch database, row counts and id checksums
+    against the source AS OF the backup's end time, the scratch database dropped afterwards."""
+    from evolution_pipeline.resources import restore
+    from evolution_pipeline.resources.sql import CrdbSqlResource
+
     states = {p.name: evolution.state(p) for p in PHASES}
     assert states[PHASES[0].name].backup.status == "skipped", "phase 0 has no application data to back up yet"
     taken = [s.backup for s in states.values() if s.backup and s.backup.status == "taken"]
     assert len(taken) == len(PHASES) - 1, f"one backup per phase after phase 0: {[s.backup for s in states.values()]}"
+    # The backup op recorded what SHOW BACKUP ... WITH check_files reported (sizes and rows in the metadata).
+    assert taken[-1].size_bytes and taken[-1].rows and taken[-1].file_bytes, f"backup record: {taken[-1]}"
     url, uri = evolution.bench.admin_url, taken[-1].uri
     tables = observe.show_backup(url, uri)
     assert tables, f"SHOW BACKUP FROM LATEST IN {uri} lists no table of {APP_DATABASE!r}"
     assert all(t.file_bytes > 0 for t in tables if t.size_bytes), f"check_files found empty files: {tables}"
-    at = observe.as_of(tables[0].end_time)
-    try:
-        observe.restore_into_scratch(url, uri)
-        restored = {t.name: observe.count_rows(url, observe.SCRATCH_DATABASE, t.schema, t.name) for t in tables}
-        source = {t.name: observe.count_rows(url, APP_DATABASE, t.schema, t.name, at=at) for t in tables}
-    finally:
-        observe.drop_scratch(url)
-    assert restored == source, f"restored row counts {restored} differ from the source as of {at}: {source}"
-    assert sum(restored.values()) > 0, "the backup holds the app's seeded data"
-    # The backup op recorded what SHOW BACKUP ... WITH check_files reported (sizes and rows in the metadata).
-    assert taken[-1].size_bytes and taken[-1].rows and taken[-1].file_bytes, f"backup record: {taken[-1]}"
-    assert not observe.database_exists(url, observe.SCRATCH_DATABASE), "the scratch database is dropped"
+    crdb = CrdbSqlResource(url=url, database=APP_DATABASE)
+    # The drill's guard allows only the rehearsal environment: this cluster is the suite's own, made for this
+    # run and stopped after it, which is exactly what a rehearsal cluster is.
+    comparison = restore.restore_and_compare(crdb, REHEARSAL.name, uri)
+    assert not comparison.mismatches(), "\n".join(comparison.mismatches())
+    assert {t.table for t in comparison.restored_tables} == {t.name for t in tables}
+    assert sum(t.rows for t in comparison.restored_tables) > 0, "the backup holds the app's seeded data"
+    assert not observe.database_exists(url, comparison.scratch), "the scratch database is dropped"
