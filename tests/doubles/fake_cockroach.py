@@ -31,7 +31,9 @@ Cluster membership and liveness records are shared through a JSON file in $FAKE_
 (default: the parent of the node's store), which stands in for gossip and the liveness range. Every
 invocation appends its argv as one JSON line to $FAKE_COCKROACH_ARGV_LOG (default <cluster dir>/argv.log)
 so tests can assert exactly what was run. $FAKE_COCKROACH_FIRST_HEARTBEAT_DELAY (seconds, default 0) is a
-testing knob like NodeLiveness' paused heartbeat: the node joins but is not live for that long.
+testing knob like NodeLiveness' paused heartbeat: the node joins but is not live for that long;
+$FAKE_COCKROACH_SHUTDOWN_INITIAL_WAIT (seconds, default 0) stands for the cluster setting
+server.shutdown.initial_wait: after SIGTERM the node answers 503 "node is shutting down" that long, then exits.
 """
 
 from __future__ import annotations
@@ -60,6 +62,9 @@ PINNED_VERSION = tomllib.loads((Path(__file__).resolve().parents[2] / "versions.
 BUILD_TAG = f"{PINNED_VERSION}-standin"
 # Testing knob, like NodeLiveness' heartbeatPaused: seconds between joining and the first heartbeat.
 FIRST_HEARTBEAT_DELAY = float(os.environ.get("FAKE_COCKROACH_FIRST_HEARTBEAT_DELAY", "0"))
+# The cluster setting server.shutdown.initial_wait: how long a stopping node stays up but unready (503 "node is
+# shutting down") before it drains and exits; 0s by default (docs v26.2 node-shutdown.md "Unready phase").
+SHUTDOWN_INITIAL_WAIT = float(os.environ.get("FAKE_COCKROACH_SHUTDOWN_INITIAL_WAIT", "0"))
 NODE_STATUS_COLUMNS = [
     "id",
     "address",
@@ -332,6 +337,7 @@ def cmd_start(argv: list[str]) -> None:
         node.tick()
     print("initiating graceful shutdown of server", flush=True)
     node.drain()
+    time.sleep(SHUTDOWN_INITIAL_WAIT)
 
 
 def bind(addr: tuple[str, int], handler) -> socketserver.ThreadingTCPServer:

@@ -142,3 +142,16 @@ def test_a_stopped_node_stays_live_until_its_record_expires(nodes, tmp_path):
 
 def _sql_port(http_url: str) -> int:
     return int(http_url.rsplit(":", 1)[1]) - 3
+
+
+def test_a_stopping_node_is_unready_while_it_drains(nodes):
+    """SIGTERM starts the drain: during server.shutdown.initial_wait the node still answers, with 503
+    "node is shutting down" (grpcServer.health in modeDraining; docs v26.2 node-shutdown.md)."""
+    start, init, started = nodes
+    url = start(0, FAKE_COCKROACH_SHUTDOWN_INITIAL_WAIT="3")
+    init()
+    wait_for(lambda: ready(url).status_code == 200, "ready")
+    started[0].send_signal(signal.SIGTERM)
+    assert wait_for(lambda: ready(url).status_code == 503, "unready after SIGTERM", timeout=5)
+    assert unavailable(ready(url)) == "node is shutting down"
+    assert started[0].wait(timeout=15) == 0
