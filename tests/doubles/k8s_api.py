@@ -132,6 +132,7 @@ def qualified(resource: str) -> str:
 
 
 def not_found(resource: str, name: str) -> ApiError:
+    # k8s.io/apimachinery pkg/api/errors NewNotFound: '<resource>.<group> "<name>" not found', reason NotFound.
     group = "" if resource in CORE else GROUP
     return ApiError(
         404, f'{qualified(resource)} "{name}" not found', {"name": name, "group": group, "kind": resource}
@@ -583,6 +584,7 @@ class KubeApiDouble:
                 and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
             ):
                 return
+        # k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage + NewForbidden.
         subject = f'{qualified(resource)} "{name}"' if name else qualified(resource)
         raise ApiError(
             403,
