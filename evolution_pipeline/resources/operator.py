@@ -149,7 +149,8 @@ def api_error(call: ApiCall, exc: ApiException) -> ClusterControlError:
     code = exc.status
     if "admission webhook" in said and "denied the request" in said:
         # k8s.io/apiserver pkg/admission/plugin/webhook/errors ToStatusErr: 'admission webhook "<name>"
-        # denied the request: <reason>' (400 unless the webhook set a code). The operator registers its own.
+        # denied the request: <reason>', with the webhook's code (>= 400; 403 from controller-runtime's
+        # admission.Denied): matched on the words, so a webhook's 403 is never taken for missing RBAC.
         hint = (
             "the CockroachDB operator's admission webhook refused the change; its reason is below. Fix the "
             f"CrdbCluster or the requested value, check `{OPERATOR_HINT}`, then re-execute from failure"

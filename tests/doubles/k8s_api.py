@@ -20,11 +20,13 @@ serves only what evolution_pipeline/resources/operator.py uses, following the Ku
     admission plugin, k8s.io/apiserver pkg/admission/plugin/namespace/lifecycle/admission.go);
   * the operator's validating webhook (it registers cockroach-webhook-config at runtime: helm-charts
     cockroachdb-parent/charts/operator/templates/operator.yaml RBAC, charts/operator/README.md) can deny a
-    create/patch: 400 'admission webhook "<name>" denied the request: <reason>' (k8s.io/apiserver
-    pkg/admission/plugin/webhook/errors/statuserror.go ToStatusErr), or be down: 500 'Internal error occurred:
-    failed calling webhook "<name>": ...' (webhook/validating/dispatcher.go, failurePolicy Fail). The webhook
-    NAME here is illustrative: the operator creates its configurations at runtime and no public source lists
-    the entries' names.
+    create/patch: 'admission webhook "<name>" denied the request: <reason>' (k8s.io/apiserver
+    pkg/admission/plugin/webhook/errors/statuserror.go ToStatusErr) with the webhook's own code, at least
+    400: 403 for controller-runtime's admission.Denied (pkg/webhook/admission/response.go
+    ValidationResponse), 422 for a field error list; `webhook_denial_code` picks one. Or it can be down:
+    500 'Internal error occurred: failed calling webhook "<name>": ...' (k8s.io/apiserver
+    pkg/util/webhook/error.go ErrCallingWebhook, failurePolicy Fail). The webhook NAME here is illustrative:
+    the operator creates its configurations at runtime and no public source lists the entries' names.
 - A simulated operator reconciles lazily (on every request, from the clock). Modes make it as unhelpful as
   the public sources allow:
   * status_writes: "never" (default: no public source shows the operator writing status.readyNodes or
@@ -280,6 +282,7 @@ class KubeApiDouble:
         self.one_at_a_time, self.pod_ready_lag = one_at_a_time, pod_ready_lag
         self.namespaces = set(namespaces)
         self.webhook_denial: str | None = None  # a reason: the operator's webhook denies creates and patches
+        self.webhook_denial_code = 403  # controller-runtime admission.Denied
         self.webhook_down = False  # the webhook cannot be called: every create/patch of a CrdbCluster fails
         self.never_ready = False
         self.operator_running = True  # False: nothing is reconciled (a stopped or wedged operator)
@@ -661,7 +664,7 @@ class KubeApiDouble:
             )
         if self.webhook_denial is not None:
             raise ApiError(
-                400,
+                self.webhook_denial_code,
                 f'admission webhook "{WEBHOOK}" denied the request: {self.webhook_denial}',
                 {"name": name, "group": GROUP, "kind": CLUSTERS},
             )
