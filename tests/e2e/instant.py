@@ -3,6 +3,8 @@ Dagster's own overhead rather than our waits (bench/pipeline_overhead.py; TEST_I
 
 from __future__ import annotations
 
+from tests.pipeline.stand_ins import replaced
+
 POLL_SECONDS = 0.01
 # Checks ask the real Prometheus; polling it every 50 ms is plenty against a 250 ms scrape interval.
 CHECK_POLL_SECONDS = 0.05
@@ -17,5 +19,5 @@ def instant(resources: dict) -> dict:
             "crdb": {"replication_poll_seconds": POLL_SECONDS},
             "prometheus": {"check_poll_seconds": CHECK_POLL_SECONDS},
         }.get(kind, {})
-        fast[key] = res.model_copy(update=update) if update else res
+        fast[key] = replaced(res, **update) if update else res
     return fast

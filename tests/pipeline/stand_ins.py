@@ -38,6 +38,12 @@ def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, crdb_u
     return resources
 
 
+def replaced(resource, **changes):
+    """The same resource with some fields changed. Not model_copy(update=...): Dagster builds a resource from
+    the config it was constructed with, so a model_copy's changes never reach the ops."""
+    return type(resource)(**{**resource.model_dump(), **changes})
+
+
 def stand_in_resources_from_env() -> dict:
     e = os.environ
     return stand_in_resources(

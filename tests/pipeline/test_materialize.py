@@ -17,6 +17,7 @@ from evolution_pipeline.resources.sql import ZONE_TARGETS_DATA, ZONE_TARGETS_SYS
 from evolution_pipeline.sqlscript import load_script
 from evolution_pipeline.state import PhaseState
 from tests.doubles.pipeline_world import read_world, world
+from tests.pipeline.stand_ins import replaced
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,7 @@ def checks_by_name(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
 
 BACKUPS = r"^\s*BACKUP INTO"
 CREATE_USER = r"^\s*CREATE USER"
+CREATE_ROLE = r"^\s*CREATE ROLE"
 
 
 def assert_replicas_match(crdb, phase) -> None:
@@ -80,7 +82,9 @@ def test_each_phase_materializes_in_order(resources, worlds, crdbs):
         # Phase 0 had nothing to back up; phases 1 and 2 took exactly one backup each, each checked.
         assert crdb.count(BACKUPS) == 2
         assert crdb.count(r"^\s*SHOW BACKUP FROM LATEST IN .* WITH check_files") == 2
-        assert crdb.count(CREATE_USER) == 2 and {"app_reader", "app_writer"} <= crdb.users
+        # The role model: three groups and two rotation users per path, each created once.
+        assert crdb.count(CREATE_USER) == 4 and crdb.count(CREATE_ROLE) == 3
+        assert {"app_fa", "app_rw", "app_ro", "app_rw_01", "app_rw_02", "app_ro_01", "app_ro_02"} <= crdb.users
         # Every phase file ran once, in phase order.
         firsts = [load_script(path)[0] for p in PHASES for path in p.sql_paths()]
         sent = [sql for _, _, sql in crdb.statements]
@@ -164,7 +168,7 @@ def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds, crdbs):
 
 
 def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
-    resources = {**resources, "prometheus": resources["prometheus"].model_copy(update={"check_settle_seconds": 4})}
+    resources = {**resources, "prometheus": replaced(resources["prometheus"], check_settle_seconds=4)}
     job = build_definitions(resources).resolve_job_def("evolve")
     with dg.instance_for_test() as instance:
         job.execute_in_process(instance=instance, asset_selection=[LIVE_KEYS[0]])
@@ -222,7 +226,7 @@ def test_no_traffic_fails_the_app_check(resources, worlds, bench):
 
 def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(resources, worlds, bench):
     app = bench.apps["live"]
-    app.refuse_reader_login()  # as before phase 1 creates app_reader, or with a wrong password
+    app.refuse_reader_login()  # as before phase 1 creates app_ro_01, or with a wrong password
     app.wait_readyz(lambda code, body: code == 200 and body["reader_path"] == "writer",
                     "ready with reads through the writer")
     job = build_definitions(resources).resolve_job_def("evolve")
@@ -233,7 +237,7 @@ def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert failure.step_key == "phase2_three_nodes.preflight"
     message = failure.step_failure_data.error.message
-    assert "phase1_two_nodes created app_reader" in message and "APP_DB_READER_URL" in message
+    assert "phase1_two_nodes created app_ro_01/app_ro_02" in message and "APP_READER_PASSWORD" in message
     assert read_world(worlds["live"])["desired"] == 2
 
 
@@ -297,7 +301,7 @@ def test_three_voters_on_two_nodes_never_converge(resources, worlds, crdbs, monk
     the ranges, instead of passing (the replicate queue refuses to go to a fragile 2-voter quorum)."""
     three = Replication(num_replicas=3, num_voters=3)
     monkeypatch.setitem(PHASES_BY_NAME, PHASES[1].name, dataclasses.replace(PHASES[1], data=three))
-    resources = {**resources, "crdb": resources["crdb"].model_copy(update={"replication_timeout_seconds": 2})}
+    resources = {**resources, "crdb": replaced(resources["crdb"], replication_timeout_seconds=2)}
     with dg.instance_for_test() as instance:
         assert materialize(resources, instance, LIVE_KEYS[0]).success
         result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
@@ -349,13 +353,13 @@ def test_an_insecure_cluster_never_gets_a_password(resources, worlds, bench, mon
     try:
         if resource_knows:
             monkeypatch.delenv("APP_WRITER_PASSWORD")
-        crdb = resources["crdb"].model_copy(update={"url": insecure.url, "insecure": resource_knows})
+        crdb = replaced(resources["crdb"], url=insecure.url, insecure=resource_knows)
         with dg.instance_for_test() as instance:
             result = materialize({**resources, "crdb": crdb}, instance, LIVE_KEYS[0], raise_on_error=False)
     finally:
         insecure.stop()
     if resource_knows:
-        assert result.success and "app_writer" in insecure.users
+        assert result.success and "app_rw_01" in insecure.users
         assert insecure.count(r"PASSWORD") == 0
     else:
         failure = next(e for e in result.all_events if e.is_step_failure)
