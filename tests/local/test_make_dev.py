@@ -23,7 +23,6 @@ import tempfile
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -31,10 +30,11 @@ import pytest
 import yaml
 
 from evolution_pipeline.phases import REPO_ROOT
-from tests.doubles.http_reply import send_json
+from tests.doubles.fake_grafana import FakeGrafana
 from tests.local.conftest import free_port_base, live_processes
 from tests.support.net import free_port
-from tests.tools.release_server import ReleaseServer
+from tests.tools.conftest import load_fetch_tools
+from tests.tools.release_server import ReleaseServer, tarball
 
 WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name
   locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
@@ -98,7 +98,10 @@ class MakeDev:
         while time.monotonic() < deadline and self.proc.poll() is None and "[dev] ready" not in self.output:
             time.sleep(0.25)
         assert "[dev] ready" in self.output, f"make dev did not become ready:\n{self.output}"
-        return time.monotonic() - self.started
+        took = time.monotonic() - self.started
+        time.sleep(2)  # a part that dies right after "ready" makes dev.sh stop the rest: catch that here
+        assert self.proc.poll() is None, f"make dev stopped after ready:\n{self.output}"
+        return took
 
     def ctrl_c(self) -> int:
         os.killpg(self.proc.pid, signal.SIGINT)
@@ -275,6 +278,90 @@ def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_
     (tmp_path / "timings.json").write_text(json.dumps(timings))
 
 
+def publish_grafana_and_prometheus(mirror: ReleaseServer, platform: str) -> None:
+    """Release-shaped archives on the stand-in: Grafana's home folder with the stand-in server as bin/grafana
+    (tests/doubles/fake_grafana.py), and Prometheus wrapping the real one on PATH (make test installs it)."""
+    fetch_tools = load_fetch_tools()
+    versions = fetch_tools.load_versions()
+    grafana = fetch_tools.release_for("grafana", platform, versions)
+    home = grafana.binary.split("/")[0]
+    fake = REPO_ROOT / "tests" / "doubles" / "fake_grafana.py"
+    digest = mirror.publish(grafana.url, tarball({
+        grafana.binary: f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n'.encode(),
+        f"{home}/conf/defaults.ini": b"",
+    }))
+    mirror.publish(grafana.checksum_url, f"{digest}\n".encode())  # dl.grafana.com: the hash alone
+    prometheus = fetch_tools.release_for("prometheus", platform, versions)
+    real = shutil.which("prometheus")
+    assert real, "Prometheus is installed by make test"
+    digest = mirror.publish(prometheus.url, tarball({prometheus.binary: f'#!/bin/sh\nexec "{real}" "$@"\n'.encode()}))
+    mirror.publish(prometheus.checksum_url, f"{digest}  {prometheus.archive}\n".encode())
+
+
+def wait_ok(url: str, seconds: float = 60) -> bool:
+    """Prometheus is started but not waited for by make dev: give it time to open its port."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def process_env(marker: str, needle: str) -> dict[str, str]:
+    for _, cmd, environ in live_processes():
+        if marker.encode() in environ and needle in cmd:
+            return dict(item.split("=", 1) for item in environ.decode(errors="replace").split("\0") if "=" in item)
+    raise AssertionError(f"no process {needle!r} with the test's marker")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(tmp_path, data_dir):
+    platform = load_fetch_tools().host_platform()
+    marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
+    path = shadow_path(tmp_path / "path", HIDDEN)
+    with ReleaseServer(tmp_path / "mirror") as mirror:
+        publish_grafana_and_prometheus(mirror, platform)
+        env, ports = dev_env(tmp_path, mirror.url, path, marker, data_dir)
+        env.update({"CRDB_TOOLS_BIN_DIR": str(tmp_path / "bin"), "CRDB_TOOLS_PLATFORM": platform})
+        dev = MakeDev(REPO_ROOT, env)
+        try:
+            dev.wait_ready()
+            grafana = f"http://127.0.0.1:{ports['grafana']}"
+            assert set(missing_lines(dev.output)) == {"cockroach"}, dev.output
+            assert f"Grafana        {grafana}" in dev.output
+            assert (tmp_path / "bin" / "grafana").is_symlink() and (tmp_path / "bin" / "prometheus").is_symlink()
+            assert wait_ok(f"http://127.0.0.1:{ports['prometheus']}/-/ready"), dev.output
+
+            # Provisioned from grafana/local/provisioning: the three dashboards, viewable without a login.
+            boards = httpx.get(f"{grafana}/api/search", timeout=10).json()
+            want = {json.loads(f.read_text())["uid"] for f in (REPO_ROOT / "grafana" / "dashboards").glob("*.json")}
+            assert {b["uid"] for b in boards} == want and len(want) == 3
+            datasource = httpx.get(f"{grafana}/api/datasources/uid/prometheus", timeout=10).json()
+            assert datasource["url"] == f"http://127.0.0.1:{ports['prometheus']}"
+
+            # The pipeline (dagster dev and the runs it launches) links and annotates this Grafana.
+            dagster = process_env(marker, "dagster dev")
+            assert dagster["GRAFANA_URL"] == grafana
+            token = (data_dir / "grafana" / "api-token").read_text().strip()
+            assert dagster["GRAFANA_API_TOKEN"] == token
+            note = httpx.post(f"{grafana}/api/annotations", json={"text": "phase"}, timeout=10,
+                              headers={"Authorization": f"Bearer {token}"})
+            assert note.status_code == 200
+            assert token not in dev.output, "the token is never printed"
+
+            code = dev.ctrl_c()
+            assert_clean_stop(dev, code, marker, [tmp_path, data_dir], ports)
+        finally:
+            dev.kill()
+            kill_leftovers(marker, tmp_path)
+            kill_leftovers(marker, data_dir)
+
+
 # --- the fast ones ----------------------------------------------------------------------------------------
 
 def test_make_help_is_aligned_and_expanded():
@@ -336,58 +423,8 @@ def test_local_grafana_provisioning_points_at_the_dashboards_and_the_local_prome
         assert variables["datasource"]["query"] == "prometheus", board.name
 
 
-class GrafanaServiceAccounts:
-    """Grafana's service-account API as documented (grafana.com/docs/grafana/latest/developers/http_api/
-    serviceaccount/): basic auth as admin; search, create (role), tokens -> {"key"}; and /api/annotations
-    accepting only a token it issued. Unknown credentials get 401, like Grafana."""
-
-    def __init__(self, password: str):
-        self.accounts: list[dict] = []
-        self.tokens: set[str] = set()
-        double = self
-        basic = "Basic " + __import__("base64").b64encode(f"admin:{password}".encode()).decode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def reply(self, code, body):
-                send_json(self, code, body)
-
-            def do_GET(self):  # noqa: N802
-                auth = self.headers.get("Authorization", "")
-                if self.path == "/api/health":
-                    return self.reply(200, {"database": "ok"})
-                if self.path.startswith("/api/annotations"):
-                    return self.reply(200 if auth.removeprefix("Bearer ") in double.tokens else 401, [])
-                if auth != basic:
-                    return self.reply(401, {"message": "Unauthorized"})
-                if self.path.startswith("/api/serviceaccounts/search"):
-                    return self.reply(200, {"serviceAccounts": double.accounts})
-                self.reply(404, {})
-
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                if self.headers.get("Authorization") != basic:
-                    return self.reply(401, {"message": "Unauthorized"})
-                if self.path == "/api/serviceaccounts":
-                    account = {"id": len(double.accounts) + 1, "name": body["name"], "role": body["role"]}
-                    double.accounts.append(account)
-                    return self.reply(201, account)
-                if m := re.fullmatch(r"/api/serviceaccounts/(\d+)/tokens", self.path):
-                    assert any(a["id"] == int(m.group(1)) for a in double.accounts)
-                    key = f"glsa_{uuid.uuid4().hex}"
-                    double.tokens.add(key)
-                    return self.reply(200, {"id": 1, "name": body["name"], "key": key})
-                self.reply(404, {})
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 def test_dev_grafana_token_is_made_once_kept_and_renewed(tmp_path):
-    grafana = GrafanaServiceAccounts("pw")
+    grafana = FakeGrafana("pw").serve_in_thread()
     token_file = tmp_path / "api-token"
     script = [sys.executable, str(REPO_ROOT / "scripts" / "dev_grafana.py"), "token", grafana.url, str(token_file)]
     env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "pw"}
@@ -405,7 +442,7 @@ def test_dev_grafana_token_is_made_once_kept_and_renewed(tmp_path):
     wrong = subprocess.run(script, env={**env, "GRAFANA_ADMIN_PASSWORD": "other"}, capture_output=True,
                            text=True, timeout=60)
     assert wrong.returncode == 1 and "delete .data/local/grafana" in wrong.stderr
-    grafana.server.shutdown()
+    grafana.close()
 
 
 def test_dev_grafana_home_is_the_archive_folder(tmp_path):
