@@ -88,21 +88,24 @@ class Tracing:
         """SERVER span for a request, made current for its handler (and so for its DB spans)."""
         if route in UNTRACED_ROUTES:
             return
-        parent = propagate.extract(request.headers)
+        # Without a traceparent there is no parent to find: skip the propagators' header parsing.
+        parent = propagate.extract(request.headers) if "traceparent" in request.headers else None
         method = request.method
-        attributes = {
-            "http.request.method": method,
-            "http.route": route,
-            "url.path": request.path,
-            "url.scheme": request.scheme,
-            "server.address": request.host.split(":")[0],
-            "network.protocol.version": request.version,
-            "client.address": request.ip,
-            "user_agent.original": request.headers.get("user-agent", ""),
-        }
-        if request.port:
-            attributes["server.port"] = request.port
-        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
+        if span.is_recording():  # an unsampled request (most, when sampling) pays for none of this
+            span.set_attributes(
+                {
+                    "http.request.method": method,
+                    "http.route": route,
+                    "url.path": request.path,
+                    "url.scheme": request.scheme,
+                    "server.address": request.server_name,
+                    "server.port": request.server_port,
+                    "network.protocol.version": request.version,
+                    "client.address": request.ip,
+                    "user_agent.original": request.headers.get("user-agent", ""),
+                }
+            )
         request.ctx.otel_span = span
         request.ctx.otel_token = context.attach(trace.set_span_in_context(span))
 
@@ -111,10 +114,11 @@ class Tracing:
         if span is None:
             return
         request.ctx.otel_span = None
-        span.set_attribute("http.response.status_code", status)
-        if status >= 500:  # a server span's 4xx is the client's error, not ours (HTTP conventions)
-            span.set_attribute("error.type", str(status))
-            span.set_status(Status(StatusCode.ERROR))
+        if span.is_recording():
+            span.set_attribute("http.response.status_code", status)
+            if status >= 500:  # a server span's 4xx is the client's error, not ours (HTTP conventions)
+                span.set_attribute("error.type", str(status))
+                span.set_status(Status(StatusCode.ERROR))
         span.end()
         try:
             context.detach(request.ctx.otel_token)

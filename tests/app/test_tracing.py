@@ -254,6 +254,7 @@ def test_login_and_search_round_trip_over_otlp_http(pg, tmp_path, receiver):
     assert login.resource["deployment.environment.name"] == "test"
     assert login.attributes["http.request.method"] == "POST" and login.attributes["http.route"] == "/login"
     assert login.attributes["http.response.status_code"] == 200 and login.attributes["url.path"] == "/login"
+    assert login.attributes["server.address"] == "127.0.0.1" and login.attributes["server.port"] == proc.port
     assert search.trace_id == TRACEPARENT_TRACE and search.parent_span_id == TRACEPARENT_SPAN  # traceparent honoured
     for server, statement, pool in ((login, "INSERT login_events", "writer"), (search, "SELECT search_terms", "reader")):
         db = [s for s in spans if s.name == statement and s.trace_id == server.trace_id]

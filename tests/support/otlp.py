@@ -51,9 +51,10 @@ def _attributes(kvs) -> dict:
 
 
 class OtlpReceiver:
-    def __init__(self, status: int = 200, delay: float = 0.0):
+    def __init__(self, status: int = 200, delay: float = 0.0, port: int = 0, decode: bool = True):
         self.status = status
         self.delay = delay
+        self.decode = decode  # False: count requests only (the benchmark's receiver, kept light)
         self.spans: list[Span] = []
         self.requests = 0
         self.content_types: list[str] = []
@@ -77,7 +78,7 @@ class OtlpReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -88,7 +89,7 @@ class OtlpReceiver:
         with self._lock:
             self.requests += 1
             self.content_types.append(content_type)
-        if path != "/v1/traces":
+        if path != "/v1/traces" or not self.decode:
             return
         request = ExportTraceServiceRequest.FromString(body)
         spans = []
@@ -128,3 +129,13 @@ class OtlpReceiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+if __name__ == "__main__":  # a receiver process for bench/app_throughput.py: python -m tests.support.otlp PORT
+    import sys
+
+    receiver = OtlpReceiver(port=int(sys.argv[1]), decode=False)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
