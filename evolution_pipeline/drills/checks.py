@@ -90,8 +90,8 @@ def _back_note(result: NodeLossResult) -> str:
 
 
 def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
-    meta = {"detect_seconds": dg.MetadataValue.float(result.detect_seconds if result.detect_seconds is not None else -1),
-            "recover_seconds": dg.MetadataValue.float(result.recover_seconds if result.recover_seconds is not None else -1),
+    meta = {"detect_seconds": dg.MetadataValue.float(_or_minus_one(result.detect_seconds)),
+            "recover_seconds": dg.MetadataValue.float(_or_minus_one(result.recover_seconds)),
             "recover_timeout_seconds": dg.MetadataValue.float(result.recover_timeout_seconds),
             "restart": result.restart_detail}
     if result.recovered:
@@ -102,6 +102,10 @@ def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=False, metadata=meta, description=(
         f"node {result.node} was NOT back within {result.recover_timeout_seconds:g}s (it was started anyway: "
         f"{result.restart_detail or 'see the run log'}): {notes}"))
+
+
+def _or_minus_one(value) -> float:
+    return -1.0 if value is None else float(value)
 
 
 def judge_restore(kind: str, result: RestoreDrillResult) -> dg.AssetCheckResult:
