@@ -433,6 +433,30 @@ class LocalClusterControl(ClusterControl):
             stopped.append(f"{node.name} (pid {pid})")
         return stopped
 
+    # --- the node-loss drill (evolution_pipeline/drills/nodes.py) ----------------------------------------
+
+    def stop_node(self, index: int, timeout: float = 60.0) -> str:
+        """Take one node away for the drill: SIGTERM drains it like `cockroach node drain`, SIGKILL after
+        `timeout`. Never node 1: it ran `cockroach init` and holds the nodelocal://1 backups."""
+        if index == 1:
+            raise ClusterControlError("refusing to stop node1: it holds the backups (nodelocal://1) and ran init")
+        node = self.node(index)
+        pid = self.node_pid(node)
+        if not pid:
+            return f"{node.name} was not running"
+        terminate(pid, timeout)
+        self.pid_file(node).unlink(missing_ok=True)
+        return f"{node.name} (pid {pid}) terminated"
+
+    def restart_node(self, index: int) -> str:
+        """Start a node the drill took away; a running node is left alone, and the cluster never grows."""
+        node = self.node(index)
+        if index > int(self._read_state().get("desired_nodes", 0)):
+            raise ClusterControlError(f"{node.name} is not part of {self.describe()}: restart_node never grows it")
+        if pid := self.node_pid(node):
+            return f"{node.name} already running (pid {pid})"
+        return f"{node.name} started again (pid {self.start_node(node, self.binary())})"
+
     # --- certificates ------------------------------------------------------------------------------------
 
     def ensure_certs(self, binary: str, ca_only: bool = False) -> None:
