@@ -88,6 +88,8 @@ cleanup() {
   trap '' INT TERM
   say "stopping what make dev started: ${NAMES[*]:-nothing}"
   local i
+  # bash 3.2 (macOS) calls an empty array unbound under set -u: only walk it when it has entries.
+  ((${#PIDS[@]})) || { say "stopped"; return; }
   for i in "${!PIDS[@]}"; do kill -TERM -- "-${PIDS[$i]}" 2>/dev/null || true; done
   for _ in $(seq 1 100); do  # up to 20 s for a clean shutdown
     local alive=0
@@ -216,7 +218,7 @@ else
   rm -f "$PG_ENV"
   start postgres "$LOG_DIR/postgres.log" "$PY" scripts/dev_postgres.py \
     --data-dir "$LOCAL_CRDB_DATA_DIR/postgres/data" --env-file "$PG_ENV"
-  for _ in $(seq 1 300); do [[ -f $PG_ENV ]] && break; kill -0 "${PIDS[-1]}" 2>/dev/null || break; sleep 0.1; done
+  for _ in $(seq 1 300); do [[ -f $PG_ENV ]] && break; kill -0 "${PIDS[${#PIDS[@]}-1]}" 2>/dev/null || break; sleep 0.1; done
   if [[ ! -f $PG_ENV ]]; then say "the embedded PostgreSQL did not start:"; tail -20 "$LOG_DIR/postgres.log"; exit 1; fi
   set -a; source "$PG_ENV"; set +a
   say "sample app -> embedded PostgreSQL (pgserver) in $LOCAL_CRDB_DATA_DIR/postgres"
