@@ -159,6 +159,7 @@ def traced_step(step: str) -> Callable[[Callable], Callable]:
             finally:
                 flush(current)
 
+        wrapper.__traced_as__ = step
         return _same_signature(wrapper, fn)
 
     return wrap
@@ -199,9 +200,15 @@ def traced_check(name: str) -> Callable[[Callable], Callable]:
             finally:
                 flush(current)
 
+        wrapper.__traced_as__ = f"check {name}"
         return _same_signature(wrapper, fn)
 
     return wrap
+
+
+def traced_as(fn: Callable) -> str | None:
+    """The step or check name a function was wrapped for ("scale", "check live_nodes_match_phase"), else None."""
+    return getattr(fn, "__traced_as__", None)
 
 
 def _same_signature(wrapper: Callable, fn: Callable) -> Callable:
