@@ -9,6 +9,7 @@ import pytest
 
 from evolution_pipeline.definitions import build_definitions
 from evolution_pipeline.jobs import nightly_rehearsal_schedule
+from evolution_pipeline.phases import PHASES
 from tests.doubles.pipeline_world import read_world, world
 
 
@@ -28,7 +29,9 @@ def test_schedule_targets_the_rehearsal_job_with_valid_config(resources):
     # The rehearsal job touches only rehearsal assets, bound only to rehearsal resources.
     keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
     assert keys == {"rehearsal/fresh_environment", "rehearsal/phase0_single_node",
-                    "rehearsal/phase1_two_nodes", "rehearsal/phase2_three_nodes"}
+                    "rehearsal/phase1_two_nodes", "rehearsal/phase2_three_nodes",
+                    # after phase 2: the drills and the report (evolution_pipeline/drills, tested in tests/drills)
+                    "rehearsal/node_loss_drill", "rehearsal/backup_restore_drill", "rehearsal/rehearsal_report"}
     assert job.required_resource_keys - {"io_manager"} == {
         "rehearsal_cluster", "rehearsal_crdb", "rehearsal_prometheus", "rehearsal_grafana", "rehearsal_sample_app"}
 
@@ -47,8 +50,11 @@ def test_rehearsal_resets_only_its_own_environment_then_evolves(resources, world
         s["desired"] = s["ready"] = 2
     live_before = read_world(worlds["live"])
     job = build_definitions(resources).resolve_job_def("rehearse")
+    # The reset and the phases; the drills after phase 2 need doubles of their own (a node that can be taken
+    # away, reads AS OF SYSTEM TIME) and run in tests/drills/test_node_loss.py.
+    phases = [dg.AssetKey(["rehearsal", name]) for name in ("fresh_environment", *(p.name for p in PHASES))]
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance)
+        result = job.execute_in_process(instance=instance, asset_selection=phases)
     assert result.success
     rehearsal = read_world(worlds["rehearsal"])
     assert rehearsal["calls"]["reset"] == 1
