@@ -468,3 +468,35 @@ def test_phase_kinds_follow_the_backend(backend, kinds):
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "EVOLUTION_CLUSTER_BACKEND": backend}).stdout
     assert out.strip() == repr(sorted(kinds))
+
+
+def setup_sandbox(tmp_path: Path) -> Path:
+    """scripts/setup.sh in a copy of the repo whose venv is already installed (a stamp for each size), so
+    only its system-tool step runs."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "scripts" / "setup.sh", repo / "scripts" / "setup.sh")
+    shutil.copy(REPO_ROOT / "pyproject.toml", repo / "pyproject.toml")
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    (repo / ".venv" / "bin" / "python").write_text("#!/bin/sh\nexit 0\n")
+    (repo / ".venv" / "bin" / "python").chmod(0o755)
+    digest = hashlib.sha1((repo / "pyproject.toml").read_bytes()).hexdigest()[:12]
+    for size in ("local", "test"):
+        (repo / ".venv" / f".installed-{size}-{digest}").touch()
+    return repo
+
+
+def test_setup_without_a_package_manager_names_the_test_tools_and_goes_on(tmp_path):
+    repo = setup_sandbox(tmp_path)
+    path = shadow_path(tmp_path / "path", HIDDEN | {"chromium", "wrk", "node", "npm"})
+    env = {**os.environ, "PATH": path}
+    test = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    assert test.returncode == 0, test.stderr
+    need = [line for line in test.stdout.splitlines() if "the tests need:" in line]
+    assert len(need) == 1 and "chromium" in need[0] and "wrk" in need[0] and "going on" in need[0], test.stdout
+    dev = subprocess.run(["bash", "scripts/setup.sh", "dev"], cwd=repo, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert dev.returncode == 0 and dev.stdout.strip() == "[setup] ready (dev)", dev.stdout + dev.stderr
+    bad = subprocess.run(["bash", "scripts/setup.sh", "everything"], cwd=repo, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 64 and "usage" in bad.stderr
