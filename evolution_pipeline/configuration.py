@@ -85,10 +85,11 @@ def admin_url_var(env: Environment) -> str:
     return "CRDB_ADMIN_URL" if env == LIVE else "REHEARSAL_CRDB_ADMIN_URL"
 
 
-def crdb_resource(env: Environment) -> CrdbSqlResource:
+def crdb_resource(env: Environment, url: str | None = None) -> CrdbSqlResource:
     return CrdbSqlResource(
         # Resolved when a run starts: the URL may carry credentials, so it never lives in code or config.
-        url=dg.EnvVar(admin_url_var(env)),
+        # (An explicit url is for the plan command, which runs outside Dagster.)
+        url=dg.EnvVar(admin_url_var(env)) if url is None else url,
         database=APP_DATABASE,
         backup_uri=setting(env, "CRDB_BACKUP_URI"),
         insecure=insecure_cluster(env),
@@ -138,5 +139,5 @@ def plan_resources(env: Environment) -> tuple[ClusterControlResource, CrdbSqlRes
     cannot be read (None when it can be tried): Dagster resolves the admin URL's EnvVar only when a run
     starts, so here it is read from the environment directly."""
     url = os.environ.get(admin_url_var(env), "")
-    crdb = crdb_resource(env).model_copy(update={"url": url})
+    crdb = crdb_resource(env, url=url)
     return cluster_resource(env), crdb, None if url else f"{admin_url_var(env)} is not set"
