@@ -28,8 +28,12 @@ def home(binary: str) -> Path | None:
     """The folder holding conf/defaults.ini: beside the binary's bin/ (the official archive), or the
     Debian/RPM package's /usr/share/grafana."""
     real = Path(binary).resolve()
-    for candidate in (real.parent.parent, Path("/usr/share/grafana"), Path("/opt/homebrew/share/grafana"),
-                      Path("/usr/local/share/grafana")):
+    for candidate in (
+        real.parent.parent,
+        Path("/usr/share/grafana"),
+        Path("/opt/homebrew/share/grafana"),
+        Path("/usr/local/share/grafana"),
+    ):
         if (candidate / "conf" / "defaults.ini").is_file():
             return candidate
     return None
@@ -37,8 +41,12 @@ def home(binary: str) -> Path | None:
 
 def call(url: str, auth: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={
-        "Authorization": auth, "Content-Type": "application/json", "Accept": "application/json"})
+    req = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": auth, "Content-Type": "application/json", "Accept": "application/json"},
+    )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1, never a proxy
     try:
         with opener.open(req, timeout=10) as resp:
@@ -61,7 +69,9 @@ def wait_healthy(url: str, seconds: float) -> bool:
 
 def token(url: str, token_file: Path, password: str, wait_seconds: float = 90) -> str:
     if not wait_healthy(url, wait_seconds):
-        raise RuntimeError(f"Grafana at {url} did not answer /api/health within {wait_seconds:.0f}s (see its log)")
+        raise RuntimeError(
+            f"Grafana at {url} did not answer /api/health within {wait_seconds:.0f}s (see its log)"
+        )
     if token_file.is_file():
         kept = token_file.read_text().strip()
         if kept and call(f"{url}/api/annotations?limit=1", f"Bearer {kept}")[0] == 200:
@@ -69,16 +79,19 @@ def token(url: str, token_file: Path, password: str, wait_seconds: float = 90) -
     admin = "Basic " + base64.b64encode(f"admin:{password}".encode()).decode()
     code, found = call(f"{url}/api/serviceaccounts/search?query={ACCOUNT}", admin)
     if code == 401:
-        raise RuntimeError("Grafana refused the local admin password: its data folder was made with another "
-                           "one; delete .data/local/grafana and restart make dev")
+        raise RuntimeError(
+            "Grafana refused the local admin password: its data folder was made with another "
+            "one; delete .data/local/grafana and restart make dev"
+        )
     ids = [a["id"] for a in found.get("serviceAccounts", []) if a.get("name") == ACCOUNT]
     if not ids:
         code, created = call(f"{url}/api/serviceaccounts", admin, "POST", {"name": ACCOUNT, "role": "Editor"})
         if code not in (200, 201):
             raise RuntimeError(f"Grafana did not create the service account (HTTP {code})")
         ids = [created["id"]]
-    code, made = call(f"{url}/api/serviceaccounts/{ids[0]}/tokens", admin, "POST",
-                      {"name": f"make-dev-{int(time.time())}"})
+    code, made = call(
+        f"{url}/api/serviceaccounts/{ids[0]}/tokens", admin, "POST", {"name": f"make-dev-{int(time.time())}"}
+    )
     if code not in (200, 201) or not made.get("key"):
         raise RuntimeError(f"Grafana did not issue a token (HTTP {code})")
     token_file.parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +112,10 @@ def main(argv: list[str]) -> int:
     if len(argv) == 3 and argv[0] == "token":
         password = os.environ.get("GRAFANA_ADMIN_PASSWORD", "")
         if not password:
-            print("GRAFANA_ADMIN_PASSWORD is not set (make dev keeps it in the local secrets file)", file=sys.stderr)
+            print(
+                "GRAFANA_ADMIN_PASSWORD is not set (make dev keeps it in the local secrets file)",
+                file=sys.stderr,
+            )
             return 2
         try:
             print(f"GRAFANA_API_TOKEN={token(argv[1].rstrip('/'), Path(argv[2]), password)}")

@@ -52,7 +52,9 @@ def host_platform(system: str | None = None, machine: str | None = None) -> str:
     arch = MACHINES.get(machine)
     name = f"{system}-{arch}"
     if arch is None or name not in PLATFORMS:
-        raise FetchError(f"no official build is pinned for {system}/{machine} (supported: {', '.join(PLATFORMS)})")
+        raise FetchError(
+            f"no official build is pinned for {system}/{machine} (supported: {', '.join(PLATFORMS)})"
+        )
     return name
 
 
@@ -60,7 +62,9 @@ def load_versions(path: Path = VERSIONS_FILE) -> dict:
     try:
         import tomllib
     except ModuleNotFoundError as exc:  # Python < 3.11 (e.g. an old macOS python3)
-        raise SystemExit("fetch_tools.py needs Python 3.11 or newer (tomllib); run it with .venv/bin/python") from exc
+        raise SystemExit(
+            "fetch_tools.py needs Python 3.11 or newer (tomllib); run it with .venv/bin/python"
+        ) from exc
     with path.open("rb") as f:
         return tomllib.load(f)
 
@@ -134,13 +138,22 @@ def extract_safely(tar: tarfile.TarFile, dest: Path) -> None:
     for member in tar.getmembers():
         target = (dest / member.name).resolve()
         if root not in (target, *target.parents) or member.issym() or member.islnk():
-            raise FetchError(f"refusing archive member {member.name!r} (outside the install folder or a link)")
+            raise FetchError(
+                f"refusing archive member {member.name!r} (outside the install folder or a link)"
+            )
     tar.extractall(dest)
 
 
 class Fetcher:
-    def __init__(self, bin_dir: Path, plat: str, mirror: str = "", timeout: float = 30.0,
-                 env: dict | None = None, versions: dict | None = None):
+    def __init__(
+        self,
+        bin_dir: Path,
+        plat: str,
+        mirror: str = "",
+        timeout: float = 30.0,
+        env: dict | None = None,
+        versions: dict | None = None,
+    ):
         self.bin_dir = bin_dir
         self.platform = plat
         self.mirror = mirror
@@ -158,7 +171,9 @@ class Fetcher:
             path = Path(explicit).expanduser()
             if path.is_file() and os.access(path, os.X_OK):
                 return str(path)
-            raise FetchError(f"{tool}: {tool.upper()}_BIN={explicit!r} is not an executable file; fix or unset it")
+            raise FetchError(
+                f"{tool}: {tool.upper()}_BIN={explicit!r} is not an executable file; fix or unset it"
+            )
         path_env = self.env.get("PATH", "")
         for name in PATH_NAMES.get(tool, (tool,)):
             found = shutil.which(name, path=path_env)
@@ -203,7 +218,9 @@ class Fetcher:
             shutil.move(download, staged / inner)
         target = staged / inner
         if not target.is_file():
-            raise FetchError(f"{rel.tool}: {rel.archive} has no {inner}; nothing installed (get it from {rel.page})")
+            raise FetchError(
+                f"{rel.tool}: {rel.archive} has no {inner}; nothing installed (get it from {rel.page})"
+            )
         target.chmod(target.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         final = self.bin_dir / rel.install_dir_name
         if final.exists():
@@ -220,7 +237,9 @@ class Fetcher:
         try:
             return self.opener.open(real, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            raise FetchError(f"{rel.tool}: {real} answered HTTP {exc.code}; get {rel.tool} {rel.version} from {rel.page}") from None
+            raise FetchError(
+                f"{rel.tool}: {real} answered HTTP {exc.code}; get {rel.tool} {rel.version} from {rel.page}"
+            ) from None
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise FetchError(
@@ -246,8 +265,11 @@ def main(argv: list[str] | None = None, env: dict | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     unknown = [t for t in args if t not in TOOLS]
     if not args or unknown:
-        print(f"usage: fetch_tools.py TOOL [TOOL...] with TOOL in {' '.join(TOOLS)}"
-              + (f" (unknown: {' '.join(unknown)})" if unknown else ""), file=sys.stderr)
+        print(
+            f"usage: fetch_tools.py TOOL [TOOL...] with TOOL in {' '.join(TOOLS)}"
+            + (f" (unknown: {' '.join(unknown)})" if unknown else ""),
+            file=sys.stderr,
+        )
         return 64
     bin_dir = Path(env.get("CRDB_TOOLS_BIN_DIR") or REPO_ROOT / ".data" / "bin")
     missing = 0
@@ -257,8 +279,9 @@ def main(argv: list[str] | None = None, env: dict | None = None) -> int:
             raise FetchError(f"CRDB_TOOLS_PLATFORM={plat!r} is not one of {', '.join(PLATFORMS)}")
     except FetchError as exc:
         plat, platform_error = "", str(exc)
-    fetcher = Fetcher(bin_dir, plat, env.get("CRDB_TOOLS_MIRROR", ""),
-                      float(env.get("CRDB_TOOLS_TIMEOUT") or 30), env)
+    fetcher = Fetcher(
+        bin_dir, plat, env.get("CRDB_TOOLS_MIRROR", ""), float(env.get("CRDB_TOOLS_TIMEOUT") or 30), env
+    )
     for tool in args:
         try:
             found = fetcher.existing(tool)

@@ -84,15 +84,27 @@ def read_provisioning(folder: Path, env: dict) -> tuple[list[dict], list[dict]]:
                 raise SystemExit(f"fake grafana: dashboards path {path} (from {f}) is not a folder")
             for board in sorted(path.glob("*.json")):
                 data = json.loads(board.read_text())
-                dashboards.append({"uid": data["uid"], "title": data["title"], "folderTitle": provider.get("folder")})
+                dashboards.append(
+                    {"uid": data["uid"], "title": data["title"], "folderTitle": provider.get("folder")}
+                )
     return datasources, dashboards
 
 
 class FakeGrafana:
-    def __init__(self, password: str, data_dir: Path | None = None, datasources=(), dashboards=(),
-                 anonymous: bool = False, host: str = "127.0.0.1", port: int = 0):
+    def __init__(
+        self,
+        password: str,
+        data_dir: Path | None = None,
+        datasources=(),
+        dashboards=(),
+        anonymous: bool = False,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
         self.state_file = data_dir / "fake-grafana.json" if data_dir else None
-        state = json.loads(self.state_file.read_text()) if self.state_file and self.state_file.exists() else {}
+        state = (
+            json.loads(self.state_file.read_text()) if self.state_file and self.state_file.exists() else {}
+        )
         self.password = state.get("password", password)  # only the first run's password counts
         self.accounts: list[dict] = state.get("accounts", [])
         self.tokens: dict[str, int] = state.get("tokens", {})  # token -> service account id
@@ -106,8 +118,9 @@ class FakeGrafana:
     def save(self) -> None:
         if self.state_file:
             self.state_file.parent.mkdir(parents=True, exist_ok=True)
-            self.state_file.write_text(json.dumps(
-                {"password": self.password, "accounts": self.accounts, "tokens": self.tokens}))
+            self.state_file.write_text(
+                json.dumps({"password": self.password, "accounts": self.accounts, "tokens": self.tokens})
+            )
 
     def who(self, header: str) -> str | None:
         """'admin', 'editor' (a token of an Editor service account), or None."""
@@ -115,7 +128,9 @@ class FakeGrafana:
         if header == basic:
             return "admin"
         account = self.tokens.get(header.removeprefix("Bearer ")) if header.startswith("Bearer ") else None
-        if account is not None and any(a["id"] == account and a["role"] in ("Editor", "Admin") for a in self.accounts):
+        if account is not None and any(
+            a["id"] == account and a["role"] in ("Editor", "Admin") for a in self.accounts
+        ):
             return "editor"
         return None
 
@@ -134,11 +149,15 @@ class FakeGrafana:
                     return send_json(self, 200, [{"type": "dash-db", **d} for d in fake.dashboards])
                 if m := re.fullmatch(r"/api/datasources/uid/([\w-]+)", self.path):
                     found = [d for d in fake.datasources if d.get("uid") == m.group(1)]
-                    return send_json(self, 200 if found else 404, found[0] if found else {"message": "not found"})
+                    return send_json(
+                        self, 200 if found else 404, found[0] if found else {"message": "not found"}
+                    )
                 if self.path.startswith("/api/annotations"):
                     return send_json(self, 200 if who else 401, fake.annotations if who else {})
                 if self.path.startswith("/api/serviceaccounts/search") and who == "admin":
-                    return send_json(self, 200, {"serviceAccounts": fake.accounts, "totalCount": len(fake.accounts)})
+                    return send_json(
+                        self, 200, {"serviceAccounts": fake.accounts, "totalCount": len(fake.accounts)}
+                    )
                 send_json(self, 404 if who else 401, {"message": "Not found" if who else "Unauthorized"})
 
             def do_POST(self):  # noqa: N802
@@ -147,7 +166,9 @@ class FakeGrafana:
                 with fake.lock:
                     if self.path == "/api/annotations" and who:
                         fake.annotations.append(body)
-                        return send_json(self, 200, {"message": "Annotation added", "id": len(fake.annotations)})
+                        return send_json(
+                            self, 200, {"message": "Annotation added", "id": len(fake.annotations)}
+                        )
                     if who != "admin":
                         return send_json(self, 401, {"message": "Unauthorized"})
                     if self.path == "/api/serviceaccounts":
@@ -161,7 +182,9 @@ class FakeGrafana:
                         key = f"glsa_{uuid.uuid4().hex}"
                         fake.tokens[key] = int(m.group(1))
                         fake.save()
-                        return send_json(self, 200, {"id": len(fake.tokens), "name": body["name"], "key": key})
+                        return send_json(
+                            self, 200, {"id": len(fake.tokens), "name": body["name"], "key": key}
+                        )
                 send_json(self, 404, {"message": "Not found"})
 
             def log_message(self, *args):
@@ -184,14 +207,22 @@ def main(argv: list[str]) -> int:
         return 1
     homepath = argv[argv.index("--homepath") + 1] if "--homepath" in argv else os.getcwd()
     if not (Path(homepath) / "conf" / "defaults.ini").is_file():
-        print("Grafana-server Init Failed: Could not find config defaults, make sure homepath command line "
-              "parameter is set or working directory is homepath")
+        print(
+            "Grafana-server Init Failed: Could not find config defaults, make sure homepath command line "
+            "parameter is set or working directory is homepath"
+        )
         return 1
     env = dict(os.environ)
     datasources, dashboards = read_provisioning(Path(env["GF_PATHS_PROVISIONING"]), env)
-    fake = FakeGrafana(env["GF_SECURITY_ADMIN_PASSWORD"], Path(env["GF_PATHS_DATA"]), datasources, dashboards,
-                       anonymous=env.get("GF_AUTH_ANONYMOUS_ENABLED") == "true",
-                       host=env.get("GF_SERVER_HTTP_ADDR", "0.0.0.0"), port=int(env.get("GF_SERVER_HTTP_PORT", "3000")))
+    fake = FakeGrafana(
+        env["GF_SECURITY_ADMIN_PASSWORD"],
+        Path(env["GF_PATHS_DATA"]),
+        datasources,
+        dashboards,
+        anonymous=env.get("GF_AUTH_ANONYMOUS_ENABLED") == "true",
+        host=env.get("GF_SERVER_HTTP_ADDR", "0.0.0.0"),
+        port=int(env.get("GF_SERVER_HTTP_PORT", "3000")),
+    )
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=fake.server.shutdown).start())
     print(f"fake grafana (tests/doubles, NOT Grafana) listening on {fake.url}", flush=True)
     fake.server.serve_forever()

@@ -25,19 +25,23 @@ class RecordingControl(LocalClusterControl):
 
     def _run(self, args, stdin=None):
         self.calls.append((args, stdin))
-        return subprocess.CompletedProcess(args, self.returncode, "", "ERROR: invalid license" if self.returncode else "")
+        return subprocess.CompletedProcess(
+            args, self.returncode, "", "ERROR: invalid license" if self.returncode else ""
+        )
 
 
 def control(tmp_path, key: str, returncode=0) -> RecordingControl:
     (tmp_path / "data").mkdir(exist_ok=True)
-    return RecordingControl(LocalClusterConfig(data_dir=tmp_path / "data", cockroach_bin="/x/cockroach",
-                                               license_key=key), returncode)
+    return RecordingControl(
+        LocalClusterConfig(data_dir=tmp_path / "data", cockroach_bin="/x/cockroach", license_key=key),
+        returncode,
+    )
 
 
 def test_license_is_applied_once_per_key_over_stdin(tmp_path):
     c = control(tmp_path, KEY)
     c.apply_license("/x/cockroach", 1)
-    (args, stdin), = c.calls
+    ((args, stdin),) = c.calls
     assert args[:2] == ["/x/cockroach", "sql"] and f"--host={c.node(1).sql_addr}" in args
     assert any(a.startswith("--certs-dir=") for a in args) and "--insecure" not in args
     assert stdin == f"SET CLUSTER SETTING enterprise.license = '{KEY}';\n"
@@ -72,7 +76,9 @@ def test_a_refused_license_says_what_to_do_without_the_key(tmp_path):
     c = control(tmp_path, KEY, returncode=1)
     with pytest.raises(ClusterControlError) as err:
         c.apply_license("/x/cockroach", 1)
-    assert "invalid license" in str(err.value) and "re-execute" in str(err.value) and KEY not in str(err.value)
+    assert (
+        "invalid license" in str(err.value) and "re-execute" in str(err.value) and KEY not in str(err.value)
+    )
     assert not (tmp_path / "data" / "license.applied").exists()
 
 

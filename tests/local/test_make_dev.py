@@ -39,11 +39,26 @@ from tests.tools.release_server import ReleaseServer, tarball
 WORKSPACE_QUERY = """{ workspaceOrError { __typename ... on Workspace { locationEntries { name
   locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 # What a laptop without Debian, root or the tools lacks (`make dev` must need none of it).
-HIDDEN = {"apt-get", "apt", "apt-cache", "dpkg", "sudo", "cockroach", "prometheus", "promtool", "grafana",
-          "grafana-server", "kind", "kubectl", "helm", "docker"}
+HIDDEN = {
+    "apt-get",
+    "apt",
+    "apt-cache",
+    "dpkg",
+    "sudo",
+    "cockroach",
+    "prometheus",
+    "promtool",
+    "grafana",
+    "grafana-server",
+    "kind",
+    "kubectl",
+    "helm",
+    "docker",
+}
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
 
 def processes_with(marker: str, path: Path) -> list[str]:
     """Processes carrying the test's marker in their environment, or naming its folder on their command line."""
@@ -82,11 +97,19 @@ class MakeDev:
 
     def __init__(self, cwd: Path, env: dict):
         self.started = time.monotonic()
-        self.proc = subprocess.Popen(["make", "--no-print-directory", "dev"], cwd=cwd, env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            ["make", "--no-print-directory", "dev"],
+            cwd=cwd,
+            env=env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.lines: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")),
-                                       daemon=True)
+        self.reader = threading.Thread(
+            target=lambda: self.lines.extend(iter(self.proc.stdout.readline, "")), daemon=True
+        )
         self.reader.start()
 
     @property
@@ -125,31 +148,38 @@ def data_dir():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def dev_env(tmp_path: Path, mirror: str, path: str, marker: str, data_dir: Path) -> tuple[dict, dict[str, int]]:
+def dev_env(
+    tmp_path: Path, mirror: str, path: str, marker: str, data_dir: Path
+) -> tuple[dict, dict[str, int]]:
     ports: dict[str, int] = {}
     for name in ("dagster", "app", "prometheus", "grafana"):
         ports[name] = free_port_base(1, exclude=set(ports.values()))
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
     shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items()
-           if k not in {"COCKROACH_BIN", "DAGSTER_HOME", "MAKEFLAGS", "MFLAGS", "CRDB_LICENSE"}}
-    env.update({
-        "PATH": path,
-        "CRDB_TOOLS_MIRROR": mirror,  # never the internet: a stand-in, or nothing at all
-        "CRDB_TOOLS_TIMEOUT": "5",
-        "PIP_NO_INDEX": "1",  # offline for Python packages too
-        "DEV_DAGSTER_PORT": str(ports["dagster"]),
-        "DEV_APP_PORT": str(ports["app"]),
-        "DEV_PROMETHEUS_PORT": str(ports["prometheus"]),
-        "DEV_GRAFANA_PORT": str(ports["grafana"]),
-        "DEV_DAGSTER_HOME": str(dagster_home),
-        "LOCAL_CRDB_DATA_DIR": str(data_dir),
-        "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()),
-        "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
-        "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
-        marker.split("=")[0]: marker.split("=")[1],
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"COCKROACH_BIN", "DAGSTER_HOME", "MAKEFLAGS", "MFLAGS", "CRDB_LICENSE"}
+    }
+    env.update(
+        {
+            "PATH": path,
+            "CRDB_TOOLS_MIRROR": mirror,  # never the internet: a stand-in, or nothing at all
+            "CRDB_TOOLS_TIMEOUT": "5",
+            "PIP_NO_INDEX": "1",  # offline for Python packages too
+            "DEV_DAGSTER_PORT": str(ports["dagster"]),
+            "DEV_APP_PORT": str(ports["app"]),
+            "DEV_PROMETHEUS_PORT": str(ports["prometheus"]),
+            "DEV_GRAFANA_PORT": str(ports["grafana"]),
+            "DEV_DAGSTER_HOME": str(dagster_home),
+            "LOCAL_CRDB_DATA_DIR": str(data_dir),
+            "LOCAL_CRDB_SQL_PORT_BASE": str(free_port_base()),
+            "LOCAL_CRDB_LISTEN_PORT_BASE": str(free_port_base()),
+            "LOCAL_CRDB_HTTP_PORT_BASE": str(free_port_base()),
+            marker.split("=")[0]: marker.split("=")[1],
+        }
+    )
     return env, ports
 
 
@@ -160,17 +190,23 @@ def assert_ui_and_app_up(ports: dict[str, int]) -> None:
     assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text  # the embedded PostgreSQL
     info = httpx.get(f"http://127.0.0.1:{ports['dagster']}/server_info", timeout=10)
     assert info.status_code == 200 and "dagster_version" in info.json()
-    workspace = httpx.post(f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY},
-                           timeout=30).json()["data"]["workspaceOrError"]
+    workspace = httpx.post(
+        f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY}, timeout=30
+    ).json()["data"]["workspaceOrError"]
     entries = workspace["locationEntries"]
     assert [e["locationOrLoadError"]["__typename"] for e in entries] == ["RepositoryLocation"], entries
 
 
-def assert_clean_stop(dev: MakeDev, code: int, marker: str, folders: list[Path], ports: dict[str, int]) -> None:
+def assert_clean_stop(
+    dev: MakeDev, code: int, marker: str, folders: list[Path], ports: dict[str, int]
+) -> None:
     assert "[dev] stopped" in dev.output
     assert code in (0, -signal.SIGINT), f"make dev ended with {code}:\n{dev.output[-2000:]}"
-    assert not re.search(r"\*\*\* .*Error \d+", dev.output), "make reports no error for a stop that was asked for"
+    assert not re.search(r"\*\*\* .*Error \d+", dev.output), (
+        "make reports no error for a stop that was asked for"
+    )
     deadline = time.monotonic() + 30
+
     def left() -> list[str]:
         return [line for folder in folders for line in processes_with(marker, folder)]
 
@@ -188,12 +224,14 @@ def missing_lines(output: str) -> dict[str, str]:
 
 # --- the slow ones: the real make dev ---------------------------------------------------------------------
 
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path, data_dir):
     marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep)
-                           if p and not (Path(p) / "cockroach").exists())
+    path = os.pathsep.join(
+        p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "cockroach").exists()
+    )
     with ReleaseServer(tmp_path / "empty-mirror") as mirror:  # answers 404 to everything
         env, ports = dev_env(tmp_path, mirror.url, path, marker, data_dir)
         env["CRDB_TOOLS_BIN_DIR"] = str(tmp_path / "bin")
@@ -203,19 +241,29 @@ def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_
             output = dev.output
             missing = missing_lines(output)
             assert "cockroach" in missing and "HTTP 404" in missing["cockroach"]
-            assert output.count("https://www.cockroachlabs.com/docs/releases/") == 1, "one line about cockroach"
+            assert output.count("https://www.cockroachlabs.com/docs/releases/") == 1, (
+                "one line about cockroach"
+            )
             assert_ui_and_app_up(ports)
             if shutil.which("prometheus", path=path):  # make test installs it: the one on PATH is used
                 assert "prometheus" not in missing
-                assert httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10).status_code == 200
+                assert (
+                    httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10).status_code
+                    == 200
+                )
 
             secrets = data_dir / "secrets.env"
             assert stat.S_IMODE(secrets.stat().st_mode) == 0o600
             assert {line.split("=")[0] for line in secrets.read_text().splitlines()} >= {
-                "APP_WRITER_PASSWORD", "APP_READER_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
+                "APP_WRITER_PASSWORD",
+                "APP_READER_PASSWORD",
+                "GRAFANA_ADMIN_PASSWORD",
+            }
             prom_yml = data_dir / "prometheus" / "prometheus.yml"
             assert f"127.0.0.1:{ports['app']}" in prom_yml.read_text()
-            assert all(r.startswith("/") for r in mirror.requests) and mirror.requests, "asked the stand-in only"
+            assert all(r.startswith("/") for r in mirror.requests) and mirror.requests, (
+                "asked the stand-in only"
+            )
 
             code = dev.ctrl_c()
             assert_clean_stop(dev, code, marker, [tmp_path, data_dir], ports)
@@ -274,7 +322,9 @@ def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_
             dev.kill()
             kill_leftovers(marker, tmp_path)
             kill_leftovers(marker, data_dir)
-    print(f"\nmake dev time to ready, fresh clone offline: cold {timings['cold']:.1f}s, warm {timings['warm']:.1f}s")
+    print(
+        f"\nmake dev time to ready, fresh clone offline: cold {timings['cold']:.1f}s, warm {timings['warm']:.1f}s"
+    )
     (tmp_path / "timings.json").write_text(json.dumps(timings))
 
 
@@ -286,15 +336,22 @@ def publish_grafana_and_prometheus(mirror: ReleaseServer, platform: str) -> None
     grafana = fetch_tools.release_for("grafana", platform, versions)
     home = grafana.binary.split("/")[0]
     fake = REPO_ROOT / "tests" / "doubles" / "fake_grafana.py"
-    digest = mirror.publish(grafana.url, tarball({
-        grafana.binary: f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n'.encode(),
-        f"{home}/conf/defaults.ini": b"",
-    }))
+    digest = mirror.publish(
+        grafana.url,
+        tarball(
+            {
+                grafana.binary: f'#!/bin/sh\nexec "{sys.executable}" "{fake}" "$@"\n'.encode(),
+                f"{home}/conf/defaults.ini": b"",
+            }
+        ),
+    )
     mirror.publish(grafana.checksum_url, f"{digest}\n".encode())  # dl.grafana.com: the hash alone
     prometheus = fetch_tools.release_for("prometheus", platform, versions)
     real = shutil.which("prometheus")
     assert real, "Prometheus is installed by make test"
-    digest = mirror.publish(prometheus.url, tarball({prometheus.binary: f'#!/bin/sh\nexec "{real}" "$@"\n'.encode()}))
+    digest = mirror.publish(
+        prometheus.url, tarball({prometheus.binary: f'#!/bin/sh\nexec "{real}" "$@"\n'.encode()})
+    )
     mirror.publish(prometheus.checksum_url, f"{digest}  {prometheus.archive}\n".encode())
 
 
@@ -314,7 +371,9 @@ def wait_ok(url: str, seconds: float = 60) -> bool:
 def process_env(marker: str, needle: str) -> dict[str, str]:
     for _, cmd, environ in live_processes():
         if marker.encode() in environ and needle in cmd:
-            return dict(item.split("=", 1) for item in environ.decode(errors="replace").split("\0") if "=" in item)
+            return dict(
+                item.split("=", 1) for item in environ.decode(errors="replace").split("\0") if "=" in item
+            )
     raise AssertionError(f"no process {needle!r} with the test's marker")
 
 
@@ -334,12 +393,17 @@ def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(t
             grafana = f"http://127.0.0.1:{ports['grafana']}"
             assert set(missing_lines(dev.output)) == {"cockroach"}, dev.output
             assert f"Grafana        {grafana}" in dev.output
-            assert (tmp_path / "bin" / "grafana").is_symlink() and (tmp_path / "bin" / "prometheus").is_symlink()
+            assert (tmp_path / "bin" / "grafana").is_symlink() and (
+                tmp_path / "bin" / "prometheus"
+            ).is_symlink()
             assert wait_ok(f"http://127.0.0.1:{ports['prometheus']}/-/ready"), dev.output
 
             # Provisioned from grafana/local/provisioning: the three dashboards, viewable without a login.
             boards = httpx.get(f"{grafana}/api/search", timeout=10).json()
-            want = {json.loads(f.read_text())["uid"] for f in (REPO_ROOT / "grafana" / "dashboards").glob("*.json")}
+            want = {
+                json.loads(f.read_text())["uid"]
+                for f in (REPO_ROOT / "grafana" / "dashboards").glob("*.json")
+            }
             assert {b["uid"] for b in boards} == want and len(want) == 3
             datasource = httpx.get(f"{grafana}/api/datasources/uid/prometheus", timeout=10).json()
             assert datasource["url"] == f"http://127.0.0.1:{ports['prometheus']}"
@@ -349,8 +413,12 @@ def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(t
             assert dagster["GRAFANA_URL"] == grafana
             token = (data_dir / "grafana" / "api-token").read_text().strip()
             assert dagster["GRAFANA_API_TOKEN"] == token
-            note = httpx.post(f"{grafana}/api/annotations", json={"text": "phase"}, timeout=10,
-                              headers={"Authorization": f"Bearer {token}"})
+            note = httpx.post(
+                f"{grafana}/api/annotations",
+                json={"text": "phase"},
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}"},
+            )
             assert note.status_code == 200
             assert token not in dev.output, "the token is never printed"
 
@@ -364,9 +432,11 @@ def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(t
 
 # --- the fast ones ----------------------------------------------------------------------------------------
 
+
 def test_make_help_is_aligned_and_expanded():
-    out = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["make", "--no-print-directory", "help"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    ).stdout
     lines = out.splitlines()
     assert len(lines) > 10 and "$(" not in out, out
     assert "127.0.0.1:8000" in out, "the app target shows its real address"
@@ -378,18 +448,35 @@ def test_make_help_is_aligned_and_expanded():
 
 def test_kind_targets_without_tools_say_what_is_missing(tmp_path):
     path = shadow_path(tmp_path / "path", HIDDEN)
-    env = {**os.environ, "PATH": path, "CRDB_TOOLS_MIRROR": f"http://127.0.0.1:{free_port()}",
-           "CRDB_TOOLS_BIN_DIR": str(tmp_path / "bin"), "CRDB_TOOLS_TIMEOUT": "3"}
+    env = {
+        **os.environ,
+        "PATH": path,
+        "CRDB_TOOLS_MIRROR": f"http://127.0.0.1:{free_port()}",
+        "CRDB_TOOLS_BIN_DIR": str(tmp_path / "bin"),
+        "CRDB_TOOLS_TIMEOUT": "3",
+    }
     env.pop("MAKEFLAGS", None)
-    result = subprocess.run(["make", "--no-print-directory", "kind-status"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["make", "--no-print-directory", "kind-status"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     out = result.stdout + result.stderr
     for tool in ("kind", "kubectl", "helm"):
         assert f"missing {tool}: could not download" in out
     assert "command not found" not in out and "No such file" not in out
-    docker = subprocess.run(["make", "--no-print-directory", "docker-check"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, text=True, timeout=60)
+    docker = subprocess.run(
+        ["make", "--no-print-directory", "docker-check"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert docker.returncode != 0 and "docker is missing" in docker.stdout + docker.stderr
 
 
@@ -398,18 +485,29 @@ def test_local_grafana_provisioning_points_at_the_dashboards_and_the_local_prome
     datasource = yaml.safe_load((local / "datasources" / "prometheus.yaml").read_text())["datasources"]
     provider = yaml.safe_load((local / "dashboards" / "crdb-live-evolution.yaml").read_text())["providers"]
     assert [(d["name"], d["uid"], d["type"], d["isDefault"]) for d in datasource] == [
-        ("Prometheus", "prometheus", "prometheus", True)]
+        ("Prometheus", "prometheus", "prometheus", True)
+    ]
     assert datasource[0]["url"] == "${CRDB_LOCAL_PROMETHEUS_URL}"
     assert provider[0]["type"] == "file" and provider[0]["options"]["path"] == "${CRDB_DASHBOARDS_DIR}"
 
     # The same datasource and provider as in Kubernetes, only the addresses differ.
-    k8s_ds = yaml.safe_load(yaml.safe_load((REPO_ROOT / "k8s/observability/datasources.yaml").read_text())
-                            ["data"]["prometheus.yaml"])["datasources"][0]
-    assert {k: v for k, v in k8s_ds.items() if k != "url"} == {k: v for k, v in datasource[0].items() if k != "url"}
-    k8s_provider = next(d for d in yaml.safe_load_all((REPO_ROOT / "k8s/observability/dashboards.yaml").read_text())
-                        if d["metadata"]["name"] == "grafana-dashboard-provider")
+    k8s_ds = yaml.safe_load(
+        yaml.safe_load((REPO_ROOT / "k8s/observability/datasources.yaml").read_text())["data"][
+            "prometheus.yaml"
+        ]
+    )["datasources"][0]
+    assert {k: v for k, v in k8s_ds.items() if k != "url"} == {
+        k: v for k, v in datasource[0].items() if k != "url"
+    }
+    k8s_provider = next(
+        d
+        for d in yaml.safe_load_all((REPO_ROOT / "k8s/observability/dashboards.yaml").read_text())
+        if d["metadata"]["name"] == "grafana-dashboard-provider"
+    )
     k8s_p = yaml.safe_load(next(iter(k8s_provider["data"].values())))["providers"][0]
-    assert {k: v for k, v in k8s_p.items() if k != "options"} == {k: v for k, v in provider[0].items() if k != "options"}
+    assert {k: v for k, v in k8s_p.items() if k != "options"} == {
+        k: v for k, v in provider[0].items() if k != "options"
+    }
 
     # What dev.sh sets: the path exists and holds the three dashboards, each using the datasource variable.
     dev_sh = (REPO_ROOT / "scripts" / "dev.sh").read_text()
@@ -417,7 +515,11 @@ def test_local_grafana_provisioning_points_at_the_dashboards_and_the_local_prome
     assert 'GF_PATHS_PROVISIONING="$REPO/grafana/local/provisioning"' in dev_sh
     assert 'CRDB_LOCAL_PROMETHEUS_URL="$PROMETHEUS_URL"' in dev_sh
     dashboards = sorted((REPO_ROOT / "grafana" / "dashboards").glob("*.json"))
-    assert [d.name for d in dashboards] == ["cockroachdb-evolution.json", "cockroachdb-overview.json", "sample-app.json"]
+    assert [d.name for d in dashboards] == [
+        "cockroachdb-evolution.json",
+        "cockroachdb-overview.json",
+        "sample-app.json",
+    ]
     for board in dashboards:
         variables = {v["name"]: v for v in json.loads(board.read_text())["templating"]["list"]}
         assert variables["datasource"]["query"] == "prometheus", board.name
@@ -426,7 +528,13 @@ def test_local_grafana_provisioning_points_at_the_dashboards_and_the_local_prome
 def test_dev_grafana_token_is_made_once_kept_and_renewed(tmp_path):
     grafana = FakeGrafana("pw").serve_in_thread()
     token_file = tmp_path / "api-token"
-    script = [sys.executable, str(REPO_ROOT / "scripts" / "dev_grafana.py"), "token", grafana.url, str(token_file)]
+    script = [
+        sys.executable,
+        str(REPO_ROOT / "scripts" / "dev_grafana.py"),
+        "token",
+        grafana.url,
+        str(token_file),
+    ]
     env = {**os.environ, "GRAFANA_ADMIN_PASSWORD": "pw"}
     first = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
@@ -439,8 +547,9 @@ def test_dev_grafana_token_is_made_once_kept_and_renewed(tmp_path):
     renewed = subprocess.run(script, env=env, capture_output=True, text=True, timeout=60)
     assert renewed.returncode == 0 and not renewed.stdout.strip().endswith(key) and len(grafana.accounts) == 1
     token_file.unlink()
-    wrong = subprocess.run(script, env={**env, "GRAFANA_ADMIN_PASSWORD": "other"}, capture_output=True,
-                           text=True, timeout=60)
+    wrong = subprocess.run(
+        script, env={**env, "GRAFANA_ADMIN_PASSWORD": "other"}, capture_output=True, text=True, timeout=60
+    )
     assert wrong.returncode == 1 and "delete .data/local/grafana" in wrong.stderr
     grafana.close()
 
@@ -453,20 +562,34 @@ def test_dev_grafana_home_is_the_archive_folder(tmp_path):
     (home / "bin" / "grafana").write_text("#!/bin/sh\n")
     link = tmp_path / "grafana"
     link.symlink_to(home / "bin" / "grafana")  # how fetch_tools.py links it into .data/bin
-    found = subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "dev_grafana.py"), "home", str(link)],
-                           capture_output=True, text=True, timeout=30)
+    found = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "dev_grafana.py"), "home", str(link)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert found.returncode == 0 and found.stdout.strip() == str(home)
 
 
-@pytest.mark.parametrize(("backend", "kinds"), [("operator", {"cockroachdb", "kubernetes"}), ("local", {"cockroachdb"})])
+@pytest.mark.parametrize(
+    ("backend", "kinds"), [("operator", {"cockroachdb", "kubernetes"}), ("local", {"cockroachdb"})]
+)
 def test_phase_kinds_follow_the_backend(backend, kinds):
     from evolution_pipeline.assets import phase_kinds
 
     assert phase_kinds(backend) == kinds
-    code = ("from evolution_pipeline.assets import all_assets; "
-            "print(sorted({k for a in all_assets() for s in a.specs for k in s.kinds if k != 'dagster'}))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "EVOLUTION_CLUSTER_BACKEND": backend}).stdout
+    code = (
+        "from evolution_pipeline.assets import all_assets; "
+        "print(sorted({k for a in all_assets() for s in a.specs for k in s.kinds if k != 'dagster'}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "EVOLUTION_CLUSTER_BACKEND": backend},
+    ).stdout
     assert out.strip() == repr(sorted(kinds))
 
 
@@ -490,13 +613,24 @@ def test_setup_without_a_package_manager_names_the_test_tools_and_goes_on(tmp_pa
     repo = setup_sandbox(tmp_path)
     path = shadow_path(tmp_path / "path", HIDDEN | {"chromium", "wrk", "node", "npm"})
     env = {**os.environ, "PATH": path}
-    test = subprocess.run(["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60)
+    test = subprocess.run(
+        ["bash", "scripts/setup.sh"], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+    )
     assert test.returncode == 0, test.stderr
     need = [line for line in test.stdout.splitlines() if "the tests need:" in line]
-    assert len(need) == 1 and "chromium" in need[0] and "wrk" in need[0] and "going on" in need[0], test.stdout
-    dev = subprocess.run(["bash", "scripts/setup.sh", "dev"], cwd=repo, env=env, capture_output=True, text=True,
-                         timeout=60)
+    assert len(need) == 1 and "chromium" in need[0] and "wrk" in need[0] and "going on" in need[0], (
+        test.stdout
+    )
+    dev = subprocess.run(
+        ["bash", "scripts/setup.sh", "dev"], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+    )
     assert dev.returncode == 0 and dev.stdout.strip() == "[setup] ready (dev)", dev.stdout + dev.stderr
-    bad = subprocess.run(["bash", "scripts/setup.sh", "everything"], cwd=repo, env=env, capture_output=True,
-                         text=True, timeout=60)
+    bad = subprocess.run(
+        ["bash", "scripts/setup.sh", "everything"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 64 and "usage" in bad.stderr

@@ -43,7 +43,9 @@ def run(fetch_tools, capsys, env, *tools):
 
 def publish_cockroach(server, fetch_tools, platform="linux-amd64", checksum_of: bytes | None = None):
     rel = fetch_tools.release_for("cockroach", platform, fetch_tools.load_versions())
-    archive = tarball({rel.binary: script(f"cockroach {CRDB}"), rel.binary.rsplit("/", 1)[0] + "/lib/libgeos.so": b"x"})
+    archive = tarball(
+        {rel.binary: script(f"cockroach {CRDB}"), rel.binary.rsplit("/", 1)[0] + "/lib/libgeos.so": b"x"}
+    )
     digest = server.publish(rel.url, archive)
     if checksum_of is not None:
         digest = __import__("hashlib").sha256(checksum_of).hexdigest()
@@ -54,16 +56,23 @@ def publish_cockroach(server, fetch_tools, platform="linux-amd64", checksum_of: 
 
 # --- platforms -------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("system", "machine", "expected"),
-    [("Linux", "x86_64", "linux-amd64"), ("Linux", "aarch64", "linux-arm64"),
-     ("Darwin", "x86_64", "darwin-amd64"), ("Darwin", "arm64", "darwin-arm64")],
+    [
+        ("Linux", "x86_64", "linux-amd64"),
+        ("Linux", "aarch64", "linux-arm64"),
+        ("Darwin", "x86_64", "darwin-amd64"),
+        ("Darwin", "arm64", "darwin-arm64"),
+    ],
 )
 def test_host_platform(fetch_tools, system, machine, expected):
     assert fetch_tools.host_platform(system, machine) == expected
 
 
-@pytest.mark.parametrize(("system", "machine"), [("Windows", "AMD64"), ("Linux", "armv7l"), ("FreeBSD", "amd64")])
+@pytest.mark.parametrize(
+    ("system", "machine"), [("Windows", "AMD64"), ("Linux", "armv7l"), ("FreeBSD", "amd64")]
+)
 def test_unsupported_platform_is_named(fetch_tools, system, machine):
     with pytest.raises(fetch_tools.FetchError, match="no official build is pinned"):
         fetch_tools.host_platform(system, machine)
@@ -75,16 +84,27 @@ EXPECTED_URLS = {
     ("cockroach", "linux-arm64"): f"https://binaries.cockroachdb.com/cockroach-{CRDB}.linux-arm64.tgz",
     ("cockroach", "darwin-amd64"): f"https://binaries.cockroachdb.com/cockroach-{CRDB}.darwin-10.9-amd64.tgz",
     ("cockroach", "darwin-arm64"): f"https://binaries.cockroachdb.com/cockroach-{CRDB}.darwin-11.0-arm64.tgz",
-    **{("prometheus", p): "https://github.com/prometheus/prometheus/releases/download/v2.53.2/"
-       f"prometheus-2.53.2.{p}.tar.gz" for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")},
-    **{("grafana", p): f"https://dl.grafana.com/oss/release/grafana-11.1.4.{p}.tar.gz"
-       for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")},
-    **{("kind", p): f"https://github.com/kubernetes-sigs/kind/releases/download/v0.25.0/kind-{p}"
-       for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")},
-    **{("kubectl", p): f"https://dl.k8s.io/release/v1.30.6/bin/{p.replace('-', '/')}/kubectl"
-       for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")},
-    **{("helm", p): f"https://get.helm.sh/helm-v3.16.2-{p}.tar.gz"
-       for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")},
+    **{
+        ("prometheus", p): "https://github.com/prometheus/prometheus/releases/download/v2.53.2/"
+        f"prometheus-2.53.2.{p}.tar.gz"
+        for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")
+    },
+    **{
+        ("grafana", p): f"https://dl.grafana.com/oss/release/grafana-11.1.4.{p}.tar.gz"
+        for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")
+    },
+    **{
+        ("kind", p): f"https://github.com/kubernetes-sigs/kind/releases/download/v0.25.0/kind-{p}"
+        for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")
+    },
+    **{
+        ("kubectl", p): f"https://dl.k8s.io/release/v1.30.6/bin/{p.replace('-', '/')}/kubectl"
+        for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")
+    },
+    **{
+        ("helm", p): f"https://get.helm.sh/helm-v3.16.2-{p}.tar.gz"
+        for p in ("linux-amd64", "linux-arm64", "darwin-amd64", "darwin-arm64")
+    },
 }
 
 
@@ -101,11 +121,15 @@ def test_cockroach_follows_the_project_pin(fetch_tools):
 
 def test_mirror_keeps_host_and_path(fetch_tools):
     url = "https://dl.k8s.io/release/v1.30.6/bin/linux/amd64/kubectl"
-    assert fetch_tools.mirrored(url, "http://127.0.0.1:1/") == "http://127.0.0.1:1/dl.k8s.io/release/v1.30.6/bin/linux/amd64/kubectl"
+    assert (
+        fetch_tools.mirrored(url, "http://127.0.0.1:1/")
+        == "http://127.0.0.1:1/dl.k8s.io/release/v1.30.6/bin/linux/amd64/kubectl"
+    )
     assert fetch_tools.mirrored(url, "") == url
 
 
 # --- checksums -------------------------------------------------------------------------------------------
+
 
 def test_checksum_file_formats(fetch_tools):
     h1, h2 = "a" * 64, "b" * 64
@@ -120,6 +144,7 @@ def test_checksum_file_formats(fetch_tools):
 
 # --- end to end against the stand-in ----------------------------------------------------------------------
 
+
 def test_good_archive_is_installed_and_runs(fetch_tools, server, tmp_path, capsys):
     publish_cockroach(server, fetch_tools)
     code, out, err = run(fetch_tools, capsys, env_for(tmp_path, server.url), "cockroach")
@@ -127,7 +152,9 @@ def test_good_archive_is_installed_and_runs(fetch_tools, server, tmp_path, capsy
     tool, path = out.split()
     assert tool == "cockroach" and path == str(tmp_path / "bin" / "cockroach")
     assert subprocess.run([path], capture_output=True, text=True).stdout.strip() == f"cockroach {CRDB}"
-    assert (tmp_path / "bin" / f"cockroach-{CRDB.lstrip('v')}" / f"cockroach-{CRDB}.linux-amd64" / "lib").is_dir()
+    assert (
+        tmp_path / "bin" / f"cockroach-{CRDB.lstrip('v')}" / f"cockroach-{CRDB}.linux-amd64" / "lib"
+    ).is_dir()
     assert not list((tmp_path / "bin").glob(".fetch-*")), "no work folder left behind"
 
     # A second run uses the installed copy: no request at all.
@@ -154,8 +181,16 @@ def test_each_archive_shape(fetch_tools, server, tmp_path, capsys):
             server.publish(rel.checksum_url, f"{digest}\n".encode())
         else:
             server.publish(rel.checksum_url, f"{digest}  {rel.archive}\n".encode())
-    code, out, err = run(fetch_tools, capsys, env_for(tmp_path, server.url, plat),
-                         "prometheus", "grafana", "kind", "kubectl", "helm")
+    code, out, err = run(
+        fetch_tools,
+        capsys,
+        env_for(tmp_path, server.url, plat),
+        "prometheus",
+        "grafana",
+        "kind",
+        "kubectl",
+        "helm",
+    )
     assert (code, err) == (0, "")
     found = dict(line.split() for line in out.splitlines())
     for tool, path in found.items():
@@ -167,7 +202,9 @@ def test_bad_checksum_is_refused_and_nothing_is_left(fetch_tools, server, tmp_pa
     publish_cockroach(server, fetch_tools, checksum_of=b"some other archive")
     code, out, err = run(fetch_tools, capsys, env_for(tmp_path, server.url), "cockroach")
     assert code == 2 and out == ""
-    assert err.count("\n") == 1 and "does not match its published SHA-256" in err and "nothing installed" in err
+    assert (
+        err.count("\n") == 1 and "does not match its published SHA-256" in err and "nothing installed" in err
+    )
     assert list((tmp_path / "bin").iterdir()) == [], "no archive, no folder, no link"
 
 
@@ -177,7 +214,10 @@ def test_offline_gives_one_line_per_missing_tool(fetch_tools, tmp_path, capsys):
     assert code == 2 and out == ""
     lines = err.splitlines()
     assert len(lines) == 2
-    assert lines[0].startswith("missing cockroach: could not download") and "https://www.cockroachlabs.com/docs/releases/" in lines[0]
+    assert (
+        lines[0].startswith("missing cockroach: could not download")
+        and "https://www.cockroachlabs.com/docs/releases/" in lines[0]
+    )
     assert lines[1].startswith("missing grafana: could not download") and "offline?" in lines[1]
     assert "Traceback" not in err
     assert not list((tmp_path / "bin").glob(".fetch-*"))
@@ -200,11 +240,16 @@ def test_explicit_bin_variable_wins_and_a_wrong_one_is_named(fetch_tools, server
 
 
 def test_cli_usage_and_exit_codes(tmp_path):
-    bad = subprocess.run([sys.executable, "scripts/fetch_tools.py", "docker"], cwd=REPO_ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "scripts/fetch_tools.py", "docker"], cwd=REPO_ROOT, capture_output=True, text=True
+    )
     assert bad.returncode == 64 and "unknown: docker" in bad.stderr
     dead = f"http://127.0.0.1:{free_port()}"
     offline = subprocess.run(
-        [sys.executable, "scripts/fetch_tools.py", "kind"], cwd=REPO_ROOT, capture_output=True, text=True,
+        [sys.executable, "scripts/fetch_tools.py", "kind"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
         env=env_for(tmp_path, dead),
     )
     assert offline.returncode == 2 and offline.stdout == "" and len(offline.stderr.splitlines()) == 1
