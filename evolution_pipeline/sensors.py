@@ -34,11 +34,21 @@ def failure_payload(context: dg.RunFailureSensorContext, environ=None) -> dict:
     base = environ.get(WEBSERVER_URL, "").rstrip("/")
     run_url = f"{base}/runs/{run.run_id}" if base else ""
     env_name = run.tags.get(ENVIRONMENT_TAG, "?")
-    text = (f":rotating_light: `{run.job_name}` ({env_name}) failed: run {run.run_id[:8]}"
-            + (f", failed steps: {', '.join(failed)}" if failed else "") + f". {error}"
-            + (f" {run_url}" if run_url else ""))
-    return {"text": text, "job": run.job_name, "run_id": run.run_id, "environment": env_name, "error": error,
-            "failed_steps": failed, "run_url": run_url}
+    text = (
+        f":rotating_light: `{run.job_name}` ({env_name}) failed: run {run.run_id[:8]}"
+        + (f", failed steps: {', '.join(failed)}" if failed else "")
+        + f". {error}"
+        + (f" {run_url}" if run_url else "")
+    )
+    return {
+        "text": text,
+        "job": run.job_name,
+        "run_id": run.run_id,
+        "environment": env_name,
+        "error": error,
+        "failed_steps": failed,
+        "run_url": run_url,
+    }
 
 
 def deliver(payload: dict, log, environ=None) -> str:
@@ -56,9 +66,13 @@ def deliver(payload: dict, log, environ=None) -> str:
         except httpx.HTTPError as exc:
             raise AlertDeliveryError(f"alert webhook ({WEBHOOK_URL}) unreachable: {exc}") from exc
         if r.status_code >= 300:
-            raise AlertDeliveryError(f"alert webhook ({WEBHOOK_URL}) answered {r.status_code}: {r.text[:200]}")
+            raise AlertDeliveryError(
+                f"alert webhook ({WEBHOOK_URL}) answered {r.status_code}: {r.text[:200]}"
+            )
         return "webhook"
-    log.warning(f"{payload['text']} (no alert destination: set {SLACK_TOKEN} + {SLACK_CHANNEL} or {WEBHOOK_URL})")
+    log.warning(
+        f"{payload['text']} (no alert destination: set {SLACK_TOKEN} + {SLACK_CHANNEL} or {WEBHOOK_URL})"
+    )
     return "log"
 
 
@@ -67,8 +81,8 @@ def build_failure_sensor(jobs: list) -> dg.SensorDefinition:
         name=SENSOR_NAME,
         monitored_jobs=jobs,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Tells someone when evolve or rehearse fails: Slack (SLACK_BOT_TOKEN + EVOLUTION_SLACK_CHANNEL), "
-                    "else a webhook (EVOLUTION_ALERT_WEBHOOK_URL), else the sensor's log.",
+        description="Tells someone when evolve or rehearse fails: Slack (SLACK_BOT_TOKEN + "
+        "EVOLUTION_SLACK_CHANNEL), else a webhook (EVOLUTION_ALERT_WEBHOOK_URL), else the sensor's log.",
     )
     def evolution_run_failure_alert(context: dg.RunFailureSensorContext):
         where = deliver(failure_payload(context), context.log)

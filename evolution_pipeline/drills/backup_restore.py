@@ -6,9 +6,8 @@ checksum with the source AS OF SYSTEM TIME the backup's end time, then drops onl
 The live path keeps the non-destructive verification (SHOW BACKUP ... WITH check_files in ops/backup.py).
 """
 
-
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dagster as dg
 
@@ -43,23 +42,28 @@ class RestoreDrillResult:
 def run_restore_drill(crdb, environment: str, state: PhaseState) -> RestoreDrillResult:
     backup = state.backup
     if backup is None or not backup.uri:
-        raise permanent(f"{state.phase} took no backup ({backup.reason if backup else 'no record'}): nothing to "
-                        "restore. The backup step must have run against a cluster with the app database.")
+        raise permanent(
+            f"{state.phase} took no backup ({backup.reason if backup else 'no record'}): nothing to "
+            "restore. The backup step must have run against a cluster with the app database."
+        )
     start = time.monotonic()
     try:
         comparison = restore_and_compare(crdb, environment, backup.uri)
         dropped = not scratch_exists(crdb, comparison.scratch)
     except SqlError as exc:
-        raise permanent(f"the restore drill failed on {backup.uri}: {exc}. The scratch database is dropped on "
-                        "the next attempt; check SHOW JOBS for the RESTORE job, then re-execute.") from exc
+        raise permanent(
+            f"the restore drill failed on {backup.uri}: {exc}. The scratch database is dropped on "
+            "the next attempt; check SHOW JOBS for the RESTORE job, then re-execute."
+        ) from exc
     return RestoreDrillResult(comparison, round(time.monotonic() - start, 3), dropped)
 
 
 def metadata(result: RestoreDrillResult) -> dict:
     c = result.comparison
     table = "\n".join(
-        f"| {s.table} | {s.rows} | {r.rows} | {'yes' if (s.rows, s.id_checksum) == (r.rows, r.id_checksum) else 'NO'} |"
-        for s, r in zip(c.source_tables, c.restored_tables))
+        f"| {s.table} | {s.rows} | {r.rows} | {'yes' if s == replace(r, table=s.table) else 'NO'} |"
+        for s, r in zip(c.source_tables, c.restored_tables)
+    )
     return {
         "backup_uri": c.backup_uri,
         "backup_end_time": c.backup_end_time,
@@ -71,7 +75,8 @@ def metadata(result: RestoreDrillResult) -> dict:
         "scratch_dropped": result.scratch_dropped,
         "comparison": dg.MetadataValue.md(
             f"Source `{c.source}` AS OF SYSTEM TIME '{c.backup_end_time}' vs restored `{c.scratch}`\n\n"
-            "| table | source rows | restored rows | ids match |\n|---|---:|---:|---|\n" + table),
+            "| table | source rows | restored rows | ids match |\n|---|---:|---:|---|\n" + table
+        ),
     }
 
 
@@ -89,18 +94,22 @@ def build_backup_restore_asset() -> dg.AssetsDefinition:
         pool=env.pool,
         kinds={"cockroachdb"},
         description="Backup-restore drill: restores the latest backup of the app database into a scratch "
-                    "database, compares row counts and id checksums with the source as of the backup's end time, "
-                    "then drops only the scratch database (rehearsal environment only).",
+        "database, compares row counts and id checksums with the source as of the backup's end time, "
+        "then drops only the scratch database (rehearsal environment only).",
     )
     def backup_restore_drill(context: dg.AssetExecutionContext, phase2: PhaseState) -> RestoreDrillResult:
         cluster = getattr(context.resources, cluster_key)
         # Guarded like the rehearsal reset: the environment is the cluster resource's, not this code's say-so.
         if cluster.environment != REHEARSAL_ENVIRONMENT:
-            raise permanent(f"refusing the restore drill: resource {cluster_key!r} is configured for environment "
-                            f"{cluster.environment!r}, not {REHEARSAL_ENVIRONMENT!r}")
+            raise permanent(
+                f"refusing the restore drill: resource {cluster_key!r} is configured for environment "
+                f"{cluster.environment!r}, not {REHEARSAL_ENVIRONMENT!r}"
+            )
         result = run_restore_drill(getattr(context.resources, crdb_key), cluster.environment, phase2)
-        context.log.info(f"restore drill: {result.rows} rows restored in {result.comparison.restore_seconds:.1f}s; "
-                         f"{len(result.mismatches)} mismatch(es)")
+        context.log.info(
+            f"restore drill: {result.rows} rows restored in {result.comparison.restore_seconds:.1f}s; "
+            f"{len(result.mismatches)} mismatch(es)"
+        )
         context.add_output_metadata(metadata(result))
         return result
 

@@ -5,7 +5,6 @@ so they read every scrape of the window, not just the drill's own polls; the res
 comparison the drill made. A check never passes by default: no data fails it, with the reason.
 """
 
-
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -14,8 +13,10 @@ import dagster as dg
 from ..environments import REHEARSAL, Environment
 from ..resources.prometheus import PrometheusResource
 from . import promql
-from .backup_restore import DRILL_NAME as RESTORE, RestoreDrillResult
-from .node_loss import DRILL_NAME as NODE_LOSS, NodeLossResult
+from .backup_restore import DRILL_NAME as RESTORE
+from .backup_restore import RestoreDrillResult
+from .node_loss import DRILL_NAME as NODE_LOSS
+from .node_loss import NodeLossResult
 from .report import REPORT_NAME, RehearsalReport
 
 
@@ -28,16 +29,27 @@ class WindowCheck:
 
 
 def _unavailable(prom, r):
-    return promql.max_over(prom, "ranges_unavailable", r.stopped_at, r.ended_at), lambda v: v == 0, "== 0 at every scrape"
+    return (
+        promql.max_over(prom, "ranges_unavailable", r.stopped_at, r.ended_at),
+        lambda v: v == 0,
+        "== 0 at every scrape",
+    )
 
 
 def _dropped(prom, r):
-    return (promql.survivors_min(prom, r.stopped_at, r.ended_at, prom.check_poll_seconds),
-            lambda v: v == r.nodes - 1, f"== {r.nodes - 1} (the survivors saw node {r.node} gone)")
+    return (
+        promql.survivors_min(prom, r.stopped_at, r.ended_at, prom.check_poll_seconds),
+        lambda v: v == r.nodes - 1,
+        f"== {r.nodes - 1} (the survivors saw node {r.node} gone)",
+    )
 
 
 def _back(prom, r):
-    return promql.instant(prom, "min", "liveness_livenodes", r.ended_at), lambda v: v == r.nodes, f"== {r.nodes}"
+    return (
+        promql.instant(prom, "min", "liveness_livenodes", r.ended_at),
+        lambda v: v == r.nodes,
+        f"== {r.nodes}",
+    )
 
 
 def _underreplicated(prom, r):
@@ -50,28 +62,50 @@ def _traffic(prom, r):
 
 def _errors(prom, r):
     budget = prom.app_error_budget
-    return promql.error_ratio(prom, r.stopped_at, r.ended_at), lambda v: v <= budget, f"<= {budget:g} (error budget)"
+    return (
+        promql.error_ratio(prom, r.stopped_at, r.ended_at),
+        lambda v: v <= budget,
+        f"<= {budget:g} (error budget)",
+    )
 
 
 NODE_LOSS_CHECKS = (
-    WindowCheck("no_unavailable_range_during_drill", "No range lost quorum at any scrape of the drill.", _unavailable),
+    WindowCheck(
+        "no_unavailable_range_during_drill", "No range lost quorum at any scrape of the drill.", _unavailable
+    ),
     WindowCheck("live_nodes_dropped_during_drill", "The surviving nodes saw one node gone.", _dropped),
     WindowCheck("live_nodes_back_after_drill", "Every node live again when the drill ended.", _back),
-    WindowCheck("no_underreplicated_after_drill", "Under-replicated ranges back to 0 after the node returned.",
-                _underreplicated),
-    WindowCheck("app_kept_serving_during_drill", "The sample app's request counter grew during the drill.", _traffic),
-    WindowCheck("app_error_budget_during_drill", "The sample app's 5xx ratio during the drill stayed within budget.",
-                _errors),
+    WindowCheck(
+        "no_underreplicated_after_drill",
+        "Under-replicated ranges back to 0 after the node returned.",
+        _underreplicated,
+    ),
+    WindowCheck(
+        "app_kept_serving_during_drill", "The sample app's request counter grew during the drill.", _traffic
+    ),
+    WindowCheck(
+        "app_error_budget_during_drill",
+        "The sample app's 5xx ratio during the drill stayed within budget.",
+        _errors,
+    ),
 )
 
 
 def judge_window(spec: WindowCheck, prom: PrometheusResource, result: NodeLossResult) -> dg.AssetCheckResult:
     query, ok, expectation = spec.build(prom, result)
     # The window is in the past: a value is final (never retried); only missing data is waited for.
-    passed, reading, error = prom.wait_until(query, ok, timeout=prom.check_settle_seconds,
-                                             interval=prom.check_poll_seconds, retry_failed_values=False)
-    metadata = {"query": dg.MetadataValue.text(query), "expected": expectation,
-                "window_seconds": dg.MetadataValue.float(result.duration_seconds)}
+    passed, reading, error = prom.wait_until(
+        query,
+        ok,
+        timeout=prom.check_settle_seconds,
+        interval=prom.check_poll_seconds,
+        retry_failed_values=False,
+    )
+    metadata = {
+        "query": dg.MetadataValue.text(query),
+        "expected": expectation,
+        "window_seconds": dg.MetadataValue.float(result.duration_seconds),
+    }
     if reading is not None:
         metadata["value"] = dg.MetadataValue.float(float(reading.value))
     if passed:
@@ -85,23 +119,42 @@ def judge_window(spec: WindowCheck, prom: PrometheusResource, result: NodeLossRe
 
 
 def _back_note(result: NodeLossResult) -> str:
-    return "" if result.recovered else (f" (node {result.node} was not back within "
-                                        f"{result.recover_timeout_seconds:g}s; it was started anyway)")
+    return (
+        ""
+        if result.recovered
+        else (
+            f" (node {result.node} was not back within "
+            f"{result.recover_timeout_seconds:g}s; it was started anyway)"
+        )
+    )
 
 
 def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
-    meta = {"detect_seconds": dg.MetadataValue.float(_or_minus_one(result.detect_seconds)),
-            "recover_seconds": dg.MetadataValue.float(_or_minus_one(result.recover_seconds)),
-            "recover_timeout_seconds": dg.MetadataValue.float(result.recover_timeout_seconds),
-            "restart": result.restart_detail}
+    meta = {
+        "detect_seconds": dg.MetadataValue.float(_or_minus_one(result.detect_seconds)),
+        "recover_seconds": dg.MetadataValue.float(_or_minus_one(result.recover_seconds)),
+        "recover_timeout_seconds": dg.MetadataValue.float(result.recover_timeout_seconds),
+        "restart": result.restart_detail,
+    }
     if result.recovered:
-        return dg.AssetCheckResult(passed=True, metadata=meta, description=(
-            f"node {result.node} detected gone after {result.detect_seconds}s, back and on target after "
-            f"{result.recover_seconds}s"))
+        return dg.AssetCheckResult(
+            passed=True,
+            metadata=meta,
+            description=(
+                f"node {result.node} detected gone after {result.detect_seconds}s, back and on target after "
+                f"{result.recover_seconds}s"
+            ),
+        )
     notes = "; ".join(result.notes) or "no detail"
-    return dg.AssetCheckResult(passed=False, metadata=meta, description=(
-        f"node {result.node} was NOT back within {result.recover_timeout_seconds:g}s (it was started anyway: "
-        f"{result.restart_detail or 'see the run log'}): {notes}"))
+    return dg.AssetCheckResult(
+        passed=False,
+        metadata=meta,
+        description=(
+            f"node {result.node} was NOT back within {result.recover_timeout_seconds:g}s "
+            "(it was started anyway: "
+            f"{result.restart_detail or 'see the run log'}): {notes}"
+        ),
+    )
 
 
 def _or_minus_one(value) -> float:
@@ -111,24 +164,39 @@ def _or_minus_one(value) -> float:
 def judge_restore(kind: str, result: RestoreDrillResult) -> dg.AssetCheckResult:
     c = result.comparison
     if kind == "dropped":
-        return dg.AssetCheckResult(passed=result.scratch_dropped, description=(
-            f"scratch database {c.scratch} {'dropped' if result.scratch_dropped else 'STILL EXISTS'}"))
+        return dg.AssetCheckResult(
+            passed=result.scratch_dropped,
+            description=(
+                f"scratch database {c.scratch} {'dropped' if result.scratch_dropped else 'STILL EXISTS'}"
+            ),
+        )
     wanted = "rows" if kind == "rows" else "id checksum"
     bad = [m for m in result.mismatches if (wanted in m) or "missing" in m]
     meta = {f"{t.table}_source_rows": t.rows for t in c.source_tables}
     meta |= {f"{t.table}_restored_rows": t.rows for t in c.restored_tables}
     if bad:
-        return dg.AssetCheckResult(passed=False, metadata=meta, description="restore mismatch: " + "; ".join(bad))
-    return dg.AssetCheckResult(passed=True, metadata=meta, description=(
-        f"{len(c.restored_tables)} table(s), {result.rows} rows: {wanted}s match the source as of "
-        f"{c.backup_end_time}"))
+        return dg.AssetCheckResult(
+            passed=False, metadata=meta, description="restore mismatch: " + "; ".join(bad)
+        )
+    return dg.AssetCheckResult(
+        passed=True,
+        metadata=meta,
+        description=(
+            f"{len(c.restored_tables)} table(s), {result.rows} rows: {wanted}s match the source as of "
+            f"{c.backup_end_time}"
+        ),
+    )
 
 
 def build_node_loss_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
     checks = [_window_check(env, spec) for spec in NODE_LOSS_CHECKS]
 
-    @dg.asset_check(asset=env.asset_key(NODE_LOSS), name="node_back_within_timeout", blocking=True,
-                    description="The node was back, live and on target within recover_timeout_seconds.")
+    @dg.asset_check(
+        asset=env.asset_key(NODE_LOSS),
+        name="node_back_within_timeout",
+        blocking=True,
+        description="The node was back, live and on target within recover_timeout_seconds.",
+    )
     def node_back_within_timeout(node_loss_drill: NodeLossResult) -> dg.AssetCheckResult:
         return judge_recovered(node_loss_drill)
 
@@ -138,8 +206,13 @@ def build_node_loss_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
 def _window_check(env: Environment, spec: WindowCheck) -> dg.AssetChecksDefinition:
     prom_key = env.resource_key("prometheus")
 
-    @dg.asset_check(asset=env.asset_key(NODE_LOSS), name=spec.name, description=spec.description, blocking=True,
-                    required_resource_keys={prom_key})
+    @dg.asset_check(
+        asset=env.asset_key(NODE_LOSS),
+        name=spec.name,
+        description=spec.description,
+        blocking=True,
+        required_resource_keys={prom_key},
+    )
     def _check(context, node_loss_drill: NodeLossResult) -> dg.AssetCheckResult:
         return judge_window(spec, getattr(context.resources, prom_key), node_loss_drill)
 
@@ -155,17 +228,34 @@ def _restore_check(kind: str, name: str, description: str) -> dg.AssetChecksDefi
 
 
 def build_restore_checks() -> list[dg.AssetChecksDefinition]:
-    specs = (("rows", "restored_row_counts_match", "Every table's row count equals the source's as of the backup."),
-             ("ids", "restored_id_checksums_match", "Every table's id checksum equals the source's as of the backup."),
-             ("dropped", "scratch_database_dropped", "The scratch database is gone again."))
+    specs = (
+        (
+            "rows",
+            "restored_row_counts_match",
+            "Every table's row count equals the source's as of the backup.",
+        ),
+        (
+            "ids",
+            "restored_id_checksums_match",
+            "Every table's id checksum equals the source's as of the backup.",
+        ),
+        ("dropped", "scratch_database_dropped", "The scratch database is gone again."),
+    )
     return [_restore_check(*spec) for spec in specs]
 
 
 def build_report_checks() -> list[dg.AssetChecksDefinition]:
-    @dg.asset_check(asset=REHEARSAL.asset_key(REPORT_NAME), name="rehearsal_verdict", blocking=True,
-                    description="The rehearsal report's verdict is PASS.")
+    @dg.asset_check(
+        asset=REHEARSAL.asset_key(REPORT_NAME),
+        name="rehearsal_verdict",
+        blocking=True,
+        description="The rehearsal report's verdict is PASS.",
+    )
     def rehearsal_verdict(rehearsal_report: RehearsalReport) -> dg.AssetCheckResult:
-        return dg.AssetCheckResult(passed=rehearsal_report.passed, description=rehearsal_report.verdict_text(),
-                                   metadata={"verdict_pass": int(rehearsal_report.passed)})
+        return dg.AssetCheckResult(
+            passed=rehearsal_report.passed,
+            description=rehearsal_report.verdict_text(),
+            metadata={"verdict_pass": int(rehearsal_report.passed)},
+        )
 
     return [rehearsal_verdict]

@@ -8,7 +8,6 @@ bounded, and the node is brought back in a `finally`: also when a wait times out
 interrupted. The asset records facts; its blocking checks (drills/checks.py) judge them from Prometheus.
 """
 
-
 import time
 from dataclasses import dataclass, field
 
@@ -46,7 +45,9 @@ class NodeLossResult:
     ended_at: float
     restarted_at: float | None = None
     detected_at: float | None = None  # first reading of the survivors agreeing on nodes - 1 live nodes
-    recovered_at: float | None = None  # every node ready and live, no under-replicated range, ranges on target
+    recovered_at: float | None = (
+        None  # every node ready and live, no under-replicated range, ranges on target
+    )
     detect_timeout_seconds: float = 0.0
     recover_timeout_seconds: float = 0.0
     max_unavailable_seen: float | None = None  # from the drill's own polls (the checks re-judge every scrape)
@@ -93,10 +94,14 @@ class _Drill:
         return f"max({self.prom.crdb('liveness_livenodes')})"
 
     def poll(self, expr: str, ok, timeout: float) -> tuple[bool, float | None]:
-        passed, reading, error = self.prom.wait_until(expr, ok, timeout=timeout, interval=self.cfg.poll_seconds)
+        passed, reading, error = self.prom.wait_until(
+            expr, ok, timeout=timeout, interval=self.cfg.poll_seconds
+        )
         if not passed:
-            self.note(f"`{expr}` not as expected within {timeout:g}s: "
-                      f"{error or (reading and f'last value {reading.value:g}')}")
+            self.note(
+                f"`{expr}` not as expected within {timeout:g}s: "
+                f"{error or (reading and f'last value {reading.value:g}')}"
+            )
         return passed, (reading.value if reading else None)
 
     def note(self, text: str) -> None:
@@ -104,8 +109,9 @@ class _Drill:
         self.facts.setdefault("notes", []).append(text)
 
 
-def run_node_loss(control, prom: PrometheusResource, crdb, phase: Phase, cfg: NodeLossConfig, env: Environment,
-                  log) -> NodeLossResult:
+def run_node_loss(
+    control, prom: PrometheusResource, crdb, phase: Phase, cfg: NodeLossConfig, env: Environment, log
+) -> NodeLossResult:
     node = cfg.node or phase.nodes
     drill = _Drill(control, prom, crdb, phase, node, cfg, log)
     _preflight(drill)
@@ -122,21 +128,33 @@ def run_node_loss(control, prom: PrometheusResource, crdb, phase: Phase, cfg: No
         _bring_back(drill)
     facts = drill.facts
     return NodeLossResult(
-        environment=env.name, phase=phase.name, nodes=phase.nodes, node=node, stopped_at=facts["stopped_at"],
-        ended_at=facts["ended_at"], restarted_at=facts.get("restarted_at"), detected_at=facts.get("detected_at"),
-        recovered_at=facts.get("recovered_at"), detect_timeout_seconds=cfg.detect_timeout_seconds,
-        recover_timeout_seconds=cfg.recover_timeout_seconds, max_unavailable_seen=facts.get("max_unavailable"),
+        environment=env.name,
+        phase=phase.name,
+        nodes=phase.nodes,
+        node=node,
+        stopped_at=facts["stopped_at"],
+        ended_at=facts["ended_at"],
+        restarted_at=facts.get("restarted_at"),
+        detected_at=facts.get("detected_at"),
+        recovered_at=facts.get("recovered_at"),
+        detect_timeout_seconds=cfg.detect_timeout_seconds,
+        recover_timeout_seconds=cfg.recover_timeout_seconds,
+        max_unavailable_seen=facts.get("max_unavailable"),
         sql_reads_during_outage=facts.get("sql_reads", 0),
         sql_errors_during_outage=tuple(facts.get("sql_errors", ())),
-        ranges_off_target_after=facts.get("off_target", -1), stop_detail=facts.get("stop_detail", ""),
-        restart_detail=facts.get("restart_detail", ""), notes=tuple(facts.get("notes", ())))
+        ranges_off_target_after=facts.get("off_target", -1),
+        stop_detail=facts.get("stop_detail", ""),
+        restart_detail=facts.get("restart_detail", ""),
+        notes=tuple(facts.get("notes", ())),
+    )
 
 
 def _preflight(d: _Drill) -> None:
     """Refuse to start unless the cluster is whole and every range keeps a voter majority without the node."""
     if d.phase.failures_tolerated < 1:
-        raise permanent(f"{d.phase.name} tolerates no node failure: the node-loss drill runs only after "
-                        f"{LAST_PHASE.name}")
+        raise permanent(
+            f"{d.phase.name} tolerates no node failure: the node-loss drill runs only after {LAST_PHASE.name}"
+        )
     try:
         node_control.check_node(d.node, d.phase.nodes)
         node_control.require_drill_support(d.control)
@@ -144,17 +162,26 @@ def _preflight(d: _Drill) -> None:
     except ClusterControlError as exc:
         raise permanent(f"node-loss drill not started: {exc}") from exc
     if not status.is_ready(d.phase.nodes):
-        raise permanent(f"node-loss drill not started: the cluster is not at {d.phase.nodes} ready nodes "
-                        f"({status.summary()}); nothing was stopped")
-    whole, value = d.poll(f"min({d.prom.crdb('liveness_livenodes')})", lambda v: v == d.phase.nodes,
-                          d.cfg.detect_timeout_seconds)
+        raise permanent(
+            f"node-loss drill not started: the cluster is not at {d.phase.nodes} ready nodes "
+            f"({status.summary()}); nothing was stopped"
+        )
+    whole, value = d.poll(
+        f"min({d.prom.crdb('liveness_livenodes')})",
+        lambda v: v == d.phase.nodes,
+        d.cfg.detect_timeout_seconds,
+    )
     if not whole:
-        raise permanent(f"node-loss drill not started: Prometheus does not show {d.phase.nodes} live nodes "
-                        f"(last value {value}); nothing was stopped")
+        raise permanent(
+            f"node-loss drill not started: Prometheus does not show {d.phase.nodes} live nodes "
+            f"(last value {value}); nothing was stopped"
+        )
     fragile = _ranges_without_majority(d.crdb, d.node)
     if fragile:
-        raise permanent(f"node-loss drill not started: {len(fragile)} range(s) would lose their voter majority "
-                        f"without node {d.node} (e.g. {fragile[:5]}); nothing was stopped")
+        raise permanent(
+            f"node-loss drill not started: {len(fragile)} range(s) would lose their voter majority "
+            f"without node {d.node} (e.g. {fragile[:5]}); nothing was stopped"
+        )
 
 
 def _ranges_without_majority(crdb, node: int) -> list[int]:
@@ -170,8 +197,10 @@ def _detect(d: _Drill) -> None:
     gone, _ = d.poll(d.survivors_live(), lambda v: v == d.phase.nodes - 1, d.cfg.detect_timeout_seconds)
     if gone:
         d.facts["detected_at"] = time.time()
-        d.log.info(f"node-loss drill: Prometheus shows {d.phase.nodes - 1} live nodes after "
-                   f"{d.facts['detected_at'] - d.facts['stopped_at']:.1f}s")
+        d.log.info(
+            f"node-loss drill: Prometheus shows {d.phase.nodes - 1} live nodes after "
+            f"{d.facts['detected_at'] - d.facts['stopped_at']:.1f}s"
+        )
 
 
 def _hold_outage(d: _Drill) -> None:
@@ -209,9 +238,11 @@ def _bring_back(d: _Drill) -> None:
     except Exception as exc:
         d.facts["ended_at"] = time.time()
         d.note(f"bringing node {d.node} back failed: {exc}")
-        raise permanent(f"the node-loss drill could not bring node {d.node} back: {exc}. Start it by hand "
-                        "(local: make dev restarts missing nodes; operator: kubectl get pods, the operator "
-                        "recreates a deleted pod), then re-execute the run from failure.") from exc
+        raise permanent(
+            f"the node-loss drill could not bring node {d.node} back: {exc}. Start it by hand "
+            "(local: make dev restarts missing nodes; operator: kubectl get pods, the operator "
+            "recreates a deleted pod), then re-execute the run from failure."
+        ) from exc
     d.facts["ended_at"] = time.time()
 
 
@@ -219,13 +250,18 @@ def _wait_recovered(d: _Drill, deadline: float) -> None:
     remaining = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
     while not _backend_ready(d):
         if time.monotonic() >= deadline:
-            d.note(f"node {d.node} not ready again within {d.cfg.recover_timeout_seconds:g}s "
-                   f"({_summary(d)}); it was started, the checks fail")
+            d.note(
+                f"node {d.node} not ready again within {d.cfg.recover_timeout_seconds:g}s "
+                f"({_summary(d)}); it was started, the checks fail"
+            )
             return
         time.sleep(d.cfg.poll_seconds)
     live, _ = d.poll(f"min({d.prom.crdb('liveness_livenodes')})", lambda v: v == d.phase.nodes, remaining())
-    healthy, _ = d.poll(f"sum({d.prom.crdb('ranges_underreplicated')})", lambda v: v == 0, remaining()) \
-        if live else (False, None)
+    healthy, _ = (
+        d.poll(f"sum({d.prom.crdb('ranges_underreplicated')})", lambda v: v == 0, remaining())
+        if live
+        else (False, None)
+    )
     off = _off_target_until(d, deadline) if healthy else -1
     d.facts["off_target"] = off
     if live and healthy and off == 0:
@@ -296,9 +332,9 @@ def build_node_loss_asset(env: Environment) -> dg.AssetsDefinition:
         required_resource_keys=keys,
         pool=env.pool,
         kinds={"cockroachdb"},
-        description=f"Node-loss drill after {LAST_PHASE.title.lower()}: under the app's load, one node (never "
-                    "node 1) is taken away and brought back; the checks prove no range became unavailable, the "
-                    "app kept serving, live nodes went to 2 and back to 3, under-replicated ranges returned to 0.",
+        description=f"Node-loss drill after {LAST_PHASE.title.lower()}: under the app's load, one node "
+        "(never node 1) is taken away and brought back; the checks prove no range became unavailable, the "
+        "app kept serving, live nodes went to 2 and back to 3, under-replicated ranges returned to 0.",
     )
     def node_loss_drill(context: dg.AssetExecutionContext, config: NodeLossConfig, phase2: PhaseState):
         res = lambda kind: getattr(context.resources, env.resource_key(kind))  # noqa: E731
@@ -306,12 +342,19 @@ def build_node_loss_asset(env: Environment) -> dg.AssetsDefinition:
             raise permanent(f"the node-loss drill runs after {LAST_PHASE.name}, got {phase2.phase}")
         if env == REHEARSAL:  # the live app's traffic is its users'; the rehearsal's is its background load
             res("sample_app").set_background_load(True)
-        result = run_node_loss(res("cluster").control(), res("prometheus"), res("crdb"), LAST_PHASE, config, env,
-                               context.log)
+        result = run_node_loss(
+            res("cluster").control(), res("prometheus"), res("crdb"), LAST_PHASE, config, env, context.log
+        )
         grafana = res("grafana")
-        context.log.info(grafana.annotate(result.stopped_at, result.ended_at, tags=[DRILL_NAME, env.name],
-                                          text=f"node-loss drill ({env.name}): node {result.node} away, "
-                                               f"detected {result.detect_seconds}s, recovered {result.recover_seconds}s"))
+        context.log.info(
+            grafana.annotate(
+                result.stopped_at,
+                result.ended_at,
+                tags=[DRILL_NAME, env.name],
+                text=f"node-loss drill ({env.name}): node {result.node} away, "
+                f"detected {result.detect_seconds}s, recovered {result.recover_seconds}s",
+            )
+        )
         context.add_output_metadata(metadata(result, grafana.link(result.stopped_at, result.ended_at)))
         return result
 

@@ -20,8 +20,10 @@ PROTECTED_NODE = 1
 
 def check_node(index: int, nodes: int) -> None:
     if index == PROTECTED_NODE:
-        raise ClusterControlError(f"refusing to stop node {PROTECTED_NODE}: it holds the backups (nodelocal://1) and "
-                                  "initialised the cluster; choose another node (drill config `node`)")
+        raise ClusterControlError(
+            f"refusing to stop node {PROTECTED_NODE}: it holds the backups (nodelocal://1) and "
+            "initialised the cluster; choose another node (drill config `node`)"
+        )
     if not PROTECTED_NODE < index <= nodes:
         raise ClusterControlError(f"node {index} is not one of nodes 2..{nodes} of this phase")
 
@@ -29,9 +31,11 @@ def check_node(index: int, nodes: int) -> None:
 def _method(control: ClusterControl, name: str):
     method = getattr(control, name, None)
     if method is None:
-        raise ClusterControlError(f"{control.describe()} cannot take a single node away ({type(control).__name__} has "
-                                  f"no {name}()): the node-loss drill needs a backend that implements stop_node and "
-                                  "restart_node (see evolution_pipeline/drills/nodes.py)")
+        raise ClusterControlError(
+            f"{control.describe()} cannot take a single node away ({type(control).__name__} has "
+            f"no {name}()): the node-loss drill needs a backend that implements stop_node and "
+            "restart_node (see evolution_pipeline/drills/nodes.py)"
+        )
     return method
 
 

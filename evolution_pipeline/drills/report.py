@@ -2,10 +2,10 @@
 
 Per phase: converge seconds, the backup (size, rows, verified WITH check_files), the app's p50/p99 latency and
 5xx ratio during the phase (Prometheus, pinned to the phase's window); then both drills' results, and a
-PASS/FAIL verdict with its reasons. Every figure is also numeric metadata (-1 = no figure), so Dagster plots it
-across nights. Its blocking check `rehearsal_verdict` fails the run on FAIL, which the failure sensor reports.
+PASS/FAIL verdict with its reasons. Every figure is also numeric metadata (-1 = no figure), so Dagster plots
+it across nights. Its blocking check `rehearsal_verdict` fails the run on FAIL, which the failure sensor
+reports.
 """
-
 
 import math
 from dataclasses import dataclass
@@ -72,9 +72,13 @@ def phase_figures(prom: PrometheusResource, state: PhaseState) -> PhaseFigures:
     end = state.finished_at or start
     b = state.backup
     return PhaseFigures(
-        phase=state.phase, nodes=state.nodes, converge_seconds=state.converge_seconds,
-        backup_status=b.status if b else "none", backup_bytes=b.size_bytes if b else None,
-        backup_rows=b.rows if b else None, backup_verified=bool(b and b.file_bytes is not None),
+        phase=state.phase,
+        nodes=state.nodes,
+        converge_seconds=state.converge_seconds,
+        backup_status=b.status if b else "none",
+        backup_bytes=b.size_bytes if b else None,
+        backup_rows=b.rows if b else None,
+        backup_verified=bool(b and b.file_bytes is not None),
         p50_seconds=_value(prom, promql.latency_quantile(prom, 0.5, start, end)),
         p99_seconds=_value(prom, promql.latency_quantile(prom, 0.99, start, end)),
         error_ratio=_value(prom, promql.error_ratio(prom, start, end)),
@@ -96,13 +100,20 @@ def verdict_reasons(phases: list[PhaseFigures], drills: list[DrillFigures], budg
 
 def render(report: RehearsalReport) -> str:
     """The Markdown the UI shows."""
-    lines = [f"## Rehearsal: {'PASS' if report.passed else 'FAIL'}", "",
-             "| phase | nodes | converge (s) | backup | backup size (bytes) | backup rows | p50 (ms) | p99 (ms) | 5xx ratio |",
-             "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"## Rehearsal: {'PASS' if report.passed else 'FAIL'}",
+        "",
+        "| phase | nodes | converge (s) | backup | backup size (bytes) | backup rows | p50 (ms) | p99 (ms) "
+        "| 5xx ratio |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for p in report.phases:
         backup = p.backup_status + (" (files checked)" if p.backup_verified else "")
-        lines.append(f"| {p.phase} | {p.nodes} | {_fmt(p.converge_seconds, '.1f')} | {backup} | {_fmt(p.backup_bytes)} "
-                     f"| {_fmt(p.backup_rows)} | {_ms(p.p50_seconds)} | {_ms(p.p99_seconds)} | {_fmt(p.error_ratio, '.4f')} |")
+        lines.append(
+            f"| {p.phase} | {p.nodes} | {_fmt(p.converge_seconds, '.1f')} | {backup} "
+            f"| {_fmt(p.backup_bytes)} | {_fmt(p.backup_rows)} | {_ms(p.p50_seconds)} | {_ms(p.p99_seconds)} "
+            f"| {_fmt(p.error_ratio, '.4f')} |"
+        )
     lines += ["", "| drill | result | figures |", "|---|---|---|"]
     for d in report.drills:
         figures = ", ".join(f"{k} {_fmt(v if v != -1 else None, 'g')}" for k, v in d.figures.items())
@@ -122,12 +133,20 @@ def _ms(seconds: float | None) -> str:
 
 
 def metadata(report: RehearsalReport) -> dict:
-    out: dict = {"report": dg.MetadataValue.md(render(report)), "verdict_pass": int(report.passed),
-                 "verdict": report.verdict_text()}
+    out: dict = {
+        "report": dg.MetadataValue.md(render(report)),
+        "verdict_pass": int(report.passed),
+        "verdict": report.verdict_text(),
+    }
     for p in report.phases:
-        for name, value in (("converge_seconds", p.converge_seconds), ("backup_bytes", p.backup_bytes),
-                            ("backup_rows", p.backup_rows), ("p50_seconds", p.p50_seconds),
-                            ("p99_seconds", p.p99_seconds), ("error_ratio", p.error_ratio)):
+        for name, value in (
+            ("converge_seconds", p.converge_seconds),
+            ("backup_bytes", p.backup_bytes),
+            ("backup_rows", p.backup_rows),
+            ("p50_seconds", p.p50_seconds),
+            ("p99_seconds", p.p99_seconds),
+            ("error_ratio", p.error_ratio),
+        ):
             out[f"{p.phase}_{name}"] = dg.MetadataValue.float(-1.0 if value is None else float(value))
     for d in report.drills:
         for name, value in d.figures.items():
@@ -138,29 +157,53 @@ def metadata(report: RehearsalReport) -> dict:
 
 def node_loss_figures(result) -> DrillFigures:
     ok = result.recovered and result.detect_seconds is not None and not (result.max_unavailable_seen or 0)
-    summary = (f"node {result.node} away {result.duration_seconds:g}s, detected after {result.detect_seconds}s, "
-               f"recovered after {result.recover_seconds}s" if ok else
-               "; ".join(result.notes) or f"node {result.node} not recovered")
-    return DrillFigures("node_loss_drill", ok, summary, {
-        "detect_seconds": _or(result.detect_seconds), "recover_seconds": _or(result.recover_seconds),
-        "duration_seconds": result.duration_seconds, "max_unavailable_seen": _or(result.max_unavailable_seen)})
+    summary = (
+        f"node {result.node} away {result.duration_seconds:g}s, detected after {result.detect_seconds}s, "
+        f"recovered after {result.recover_seconds}s"
+        if ok
+        else "; ".join(result.notes) or f"node {result.node} not recovered"
+    )
+    return DrillFigures(
+        "node_loss_drill",
+        ok,
+        summary,
+        {
+            "detect_seconds": _or(result.detect_seconds),
+            "recover_seconds": _or(result.recover_seconds),
+            "duration_seconds": result.duration_seconds,
+            "max_unavailable_seen": _or(result.max_unavailable_seen),
+        },
+    )
 
 
 def restore_figures(result) -> DrillFigures:
     bad = result.mismatches
     ok = not bad and result.scratch_dropped
-    summary = (f"{result.rows} rows in {len(result.comparison.restored_tables)} table(s) match the source"
-               if ok else "; ".join(bad) or "scratch database not dropped")
-    return DrillFigures("backup_restore_drill", ok, summary, {
-        "restore_seconds": result.comparison.restore_seconds, "drill_seconds": result.seconds,
-        "rows": result.rows, "mismatches": len(bad)})
+    summary = (
+        f"{result.rows} rows in {len(result.comparison.restored_tables)} table(s) match the source"
+        if ok
+        else "; ".join(bad) or "scratch database not dropped"
+    )
+    return DrillFigures(
+        "backup_restore_drill",
+        ok,
+        summary,
+        {
+            "restore_seconds": result.comparison.restore_seconds,
+            "drill_seconds": result.seconds,
+            "rows": result.rows,
+            "mismatches": len(bad),
+        },
+    )
 
 
 def _or(value) -> float:
     return -1.0 if value is None else float(value)
 
 
-def build_report(prom: PrometheusResource, states: list[PhaseState], drills: list[DrillFigures]) -> RehearsalReport:
+def build_report(
+    prom: PrometheusResource, states: list[PhaseState], drills: list[DrillFigures]
+) -> RehearsalReport:
     phases = [phase_figures(prom, s) for s in states]
     reasons = verdict_reasons(phases, drills, prom.app_error_budget)
     return RehearsalReport(tuple(phases), tuple(drills), tuple(reasons), prom.app_error_budget)
@@ -173,16 +216,33 @@ def build_report_asset() -> dg.AssetsDefinition:
     env = REHEARSAL
     prom_key = env.resource_key("prometheus")
     ins = {f"phase{p.index}": dg.AssetIn(key=env.asset_key(p)) for p in PHASES}
-    ins |= {"node_loss": dg.AssetIn(key=env.asset_key(NODE_LOSS)), "restore": dg.AssetIn(key=env.asset_key(RESTORE))}
+    ins |= {
+        "node_loss": dg.AssetIn(key=env.asset_key(NODE_LOSS)),
+        "restore": dg.AssetIn(key=env.asset_key(RESTORE)),
+    }
 
-    @dg.asset(key=env.asset_key(REPORT_NAME), ins=ins, group_name=env.group, required_resource_keys={prom_key},
-              description="The rehearsal's story: per phase converge time, backup, app latency and 5xx ratio; the "
-                          "drills' results; a PASS/FAIL verdict. Numeric metadata plots each figure across nights.")
-    def rehearsal_report(context: dg.AssetExecutionContext, node_loss, restore, phase0: PhaseState,
-                         phase1: PhaseState, phase2: PhaseState) -> RehearsalReport:
+    @dg.asset(
+        key=env.asset_key(REPORT_NAME),
+        ins=ins,
+        group_name=env.group,
+        required_resource_keys={prom_key},
+        description="The rehearsal's story: per phase converge time, backup, app latency and 5xx ratio; the "
+        "drills' results; a PASS/FAIL verdict. Numeric metadata plots each figure across nights.",
+    )
+    def rehearsal_report(
+        context: dg.AssetExecutionContext,
+        node_loss,
+        restore,
+        phase0: PhaseState,
+        phase1: PhaseState,
+        phase2: PhaseState,
+    ) -> RehearsalReport:
         states = [phase0, phase1, phase2]  # one input per phase of the table (ins above), in order
-        report = build_report(getattr(context.resources, prom_key), states,
-                              [node_loss_figures(node_loss), restore_figures(restore)])
+        report = build_report(
+            getattr(context.resources, prom_key),
+            states,
+            [node_loss_figures(node_loss), restore_figures(restore)],
+        )
         context.log.info(f"rehearsal verdict: {report.verdict_text()}")
         context.add_output_metadata(metadata(report))
         return report

@@ -55,8 +55,10 @@ class RestoreComparison:
                 out.append(f"{src.table}: missing from the restored database {self.scratch}")
                 continue
             if got.rows != src.rows:
-                out.append(f"{src.table}: restored {got.rows} rows, the source had {src.rows} as of "
-                           f"{self.backup_end_time}")
+                out.append(
+                    f"{src.table}: restored {got.rows} rows, the source had {src.rows} as of "
+                    f"{self.backup_end_time}"
+                )
             if got.id_checksum != src.id_checksum:
                 out.append(f"{src.table}: restored id checksum {got.id_checksum} != source {src.id_checksum}")
         return out
@@ -70,33 +72,46 @@ def scratch_name(database: str) -> str:
 def guard(crdb: CrdbSqlResource, environment: str, scratch: str) -> None:
     """Refuse anything but a scratch database on the rehearsal cluster (like the rehearsal reset's guard)."""
     if environment != REHEARSAL:
-        raise RestoreRefused(f"refusing the restore drill: environment {environment!r} is not {REHEARSAL!r}; "
-                             "the live path only verifies backups (SHOW BACKUP ... WITH check_files)")
+        raise RestoreRefused(
+            f"refusing the restore drill: environment {environment!r} is not {REHEARSAL!r}; "
+            "the live path only verifies backups (SHOW BACKUP ... WITH check_files)"
+        )
     if not _SCRATCH.fullmatch(scratch) or scratch == crdb.database:
-        raise RestoreRefused(f"refusing to restore into or drop {scratch!r}: only databases named "
-                             f"{SCRATCH_PREFIX}<name> are scratch copies, and never {crdb.database!r}")
+        raise RestoreRefused(
+            f"refusing to restore into or drop {scratch!r}: only databases named "
+            f"{SCRATCH_PREFIX}<name> are scratch copies, and never {crdb.database!r}"
+        )
 
 
 def backup_end_time(crdb: CrdbSqlResource, uri: str, database: str) -> tuple[dt.datetime, list[str]]:
     """The latest backup's end time and the tables of `database` it holds (SHOW BACKUP's end_time and
     object rows; cockroachdb/cockroach pkg/backup/show.go backupShowerHeaders)."""
     rows = crdb.execute("SHOW BACKUP FROM LATEST IN %(uri)s", {"uri": uri})
-    tables = [r["object_name"] for r in rows if r.get("object_type") == "table" and r.get("database_name") == database]
+    tables = [
+        r["object_name"]
+        for r in rows
+        if r.get("object_type") == "table" and r.get("database_name") == database
+    ]
     ends = [r["end_time"] for r in rows if r.get("end_time") is not None]
     if not tables:
-        raise SqlError(f"the latest backup in {uri} holds no table of database {database!r}: nothing to compare")
+        raise SqlError(
+            f"the latest backup in {uri} holds no table of database {database!r}: nothing to compare"
+        )
     if not ends:
         raise SqlError(f"SHOW BACKUP FROM LATEST IN {uri} gave no end_time: cannot compare as of the backup")
     return max(ends), sorted(tables)
 
 
-def fingerprint(crdb: CrdbSqlResource, database: str, table: str, as_of: dt.datetime | None = None) -> TableFingerprint:
+def fingerprint(
+    crdb: CrdbSqlResource, database: str, table: str, as_of: dt.datetime | None = None
+) -> TableFingerprint:
     """count(*) and sum(crc32ieee(id::STRING)) (cockroachdb/cockroach pkg/sql/sem/builtins: crc32ieee returns
-    INT; sum over INT is DECIMAL, so no overflow). The sum is order-independent: a missing, extra or altered id
-    changes it. `as_of`: read the table AS OF SYSTEM TIME that instant (a TIMESTAMPTZ string, parsed by
+    INT; sum over INT is DECIMAL, so no overflow). The sum is order-independent: a missing, extra or altered
+    id changes it. `as_of`: read the table AS OF SYSTEM TIME that instant (a TIMESTAMPTZ string, parsed by
     pkg/sql/sem/asof DatumToHLC); it must be younger than the GC TTL (gc.ttlseconds, 4 h by default)."""
-    query = psql.SQL("SELECT count(*) AS row_count, COALESCE(sum(crc32ieee(id::STRING)), 0) AS id_checksum "
-                     "FROM {}").format(psql.Identifier(database, "public", table))
+    query = psql.SQL(
+        "SELECT count(*) AS row_count, COALESCE(sum(crc32ieee(id::STRING)), 0) AS id_checksum FROM {}"
+    ).format(psql.Identifier(database, "public", table))
     params = None
     if as_of is not None:
         query = query + psql.SQL(" AS OF SYSTEM TIME %(ts)s")
@@ -121,8 +136,13 @@ def restore_and_compare(crdb: CrdbSqlResource, environment: str, uri: str) -> Re
     try:
         start = time.monotonic()
         # Never retried: RESTORE runs as a job that outlives a broken connection (like BACKUP, see sql.py).
-        crdb.execute(psql.SQL("RESTORE DATABASE {} FROM LATEST IN %(uri)s WITH new_db_name = %(name)s")
-                     .format(psql.Identifier(source)), {"uri": uri, "name": scratch}, retry=False)
+        crdb.execute(
+            psql.SQL("RESTORE DATABASE {} FROM LATEST IN %(uri)s WITH new_db_name = %(name)s").format(
+                psql.Identifier(source)
+            ),
+            {"uri": uri, "name": scratch},
+            retry=False,
+        )
         seconds = time.monotonic() - start
         restored = tuple(fingerprint(crdb, scratch, t) for t in tables)
         original = tuple(fingerprint(crdb, source, t, as_of=end) for t in tables)

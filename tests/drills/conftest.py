@@ -33,11 +33,18 @@ def crdbs(worlds, bench):  # noqa: F811
 
 @pytest.fixture
 def resources(worlds, crdbs, bench):  # noqa: F811
-    res = stand_in_resources(worlds, bench.prometheus.url, {k: a.url for k, a in bench.apps.items()},
-                             {k: c.url for k, c in crdbs.items()})
+    res = stand_in_resources(
+        worlds,
+        bench.prometheus.url,
+        {k: a.url for k, a in bench.apps.items()},
+        {k: c.url for k, c in crdbs.items()},
+    )
     for env, key in (("live", "cluster"), ("rehearsal", "rehearsal_cluster")):
         old = res[key]
-        res[key] = DrillWorldClusterResource(world_path=old.world_path, environment=old.environment,
-                                             ready_timeout_seconds=old.ready_timeout_seconds,
-                                             poll_interval_seconds=old.poll_interval_seconds)
+        res[key] = DrillWorldClusterResource(
+            world_path=old.world_path,
+            environment=old.environment,
+            ready_timeout_seconds=old.ready_timeout_seconds,
+            poll_interval_seconds=old.poll_interval_seconds,
+        )
     return res

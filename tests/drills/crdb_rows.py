@@ -1,8 +1,8 @@
 """What the restore drill reads from the CockroachDB stand-in: row counts and id checksums, AS OF SYSTEM TIME.
 
 The stand-in (tests/doubles/crdb_sql.py) keeps a row count per table, not rows. This adds, for the drill only:
-- `RowHistory`, a mixin that remembers every table's row count over time (MVCC, as far as counts go), and makes
-  BACKUP ... AS OF SYSTEM TIME hold what existed at the backup's end time (pkg/backup: a backup is a
+- `RowHistory`, a mixin that remembers every table's row count over time (MVCC, as far as counts go), and
+  makes BACKUP ... AS OF SYSTEM TIME hold what existed at the backup's end time (pkg/backup: a backup is a
   consistent snapshot at its end time; a table or database created after it is not in it);
 - the fingerprint statement of evolution_pipeline/resources/restore.py, answered from that history: ids are
   modelled as uuid5(table, i) for the table's i-th row, so a copy with the same rows has the same checksum and
@@ -71,7 +71,9 @@ class RowHistory:
         backup, at = taken[-1], taken[-1].end_time.timestamp()
         kept = {}
         for db, tables in backup.databases.items():
-            now = {t: dict(v, rows=n) for t, v in tables.items() if (n := self.rows_as_of(db, t, at)) is not None}
+            now = {
+                t: dict(v, rows=n) for t, v in tables.items() if (n := self.rows_as_of(db, t, at)) is not None
+            }
             if now or self._db_created_before(db, at):
                 kept[db] = now
         backup.databases = kept
@@ -85,16 +87,21 @@ class RowHistory:
 
 def _strings(sql: str) -> list[str]:
     import re
+
     return re.findall(STR, sql)
 
 
 @functools.lru_cache(maxsize=64)
 def id_checksum(table: str, rows: int) -> int:
-    return sum(zlib.crc32(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{table}/{i}")).encode()) for i in range(1, rows + 1))
+    return sum(
+        zlib.crc32(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{table}/{i}")).encode()) for i in range(1, rows + 1)
+    )
 
 
-@statement(rf"SELECT\s+count\(\*\)\s+AS\s+row_count\s*,\s*COALESCE\(sum\(crc32ieee\(id::STRING\)\),\s*0\)\s+AS\s+"
-           rf"id_checksum\s+FROM\s+({IDENT})\.({IDENT})\.({IDENT})(?:\s+AS\s+OF\s+SYSTEM\s+TIME\s+({STR}))?")
+@statement(
+    rf"SELECT\s+count\(\*\)\s+AS\s+row_count\s*,\s*COALESCE\(sum\(crc32ieee\(id::STRING\)\),\s*0\)\s+AS\s+"
+    rf"id_checksum\s+FROM\s+({IDENT})\.({IDENT})\.({IDENT})(?:\s+AS\s+OF\s+SYSTEM\s+TIME\s+({STR}))?"
+)
 def _fingerprint(crdb, session, m):
     db, schema, table = ident(m[1]), ident(m[2]), ident(m[3])
     if db not in crdb.databases:
@@ -110,8 +117,11 @@ def _fingerprint(crdb, session, m):
 
 def _as_of_rows(crdb, db: str, table: str, text: str) -> int:
     if not hasattr(crdb, "rows_as_of"):
-        raise PgError("42601", "the CockroachDB stand-in answers AS OF SYSTEM TIME only with RowHistory "
-                      "(tests/drills/crdb_rows.py)")
+        raise PgError(
+            "42601",
+            "the CockroachDB stand-in answers AS OF SYSTEM TIME only with RowHistory "
+            "(tests/drills/crdb_rows.py)",
+        )
     at = dt.datetime.fromisoformat(text)
     if at.tzinfo is None:
         at = at.replace(tzinfo=dt.timezone.utc)
@@ -119,8 +129,11 @@ def _as_of_rows(crdb, db: str, table: str, text: str) -> int:
     if at.timestamp() > now:
         raise PgError("XXUUU", "AS OF SYSTEM TIME: cannot specify timestamp in the future")
     if at.timestamp() < now - GC_TTL_SECONDS:
-        raise PgError("XXUUU", f"batch timestamp {at.timestamp():.9f},0 must be after replica GC threshold "
-                      f"{now - GC_TTL_SECONDS:.9f},0")
+        raise PgError(
+            "XXUUU",
+            f"batch timestamp {at.timestamp():.9f},0 must be after replica GC threshold "
+            f"{now - GC_TTL_SECONDS:.9f},0",
+        )
     count = crdb.rows_as_of(db, table, at.timestamp())
     if count is None:
         raise PgError("42P01", f'relation "{db}.public.{table}" does not exist')

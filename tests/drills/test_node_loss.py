@@ -21,7 +21,12 @@ from tests.doubles.pipeline_world import read_world, world
 
 pytestmark = pytest.mark.slow
 
-FAST = {"outage_seconds": 3.0, "detect_timeout_seconds": 20.0, "recover_timeout_seconds": 20.0, "poll_seconds": 0.5}
+FAST = {
+    "outage_seconds": 3.0,
+    "detect_timeout_seconds": 20.0,
+    "recover_timeout_seconds": 20.0,
+    "poll_seconds": 0.5,
+}
 RUN_CONFIG = {"ops": {"rehearsal__node_loss_drill": {"config": FAST}}}
 
 
@@ -67,16 +72,25 @@ def test_rehearse_runs_the_drills_after_phase_2_and_ends_with_the_report(resourc
         drill = result.asset_materializations_for_node("rehearsal__node_loss_drill")[0].metadata
         restore = result.asset_materializations_for_node("rehearsal__backup_restore_drill")[0].metadata
         report = result.asset_materializations_for_node("rehearsal__rehearsal_report")[0].metadata
-    print(f"\nrehearse with drills: {time.monotonic() - started:.1f}s; node-loss drill "
-          f"{drill['duration_seconds'].value:.1f}s (detect {drill['detect_seconds'].value:.1f}s, recover "
-          f"{drill['recover_seconds'].value:.1f}s); restore drill {restore['drill_seconds'].value:.2f}s")
-    assert {c.check_name for c in checks} >= {"no_unavailable_range_during_drill", "live_nodes_dropped_during_drill",
-                                             "node_back_within_timeout", "restored_row_counts_match",
-                                             "rehearsal_verdict"}
+    print(
+        f"\nrehearse with drills: {time.monotonic() - started:.1f}s; node-loss drill "
+        f"{drill['duration_seconds'].value:.1f}s (detect {drill['detect_seconds'].value:.1f}s, recover "
+        f"{drill['recover_seconds'].value:.1f}s); restore drill {restore['drill_seconds'].value:.2f}s"
+    )
+    assert {c.check_name for c in checks} >= {
+        "no_unavailable_range_during_drill",
+        "live_nodes_dropped_during_drill",
+        "node_back_within_timeout",
+        "restored_row_counts_match",
+        "rehearsal_verdict",
+    }
     assert len(checks) == 15 + 7 + 3 + 1 and all(c.passed for c in checks)
     calls = read_world(worlds["rehearsal"])["calls"]
     assert calls["stop_node"] == 1 and calls["restart_node"] == 1
-    assert drill["recovered"].value is True and 0 < drill["detect_seconds"].value < FAST["detect_timeout_seconds"]
+    assert (
+        drill["recovered"].value is True
+        and 0 < drill["detect_seconds"].value < FAST["detect_timeout_seconds"]
+    )
     assert restore["restored_rows"].value == 12000 and restore["mismatches"].value == 0
     assert report["verdict_pass"].value == 1
     assert report["phase2_three_nodes_converge_seconds"].value >= 0
@@ -92,8 +106,12 @@ def test_the_checks_see_the_drop_and_the_recovery_in_prometheus(resources, world
     assert result.recovered and result.node == 3
     assert result.sql_reads_during_outage >= 2 and result.sql_errors_during_outage == ()
     prom = resources["rehearsal_prometheus"]
-    verdicts = {spec.name: drill_checks.judge_window(spec, prom, result) for spec in drill_checks.NODE_LOSS_CHECKS}
-    assert all(v.passed for v in verdicts.values()), [v.description for v in verdicts.values() if not v.passed]
+    verdicts = {
+        spec.name: drill_checks.judge_window(spec, prom, result) for spec in drill_checks.NODE_LOSS_CHECKS
+    }
+    assert all(v.passed for v in verdicts.values()), [
+        v.description for v in verdicts.values() if not v.passed
+    ]
     assert verdicts["live_nodes_dropped_during_drill"].metadata["value"].value == 2
     assert verdicts["live_nodes_back_after_drill"].metadata["value"].value == 3
     assert drill_checks.judge_recovered(result).passed
@@ -112,8 +130,12 @@ def test_a_node_not_back_in_time_fails_the_checks_and_was_started_anyway(resourc
     assert read_world(worlds["rehearsal"])["calls"]["restart_node"] == 1
     assert not result.recovered and result.recover_seconds is None
     back = drill_checks.judge_recovered(result)
-    assert not back.passed and "NOT back within 4s" in back.description and "started anyway" in back.description
-    live = drill_checks.judge_window(drill_checks.NODE_LOSS_CHECKS[2], resources["rehearsal_prometheus"], result)
+    assert (
+        not back.passed and "NOT back within 4s" in back.description and "started anyway" in back.description
+    )
+    live = drill_checks.judge_window(
+        drill_checks.NODE_LOSS_CHECKS[2], resources["rehearsal_prometheus"], result
+    )
     assert not live.passed and live.metadata["value"].value == 2
 
 
@@ -128,8 +150,9 @@ def test_a_crash_mid_drill_still_brings_the_node_back(resources, worlds, crdbs, 
     assert state["calls"]["restart_node"] == 1 and "held_down" not in state
 
 
-@pytest.mark.parametrize(("cfg", "message"), [({"node": 1}, "refusing to stop node 1"),
-                                              ({"node": 4}, "not one of nodes 2..3")])
+@pytest.mark.parametrize(
+    ("cfg", "message"), [({"node": 1}, "refusing to stop node 1"), ({"node": 4}, "not one of nodes 2..3")]
+)
 def test_refused_before_anything_is_stopped(resources, worlds, crdbs, cfg, message):
     with pytest.raises(dg.Failure, match=message):
         _run(resources, worlds, crdbs, **cfg)

@@ -1,5 +1,6 @@
-"""The rehearsal report renders (Markdown table, numeric metadata, verdict and its reasons), and the drills are
-wired where the issue wants them: in `rehearse` after phase 2, in `evolve` only when explicitly enabled."""
+"""The rehearsal report renders (Markdown table, numeric metadata, verdict and its reasons), and the drills
+are wired where the issue wants them: in `rehearse` after phase 2, in `evolve` only when explicitly
+enabled."""
 
 from __future__ import annotations
 
@@ -24,22 +25,40 @@ BUDGET = 0.01
 
 
 def _phase(name: str, error_ratio: float | None = 0.0, verified: bool = True) -> PhaseFigures:
-    return PhaseFigures(phase=name, nodes=3, converge_seconds=12.5, backup_status="taken", backup_bytes=1_200_000,
-                        backup_rows=12000, backup_verified=verified, p50_seconds=0.0042, p99_seconds=0.031,
-                        error_ratio=error_ratio)
+    return PhaseFigures(
+        phase=name,
+        nodes=3,
+        converge_seconds=12.5,
+        backup_status="taken",
+        backup_bytes=1_200_000,
+        backup_rows=12000,
+        backup_verified=verified,
+        p50_seconds=0.0042,
+        p99_seconds=0.031,
+        error_ratio=error_ratio,
+    )
 
 
-DRILLS = [DrillFigures("node_loss_drill", True, "node 3 away 41s", {"detect_seconds": 9.5, "recover_seconds": 22.0}),
-          DrillFigures("backup_restore_drill", True, "12000 rows match", {"restore_seconds": 3.2, "mismatches": 0})]
+DRILLS = [
+    DrillFigures(
+        "node_loss_drill", True, "node 3 away 41s", {"detect_seconds": 9.5, "recover_seconds": 22.0}
+    ),
+    DrillFigures("backup_restore_drill", True, "12000 rows match", {"restore_seconds": 3.2, "mismatches": 0}),
+]
 
 
 def test_a_passing_rehearsal_renders_its_table_and_plottable_figures():
     phases = [_phase(p.name) for p in PHASES]
-    report = RehearsalReport(tuple(phases), tuple(DRILLS), tuple(verdict_reasons(phases, DRILLS, BUDGET)), BUDGET)
+    report = RehearsalReport(
+        tuple(phases), tuple(DRILLS), tuple(verdict_reasons(phases, DRILLS, BUDGET)), BUDGET
+    )
     assert report.passed and report.verdict_text() == "PASS"
     md = render(report)
     assert md.splitlines()[0] == "## Rehearsal: PASS"
-    assert "| phase2_three_nodes | 3 | 12.5 | taken (files checked) | 1200000 | 12000 | 4.2 | 31.0 | 0.0000 |" in md
+    assert (
+        "| phase2_three_nodes | 3 | 12.5 | taken (files checked) | 1200000 | 12000 | 4.2 | 31.0 | 0.0000 |"
+        in md
+    )
     assert "| node_loss_drill | pass: node 3 away 41s | detect_seconds 9.5, recover_seconds 22 |" in md
     meta = metadata(report)
     assert meta["verdict_pass"] == 1
@@ -48,15 +67,31 @@ def test_a_passing_rehearsal_renders_its_table_and_plottable_figures():
     assert meta["backup_restore_drill_pass"] == 1
 
 
-@pytest.mark.parametrize(("phases", "drills", "reason"), [
-    ([_phase("phase1_two_nodes", error_ratio=0.05)], DRILLS, "phase1_two_nodes: 5xx ratio 0.0500 over the budget"),
-    ([_phase("phase0_single_node", error_ratio=None)], DRILLS, "phase0_single_node: no 5xx ratio in Prometheus"),
-    ([_phase("phase2_three_nodes", verified=False)], DRILLS, "phase2_three_nodes: backup not verified"),
-    ([_phase("phase2_three_nodes")], [DrillFigures("backup_restore_drill", False, "search_terms: restored 5 rows", {})],
-     "backup_restore_drill: search_terms: restored 5 rows"),
-])
+@pytest.mark.parametrize(
+    ("phases", "drills", "reason"),
+    [
+        (
+            [_phase("phase1_two_nodes", error_ratio=0.05)],
+            DRILLS,
+            "phase1_two_nodes: 5xx ratio 0.0500 over the budget",
+        ),
+        (
+            [_phase("phase0_single_node", error_ratio=None)],
+            DRILLS,
+            "phase0_single_node: no 5xx ratio in Prometheus",
+        ),
+        ([_phase("phase2_three_nodes", verified=False)], DRILLS, "phase2_three_nodes: backup not verified"),
+        (
+            [_phase("phase2_three_nodes")],
+            [DrillFigures("backup_restore_drill", False, "search_terms: restored 5 rows", {})],
+            "backup_restore_drill: search_terms: restored 5 rows",
+        ),
+    ],
+)
 def test_a_failing_rehearsal_says_why(phases, drills, reason):
-    report = RehearsalReport(tuple(phases), tuple(drills), tuple(verdict_reasons(phases, drills, BUDGET)), BUDGET)
+    report = RehearsalReport(
+        tuple(phases), tuple(drills), tuple(verdict_reasons(phases, drills, BUDGET)), BUDGET
+    )
     assert not report.passed
     assert reason in report.verdict_text()
     assert "## Rehearsal: FAIL" in render(report) and metadata(report)["verdict_pass"] == 0
@@ -64,9 +99,16 @@ def test_a_failing_rehearsal_says_why(phases, drills, reason):
 
 def test_no_prometheus_is_no_figure_and_a_fail_never_a_pass():
     prom = PrometheusResource(url="http://127.0.0.1:9", timeout_seconds=0.5)
-    state = PhaseState("phase2_three_nodes", 3, PHASES[-1].data, PHASES[-1].system, started_at=1.0, finished_at=100.0,
-                       converge_seconds=3.0, backup=BackupRecord("taken", "nodelocal://1/x", "phase2", size_bytes=10,
-                                                                 rows=2, file_bytes=5))
+    state = PhaseState(
+        "phase2_three_nodes",
+        3,
+        PHASES[-1].data,
+        PHASES[-1].system,
+        started_at=1.0,
+        finished_at=100.0,
+        converge_seconds=3.0,
+        backup=BackupRecord("taken", "nodelocal://1/x", "phase2", size_bytes=10, rows=2, file_bytes=5),
+    )
     report = build_report(prom, [state], [])
     figures = report.phases[0]
     assert (figures.p50_seconds, figures.p99_seconds, figures.error_ratio) == (None, None, None)
@@ -81,15 +123,21 @@ def _keys(assets) -> set[str]:
 
 def test_evolve_is_unchanged_unless_the_drill_is_enabled():
     assert not live_drill_enabled({})
-    assert _keys(drill_assets({})) == {"rehearsal/node_loss_drill", "rehearsal/backup_restore_drill",
-                                       "rehearsal/rehearsal_report"}
+    assert _keys(drill_assets({})) == {
+        "rehearsal/node_loss_drill",
+        "rehearsal/backup_restore_drill",
+        "rehearsal/rehearsal_report",
+    }
     enabled = drill_assets({"EVOLUTION_NODE_LOSS_DRILL": "true"})
     live = next(a for a in enabled if a.key == dg.AssetKey("node_loss_drill"))
     assert live.group_names_by_key[live.key] == "evolution"
     # Only after phase 2: its input is the live phase 2 asset.
     assert set(live.dependency_keys) == {dg.AssetKey(PHASES[-1].name)}
-    live_checks = [c for c in drill_checks({"EVOLUTION_NODE_LOSS_DRILL": "true"})
-                   if any(k.asset_key == live.key for k in c.check_keys)]
+    live_checks = [
+        c
+        for c in drill_checks({"EVOLUTION_NODE_LOSS_DRILL": "true"})
+        if any(k.asset_key == live.key for k in c.check_keys)
+    ]
     assert len(live_checks) == 7 and all(s.blocking for c in live_checks for s in c.check_specs)
 
 
@@ -104,7 +152,11 @@ def test_the_drills_follow_phase_2_and_the_report_comes_last():
     drill = assets["rehearsal/node_loss_drill"]
     assert set(drill.dependency_keys) == {dg.AssetKey(["rehearsal", PHASES[-1].name])}
     restore = assets["rehearsal/backup_restore_drill"]
-    assert dg.AssetKey(["rehearsal", "node_loss_drill"]) in set(restore.dependency_keys)  # never with a node away
+    assert dg.AssetKey(["rehearsal", "node_loss_drill"]) in set(
+        restore.dependency_keys
+    )  # never with a node away
     report = assets["rehearsal/rehearsal_report"]
     assert set(report.dependency_keys) == {dg.AssetKey(["rehearsal", p.name]) for p in PHASES} | {
-        dg.AssetKey(["rehearsal", "node_loss_drill"]), dg.AssetKey(["rehearsal", "backup_restore_drill"])}
+        dg.AssetKey(["rehearsal", "node_loss_drill"]),
+        dg.AssetKey(["rehearsal", "backup_restore_drill"]),
+    }

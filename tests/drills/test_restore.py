@@ -8,11 +8,10 @@ import pytest
 
 from evolution_pipeline.drills.backup_restore import run_restore_drill
 from evolution_pipeline.drills.checks import judge_restore
-from evolution_pipeline.phases import SQL_DIR
+from evolution_pipeline.phases import PHASES, SQL_DIR
 from evolution_pipeline.resources.restore import RestoreRefused, drop_scratch, restore_and_compare
 from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError
 from evolution_pipeline.state import BackupRecord, PhaseState
-from evolution_pipeline.phases import PHASES
 from tests.doubles.crdb_backup import collection_key
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 from tests.drills.crdb_rows import RowHistory
@@ -48,8 +47,10 @@ def _restored_rows(comparison) -> dict:
 
 
 def test_restore_matches_the_source_as_of_the_backup_not_as_of_now(crdb, sql):
-    # Written after the backup: the source now has one login more than the backup, as of its end time it has not.
-    sql.execute("INSERT INTO login_events (user_id, ip_hash, ua_hash) VALUES ('u1', 'h', 'h')", database="app")
+    # Written after the backup: the source now has one login more than the backup; as of its end time, none.
+    sql.execute(
+        "INSERT INTO login_events (user_id, ip_hash, ua_hash) VALUES ('u1', 'h', 'h')", database="app"
+    )
     comparison = restore_and_compare(sql, "rehearsal", URI)
     assert comparison.mismatches() == []
     assert _restored_rows(comparison) == {"login_events": 0, "search_terms": 12000}
@@ -57,8 +58,10 @@ def test_restore_matches_the_source_as_of_the_backup_not_as_of_now(crdb, sql):
     assert crdb.databases["app"]["login_events"].rows == 1  # the source itself was left alone
     assert "restore_check_app" not in crdb.databases  # dropped again
     restore = crdb.statements_matching(r"^RESTORE")
-    assert restore == ["RESTORE DATABASE \"app\" FROM LATEST IN 'nodelocal://1/drill-backups/phase2/run1' "
-                       "WITH new_db_name = 'restore_check_app'"]
+    assert restore == [
+        "RESTORE DATABASE \"app\" FROM LATEST IN 'nodelocal://1/drill-backups/phase2/run1' "
+        "WITH new_db_name = 'restore_check_app'"
+    ]
     source_reads = crdb.statements_matching(r'FROM "app"\."public"\.\S+ AS OF SYSTEM TIME')
     assert len(source_reads) == 2
     assert all(s.rstrip().endswith("+00:00'") for s in source_reads)
@@ -76,8 +79,9 @@ def test_a_backup_missing_rows_fails_naming_the_counts(crdb, sql):
 
 def test_the_check_names_the_counts(sql, crdb):
     crdb.backups[collection_key(URI)][-1].databases["app"]["search_terms"]["rows"] = 5
-    state = PhaseState(PHASES[-1].name, 3, PHASES[-1].data, PHASES[-1].system,
-                       backup=BackupRecord("taken", URI, "phase2"))
+    state = PhaseState(
+        PHASES[-1].name, 3, PHASES[-1].data, PHASES[-1].system, backup=BackupRecord("taken", URI, "phase2")
+    )
     result = run_restore_drill(sql, "rehearsal", state)
     check = judge_restore("rows", result)
     assert not check.passed
@@ -93,7 +97,9 @@ def test_a_leftover_scratch_database_is_replaced(crdb, sql):
 
 
 def test_the_scratch_database_is_dropped_when_the_comparison_fails(crdb, sql):
-    crdb.fail_next(r'FROM "app"\."public"', "XXUUU", "batch timestamp 1,0 must be after replica GC threshold 2,0")
+    crdb.fail_next(
+        r'FROM "app"\."public"', "XXUUU", "batch timestamp 1,0 must be after replica GC threshold 2,0"
+    )
     with pytest.raises(SqlError, match="GC threshold"):
         restore_and_compare(sql, "rehearsal", URI)
     assert "restore_check_app" not in crdb.databases
@@ -106,7 +112,9 @@ def test_never_outside_the_rehearsal(crdb, sql, environment):
     assert crdb.statements_matching(r"^(RESTORE|DROP)") == []
 
 
-@pytest.mark.parametrize("name", ["app", "defaultdb", "restore_check_", "restore_check_app; DROP DATABASE app"])
+@pytest.mark.parametrize(
+    "name", ["app", "defaultdb", "restore_check_", "restore_check_app; DROP DATABASE app"]
+)
 def test_only_scratch_databases_are_dropped(crdb, sql, name):
     with pytest.raises(RestoreRefused):
         drop_scratch(sql, "rehearsal", name)
@@ -123,13 +131,20 @@ def test_a_backup_without_the_app_tables_is_an_error(crdb):
 
 
 def test_no_backup_recorded_fails_with_what_to_do(sql):
-    state = PhaseState(PHASES[-1].name, 3, PHASES[-1].data, PHASES[-1].system,
-                       backup=BackupRecord("skipped", None, "phase2", reason="no database yet"))
+    state = PhaseState(
+        PHASES[-1].name,
+        3,
+        PHASES[-1].data,
+        PHASES[-1].system,
+        backup=BackupRecord("skipped", None, "phase2", reason="no database yet"),
+    )
     with pytest.raises(Exception, match="took no backup"):
         run_restore_drill(sql, "rehearsal", state)
 
 
 def test_the_stand_in_refuses_a_future_as_of(crdb, sql):
     with pytest.raises(SqlError, match="cannot specify timestamp in the future"):
-        sql.execute('SELECT count(*) AS row_count, COALESCE(sum(crc32ieee(id::STRING)), 0) AS id_checksum '
-                    "FROM app.public.search_terms AS OF SYSTEM TIME '2999-01-01 00:00:00+00:00'")
+        sql.execute(
+            "SELECT count(*) AS row_count, COALESCE(sum(crc32ieee(id::STRING)), 0) AS id_checksum "
+            "FROM app.public.search_terms AS OF SYSTEM TIME '2999-01-01 00:00:00+00:00'"
+        )

@@ -68,8 +68,9 @@ def _failure_context(instance):
     assert not result.success
     run = instance.get_run_by_id(result.run_id)
     event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
-    return dg.build_run_status_sensor_context(sensor_name=sensors.SENSOR_NAME, dagster_event=event,
-                                             dagster_instance=instance, dagster_run=run).for_run_failure()
+    return dg.build_run_status_sensor_context(
+        sensor_name=sensors.SENSOR_NAME, dagster_event=event, dagster_instance=instance, dagster_run=run
+    ).for_run_failure()
 
 
 def _clear(monkeypatch):
@@ -125,8 +126,11 @@ def test_slack_goes_through_dagster_slack(monkeypatch):
         from dagster_slack import SlackResource
 
         # dagster-slack's client, pointed at the local stand-in of Slack's Web API.
-        monkeypatch.setattr(SlackResource, "get_client",
-                            lambda self: WebClient(token=self.token, base_url=slack.url + "/api/"))
+        monkeypatch.setattr(
+            SlackResource,
+            "get_client",
+            lambda self: WebClient(token=self.token, base_url=slack.url + "/api/"),
+        )
         with dg.instance_for_test() as instance:
             sensors.build_failure_sensor([evolve])(_failure_context(instance))
         path, body = slack.posts[0]

@@ -24,8 +24,10 @@ class DrillWorldControl(WorldClusterControl):
         with world(self.path) as s:
             _count(s, "stop_node")
             if index != s["desired"] or s["ready"] != s["desired"]:
-                raise ClusterControlError(f"the stand-in world can only take away its highest ready node "
-                                          f"({s['desired']}), not node {index} (ready {s['ready']})")
+                raise ClusterControlError(
+                    f"the stand-in world can only take away its highest ready node "
+                    f"({s['desired']}), not node {index} (ready {s['ready']})"
+                )
             s["held_down"] = index
             s["ready"] = index - 1
         return f"stand-in node {index} stopped"
@@ -46,8 +48,10 @@ class DrillWorldControl(WorldClusterControl):
             if down is not None:  # held away: the world's own status() would bring it back
                 _count(s, "status")
                 s["ready"] = down - 1
-                nodes = tuple(NodeStatus(f"node{i}", i != down, "stopped by the drill" if i == down else "")
-                              for i in range(1, s["desired"] + 1))
+                nodes = tuple(
+                    NodeStatus(f"node{i}", i != down, "stopped by the drill" if i == down else "")
+                    for i in range(1, s["desired"] + 1)
+                )
                 return ClusterStatus(s["desired"], s["ready"], True, nodes)
         return super().status()
 
