@@ -10,8 +10,9 @@ The stand-in (tests/doubles/crdb_sql.py) keeps a row count per table, not rows. 
   "crc32ieee": hash32Builtin(crc32.New(crc32.IEEETable))), zlib.crc32 here; sum(INT) is DECIMAL.
 AS OF SYSTEM TIME refuses a future time like DatumToHLC (pkg/sql/sem/asof: "AS OF SYSTEM TIME: cannot specify
 timestamp in the future", an errors.Errorf, so SQLSTATE XXUUU) and a time before the GC threshold like
-BatchTimestampBeforeGCError (pkg/kv/kvpb/errors.go: "batch timestamp %v must be after replica GC threshold
-%v", SQLSTATE XXUUU; gc.ttlseconds defaults to 4 h since v23.1), and a table that did not exist yet at that
+BatchTimestampBeforeGCError (pkg/kv/kvpb/errors.go SafeFormatError: "batch timestamp %v must be after replica
+GC threshold %v (r%d: %s)", SQLSTATE XXUUU; gc.ttlseconds defaults to 14400, cockroachdb/docs
+src/current/_includes/v26.2/zone-configs/variables.md), and a table that did not exist yet at that
 time is 42P01 (the descriptor is read at that time too).
 """
 
@@ -129,10 +130,11 @@ def _as_of_rows(crdb, db: str, table: str, text: str) -> int:
     if at.timestamp() > now:
         raise PgError("XXUUU", "AS OF SYSTEM TIME: cannot specify timestamp in the future")
     if at.timestamp() < now - GC_TTL_SECONDS:
+        span = next(r for r in crdb.ranges if r.database == db and r.table == table)
         raise PgError(
             "XXUUU",
             f"batch timestamp {at.timestamp():.9f},0 must be after replica GC threshold "
-            f"{now - GC_TTL_SECONDS:.9f},0",
+            f"{now - GC_TTL_SECONDS:.9f},0 (r{span.range_id}: {span.start_key}-{span.end_key})",
         )
     count = crdb.rows_as_of(db, table, at.timestamp())
     if count is None:

@@ -4,6 +4,8 @@ drop only the scratch database, only in the rehearsal environment."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from evolution_pipeline.drills.backup_restore import run_restore_drill
@@ -96,12 +98,12 @@ def test_a_leftover_scratch_database_is_replaced(crdb, sql):
     assert "restore_check_app" not in crdb.databases
 
 
-def test_the_scratch_database_is_dropped_when_the_comparison_fails(crdb, sql):
-    crdb.fail_next(
-        r'FROM "app"\."public"', "XXUUU", "batch timestamp 1,0 must be after replica GC threshold 2,0"
-    )
-    with pytest.raises(SqlError, match="GC threshold"):
+def test_a_backup_older_than_the_gc_ttl_fails_and_the_scratch_database_is_dropped(crdb, sql):
+    backup = crdb.backups[collection_key(URI)][-1]
+    backup.end_time -= dt.timedelta(hours=5)  # the source's history at that time is garbage-collected
+    with pytest.raises(SqlError, match="must be after replica GC threshold"):
         restore_and_compare(sql, "rehearsal", URI)
+    assert crdb.statements_matching(r"^RESTORE")  # restored, then the source read failed
     assert "restore_check_app" not in crdb.databases
 
 
