@@ -100,6 +100,17 @@ def sampler_from_env(env: Mapping[str, str]) -> Sampler:
     return ratio_sampler if name == "traceidratio" else ParentBased(ratio_sampler)
 
 
+def root_ratio(env: Mapping[str, str]) -> float:
+    """The share of requests without a parent that the configured sampler keeps (every sampler here
+    decides a root by a fixed ratio: always_on 1, always_off 0, the ratio ones their argument)."""
+    name = env.get("OTEL_TRACES_SAMPLER", "parentbased_always_on").strip().lower()
+    if name.endswith("always_on"):
+        return 1.0
+    if name.endswith("always_off"):
+        return 0.0
+    return float(env.get("OTEL_TRACES_SAMPLER_ARG", "1.0"))  # validated by sampler_from_env
+
+
 def queue_size(env: Mapping[str, str]) -> int:
     raw = env.get("OTEL_BSP_MAX_QUEUE_SIZE", str(DEFAULT_QUEUE))
     if not raw.strip().isdigit() or int(raw) < 1:

@@ -21,6 +21,8 @@ spike cannot flood the exporter.
 from __future__ import annotations
 
 import logging
+import os
+import random
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +30,7 @@ from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, SamplingResult, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from psycopg.conninfo import conninfo_to_dict
 
@@ -37,6 +39,8 @@ from . import otel
 SCOPE = "sample_app"
 LOAD_TRACES_PER_SECOND = 5.0
 LOAD_RATIO = "app.load.sample_ratio"
+# A root request already kept by Tracing.start_request's own draw: the sampler must not draw again.
+PRESAMPLED = "app.sampling.presampled"
 # Not traced: probes, scrapes, the page and its stream (noise, or one span as long as a browser tab).
 UNTRACED_ROUTES = frozenset({"/healthz", "/metrics", "/", "/ws/timeline", "unmatched"})
 _FIRST_WORDS = re.compile(r"^\s*(\w+)")
@@ -55,7 +59,9 @@ class LoadAwareSampler(Sampler):
     ) -> SamplingResult:
         ratio = attributes.get(LOAD_RATIO) if attributes else None
         sampler = self.base
-        if ratio is not None:
+        if attributes and attributes.get(PRESAMPLED):
+            sampler = ALWAYS_ON
+        elif ratio is not None:
             sampler = self._ratios.get(ratio) or self._ratios.setdefault(ratio, TraceIdRatioBased(ratio))
         return sampler.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
@@ -77,8 +83,11 @@ def statement_summary(sql: str) -> tuple[str, str | None]:
 class Tracing:
     """The app's tracer and the three kinds of spans it makes."""
 
-    def __init__(self, provider: TracerProvider, db_urls: dict[str, str]):
+    def __init__(self, provider: TracerProvider, db_urls: dict[str, str], root_ratio: float = 1.0):
         self.provider = provider
+        # Share of requests without a traceparent to trace (otel.root_ratio). Drawn here, before the SDK:
+        # an unsampled request then costs one random() instead of a span, a context and a sampler call.
+        self.root_ratio = root_ratio
         self.tracer = provider.get_tracer(SCOPE)
         self._summaries: dict[str, tuple[str, dict[str, Any]]] = {}
         self._servers = {pool: _server_of(url) for pool, url in db_urls.items()}
@@ -88,10 +97,17 @@ class Tracing:
         """SERVER span for a request, made current for its handler (and so for its DB spans)."""
         if route in UNTRACED_ROUTES:
             return
-        # Without a traceparent there is no parent to find: skip the propagators' header parsing.
-        parent = propagate.extract(request.headers) if "traceparent" in request.headers else None
+        attributes = None
+        if "traceparent" in request.headers:  # the caller's decision rules (parent-based samplers)
+            parent = propagate.extract(request.headers)
+        else:  # a root: the same Bernoulli draw a ratio sampler makes on a random trace id, only cheaper
+            parent = None
+            if self.root_ratio < 1.0:
+                if random.random() >= self.root_ratio:
+                    return
+                attributes = {PRESAMPLED: True}
         method = request.method
-        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER)
+        span = self.tracer.start_span(f"{method} {route}", context=parent, kind=SpanKind.SERVER, attributes=attributes)
         if span.is_recording():  # an unsampled request (most, when sampling) pays for none of this
             span.set_attributes(
                 {
@@ -190,7 +206,7 @@ def from_env(metrics, db_urls: dict[str, str]) -> Tracing | None:
         failed=metrics.trace_export_failures.inc,
     )
     provider = otel.provider_from_env("sample-app", outcomes, sampler=LoadAwareSampler)
-    return None if provider is None else Tracing(provider, db_urls)
+    return None if provider is None else Tracing(provider, db_urls, otel.root_ratio(os.environ))
 
 
 class TraceIdFilter(logging.Filter):

@@ -122,6 +122,36 @@ def test_load_engine_samples_a_spike_at_a_few_traces_per_second():
     assert len(exporter.get_finished_spans()) == 50
 
 
+class _Request:
+    """What Tracing.start_request reads from a Sanic request."""
+
+    def __init__(self, headers=None):
+        self.headers = headers or {}
+        self.method, self.path, self.scheme, self.version, self.ip = "GET", "/search", "http", "1.1", "127.0.0.1"
+        self.server_name, self.server_port = "127.0.0.1", 8000
+        self.ctx = type("Ctx", (), {})()
+
+
+def test_root_requests_are_sampled_once_at_the_configured_ratio():
+    env = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}
+    t, exporter = _memory_tracing(otel.sampler_from_env(env))
+    t.root_ratio = otel.root_ratio(env)
+    for _ in range(5000):
+        request = _Request()
+        t.start_request(request, "/search")
+        t.end_request(request, 200)
+    kept = len(exporter.get_finished_spans())
+    assert 380 <= kept <= 620, kept  # 10 % of 5000; drawn twice it would be about 50
+    exporter.clear()
+    sampled_parent = {"traceparent": f"00-{TRACEPARENT_TRACE}-{TRACEPARENT_SPAN}-01"}
+    for _ in range(20):  # a caller's sampled trace is always continued (parent-based)
+        request = _Request(sampled_parent)
+        t.start_request(request, "/search")
+        t.end_request(request, 200)
+    assert len(exporter.get_finished_spans()) == 20
+    assert otel.root_ratio({}) == 1.0 and otel.root_ratio({"OTEL_TRACES_SAMPLER": "always_off"}) == 0.0
+
+
 def test_requests_follow_the_configured_sampler():
     t, exporter = _memory_tracing(ParentBased(ALWAYS_OFF))
     with t.tracer.start_as_current_span("GET /search", kind=trace.SpanKind.SERVER):
@@ -312,3 +342,29 @@ def test_nothing_is_exported_and_no_exporter_exists_without_an_endpoint(pg, monk
     middleware = [m.func.__name__ for m in app.request_middleware] + [m.func.__name__ for m in app.response_middleware]
     assert "_trace_start" not in middleware and "_trace_end" not in middleware
     assert not {t.name for t in threading.enumerate()} - before, "no exporter thread was started"
+
+
+def test_a_follower_read_and_its_failure_show_in_the_trace(pg, tmp_path, receiver):
+    """Through the CockroachDB start-up stand-in: the reader's span carries the AS OF SYSTEM TIME text it
+    sent, and PostgreSQL's refusal (42601) marks the DB span and the 500 marks the request span."""
+    from .crdb_wire import CrdbStartupProxy
+
+    proxy = CrdbStartupProxy(pg.port)
+    proc = _traced_app(
+        pg,
+        tmp_path,
+        receiver.endpoint,
+        APP_DB_WRITER_URL=proxy.url("app_rw_01", pg.passwords["app_rw_01"]),
+        APP_DB_READER_URL=proxy.url("app_ro_01", pg.passwords["app_ro_01"]),
+    )
+    try:
+        assert httpx.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10).status_code == 500
+        spans = receiver.wait_for(lambda s: any(x.name == "GET /search" for x in s))
+    finally:
+        proc.stop()
+        proxy.close()
+    request = next(s for s in spans if s.name == "GET /search")
+    assert request.attributes["http.response.status_code"] == 500 and request.status_code == 2
+    (db,) = [s for s in spans if s.kind == CLIENT and s.parent_span_id == request.span_id]
+    assert "AS OF SYSTEM TIME follower_read_timestamp()" in db.attributes["db.query.text"]
+    assert db.attributes["error.type"] == "42601" and db.status_code == 2
