@@ -175,3 +175,21 @@ def test_refused_for_a_phase_that_tolerates_no_failure(resources, worlds, crdbs)
     with pytest.raises(dg.Failure, match="tolerates no node failure"):
         run_node_loss(control, prom, sql, PHASES[1], NodeLossConfig(**FAST), REHEARSAL, Log())
     assert "stop_node" not in read_world(worlds["rehearsal"])["calls"]
+
+
+def test_evolve_drills_only_when_enabled_and_only_after_phase_2(resources, worlds, crdbs, monkeypatch):
+    monkeypatch.setenv("EVOLUTION_NODE_LOSS_DRILL", "true")
+    with world(worlds["live"]) as s:
+        s["ready_after_polls"] = 20
+    job = build_definitions(resources).resolve_job_def("evolve")
+    with dg.instance_for_test() as instance:
+        result = job.execute_in_process(
+            instance=instance, run_config={"ops": {"node_loss_drill": {"config": FAST}}}
+        )
+        assert result.success
+        starts = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
+    assert starts.index("node_loss_drill") > starts.index("phase2_three_nodes.verify_replication")
+    checks = result.get_asset_check_evaluations()
+    assert len(checks) == 15 + 7 and all(c.passed for c in checks)
+    assert read_world(worlds["live"])["calls"]["stop_node"] == 1
+    assert "stop_node" not in read_world(worlds["rehearsal"])["calls"]  # never the rehearsal's nodes
