@@ -1,7 +1,7 @@
 """Throughput and p50/p99 of /search and /login on ONE app process, beside a raw psycopg loop.
 
 Everything on 127.0.0.1: a real PostgreSQL (pgserver's binaries, scram passwords, the real
-app_writer/app_reader roles, sql/00-bootstrap.sql), the app as `python -m sample_app`, wrk as the
+app_rw_01/app_ro_01 rotation users of the role model, sql/00-bootstrap.sql), the app as `python -m sample_app`, wrk as the
 HTTP client. The raw loop runs the app's very statements (services.LOGIN_SQL / search_sql) with
 the same concurrency on direct psycopg async connections, in one process like the app.
 
@@ -187,8 +187,8 @@ async def raw_loop(url: str, mode: str, seconds: int, concurrency: int) -> dict:
 def start_app(pg: LocalPostgres, concurrency: int, work: Path, extra: dict[str, str]) -> AppProcess:
     c = str(concurrency)
     env = {
-        "APP_DB_WRITER_URL": pg.url("app_writer"),
-        "APP_DB_READER_URL": pg.url("app_reader"),
+        "APP_DB_WRITER_URL": pg.url("app_rw_01"),
+        "APP_DB_READER_URL": pg.url("app_ro_01"),
         "APP_HASH_SALT": "bench-salt-0123456789",
         "APP_LOG_LEVEL": "WARNING",
         "APP_DB_WRITER_POOL_MIN": c,
@@ -270,7 +270,7 @@ def main() -> int:
                     for _ in range(args.rounds):
                         runs.append(run_wrk(app.base_url, mode, args.seconds, args.concurrency, work, app.proc.pid))
                         if len(raw_rounds[mode]) < args.rounds:  # interleaved with the first app's rounds
-                            url = pg.url("app_writer" if mode == "login" else "app_reader")
+                            url = pg.url("app_rw_01" if mode == "login" else "app_ro_01")
                             raw_rounds[mode].append(asyncio.run(raw_loop(url, mode, args.seconds, args.concurrency)))
                             os.sched_setaffinity(0, allowed)
                     results[mode][f"app tracing {tracing}"] = max(runs, key=lambda r: r["rps"])

@@ -53,8 +53,8 @@ def main() -> int:
     pg = LocalPostgres(work)
     app = AppProcess(
         {
-            "APP_DB_WRITER_URL": pg.url("app_writer"),
-            "APP_DB_READER_URL": pg.url("app_reader"),
+            "APP_DB_WRITER_URL": pg.url("app_rw_01"),
+            "APP_DB_READER_URL": pg.url("app_ro_01"),
             "APP_HASH_SALT": "bench-salt-0123456789",
             "APP_LOG_LEVEL": "WARNING",
             "APP_DB_WRITER_POOL_MIN": "8",

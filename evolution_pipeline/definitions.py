@@ -5,18 +5,20 @@ import dagster as dg
 from .assets import all_assets
 from .checks import all_checks
 from .jobs import evolve, nightly_rehearsal_schedule, rehearse
+from .rotation.job import ROTATION_JOBS, rotation_assets, rotation_checks, rotation_resources, rotation_schedule
 from .sensors import build_failure_sensor
 
 
 def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = None) -> dg.Definitions:
     """Everything but the resources is fixed; tests pass doubles, production passes resources_from_env()."""
     return dg.Definitions(
-        assets=all_assets(),
-        asset_checks=all_checks(),
-        jobs=[evolve, rehearse],
-        schedules=[schedule or nightly_rehearsal_schedule()],
-        sensors=[build_failure_sensor([evolve, rehearse])],
-        resources=resources,
+        assets=all_assets() + rotation_assets(),
+        asset_checks=all_checks() + rotation_checks(),
+        jobs=[evolve, rehearse, *ROTATION_JOBS.values()],
+        schedules=[schedule or nightly_rehearsal_schedule(), rotation_schedule()],
+        sensors=[build_failure_sensor([evolve, rehearse, *ROTATION_JOBS.values()])],
+        # The credential stores (rotate_credentials) come from the environment unless the caller gives them.
+        resources={**rotation_resources(), **resources},
         # A phase's steps run one after another anyway: one process per run keeps Dagster's own overhead
         # near 0.04 s per step instead of ~3 s for a fresh Python per step (bench/pipeline_overhead.py).
         # Outputs still go through the instance's IO manager, so re-execution from failure works as before.

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .rotation.roles import APP_PATHS, initial_password_env
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO_ROOT / "sql"
 
@@ -63,8 +65,11 @@ class Phase:
     sql_files: tuple[str, ...]
     backup_label: str
     description: str
-    # SQL login users this phase creates (password from the environment variable in SQL_USERS).
+    # SQL login users this phase creates: a path's two rotation users (evolution_pipeline/rotation/roles.py).
+    # Only the first gets a password, from the environment variable in SQL_USERS, and only when created.
     users: tuple[str, ...] = ()
+    # Groups (roles without LOGIN) this phase creates before its SQL file grants them privileges.
+    groups: tuple[str, ...] = ()
 
     def sql_paths(self) -> list[Path]:
         return [SQL_DIR / f for f in self.sql_files]
@@ -134,11 +139,12 @@ PHASES: tuple[Phase, ...] = (
         system=Replication(num_replicas=1, num_voters=1),
         sql_files=("00-bootstrap.sql", "05-phase0-writer-user.sql"),
         backup_label="phase0",
-        users=("app_writer",),
+        users=("app_rw_01", "app_rw_02"),
+        groups=("app_fa", "app_rw"),
         description=(
             "One CockroachDB node holding one copy of every range (num_replicas = 1 for data and system "
-            "ranges): the PostgreSQL-like starting point. The app schema and seed data are created and the "
-            "writer user gets its password. No fault tolerance at all: losing the node loses the service."
+            "ranges): the PostgreSQL-like starting point. The app schema and seed data are created, with "
+            "the groups app_fa and app_rw and the writer path's rotation users app_rw_01/app_rw_02. No fault tolerance at all: losing the node loses the service."
         ),
     ),
     Phase(
@@ -150,7 +156,8 @@ PHASES: tuple[Phase, ...] = (
         system=Replication(num_replicas=2, num_voters=1, pin_voters_to_first_node=True),
         sql_files=("10-phase1-reader-user.sql",),
         backup_label="phase1",
-        users=("app_reader",),
+        users=("app_ro_01", "app_ro_02"),
+        groups=("app_ro",),
         description=(
             "A second node joins and every range gets two copies: one voter, one read replica. The voter "
             "(and so the lease) stays on node 1; node 2 holds a non-voting replica that serves follower reads "
@@ -176,11 +183,11 @@ PHASES: tuple[Phase, ...] = (
     ),
 )
 
-# The application's SQL users and the environment variable (or Kubernetes Secret key) holding each password.
-SQL_USERS: dict[str, str] = {
-    "app_writer": "APP_WRITER_PASSWORD",  # the writer path: INSERT logins, read search terms
-    "app_reader": "APP_READER_PASSWORD",  # the legacy reader path: SELECT only, truly cannot write
-}
+# The application's SQL login users (two rotation users per path) and the environment variable (or Kubernetes
+# Secret key) holding each one's initial password: APP_WRITER_PASSWORD for app_rw_01 (writer path, group
+# app_rw), APP_READER_PASSWORD for app_ro_01 (reader path, group app_ro, SELECT only). None: a standby created
+# without a password; rotate_credentials gives it its first one.
+SQL_USERS: dict[str, str | None] = {user: initial_password_env(user) for path in APP_PATHS for user in path.users}
 APP_DATABASE = "app"
 
 PHASES_BY_NAME: dict[str, Phase] = {p.name: p for p in PHASES}

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from .phases import SQL_USERS, Phase, previous_phase
 from .resources.sql import ZONE_TARGETS_DATA, ZoneConfig, collection_uri
+from .rotation.roles import GROUPS
 from .sqlscript import load_script
 from .zones import ZoneSetting, zone_plan
 
@@ -74,7 +75,7 @@ class ClusterView:
         from .resources.sql import ZONE_TARGETS_SYSTEM
 
         view.database = crdb.database_exists()
-        view.users = frozenset(u for u in SQL_USERS if crdb.role_exists(u))
+        view.users = frozenset(u for u in (*SQL_USERS, *GROUPS) if crdb.role_exists(u))
         view.zones = {t: crdb.zone_config(t) for t in ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM}
         view.first_node_locality = crdb.first_node_locality()
         view.ranges = {"cluster": crdb.range_replicas("cluster")}
@@ -154,17 +155,22 @@ def _constraints(text: str | None) -> frozenset[str] | None:
 
 
 def _user_steps(phase: Phase, crdb, view: ClusterView | None) -> list[Step]:
-    steps = []
+    """Groups, then login users. A user's initial password is set only in its CREATE USER (rotate_credentials
+    owns it afterwards), so an existing user is done and nothing is ever set again."""
+    def status(name: str) -> str:
+        return NOT_READ if view is None else DONE if name in view.users else CHANGE
+
+    steps = [Step("user", f"group {g} (no LOGIN)", status(g), (f"CREATE ROLE {g};",)) for g in phase.groups]
+    insecure = view.insecure if view else crdb.insecure
     for user in phase.users:
-        exists = view is not None and user in view.users
-        create = Step("user", f"login user {user}", NOT_READ if view is None else DONE if exists else CHANGE,
-                      (f"CREATE USER {user};",))
-        steps.append(create)
-        if (view.insecure if view else crdb.insecure):
-            steps.append(Step("user", f"password of {user}: not set (insecure cluster refuses passwords)", DONE))
+        env = SQL_USERS[user]
+        if env and not insecure:
+            what, sql = f"login user {user}, initial password from ${env}", (
+                f"CREATE USER {user} WITH PASSWORD '<redacted: ${env}>';")
         else:
-            steps.append(Step("user", f"password of {user} from ${SQL_USERS[user]}", ALWAYS,
-                              (f"ALTER USER {user} WITH PASSWORD '<redacted: ${SQL_USERS[user]}>';",)))
+            why = "insecure cluster refuses passwords" if env else "standby: rotate_credentials gives it one"
+            what, sql = f"login user {user} without a password ({why})", f"CREATE USER {user};"
+        steps.append(Step("user", what, status(user), (sql,)))
     return steps
 
 

@@ -20,6 +20,7 @@ from sanic.response import HTTPResponse
 
 from . import readiness, tracing
 from .controls import Controls
+from .credentials import CredentialFollower
 from .db import Database
 from .errors import JsonErrorHandler
 from .metrics import AppMetrics
@@ -100,6 +101,7 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     timeline.spike_state = spike_ctl.brief_state
     timeline.readiness = lambda: app.ctx.last_ready
     timeline.reader_path = lambda: db.reader_path
+    timeline.db_users = db.users
     timeline.follower_reads = lambda: _follower_brief(db)
 
     for bp in (login.bp, search.bp, spike.bp, health.bp, control.bp, ui.bp):
@@ -124,6 +126,8 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
             asyncio.create_task(_tick(app)),
             asyncio.create_task(_watch_readiness(app)),
         ]
+        if settings.writer_url_file or settings.reader_url_file:  # follow rotated credentials (mounted Secret)
+            app.ctx.background_tasks.append(asyncio.create_task(CredentialFollower(db, settings).run()))
 
     @app.before_server_stop
     async def _stop_background(app: Sanic) -> None:

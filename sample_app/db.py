@@ -25,7 +25,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
 from . import follower_reads
-from .settings import Settings
+from .settings import Settings, url_user
 from .telemetry import Telemetry
 
 log = logging.getLogger("sample_app.db")
@@ -38,12 +38,15 @@ RETRYABLE_SQLSTATES = {"40001", "40003", "57P01", "57P02", "57P03"}
 SQLSTATE_NO_CONNECTION = "08001"  # no connection could be obtained within the pool timeout
 SQLSTATE_CONNECTION_LOST = "08006"  # the connection broke mid-statement
 # The reader's login refused (unknown user or wrong password): the read-only user is not provisioned
-# yet. Phase 0 has no app_reader (phase 1 creates it), so until then reads go through the writer.
+# yet. Phase 0 has no reader users (phase 1 creates app_ro_01/02), so until then reads go through the writer.
 # libpq reports a refused login before any result exists, so psycopg often has no SQLSTATE for it:
 # the server's message (same wording on PostgreSQL and CockroachDB) is checked too.
 AUTH_SQLSTATES = {"28000", "28P01"}
 AUTH_MESSAGE = re.compile(r'password authentication failed for user|role "[^"]+" does not exist')
 
+
+# How long a replaced pool may keep connections that requests still hold (credential rotation).
+DRAIN_SECONDS = 30.0
 
 BACKOFF_BASE_SECONDS = 0.01
 BACKOFF_MAX_SECONDS = 0.5
@@ -135,6 +138,13 @@ class Database:
         # Pools the next maintenance round looks at (all of them at start; then those a request found
         # without a connection): a healthy pool is never probed, replaced or logged into directly.
         self._suspects: set[str] = {"writer", "reader"}
+        # The URL each pool connects with now: the start-up one, until switch() moves the pool to another
+        # (credential rotation, sample_app/credentials.py). Per pool: the last switch, and why a newly
+        # published URL was not taken (empty when none).
+        self.urls = {"writer": settings.writer_url, "reader": settings.reader_url}
+        self.switches: dict[str, dict[str, Any]] = {}
+        self.credential_problems: dict[str, str] = {}
+        self._drains: set[asyncio.Task] = set()
         self.pools = {
             "writer": self._pool(
                 "writer", settings.writer_url, settings.writer_pool_min, settings.writer_pool_max
@@ -182,6 +192,8 @@ class Database:
             await pool.open(wait=False)
 
     async def close(self) -> None:
+        for task in list(self._drains):
+            task.cancel()
         for pool in self.pools.values():
             await pool.close(timeout=2.0)
 
@@ -285,6 +297,48 @@ class Database:
             log.warning("%s pool had no connection while the database accepts logins: replaced it", name)
         return healed
 
+    def users(self) -> dict[str, str]:
+        """The SQL user each pool logs in as now (a rotation user: app_rw_0N, app_ro_0N)."""
+        return {name: url_user(url) for name, url in self.urls.items()}
+
+    async def switch(self, name: str, url: str) -> str | None:
+        """Move pool `name` to `url` without failing a request. Returns why not, or None when moved.
+
+        One direct login first: a URL that cannot log in never replaces a working pool. Then a fresh pool
+        takes every new checkout while the old one drains: requests holding its connections finish on
+        them, and one waiting on it gets PoolClosed and retries on the fresh pool (run()).
+        """
+        exc = await self._login_error(url)
+        if exc is not None:
+            state = getattr(exc, "sqlstate", None)
+            return "the new URL cannot log in: " + _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
+        old, old_user = self.pools[name], url_user(self.urls[name])
+        fresh = self._pool(name, url, old.min_size, old.max_size)
+        await fresh.open(wait=False)
+        self.pools[name], self.urls[name] = fresh, url
+        if name == "reader":
+            self._suspects.add("reader")  # re-decide the read path with the new user next round
+        self.switches[name] = {"from": old_user, "to": url_user(url), "at": time.time(), "drained_seconds": None}
+        log.warning("%s pool: new connections log in as %s (was %s); draining the old pool",
+                    name, url_user(url), old_user)
+        task = asyncio.create_task(self._drain(name, old, self.switches[name]))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+        return None
+
+    async def _drain(self, name: str, old: AsyncConnectionPool, record: dict[str, Any]) -> None:
+        """Close the old pool once no request holds one of its connections (at most DRAIN_SECONDS)."""
+        started = time.monotonic()
+        while time.monotonic() - started < DRAIN_SECONDS:
+            s = old.get_stats()
+            if s.get("pool_size", 0) - s.get("pool_available", 0) <= 0 and not s.get("requests_waiting", 0):
+                break
+            await asyncio.sleep(0.05)
+        await old.close(timeout=1.0)
+        record["drained_seconds"] = round(time.monotonic() - started, 3)
+        log.warning("%s pool: the old pool (%s) is drained and closed after %.2fs",
+                    name, record["from"], record["drained_seconds"])
+
     @staticmethod
     async def _has_no_connection(pool: AsyncConnectionPool) -> bool:
         try:
@@ -310,7 +364,7 @@ class Database:
             self.reader_path = "writer"
             self.reader_note = (
                 f"the read-only user's login is refused ({_first_line(exc)}): not provisioned yet "
-                "(phase 1 creates app_reader) or a wrong password in APP_DB_READER_URL; reads use the writer"
+                "(phase 1 creates app_ro_01 and app_ro_02) or a wrong password in the reader URL; reads use the writer"
             )
         else:
             if self.reader_path != "reader":
@@ -321,7 +375,9 @@ class Database:
         return self.reader_path
 
     async def _connect_error(self, pool_name: str) -> psycopg.Error | None:
-        url = self.settings.writer_url if pool_name == "writer" else self.settings.reader_url
+        return await self._login_error(self.urls[pool_name])
+
+    async def _login_error(self, url: str) -> psycopg.Error | None:
         try:
             conn = await psycopg.AsyncConnection.connect(
                 url, connect_timeout=self.settings.connect_timeout_seconds, autocommit=True

@@ -84,7 +84,7 @@ READER_CHECKS = ("reader", "reader_read_only")
 async def check(db: Database) -> dict[str, Any]:
     """Ready = the writer works and, once the read-only user exists, it reads and cannot write.
 
-    Before phase 1 creates app_reader its login is refused: reads go through the writer, and the app
+    Before phase 1 creates the reader's users (app_ro_01/02) its login is refused: reads go through the writer, and the app
     is ready but degraded (the reader checks are reported as skipped, never as passed).
     """
     timeout = db.settings.pool_timeout_seconds + 1.0
@@ -96,12 +96,21 @@ async def check(db: Database) -> dict[str, Any]:
         for name in READER_CHECKS:
             checks[name] = {"ok": None, "skipped": True, "detail": db.reader_note}
     follower = db.follower_reads_status()  # read after the checks: they may open the first reader connection
+    # A published URL the app could not take is a warning, not unreadiness: the app still serves on the
+    # current user, and failing every pod on one bad Secret would turn a rotation mistake into an outage.
+    refused = [f"{pool} URL file: {why}; still on {db.users()[pool]}"
+               for pool, why in db.credential_problems.items() if why]
+    warnings = ([follower.warning] if follower.warning else []) + refused
     return {
         "ready": all(r["ok"] for r in results),
         "degraded": ["reader"] if fallback else [],
         "reader_path": db.reader_path,
         "follower_reads": follower.on,
         "follower_reads_reason": follower.reason,
-        "warnings": [follower.warning] if follower.warning else [],
+        "warnings": warnings,
+        # Which rotation user each path logs in as now, and the last switch (from, to, drained_seconds).
+        "db_users": db.users(),
+        "credentials": {pool: {"user": user, "problem": db.credential_problems.get(pool, ""),
+                               "last_switch": db.switches.get(pool)} for pool, user in db.users().items()},
         "checks": checks,
     }

@@ -21,6 +21,8 @@ log = logging.getLogger("sample_app.settings")
 ENV_VARS: tuple[str, ...] = (
     "APP_DB_WRITER_URL",
     "APP_DB_READER_URL",
+    "APP_DB_WRITER_URL_FILE",
+    "APP_DB_READER_URL_FILE",
     "APP_DB_WRITER_POOL_MIN",
     "APP_DB_WRITER_POOL_MAX",
     "APP_DB_READER_POOL_MIN",
@@ -55,8 +57,10 @@ class SettingsError(ValueError):
 @dataclass(frozen=True)
 class Settings:
     # No defaults here: from_env is the one place that knows them (sample_app/README.md lists them).
-    writer_url: str
+    writer_url: str  # the URL at start-up; with a _FILE, sample_app/credentials.py follows later changes
     reader_url: str
+    writer_url_file: str | None
+    reader_url_file: str | None
     writer_pool_min: int
     writer_pool_max: int
     reader_pool_min: int
@@ -93,8 +97,10 @@ class Settings:
             # price of hashes changing across restarts. Production sets APP_HASH_SALT from a Secret.
             log.warning("APP_HASH_SALT is not set: using a random per-process salt")
         settings = cls(
-            writer_url=reader.db_url("APP_DB_WRITER_URL", allow_insecure),
-            reader_url=reader.db_url("APP_DB_READER_URL", allow_insecure),
+            writer_url=reader.db_url_or_file("APP_DB_WRITER_URL", allow_insecure),
+            reader_url=reader.db_url_or_file("APP_DB_READER_URL", allow_insecure),
+            writer_url_file=reader.raw("APP_DB_WRITER_URL_FILE"),
+            reader_url_file=reader.raw("APP_DB_READER_URL_FILE"),
             writer_pool_min=reader.integer("APP_DB_WRITER_POOL_MIN", 1, 0, 200),
             writer_pool_max=reader.integer("APP_DB_WRITER_POOL_MAX", 10, 1, 200),
             reader_pool_min=reader.integer("APP_DB_READER_POOL_MIN", 1, 0, 200),
@@ -182,12 +188,21 @@ class _Reader:
             raise SettingsError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
         return value.upper()
 
+    def db_url_or_file(self, name: str, allow_insecure: bool) -> str:
+        """<name> from the environment, or read from the file <name>_FILE names (a mounted Secret key)."""
+        path = self.raw(name + "_FILE")
+        if path is None:
+            return self.db_url(name, allow_insecure)
+        if self.raw(name) is not None:
+            raise SettingsError(f"set {name} or {name}_FILE, not both")
+        return read_url_file(name, path, allow_insecure)
+
     def db_url(self, name: str, allow_insecure: bool) -> str:
         value = self.raw(name)
         if value is None:
             raise SettingsError(
                 f"{name} is not set: give a libpq URL such as "
-                "postgresql://app_writer:PASSWORD@crdb-writer:26257/app?sslmode=verify-full&sslrootcert=/certs/ca.crt"
+                "postgresql://app_rw_01:PASSWORD@crdb-writer:26257/app?sslmode=verify-full&sslrootcert=/certs/ca.crt"
             )
         if not value.startswith(("postgresql://", "postgres://")):
             raise SettingsError(f"{name} must be a postgresql:// URL")
@@ -205,3 +220,26 @@ class _Reader:
                 "(or set APP_DB_ALLOW_INSECURE=true for an insecure demo cluster)"
             )
         return value
+
+
+def read_url_file(name: str, path: str, allow_insecure: bool) -> str:
+    """The URL in `path`, validated exactly like the variable `name` (SettingsError says what is wrong)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = f.read(64 * 1024).strip()  # a URL, never megabytes: a wrong mount must not eat memory
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{name}_FILE: cannot read {path}: {exc}") from None
+    if not content:
+        raise SettingsError(f"{name}_FILE: {path} is empty (it must hold one postgresql:// URL)")
+    try:
+        return _Reader({name: content}).db_url(name, allow_insecure)
+    except SettingsError as exc:
+        raise SettingsError(f"{name}_FILE ({path}): {exc}") from None
+
+
+def url_user(url: str) -> str:
+    """The user a libpq URL logs in as ("" when it names none): shown on /readyz, never the password."""
+    try:
+        return str(conninfo_to_dict(url).get("user", ""))
+    except psycopg.ProgrammingError:
+        return ""

@@ -47,6 +47,7 @@ class Timeline:
         self.spike_state: Callable[[], dict[str, Any]] = lambda: {"active": False}
         self.readiness: Callable[[], bool | None] = lambda: None
         self.reader_path: Callable[[], str] = lambda: "reader"
+        self.db_users: Callable[[], dict[str, str]] = dict  # pool -> SQL user (credential rotation)
         self.follower_reads: Callable[[], dict[str, Any]] = lambda: {"on": False, "short": "", "reason": ""}
 
     # --- observations (called on every request: keep them cheap)
@@ -92,6 +93,7 @@ class Timeline:
             "spike": self.spike_state(),
             "ready": self.readiness(),
             "reader_path": self.reader_path(),
+            "db_users": self.db_users(),
             "follower_reads": self.follower_reads(),
             "events": bucket.events,
         }

@@ -211,7 +211,16 @@ fi
 # --- the database the sample app uses -----------------------------------------------------------------
 if [[ -n ${COCKROACH_BIN:-} ]]; then
   eval "$("$PY" -m evolution_pipeline.resources.local app-urls)"
-  export APP_DB_WRITER_URL APP_DB_READER_URL
+  # The app follows its URLs from files (as from a mounted Secret), so rotate_credentials can move it to
+  # the other rotation user without a restart. Written once: after a rotation the files are the pipeline's.
+  export APP_CREDENTIALS_DIR=$LOCAL_CRDB_DATA_DIR/credentials
+  mkdir -p "$APP_CREDENTIALS_DIR" && chmod 700 "$APP_CREDENTIALS_DIR"
+  for var in APP_DB_WRITER_URL APP_DB_READER_URL; do  # bash 3.2: no ${x^^}, so the names themselves
+    file=$APP_CREDENTIALS_DIR/$(echo "$var" | sed 's/^APP_DB_//; s/_URL$//' | tr 'A-Z' 'a-z')-url
+    [[ -s $file ]] || (umask 077 && printf '%s\n' "${!var}" >"$file")
+    export "${var}_FILE=$file"
+  done
+  unset APP_DB_WRITER_URL APP_DB_READER_URL
   say "sample app -> local CockroachDB: writer node 1, reader node 2 (node 1 until phase 1); it is not ready before phase 0 has run"
 else
   PG_ENV=$LOCAL_CRDB_DATA_DIR/postgres/app-urls.env

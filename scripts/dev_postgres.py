@@ -2,9 +2,10 @@
 
 The sample app speaks the PostgreSQL wire protocol and its bootstrap SQL is portable, so without a
 cockroach binary the app still runs for real against PostgreSQL 16 from `pgserver`. This script starts
-the server, creates the `app` database with sql/00-bootstrap.sql, the `app_writer` login role and an
-`app_reader` login role with SELECT only, writes the app's two URLs to an env file and then holds the
-server until it gets SIGTERM/SIGINT (pgserver stops it when this process exits).
+the server, creates the `app` database with sql/00-bootstrap.sql and the role model exactly as the pipeline's
+phases do (groups app_fa/app_rw/app_ro, rotation users app_rw_01/02 and app_ro_01/02, the grants of
+sql/05-... and sql/10-...), writes the app's two URLs (app_rw_01, app_ro_01) to an env file and then holds
+the server until it gets SIGTERM/SIGINT (pgserver stops it when this process exits).
 
 pgserver listens on a Unix socket only and trusts local connections (passwords are set but not checked),
 which is fine for a laptop fallback; privileges (the reader's SELECT only) are enforced.
@@ -33,15 +34,6 @@ def ensure_database(admin_uri: str, name: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
-    # PostgreSQL has no CREATE USER IF NOT EXISTS.
-    if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
-        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    conn.execute(
-        sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
-    )
-
-
 def apply_bootstrap(app_uri: str) -> None:
     """sql/00-bootstrap.sql through the sample app's own helper (the same code path the app's tests use)."""
     from sample_app.schema import apply_bootstrap as bootstrap
@@ -49,13 +41,20 @@ def apply_bootstrap(app_uri: str) -> None:
     bootstrap(app_uri)
 
 
-def grant(conn: psycopg.Connection) -> None:
-    conn.execute("GRANT CONNECT ON DATABASE app TO app_writer, app_reader")
-    conn.execute("GRANT USAGE ON SCHEMA public TO app_writer, app_reader")
-    conn.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO app_writer")
-    conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO app_reader")
-    # The reader must truly be read-only, whatever an earlier run granted.
-    conn.execute("REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM app_reader")
+def role_model(admin_uri: str, passwords: dict[str, str]) -> None:
+    """The phases' groups, users and grants, through the pipeline's own code and SQL files."""
+    from evolution_pipeline.phases import PHASES, SQL_DIR, SQL_USERS
+    from evolution_pipeline.resources.sql import CrdbSqlResource
+    from evolution_pipeline.rotation.provision import ensure_group, ensure_rotation_user
+
+    admin = CrdbSqlResource(url=admin_uri, database="app")
+    for phase in PHASES:
+        for group in phase.groups:
+            ensure_group(admin, group)
+        for user in phase.users:
+            ensure_rotation_user(admin, user, passwords.get(SQL_USERS[user] or ""))
+    for name in ("05-phase0-writer-user.sql", "10-phase1-reader-user.sql"):  # the portable phase files
+        admin.run_script(SQL_DIR / name)
 
 
 def role_uri(admin_app_uri: str, role: str, password: str) -> str:
@@ -103,15 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     server = pgserver.get_server(args.data_dir, cleanup_mode="stop")
     ensure_database(server.get_uri("postgres"), "app")
     app_admin = server.get_uri("app")
-    with psycopg.connect(app_admin, autocommit=True) as conn:
-        ensure_role(conn, "app_writer", writer_pw)
-        ensure_role(conn, "app_reader", reader_pw)
     apply_bootstrap(app_admin)
-    with psycopg.connect(app_admin, autocommit=True) as conn:
-        grant(conn)
+    role_model(server.get_uri("postgres"), {"APP_WRITER_PASSWORD": writer_pw, "APP_READER_PASSWORD": reader_pw})
     urls = {
-        "APP_DB_WRITER_URL": role_uri(app_admin, "app_writer", writer_pw),
-        "APP_DB_READER_URL": role_uri(app_admin, "app_reader", reader_pw),
+        "APP_DB_WRITER_URL": role_uri(app_admin, "app_rw_01", writer_pw),
+        "APP_DB_READER_URL": role_uri(app_admin, "app_ro_01", reader_pw),
     }
     write_env(args.env_file, urls)
     for name, url in urls.items():

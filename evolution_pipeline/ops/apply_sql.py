@@ -1,9 +1,11 @@
 """apply_sql: the database, the phase's zone configs, its users and its SQL files. All idempotent.
 
 Order: database (CockroachDB-only, so here and not in the portable bootstrap file) -> zone configs from the
-phase table (node 1's locality read from the cluster when the phase pins voters to it) -> login users with
-passwords from the environment (none on an insecure cluster) -> the phase's SQL files (which may grant to
-those users). Re-running converges to the same state.
+phase table (node 1's locality read from the cluster when the phase pins voters to it) -> the phase's groups
+(roles without LOGIN) and login users, a user's initial password from the environment set only when it is
+created (none on an insecure cluster; after that rotate_credentials owns it) -> the phase's SQL files (which
+grant to the groups and make the users members). Re-running converges to the same state and never sets a
+password back, so it cannot lock the app out of a rotated user.
 """
 
 
@@ -15,6 +17,7 @@ import dagster as dg
 from ..environments import Environment
 from ..phases import SQL_USERS
 from ..resources.sql import SqlError
+from ..rotation.provision import ensure_group, ensure_rotation_user
 from ..state import PhaseState
 from ..zones import ZoneSetting, zone_plan
 from .common import permanent, phase_of, phase_op, resource, timed
@@ -30,12 +33,16 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
         if crdb.insecure and phase.users:
             context.log.warning(f"insecure cluster: password not set for {', '.join(phase.users)}")
         created: list[str] = []
+        groups_created: list[str] = []
         with timed() as t:
             try:
                 crdb.ensure_database()
                 zones = _set_zones(context, crdb, phase)
+                for group in phase.groups:
+                    if ensure_group(crdb, group):
+                        groups_created.append(group)
                 for user in phase.users:
-                    if crdb.ensure_login_user(user, passwords.get(user)):
+                    if ensure_rotation_user(crdb, user, passwords.get(user)):
                         created.append(user)
                 counts = {path.name: crdb.run_script(path) for path in phase.sql_paths()}
             except SqlError as exc:
@@ -48,11 +55,13 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
                 raise permanent(f"{phase.name}: {exc}. Fix the cause and re-execute; every statement is "
                                 "idempotent, so what already ran is not repeated harmfully.") from exc
         statements = tuple(z.sql() for z in zones)
-        context.log.info(f"{phase.name}: users created {created or 'none'}, statements {counts}")
+        context.log.info(f"{phase.name}: groups created {groups_created or 'none'}, users created "
+                         f"{created or 'none'}, statements {counts}")
         context.add_output_metadata({
             "zone_statements": dg.MetadataValue.md("```sql\n" + "\n".join(statements) + "\n```"),
             "insecure_cluster": crdb.insecure,
             "users_created": dg.MetadataValue.json(created),
+            "groups_created": dg.MetadataValue.json(groups_created),
             "statements_per_file": dg.MetadataValue.json(counts),
         })
         serving_since = state.app_serving_since or _wait_for_app(context, resource(context, env, "sample_app"))
@@ -88,8 +97,11 @@ def _wait_for_app(context, app) -> float:
 
 
 def _passwords(users: tuple[str, ...]) -> dict[str, str]:
+    """Initial passwords of the users that get one (a standby user has none: SQL_USERS maps it to None)."""
     passwords, missing = {}, []
     for user in users:
+        if SQL_USERS[user] is None:
+            continue
         value = os.environ.get(SQL_USERS[user], "")
         if value:
             passwords[user] = value

@@ -17,6 +17,7 @@ from ..environments import REHEARSAL, Environment
 from ..phases import PHASES, get_phase, previous_phase
 from ..resources.cluster import ClusterControlError
 from ..resources.sample_app import SampleAppError
+from ..rotation.roles import READER
 from ..state import PhaseState
 from .common import permanent, phase_op, resource
 
@@ -107,11 +108,12 @@ def _check_app(context, env: Environment, phase, current_nodes: int) -> tuple[st
             )
         return f"not ready yet (expected before {phase.name} creates the database): {readiness.detail}", False
     body = readiness.detail if isinstance(readiness.detail, dict) else {}
-    reader_done = [p.name for p in PHASES[: phase.index] if "app_reader" in p.users]
+    reader_done = [p.name for p in PHASES[: phase.index] if READER.users[0] in p.users]
     if "reader" in body.get("degraded", []) and reader_done:
         raise permanent(
-            f"the sample app still reads through the writer although {reader_done[0]} created app_reader: its "
-            "reader login is refused, so APP_DB_READER_URL (user or password) does not match APP_READER_PASSWORD. "
+            f"the sample app still reads through the writer although {reader_done[0]} created "
+            f"{'/'.join(READER.users)}: its reader login is refused, so the reader URL (user or password) does not "
+            "match the user's password (APP_READER_PASSWORD, or the last rotate_credentials run). "
             f"Fix the app's Secret, wait for /readyz to show reader_path=reader, then re-execute. "
             f"(/readyz: {body.get('checks', {}).get('reader', {}).get('detail', '')})"
         )

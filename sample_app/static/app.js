@@ -81,6 +81,9 @@ function render() {
     const why = fr.short ? ` (${fr.short})` : "";
     setBadge("follower-reads", fr.on ? "live" : "idle", `follower reads: ${fr.on ? "on" : "off"}${why}`, String(fr.on));
     $("follower-reads").title = fr.reason;  // why, on hover
+    const u = last.db_users || {};  // which rotation user each path uses (rotate_credentials moves them)
+    const users = `writer ${u.writer || "?"} · reader ${u.reader || "?"}`;
+    setBadge("db-users", "idle", `db users: ${users}`, users);
     if (last.ready === true) setBadge("ready-state", "ok", "ready", "true");
     else if (last.ready === false) setBadge("ready-state", "bad", "NOT ready", "false");
   }

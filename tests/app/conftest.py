@@ -28,8 +28,8 @@ def pg():
 
 def app_env(pg: LocalPostgres, **extra: str) -> dict[str, str]:
     env = {
-        "APP_DB_WRITER_URL": pg.url("app_writer"),
-        "APP_DB_READER_URL": pg.url("app_reader"),
+        "APP_DB_WRITER_URL": pg.url("app_rw_01"),
+        "APP_DB_READER_URL": pg.url("app_ro_01"),
         "APP_HASH_SALT": TEST_SALT,
         "APP_DB_POOL_TIMEOUT_SECONDS": "1",
         "APP_DB_CONNECT_TIMEOUT_SECONDS": "1",

@@ -3,8 +3,9 @@
 pgserver alone listens on a Unix socket and trusts everyone. Here the cluster also listens on a
 loopback TCP port with scram-sha-256 passwords (the app connects like it does to CockroachDB:
 a URL with user and password), and the test keeps a trusted socket for the superuser. The `app`
-database gets sql/00-bootstrap.sql for real, and two real login roles: app_writer and app_reader
-(SELECT only), so privileges are enforced by the server, not by us.
+database gets sql/00-bootstrap.sql for real, the role model's groups (app_fa, app_rw, app_ro) and its four
+rotation users (app_rw_01/02 inherit app_rw, app_ro_01/02 inherit app_ro, SELECT only), so privileges are
+enforced by the server, not by us.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pgserver._commands import pg_ctl
 
 from evolution_pipeline.phases import SQL_DIR
 from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.rotation.roles import APP_PATHS, GROUPS
 from evolution_pipeline.sqlscript import load_script
 from sample_app.schema import apply_bootstrap
 from tests.support.net import free_port
@@ -36,7 +38,9 @@ class LocalPostgres:
         self.server = pgserver.get_server(self.pgdata, cleanup_mode="delete")
         self.socket_dir = parse_qs(urlparse(self.server.get_uri()).query)["host"][0]
         self.port = free_port()
-        self.passwords = {"app_writer": secrets.token_hex(12), "app_reader": secrets.token_hex(12)}
+        # Every rotation user gets a password here (the pipeline gives the standby its first one only when
+        # rotating): the tests log in as either user of a path.
+        self.passwords = {user: secrets.token_hex(12) for path in APP_PATHS for user in path.users}
         hba = self.pgdata / "pg_hba.conf"
         rule = "host all all 127.0.0.1/32 scram-sha-256\n"
         if not hba.read_text().startswith(rule):
@@ -97,6 +101,9 @@ class LocalPostgres:
         self.execute("ANALYZE search_terms")  # fresh statistics, as autovacuum would give later
 
     def _set_roles(self) -> None:
+        for group in GROUPS:  # roles without LOGIN, as the pipeline creates them
+            if not self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (group,), dbname="postgres"):
+                self.execute(f"CREATE ROLE {group}", dbname="postgres")
         for user, password in self.passwords.items():
             exists = self.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (user,), dbname="postgres")
             verb = "ALTER" if exists else "CREATE"
@@ -112,7 +119,9 @@ class LocalPostgres:
         self._set_roles()
         # One transaction: a request running meanwhile sees the old privileges or the restored ones.
         with psycopg.connect(self.admin_conninfo()) as conn:
-            conn.execute("REVOKE ALL ON TABLE login_events, search_terms FROM app_writer, app_reader")
+            roles = ", ".join([*GROUPS, *self.passwords])
+            conn.execute(f"REVOKE ALL ON TABLE login_events, search_terms FROM {roles}")
+            conn.execute(f"REVOKE CREATE ON SCHEMA public FROM {roles}")
             for path in GRANT_FILES:
                 for statement in load_script(path):
                     conn.execute(statement)

@@ -50,6 +50,8 @@ def test_dashboard_start_spike(app, client):
             expect(page.locator("#ready-state")).to_have_attribute("data-ready", "true", timeout=10000)
             expect(page.locator("#follower-reads")).to_have_attribute("data-on", "false")
             expect(page.locator("#follower-reads")).to_contain_text("off (PostgreSQL")
+            # The rotation user each path logs in as (rotate_credentials moves them).
+            expect(page.locator("#db-users")).to_have_attribute("data-users", "writer app_rw_01 · reader app_ro_01")
             expect(page.locator("#spike-state")).to_have_attribute("data-active", "false")
             expect(page.locator(".toggle[data-target=background]")).to_have_class(
                 "toggle running", timeout=5000

@@ -87,7 +87,7 @@ def test_unreachable_database_is_503_within_the_pool_timeout(pg):
             await db.fetch("reader", "SELECT 1", retries=3)
         return exc.value, time.perf_counter() - started, telemetry.metrics.db_errors.labels("reader", "08001")
 
-    closed = f"postgresql://app_reader:x@127.0.0.1:{_closed_port()}/app"
+    closed = f"postgresql://app_ro_01:x@127.0.0.1:{_closed_port()}/app"
     exc, elapsed, counter = with_db(pg, scenario, APP_DB_READER_URL=closed)
     assert exc.sqlstate == "08001" and elapsed < 3.0 and counter._value.get() == 1
 

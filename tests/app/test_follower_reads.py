@@ -94,8 +94,8 @@ def crdb_proxy(pg):
 def test_cockroachdb_reader_searches_at_a_follower_timestamp(pg, crdb_proxy, tmp_path):
     env = app_env(
         pg,
-        APP_DB_WRITER_URL=crdb_proxy.url("app_writer", pg.passwords["app_writer"]),
-        APP_DB_READER_URL=crdb_proxy.url("app_reader", pg.passwords["app_reader"]),
+        APP_DB_WRITER_URL=crdb_proxy.url("app_rw_01", pg.passwords["app_rw_01"]),
+        APP_DB_READER_URL=crdb_proxy.url("app_ro_01", pg.passwords["app_ro_01"]),
     )
     proc = AppProcess(env, tmp_path / "app.log")
     try:
@@ -116,7 +116,7 @@ def test_writer_fallback_never_reads_at_a_follower_timestamp(pg, crdb_proxy, tmp
     # The reader's login is refused (no such user yet, as before phase 1): reads use the writer.
     env = app_env(
         pg,
-        APP_DB_WRITER_URL=crdb_proxy.url("app_writer", pg.passwords["app_writer"]),
+        APP_DB_WRITER_URL=crdb_proxy.url("app_rw_01", pg.passwords["app_rw_01"]),
         APP_DB_READER_URL=crdb_proxy.url("no_such_reader", "x"),
     )
     proc = AppProcess(env, tmp_path / "app.log")

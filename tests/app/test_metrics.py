@@ -47,11 +47,11 @@ def test_metrics_names_and_labels(client):
 
 
 def test_db_errors_carry_pool_and_sqlstate(client, pg):
-    pg.execute("REVOKE INSERT ON TABLE login_events FROM app_writer")
+    pg.execute("REVOKE INSERT ON TABLE login_events FROM app_rw")
     try:
         assert client.post("/login", json={"user_id": "denied"}).status_code == 500
     finally:
-        pg.execute("GRANT INSERT ON TABLE login_events TO app_writer")
+        pg.execute("GRANT INSERT ON TABLE login_events TO app_rw")
     errors = samples(client.get("/metrics").text)["app_db_errors"]
     assert any(s.labels == {"pool": "writer", "sqlstate": "42501"} and s.value >= 1 for s in errors)
 

@@ -125,11 +125,11 @@ def test_missing_configuration_exits_with_a_message(tmp_path):
 
 
 def test_wrong_reader_password_is_named_in_readyz(pg, tmp_path):
-    bad_url = pg.url("app_reader").replace(pg.passwords["app_reader"], "not-the-password")
+    bad_url = pg.url("app_ro_01").replace(pg.passwords["app_ro_01"], "not-the-password")
     proc = AppProcess(app_env(pg, APP_DB_READER_URL=bad_url), tmp_path / "app.log")
     try:
         with httpx.Client(base_url=proc.base_url, timeout=10) as c:
-            # A refused reader login looks the same as "app_reader not created yet" (phase 0): reads
+            # A refused reader login looks the same as "app_ro_01 not created yet" (phase 0): reads
             # fall back to the writer and /readyz says so as degraded, naming the server's reason.
             body = proc.wait_ready()
             resp = c.get("/readyz")

@@ -44,7 +44,7 @@ def test_reader_pool_is_refused_on_insert(pg):
 
 def test_readyz_fails_when_reader_can_write(client, pg):
     assert client.get("/readyz").status_code == 200
-    pg.execute("GRANT INSERT ON TABLE login_events TO app_reader")
+    pg.execute("GRANT INSERT ON TABLE login_events TO app_ro")
     try:
         resp = client.get("/readyz")
         assert resp.status_code == 503
@@ -54,12 +54,12 @@ def test_readyz_fails_when_reader_can_write(client, pg):
         assert "INSERT on login_events" in body["detail"]["reader_read_only"]
         assert body["checks"]["writer"]["ok"] and body["checks"]["reader"]["ok"]
     finally:
-        pg.execute("REVOKE INSERT ON TABLE login_events FROM app_reader")
+        pg.execute("REVOKE INSERT ON TABLE login_events FROM app_ro")
     assert client.get("/readyz").status_code == 200
 
 
 def test_readyz_fails_when_reader_can_create_tables(client, pg):
-    pg.execute("GRANT CREATE ON SCHEMA public TO app_reader")
+    pg.execute("GRANT CREATE ON SCHEMA public TO app_ro")
     try:
         resp = client.get("/readyz")
         assert resp.status_code == 503
@@ -67,28 +67,28 @@ def test_readyz_fails_when_reader_can_create_tables(client, pg):
             "reader_read_only": "reader user can write: holds CREATE on schema public"
         }
     finally:
-        pg.execute("REVOKE CREATE ON SCHEMA public FROM app_reader")
+        pg.execute("REVOKE CREATE ON SCHEMA public FROM app_ro")
     assert client.get("/readyz").status_code == 200
 
 
 def test_readyz_fails_when_reader_is_a_superuser(client, pg):
-    pg.execute("ALTER ROLE app_reader SUPERUSER", dbname="postgres")
+    pg.execute("ALTER ROLE app_ro_01 SUPERUSER", dbname="postgres")
     try:
         resp = client.get("/readyz")
         assert resp.status_code == 503 and "reader_read_only" in resp.json()["detail"]
     finally:
-        pg.execute("ALTER ROLE app_reader NOSUPERUSER", dbname="postgres")
+        pg.execute("ALTER ROLE app_ro_01 NOSUPERUSER", dbname="postgres")
     assert client.get("/readyz").status_code == 200
 
 
 def test_readyz_fails_when_writer_cannot_insert(client, pg):
-    pg.execute("REVOKE INSERT ON TABLE login_events FROM app_writer")
+    pg.execute("REVOKE INSERT ON TABLE login_events FROM app_rw")
     try:
         resp = client.get("/readyz")
         assert resp.status_code == 503 and set(resp.json()["detail"]) == {"writer"}
         login = client.post("/login", json={"user_id": "carol"})
         assert login.status_code == 500 and login.json()["detail"]["sqlstate"] == "42501"
     finally:
-        pg.execute("GRANT INSERT ON TABLE login_events TO app_writer")
+        pg.execute("GRANT INSERT ON TABLE login_events TO app_rw")
     assert client.get("/readyz").status_code == 200
 

@@ -33,7 +33,7 @@ def test_reads_fall_back_to_the_writer_until_the_reader_exists(pg, late_reader):
     proc, user, password = late_reader
     body = proc.wait_ready()
     assert body["degraded"] == ["reader"] and body["reader_path"] == "writer"
-    assert body["checks"]["reader"]["skipped"] and "phase 1 creates app_reader" in body["checks"]["reader"]["detail"]
+    assert body["checks"]["reader"]["skipped"] and "phase 1 creates app_ro_01" in body["checks"]["reader"]["detail"]
     with httpx.Client(base_url=proc.base_url, timeout=10) as client:
         writer_before = _db_queries(client, "writer")
         assert client.get("/search", params={"q": "amb"}).json()["count"] > 0

@@ -10,8 +10,8 @@ import pytest
 from sample_app.settings import ENV_VARS, Settings, SettingsError
 
 LOCAL = {
-    "APP_DB_WRITER_URL": "postgresql://app_writer:pw@127.0.0.1:5432/app",
-    "APP_DB_READER_URL": "postgresql://app_reader:pw@127.0.0.1:5432/app",
+    "APP_DB_WRITER_URL": "postgresql://app_rw_01:pw@127.0.0.1:5432/app",
+    "APP_DB_READER_URL": "postgresql://app_ro_01:pw@127.0.0.1:5432/app",
 }
 PACKAGE = Path(__file__).resolve().parents[2] / "sample_app"
 
@@ -75,12 +75,12 @@ def test_follower_reads_mode(value, mode):
 
 
 def test_remote_database_without_tls_is_refused():
-    remote = dict(LOCAL, APP_DB_WRITER_URL="postgresql://app_writer:pw@crdb-writer:26257/app")
+    remote = dict(LOCAL, APP_DB_WRITER_URL="postgresql://app_rw_01:pw@crdb-writer:26257/app")
     with pytest.raises(SettingsError, match="without TLS"):
         Settings.from_env(remote)
     tls = dict(
         LOCAL,
-        APP_DB_WRITER_URL="postgresql://app_writer:pw@crdb-writer:26257/app"
+        APP_DB_WRITER_URL="postgresql://app_rw_01:pw@crdb-writer:26257/app"
         "?sslmode=verify-full&sslrootcert=/certs/ca.crt",
     )
     assert Settings.from_env(tls).writer_url.endswith("ca.crt")

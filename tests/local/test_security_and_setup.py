@@ -40,8 +40,8 @@ def test_secure_by_default_certs_and_tls_health(local_env):
         "node.key",
         "client.root.crt",
         "client.root.key",
-        "client.app_writer.crt",
-        "client.app_reader.crt",
+        "client.app_rw_01.crt",
+        "client.app_ro_01.crt",
     ):
         assert (certs / name).is_file(), name
     ca_key = local_env.data_dir / "safe" / "ca.key"
@@ -239,7 +239,7 @@ def test_sql_urls_and_local_service_names(local_env):
         "sslkey": f"{certs}/client.root.key",
     }
     writer = conninfo_to_dict(control.writer_url("p@ss/w:rd"))
-    assert writer["user"] == "app_writer" and writer["password"] == "p@ss/w:rd" and "sslcert" not in writer
+    assert writer["user"] == "app_rw_01" and writer["password"] == "p@ss/w:rd" and "sslcert" not in writer
     assert writer["host"] == "127.0.0.1" and writer["port"] == str(sql) and writer["dbname"] == "app"
     reader = conninfo_to_dict(control.reader_url("pw"))
     assert reader["host"] == "127.0.0.1,127.0.0.1" and reader["port"] == f"{sql + 1},{sql}", (

@@ -73,7 +73,7 @@ def stack(tmp_path_factory):
         cleanup.append(lambda: shutil.rmtree(pg_root, ignore_errors=True))
         pg = LocalPostgres(pg_root)
         cleanup.append(pg.close)
-        app = AppProcess({"APP_DB_WRITER_URL": pg.url("app_writer"), "APP_DB_READER_URL": pg.url("app_reader"),
+        app = AppProcess({"APP_DB_WRITER_URL": pg.url("app_rw_01"), "APP_DB_READER_URL": pg.url("app_ro_01"),
                           "APP_HASH_SALT": "observability-test-salt", "APP_DB_POOL_TIMEOUT_SECONDS": "2",
                           "APP_LOG_LEVEL": "WARNING"}, root / "app.log")  # returns once /healthz answers
         cleanup.append(app.stop)
@@ -124,11 +124,11 @@ def drive_the_evolution_and_the_app(s) -> float:
         write_targets(s["runtime"], [f.target for f in s["fronts"]])
         prom.wait_for('count(up{job="cockroachdb",cluster="local"} == 1) == 3', timeout=60)
         # The reader loses SELECT: searches now fail with a server error and a database error (42501).
-        s["pg"].execute("REVOKE SELECT ON TABLE search_terms FROM app_reader")
+        s["pg"].execute("REVOKE SELECT ON TABLE search_terms FROM app_ro")
         try:
             codes = {c.get("/search", params={"q": "x"}).status_code for _ in range(10)}
         finally:
-            s["pg"].execute("GRANT SELECT ON TABLE search_terms TO app_reader")
+            s["pg"].execute("GRANT SELECT ON TABLE search_terms TO app_ro")
         assert codes == {500}, codes
         for _ in range(10):
             assert c.get("/search", params={"q": "cock"}).status_code == 200

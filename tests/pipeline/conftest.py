@@ -125,18 +125,18 @@ class EnvironmentApp:
 
     # --- what a test does to the app, through its database (reset() undoes all of it)
     def refuse_reader_login(self) -> None:
-        """app_reader's password no longer matches the app's and its sessions are cut: every login of the
+        """app_ro_01's password no longer matches the app's and its sessions are cut: every login of the
         reader is refused, as before phase 1 creates the user or with a wrong APP_DB_READER_URL."""
-        self.pg.execute(f"ALTER ROLE app_reader PASSWORD '{secrets.token_hex(12)}'", dbname="postgres")
-        self.pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app_reader'",
+        self.pg.execute(f"ALTER ROLE app_ro_01 PASSWORD '{secrets.token_hex(12)}'", dbname="postgres")
+        self.pg.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'app_ro_01'",
                         dbname="postgres")
 
     def refuse_search_reads(self) -> None:
-        """app_reader keeps SELECT on search_terms.id only: every /search (term, popularity) is refused with
+        """app_ro keeps SELECT on search_terms.id only: every /search (term, popularity) is refused with
         a privilege error, HTTP 500, while /readyz, which only needs to see a row, stays 200."""
         with psycopg.connect(self.pg.admin_conninfo()) as conn:  # one transaction: no moment without SELECT
-            conn.execute("REVOKE SELECT ON TABLE search_terms FROM app_reader")
-            conn.execute("GRANT SELECT (id) ON TABLE search_terms TO app_reader")
+            conn.execute("REVOKE SELECT ON TABLE search_terms FROM app_ro")
+            conn.execute("GRANT SELECT (id) ON TABLE search_terms TO app_ro")
 
     def database_running(self) -> bool:
         try:

@@ -82,11 +82,10 @@ def test_ensure_login_user_converges_when_the_user_appears_after_the_probe(admin
         assert conn.execute("SELECT current_user").fetchone()[0] == "app_racer"
 
 
-def test_reader_file_makes_app_reader_truly_read_only(admin, pg):
-    admin.ensure_login_user("app_reader", "reader-secret")
-    pg.execute("GRANT INSERT, UPDATE ON TABLE login_events TO app_reader")  # a stray grant...
+def test_reader_file_makes_the_read_only_group_truly_read_only(admin, pg):
+    pg.execute("GRANT INSERT, UPDATE ON TABLE login_events TO app_ro")  # a stray grant to the group...
     admin.run_script(SQL_DIR / "10-phase1-reader-user.sql")  # ...that re-running phase 1 removes
-    with connect_as(pg, "app_reader", "reader-secret") as conn:
+    with connect_as(pg, "app_ro_01", pg.passwords["app_ro_01"]) as conn:  # a member of app_ro
         assert conn.execute("SELECT count(*) FROM search_terms").fetchone()[0] >= 10_000
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("INSERT INTO login_events (user_id, ip_hash, ua_hash) VALUES ('u', 'x', 'y')")
@@ -96,13 +95,15 @@ def test_reader_file_makes_app_reader_truly_read_only(admin, pg):
             conn.execute("DELETE FROM login_events")
 
 
-def test_writer_file_lets_app_writer_insert_logins_only(admin, pg):
-    admin.ensure_login_user("app_writer", "writer-secret")
+def test_writer_file_lets_the_read_write_group_write_but_not_change_the_schema(admin, pg):
     admin.run_script(SQL_DIR / "05-phase0-writer-user.sql")
-    with connect_as(pg, "app_writer", "writer-secret") as conn:
+    with connect_as(pg, "app_rw_01", pg.passwords["app_rw_01"]) as conn:  # a member of app_rw
         conn.execute("INSERT INTO login_events (user_id, ip_hash, ua_hash) VALUES ('u1', 'x', 'y')")
+        conn.execute("DELETE FROM login_events WHERE user_id = 'u1'")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            conn.execute("DELETE FROM search_terms")
+            conn.execute("CREATE TABLE rw_sneaky (id INT)")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("ALTER TABLE search_terms ADD COLUMN sneaky INT")
 
 
 def test_missing_script_parameter_is_a_clear_error(admin, tmp_path):

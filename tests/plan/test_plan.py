@@ -20,6 +20,7 @@ from evolution_pipeline.phases import PHASES, REPO_ROOT, get_phase
 from evolution_pipeline.plan import ALWAYS, CHANGE, DONE, NOT_READ, build_plan, render
 from evolution_pipeline.resources.operator import CrdbOperatorResource
 from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.rotation.provision import ensure_group, ensure_rotation_user
 from evolution_pipeline.zones import zone_plan
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 from tests.doubles.k8s_api import KubeApiDouble
@@ -121,8 +122,10 @@ class Cluster:
         for z in zone_plan(phase, locality):
             self.sql.set_zone(z.target, z.num_replicas, z.num_voters, z.voter_constraints)
         if users:
+            for group in phase.groups:
+                ensure_group(self.sql, group)
             for user in phase.users:
-                self.sql.ensure_login_user(user, "pw")
+                ensure_rotation_user(self.sql, user, "pw")
             for path in phase.sql_paths():
                 self.sql.run_script(path)
         self.standin.settle()
@@ -150,14 +153,16 @@ def test_fresh_cluster_phase0_changes_zones_and_user_and_skips_the_backup(cluste
     s = statuses(plan)
     assert s["nodes"] == [DONE]
     assert s["zone"] == [CHANGE] * 5  # a cluster started with `cockroach start` + init has 3 / 5 replicas
-    assert s["user"] == [CHANGE, ALWAYS] and s["backup"] == [DONE] and s["verify"] == [CHANGE]
+    # Groups app_fa and app_rw, then app_rw_01 (initial password in its CREATE USER) and app_rw_02 (none).
+    assert s["user"] == [CHANGE] * 4 and s["backup"] == [DONE] and s["verify"] == [CHANGE]
     assert "skipped" in next(st.summary for st in plan.steps if st.kind == "backup")
 
 
 def test_after_phase0_it_is_done_and_phase1_will_scale_with_the_real_patch(cluster):
     cluster.apply(PHASE0)
     done = statuses(cluster.plan(PHASE0))
-    assert done["zone"] == [DONE] * 5 and done["user"] == [DONE, ALWAYS] and done["verify"] == [DONE]
+    # Created once: a re-run never sets a password again (rotate_credentials owns them).
+    assert done["zone"] == [DONE] * 5 and done["user"] == [DONE] * 4 and done["verify"] == [DONE]
 
     plan = cluster.plan(PHASE1)
     s = statuses(plan)
@@ -179,7 +184,7 @@ def test_a_partly_done_phase1_marks_what_is_done(cluster):
     s = statuses(cluster.plan(PHASE1))
     # CockroachDB prints '[+region=local, +zone=local-a]' back: still the same constraints.
     assert s["nodes"] == [DONE] and s["zone"] == [DONE] * 5
-    assert s["user"] == [CHANGE, ALWAYS]
+    assert s["user"] == [CHANGE] * 3  # group app_ro, app_ro_01, app_ro_02
     assert s["verify"] == [DONE]  # 1 voter on node 1 + 1 non-voter on node 2 per range
     assert statuses(cluster.plan(PHASE2))["zone"] == [CHANGE] * 5
 

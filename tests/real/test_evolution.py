@@ -172,7 +172,7 @@ def test_zone_configs_are_the_phase_tables(evolution, phase):
                 assert leftover in (None, "[]", "{}"), f"{phase.name}: {target} keeps voter_constraints {leftover!r}"
 
 
-READER_PHASE = next(p for p in PHASES if "app_reader" in p.users)  # the phase that creates the read-only user
+READER_PHASE = next(p for p in PHASES if "app_ro_01" in p.users)  # the phase that creates the read-only user
 
 
 @pytest.mark.parametrize("phase", PHASES[READER_PHASE.index:], ids=[p.name for p in PHASES[READER_PHASE.index:]])

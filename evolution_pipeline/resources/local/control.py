@@ -63,7 +63,9 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 DEFAULT_ZONES = ("local-a", "local-b", "local-c")
 DEFAULT_DATA_DIRS = {LIVE: REPO_ROOT / ".data" / "local", REHEARSAL: REPO_ROOT / ".data" / "rehearsal"}
 OWNER_MARKER = ".crdb-local-cluster"
-CLIENT_USERS = ("root", "app_writer", "app_reader")
+# Client certificates: root (the pipeline) and the app paths' first rotation users (an app started without a
+# password). A certificate is not rotated by rotate_credentials: the rotating app logs in with passwords.
+CLIENT_USERS = ("root", "app_rw_01", "app_ro_01")
 # A license key is base64-like text; anything else (a placeholder, a quote) is refused before it reaches SQL,
 # the same check as k8s/license-job.yaml.
 LICENSE_KEY = re.compile(r"^[A-Za-z0-9+/=._-]+$")
@@ -627,10 +629,10 @@ class LocalClusterControl(ClusterControl):
         reader = 2 if self.desired_nodes() >= 2 else 1
         return {"crdb-writer": self.node(1).sql_addr, "crdb-reader": self.node(reader).sql_addr}
 
-    def writer_url(self, password: str | None = None, user: str = "app_writer") -> str:
+    def writer_url(self, password: str | None = None, user: str = "app_rw_01") -> str:
         return self.sql_url(1, user, "app", password)
 
-    def reader_url(self, password: str | None = None, user: str = "app_reader") -> str:
+    def reader_url(self, password: str | None = None, user: str = "app_ro_01") -> str:
         """Node 2 first, node 1 next: libpq tries the hosts in order on every new connection, so an app
         started before phase 1 reads from node 1 and moves its new connections to node 2 once it exists."""
         order = [2, 1] if self.config.max_nodes >= 2 else [1]
