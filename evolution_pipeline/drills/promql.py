@@ -45,8 +45,9 @@ def max_over(prom: PrometheusResource, metric: str, start: float, end: float) ->
 
 def survivors_min(prom: PrometheusResource, start: float, end: float, step: float) -> str:
     """The fewest live nodes the surviving nodes agreed on at any step of the window: max() across nodes
-    (a node going down may report 0 about itself, liveness_livenodes is 0 on a non-live node), then the
-    minimum over time."""
+    (a node going down may report 0 about itself: "Number of live nodes in the cluster (will be 0 if this node
+    is not itself live)", cockroachdb/cockroach pkg/kv/kvserver/liveness metaLiveNodes), then the minimum
+    over time. A stopped node is not scraped at all: Prometheus marks its series stale."""
     w = window_seconds(start, end, 1)
     return f"min_over_time(max({prom.crdb('liveness_livenodes')})[{w}s:{max(1, int(step))}s] {at(end)})"
 
