@@ -75,7 +75,7 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     timeline = Timeline(settings.timeline_seconds)
     # The pool collector reads db at scrape time only (registration never calls it): a closure over
     # the name is enough although db is built after the metrics it reports to.
-    metrics = AppMetrics(lambda: db.stats())
+    metrics = AppMetrics(lambda: db.stats(), lambda: db.users())
     telemetry = Telemetry(metrics, timeline)
     # None unless an OTLP endpoint is set (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT): then nothing traces.
     tracer = tracing.from_env(metrics, {"writer": settings.writer_url, "reader": settings.reader_url})

@@ -57,8 +57,30 @@ class _PoolCollector(Collector):
         yield family
 
 
+class _PoolUserCollector(Collector):
+    """Which SQL user each pool logs in as now (1 per pool), read at scrape time: a credential rotation
+    shows as the user label changing, on every replica, and the dashboard can tell a replica left behind."""
+
+    def __init__(self, users: Callable[[], dict[str, str]]):
+        self.users = users
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("app_db_pool_user", "The SQL user each database pool logs in as (always 1)",
+                                 labels=["pool", "user"])
+
+    def describe(self) -> Iterable[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        family = self._family()
+        for pool, user in self.users().items():
+            family.add_metric([pool, user], 1)
+        yield family
+
+
 class AppMetrics:
-    def __init__(self, pool_stats: PoolStats):
+    def __init__(self, pool_stats: PoolStats, pool_users: Callable[[], dict[str, str]] = dict):
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -105,6 +127,7 @@ class AppMetrics:
         for reason in ("queue_full", "export_failed"):
             self.trace_spans_dropped.labels(reason)
         r.register(_PoolCollector(pool_stats))
+        r.register(_PoolUserCollector(pool_users))
         # Known label values start at zero so dashboards show flat lines, not "no data".
         for route in ROUTES:
             self.request_duration.labels(route)

@@ -90,6 +90,9 @@ def test_rotation_under_load_fails_no_request_and_drains_the_old_pools(pg, volum
               f"{body['credentials']['writer']['last_switch']['drained_seconds']}s writer, "
               f"{body['credentials']['reader']['last_switch']['drained_seconds']}s reader)")
         assert "app_rw_01" in app.log() and "draining the old pool" in app.log()
+        metrics = httpx.get(app.base_url + "/metrics").text  # what the dashboard counts per replica
+        assert 'app_db_pool_user{pool="writer",user="app_rw_02"} 1.0' in metrics
+        assert 'user="app_rw_01"' not in metrics
     finally:
         app.stop()
 

@@ -29,6 +29,7 @@ APP_METRICS = {
     "app_spike_achieved_rps": "gauge",
     "app_spike_active_workers": "gauge",
     "app_db_pool_connections": "gauge",
+    "app_db_pool_user": "gauge",
 }
 # Series Prometheus itself adds to every target (no exporter exposes them).
 PROMETHEUS_SYNTHETIC = {"up"}
