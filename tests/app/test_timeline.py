@@ -13,7 +13,7 @@ from sample_app.timeline import Timeline, percentile
 
 pytestmark = pytest.mark.slow
 
-POINT_KEYS = {"t", "rps", "latency_ms", "errors", "client_errors", "db_ms", "spike", "ready", "reader_path", "follower_reads", "events"}
+POINT_KEYS = {"t", "rps", "latency_ms", "errors", "client_errors", "db_ms", "spike", "ready", "reader_path", "follower_reads", "db_users", "events"}
 
 
 def test_stream_sends_points_every_second(app, client):
