@@ -289,8 +289,13 @@ class Database:
                 continue
             if await self._connect_error(name) is not None:
                 continue
-            fresh = self._pool(name, pool.conninfo, pool.min_size, pool.max_size)
+            if self.pools[name] is not pool:  # switch() moved it to other credentials meanwhile
+                continue
+            fresh = self._pool(name, self.urls[name], pool.min_size, pool.max_size)
             await fresh.open(wait=False)
+            if self.pools[name] is not pool:  # switched while this one opened: keep the switch's pool
+                await fresh.close(timeout=0)
+                continue
             self.pools[name] = fresh
             await pool.close(timeout=0)
             healed.append(name)
@@ -312,9 +317,10 @@ class Database:
         if exc is not None:
             state = getattr(exc, "sqlstate", None)
             return "the new URL cannot log in: " + _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
-        old, old_user = self.pools[name], url_user(self.urls[name])
-        fresh = self._pool(name, url, old.min_size, old.max_size)
+        fresh = self._pool(name, url, self.pools[name].min_size, self.pools[name].max_size)
         await fresh.open(wait=False)
+        # Read after the last await: heal() may have replaced the pool meanwhile; that one drains too.
+        old, old_user = self.pools[name], url_user(self.urls[name])
         self.pools[name], self.urls[name] = fresh, url
         if name == "reader":
             self._suspects.add("reader")  # re-decide the read path with the new user next round
