@@ -10,11 +10,12 @@ import time
 
 import dagster as dg
 
-from .configuration import backend
+from .configuration import backend, cluster_resource, crdb_resource
 from .environments import ENVIRONMENTS, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
 from .ops.scale import wait_until_ready
 from .phases import PHASES, Phase
+from .plan import static_markdown
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from .zones import zone_statements
 
@@ -55,6 +56,8 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
             "failures_tolerated": phase.failures_tolerated,
             "sql_files": ", ".join(phase.sql_files),
             "zone_configs": dg.MetadataValue.md("```sql\n" + "\n".join(zone_statements(phase)) + "\n```"),
+            # What the steps do, by hand; the preflight step's metadata has it against the live cluster.
+            "manual_steps": dg.MetadataValue.md(static_markdown(phase, cluster_resource(env), crdb_resource(env))),
             "environment": env.name,
         },
         tags={"crdb-evolution/phase": phase.name},

@@ -277,6 +277,12 @@ _STEP_TITLES = {"backup": "1. Back up (as the admin SQL user)", "nodes": "2. Sca
                 "sql": "5. The phase's SQL files (in database app)", "verify": "6. Watch until every range is on target"}
 
 
+def static_markdown(phase: Phase, cluster, crdb) -> str:
+    """The phase by hand from the phase table and the configuration alone (each phase asset shows it)."""
+    plan = _phase_plan(phase, cluster, crdb, None)
+    return "\n".join(manual_commands(plan, files_by_name=True)).rstrip() + "\n"
+
+
 # --- the manual equivalent in the docs (demo/DEMO.md, context.md) --------------------------------------------
 
 DOCS = ("demo/DEMO.md", "context.md")

@@ -15,6 +15,7 @@ import dagster as dg
 
 from ..environments import REHEARSAL, Environment
 from ..phases import PHASES, get_phase, previous_phase
+from ..plan import CHANGE, build_plan, render
 from ..resources.cluster import ClusterControlError
 from ..resources.sample_app import SampleAppError
 from ..rotation.roles import READER
@@ -72,7 +73,8 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
 
         facts["sample_app"], serving = _check_app(context, env, phase, current)
         context.log.info(f"preflight for {phase.name} passed: {facts}")
-        context.add_output_metadata({"preflight": dg.MetadataValue.json(facts)})
+        context.add_output_metadata({"preflight": dg.MetadataValue.json(facts),
+                                     "plan": dg.MetadataValue.md(_live_plan(context, env, phase))})
         return PhaseState(
             phase=phase.name,
             nodes=phase.nodes,
@@ -85,6 +87,17 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
         )
 
     return preflight
+
+
+def _live_plan(context, env: Environment, phase) -> str:
+    """What this phase is about to change, read from the cluster before anything changes (the same plan as
+    `python -m evolution_pipeline plan`). Reading it never fails the step: a cluster it cannot read is
+    said in the plan itself."""
+    plan = build_plan([phase], environment=env.name, cluster=resource(context, env, "cluster"),
+                      crdb=resource(context, env, "crdb"))
+    changes = [f"{s.kind}: {s.summary}" for s in plan.phases[0].steps if s.status == CHANGE]
+    context.log.info(f"{phase.name} will change: {'; '.join(changes) or 'nothing (already done)'}")
+    return render(plan, "markdown")
 
 
 def _check_app(context, env: Environment, phase, current_nodes: int) -> tuple[str, bool]:

@@ -368,3 +368,26 @@ def test_an_insecure_cluster_never_gets_a_password(resources, worlds, bench, mon
         assert failure.step_key == "phase0_single_node.apply_sql"
         assert "setting or updating a password is not supported in insecure mode" in (
             failure.step_failure_data.error.message)
+
+
+def preflight_plan(result, phase) -> str:
+    """The markdown plan the preflight step recorded before anything changed."""
+    for event in result.all_events:
+        if event.step_key == f"{phase.name}.preflight" and event.event_type_value == "STEP_OUTPUT":
+            return event.event_specific_data.metadata["plan"].value
+    raise AssertionError(f"no preflight output for {phase.name}")
+
+
+def test_preflight_records_what_the_phase_will_change_before_it_changes_it(resources, worlds, crdbs):
+    with dg.instance_for_test() as instance:
+        materialize(resources, instance, LIVE_KEYS[0])
+        result = materialize(resources, instance, LIVE_KEYS[1])
+        plan = preflight_plan(result, PHASES[1])
+        # Read while the cluster still had one node and phase 0's zones: the scale and zones are to come,
+        # with node 1's real locality (not the placeholder) and the exact patch or processes.
+        assert "| nodes | scale from 1 to 2 node(s) | will change |" in plan
+        assert "| zone | zone config of RANGE default | will change |" in plan
+        assert "voter_constraints = '[+region=" in plan and "<node 1" not in plan
+        again = preflight_plan(materialize(resources, instance, LIVE_KEYS[1]), PHASES[1])
+        assert "| nodes | 2 node(s) | already done |" in again
+        assert "| zone | zone config of RANGE default | already done |" in again
