@@ -96,7 +96,7 @@ def test_wrong_names_are_reported(names):
     assert len(problems) == 2 and "resize" in problems[0] and "fresh_start" in problems[1], problems
     env = env_var_problems(text, "x.md")
     assert len(env) == 1 and "NO_SUCH_SETTING_ANYWHERE" in env[0], env
-    ids = identifier_problems("`app_reader` reads `search_terms`; `converge_secs` is a typo.\n", "x.md")
+    ids = identifier_problems("`app_ro_01` reads `search_terms`; `converge_secs` is a typo.\n", "x.md")
     assert len(ids) == 1 and "converge_secs" in ids[0], ids
 
 

@@ -224,19 +224,41 @@ APPS = [
 ]
 
 
+# The database URLs reach the app as files from the Secret volume (APP_DB_*_URL_FILE), which it follows so
+# rotate_credentials can move it to another user without a restart: never as plain variables.
+FILE_BACKED = {"APP_DB_WRITER_URL", "APP_DB_READER_URL"}
+
+
 def app_env(name: str = "sample-app", path: str = "app/deployment.yaml") -> list[dict]:
     deployment = find("Deployment", name, "crdb-demo", path=path)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     return container["env"]
 
 
+def secret_files(name: str, path: str) -> dict[str, str]:
+    """mounted file path -> Secret key, for the Deployment's Secret volumes (whole-volume mounts only: a
+    subPath mount of a Secret never receives the kubelet's updates)."""
+    pod = find("Deployment", name, "crdb-demo", path=path)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    files = {}
+    for mount in container["volumeMounts"]:
+        secret = volumes[mount["name"]].get("secret")
+        if secret:
+            assert secret["secretName"] == "sample-app-credentials" and "subPath" not in mount
+            assert mount.get("readOnly") is True
+            files |= {f"{mount['mountPath']}/{i['path']}": i["key"] for i in secret["items"]}
+    return files
+
+
 @pytest.mark.parametrize("name,path,_", APPS)
 def test_app_env_names_equal_the_settings_contract(name, path, _):
     names = [e["name"] for e in app_env(name, path)]
     assert len(names) == len(set(names)), "duplicate env entries"
-    assert set(names) == set(ENV_VARS), (
-        f"missing: {sorted(set(ENV_VARS) - set(names))}, "
-        f"unknown to the app: {sorted(set(names) - set(ENV_VARS))}"
+    expected = set(ENV_VARS) - FILE_BACKED
+    assert set(names) == expected, (
+        f"missing: {sorted(expected - set(names))}, "
+        f"unknown to the app: {sorted(set(names) - expected)}"
     )
 
 
@@ -244,7 +266,12 @@ def resolved_app_env(name: str = "sample-app", path: str = "app/deployment.yaml"
     secret = find("Secret", "sample-app-credentials", "crdb-demo", path="app/secret.yaml")["stringData"]
     config = find("ConfigMap", "sample-app", "crdb-demo", path="app/configmap.yaml")["data"]
     env = {}
+    files = secret_files(name, path)
     for entry in app_env(name, path):
+        if entry["name"].removesuffix("_FILE") in FILE_BACKED:  # resolved to what the file holds
+            key = files[entry["value"]]
+            env[entry["name"].removesuffix("_FILE")] = secret[key]
+            continue
         source = entry["valueFrom"]
         if "secretKeyRef" in source:
             ref, data = source["secretKeyRef"], secret
@@ -275,7 +302,7 @@ def test_the_settings_parser_rejects_a_broken_configuration():
 @pytest.mark.parametrize("app,path,namespace", APPS)
 @pytest.mark.parametrize(
     "var,user,service",
-    [("APP_DB_WRITER_URL", "app_writer", "crdb-writer"), ("APP_DB_READER_URL", "app_reader", "crdb-reader")],
+    [("APP_DB_WRITER_URL", "app_rw_01", "crdb-writer"), ("APP_DB_READER_URL", "app_ro_01", "crdb-reader")],
 )
 def test_app_urls_use_the_right_user_service_and_verified_tls(var, user, service, app, path, namespace):
     env = resolved_app_env(app, path)
@@ -431,7 +458,7 @@ def test_pipeline_secrets_and_certificates_are_wired():
         s["name"] for s in dagster_values()["runLauncher"]["config"]["k8sRunLauncher"]["envSecrets"]
     }
     mk = (REPO_ROOT / "mk" / "kind.mk").read_text()
-    for variable in SQL_USERS.values():
+    for variable in filter(None, SQL_USERS.values()):  # None: a standby user, created without a password
         assert f"--from-literal={variable}=" in mk, f"kind-install puts {variable} into the pipeline Secret"
     (secret,) = secret_names
     assert f"create secret generic {secret}" in mk
