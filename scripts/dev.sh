@@ -209,17 +209,19 @@ else
 fi
 
 # --- the database the sample app uses -----------------------------------------------------------------
+# url_files DIR WRITER_URL READER_URL: DIR/writer-url and DIR/reader-url (mode 600), unless they exist.
+url_files() {
+  mkdir -p "$1" && chmod 700 "$1"
+  [[ -s $1/writer-url ]] || (umask 077 && printf '%s\n' "$2" >"$1/writer-url")
+  [[ -s $1/reader-url ]] || (umask 077 && printf '%s\n' "$3" >"$1/reader-url")
+}
 if [[ -n ${COCKROACH_BIN:-} ]]; then
   eval "$("$PY" -m evolution_pipeline.resources.local app-urls)"
   # The app follows its URLs from files (as from a mounted Secret), so rotate_credentials can move it to
   # the other rotation user without a restart. Written once: after a rotation the files are the pipeline's.
   export APP_CREDENTIALS_DIR=$LOCAL_CRDB_DATA_DIR/credentials
-  mkdir -p "$APP_CREDENTIALS_DIR" && chmod 700 "$APP_CREDENTIALS_DIR"
-  for var in APP_DB_WRITER_URL APP_DB_READER_URL; do  # bash 3.2: no ${x^^}, so the names themselves
-    file=$APP_CREDENTIALS_DIR/$(echo "$var" | sed 's/^APP_DB_//; s/_URL$//' | tr 'A-Z' 'a-z')-url
-    [[ -s $file ]] || (umask 077 && printf '%s\n' "${!var}" >"$file")
-    export "${var}_FILE=$file"
-  done
+  url_files "$APP_CREDENTIALS_DIR" "$APP_DB_WRITER_URL" "$APP_DB_READER_URL"
+  export APP_DB_WRITER_URL_FILE=$APP_CREDENTIALS_DIR/writer-url APP_DB_READER_URL_FILE=$APP_CREDENTIALS_DIR/reader-url
   unset APP_DB_WRITER_URL APP_DB_READER_URL
   say "sample app -> local CockroachDB: writer node 1, reader node 2 (node 1 until phase 1); it is not ready before phase 0 has run"
 else
@@ -245,8 +247,10 @@ if [[ ${DEV_REHEARSAL_APP:-0} == 1 ]]; then
     mkdir -p "$PROM_RUNTIME/targets"
     printf '[{"targets": ["127.0.0.1:%s"], "labels": {"cluster": "%s"}}]\n' "$REHEARSAL_APP_PORT" \
       "$REHEARSAL_CRDB_CLUSTER_LABEL" >"$PROM_RUNTIME/targets/sample-app-rehearsal.json"
-    start rehearsal-app "$LOG_DIR/rehearsal-app.log" env APP_DB_WRITER_URL="$REH_APP_DB_WRITER_URL" \
-      APP_DB_READER_URL="$REH_APP_DB_READER_URL" "$PY" -m sample_app --host 127.0.0.1 --port "$REHEARSAL_APP_PORT"
+    export REHEARSAL_APP_CREDENTIALS_DIR=$LOCAL_CRDB_DATA_DIR/rehearsal-credentials  # rehearsal_rotate_credentials
+    url_files "$REHEARSAL_APP_CREDENTIALS_DIR" "$REH_APP_DB_WRITER_URL" "$REH_APP_DB_READER_URL"
+    start rehearsal-app "$LOG_DIR/rehearsal-app.log" env APP_DB_WRITER_URL_FILE="$REHEARSAL_APP_CREDENTIALS_DIR/writer-url" \
+      APP_DB_READER_URL_FILE="$REHEARSAL_APP_CREDENTIALS_DIR/reader-url" "$PY" -m sample_app --host 127.0.0.1 --port "$REHEARSAL_APP_PORT"
   else
     say "DEV_REHEARSAL_APP=1 needs the cockroach binary (the rehearsal runs on its own local cluster); not started"
   fi
