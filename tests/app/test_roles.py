@@ -100,6 +100,19 @@ def test_future_tables_follow_the_groups(pg):
         pg.execute("DROP TABLE roles_future")
 
 
+def test_future_sequences_follow_the_groups(pg):
+    """RW uses sequences (nextval), RO only reads their current value (SELECT), as the DBaaS groups do."""
+    pg.execute("CREATE SEQUENCE IF NOT EXISTS roles_seq")
+    try:
+        with connect(pg, "app_rw_01") as rw, connect(pg, "app_ro_01") as ro:
+            assert rw.execute("SELECT nextval('roles_seq')").fetchone()[0] >= 1
+            assert ro.execute("SELECT last_value FROM roles_seq").fetchone()[0] >= 1
+            assert refused(ro, "SELECT nextval('roles_seq')") == "42501"
+            assert refused(ro, "SELECT setval('roles_seq', 100)") == "42501"
+    finally:
+        pg.execute("DROP SEQUENCE roles_seq")
+
+
 def test_full_access_group_may_create(pg):
     """app_fa: CREATE on the schema (DDL) and every privilege on the app's tables."""
     assert pg.execute("SELECT has_schema_privilege('app_fa', 'public', 'CREATE'), "
