@@ -51,9 +51,9 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
                         f"{phase.name}: CockroachDB refused the phase's zone config ({exc}). The phase table "
                         "(evolution_pipeline/phases.py) asks for replication that ZoneConfig.Validate rejects: "
                         "fix the table (num_replicas = 2 needs num_voters = 1; never 2 voters), then re-execute."
-                    ) from exc
+                    ) from None
                 raise permanent(f"{phase.name}: {exc}. Fix the cause and re-execute; every statement is "
-                                "idempotent, so what already ran is not repeated harmfully.") from exc
+                                "idempotent, so what already ran is not repeated harmfully.") from None
         statements = tuple(z.sql() for z in zones)
         context.log.info(f"{phase.name}: groups created {groups_created or 'none'}, users created "
                          f"{created or 'none'}, statements {counts}")

@@ -61,11 +61,11 @@ def _backup(context, env, crdb, phase, state: PhaseState) -> BackupRecord:
                 f"BACKUP INTO {uri}: the connection broke before CockroachDB answered ({exc}). The backup job may "
                 "still be running: check SHOW JOBS, then re-execute this step; it reuses the backup once "
                 "SHOW BACKUPS IN lists it."
-            ) from exc
+            ) from None
         raise permanent(
             f"BACKUP INTO {uri} failed: {exc}. Check the destination (CRDB_BACKUP_URI) and its credentials; "
             "nothing was changed in the cluster."
-        ) from exc
+        ) from None
     taken = _listed(crdb, uri)
     if not taken:
         raise permanent(f"BACKUP INTO {uri} returned but SHOW BACKUPS IN lists nothing: refusing to continue")
@@ -79,7 +79,7 @@ def _listed(crdb, uri: str):
         # Any error, "does not exist" included: an empty collection lists 0 rows, so an error means the
         # destination itself is wrong (bucket, path, credentials) and a backup there would fail too.
         raise permanent(f"cannot list the backups in {uri}: {exc}. Check CRDB_BACKUP_URI and its "
-                        "credentials, then re-execute.") from exc
+                        "credentials, then re-execute.") from None
 
 
 def _verified(crdb, record: BackupRecord) -> BackupRecord:
@@ -89,5 +89,5 @@ def _verified(crdb, record: BackupRecord) -> BackupRecord:
         raise permanent(
             f"the backup in {record.uri} did not pass SHOW BACKUP ... WITH check_files: {exc}. Do not change "
             "the topology without a restorable backup: inspect the destination, then re-execute this step."
-        ) from exc
+        ) from None
     return dataclasses.replace(record, size_bytes=check.size_bytes, rows=check.rows, file_bytes=check.file_bytes)

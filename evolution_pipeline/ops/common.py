@@ -38,6 +38,9 @@ def keys(env: Environment, *kinds: str) -> set[str]:
 
 
 def permanent(message: str, **metadata) -> dg.Failure:
+    """A failure retrying cannot fix. Its message is what the Dagster UI shows: say what went wrong and what
+    to do (fix, restart, re-execute). Raise it `from None`: the message already carries the cause, and a
+    chained traceback of our own code ("The above exception was the direct cause...") would bury it."""
     return dg.Failure(description=message, metadata=metadata or None, allow_retries=False)
 
 

@@ -46,7 +46,7 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
             control = resource(context, env, "cluster").control()
             current = control.desired_nodes()
         except ClusterControlError as exc:
-            raise permanent(str(exc)) from exc
+            raise permanent(str(exc)) from None
         if phase.nodes < current:
             raise permanent(
                 f"{control.describe()} already asks for {current} nodes; {phase.name} wants {phase.nodes}. "
@@ -109,7 +109,7 @@ def _check_app(context, env: Environment, phase, current_nodes: int) -> tuple[st
         try:
             app.set_background_load(True)
         except SampleAppError as exc:
-            raise permanent(f"cannot start the rehearsal app's background load: {exc}") from exc
+            raise permanent(f"cannot start the rehearsal app's background load: {exc}") from None
     readiness = app.readiness()
     # Before the first phase has created the database the app has nothing to serve: not ready is expected.
     has_data = current_nodes > 0 and resource(context, env, "crdb").database_exists()

@@ -21,7 +21,7 @@ def build_scale(env: Environment) -> dg.OpDefinition:
                 control = res.control()
                 changed = control.scale_to(phase.nodes)
             except ClusterControlError as exc:  # scale-down refused, RBAC, missing CR or binary: say so once
-                raise permanent(str(exc)) from exc
+                raise permanent(str(exc)) from None
             context.log.info(f"{control.describe()}: "
                              f"{'asked for' if changed else 'already at'} {phase.nodes} node(s)")
             wait_until_ready(control, phase.nodes, res.ready_timeout_seconds, res.poll_interval_seconds,

@@ -107,7 +107,7 @@ def _ranges_off_target(crdb, phase) -> list[OffTarget]:
         app = crdb.range_replicas(crdb.database)
         cluster = crdb.range_replicas("cluster")
     except SqlError as exc:
-        raise permanent(f"cannot read range replication: {exc}") from exc
+        raise permanent(f"cannot read range replication: {exc}") from None
     pinned = phase.pins_voters
     off = [OffTarget(crdb.database, r, _want(data, pinned)) for r in app if not _matches(r, {data}, pinned)]
     off += [OffTarget("cluster", r, " or ".join(sorted({_want(data, pinned), _want(system, pinned)})))
