@@ -9,6 +9,7 @@ import dagster as dg
 from ..environments import Environment
 from ..phases import get_phase
 from ..state import PhaseState
+from ..tracing import traced_step
 
 # Transient trouble (API hiccups, a node restarting) is retried; everything the ops raise as
 # `permanent()` is not, because retrying cannot fix it.
@@ -19,7 +20,7 @@ def phase_op(env: Environment, step: str, *kinds: str, retry: bool = True, **op_
     """The decorator every phase step shares: env-prefixed name, its resources, the env's pool, retries.
 
     op_kwargs go to dg.op as they are (preflight's `ins`/`out`)."""
-    return dg.op(
+    op = dg.op(
         name=env.op_name(step),
         required_resource_keys=keys(env, *kinds),
         retry_policy=TRANSIENT_RETRY if retry else None,
@@ -27,6 +28,7 @@ def phase_op(env: Environment, step: str, *kinds: str, retry: bool = True, **op_
         pool=env.pool,
         **op_kwargs,
     )
+    return lambda fn: op(traced_step(step)(fn))  # a span per step when tracing is on (..tracing)
 
 
 def resource(context, env: Environment, kind: str):

@@ -125,3 +125,14 @@ def test_no_endpoint_no_spans_and_the_ops_run_unchanged(monkeypatch):
     finally:
         tracing.use_provider(None)
     assert result.output_for_node("phase_asset").nodes == 2
+
+
+def test_every_phase_step_of_every_environment_is_traced():
+    """phase_op wraps each step (evolution_pipeline/ops/common.py): removing the hook fails here."""
+    from evolution_pipeline.environments import ENVIRONMENTS
+    from evolution_pipeline.ops import build_ops
+
+    for env in ENVIRONMENTS:
+        ops = build_ops(env)
+        for step in ("preflight", "backup", "scale", "apply_sql", "verify_replication"):
+            assert tracing.traced_as(getattr(ops, step).compute_fn.decorated_fn) == step, (env.name, step)
