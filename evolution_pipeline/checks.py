@@ -18,6 +18,7 @@ from .phases import PHASES, Phase
 from .resources.grafana import GrafanaResource
 from .resources.prometheus import PrometheusResource, Reading
 from .state import PhaseState
+from .tracing import traced_check
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChe
         blocking=True,
         required_resource_keys={prom_key, grafana_key},
     )
+    @traced_check(spec.name)
     def _check(context, state: PhaseState) -> dg.AssetCheckResult:
         return evaluate(spec, getattr(context.resources, prom_key), getattr(context.resources, grafana_key),
                         phase, state)
