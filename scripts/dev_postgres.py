@@ -45,14 +45,13 @@ def role_model(admin_uri: str, passwords: dict[str, str]) -> None:
     """The phases' groups, users and grants, through the pipeline's own code and SQL files."""
     from evolution_pipeline.phases import PHASES, SQL_DIR, SQL_USERS
     from evolution_pipeline.resources.sql import CrdbSqlResource
-    from evolution_pipeline.rotation.provision import ensure_group, ensure_rotation_user
 
     admin = CrdbSqlResource(url=admin_uri, database="app")
     for phase in PHASES:
         for group in phase.groups:
-            ensure_group(admin, group)
+            admin.ensure_group(group)
         for user in phase.users:
-            ensure_rotation_user(admin, user, passwords.get(SQL_USERS[user] or ""))
+            admin.ensure_login_user(user, passwords.get(SQL_USERS[user] or ""))
     for name in ("05-phase0-writer-user.sql", "10-phase1-reader-user.sql"):  # the portable phase files
         admin.run_script(SQL_DIR / name)
 

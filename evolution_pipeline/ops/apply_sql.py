@@ -17,7 +17,6 @@ import dagster as dg
 from ..environments import Environment
 from ..phases import SQL_USERS
 from ..resources.sql import SqlError
-from ..rotation.provision import ensure_group, ensure_rotation_user
 from ..state import PhaseState
 from ..zones import ZoneSetting, zone_plan
 from .common import permanent, phase_of, phase_op, resource, timed
@@ -39,10 +38,10 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
                 crdb.ensure_database()
                 zones = _set_zones(context, crdb, phase)
                 for group in phase.groups:
-                    if ensure_group(crdb, group):
+                    if crdb.ensure_group(group):
                         groups_created.append(group)
                 for user in phase.users:
-                    if ensure_rotation_user(crdb, user, passwords.get(user)):
+                    if crdb.ensure_login_user(user, passwords.get(user)):
                         created.append(user)
                 counts = {path.name: crdb.run_script(path) for path in phase.sql_paths()}
             except SqlError as exc:

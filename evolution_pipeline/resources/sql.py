@@ -167,28 +167,40 @@ class CrdbSqlResource(dg.ConfigurableResource):
     def role_exists(self, user: str) -> bool:
         return bool(self.execute("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = %(u)s", {"u": user}))
 
-    def ensure_login_user(self, user: str, password: str | None) -> bool:
-        """Create `user` if missing and (re)set its password. Returns True when it created the user.
+    def ensure_group(self, group: str) -> bool:
+        """Create the group (a role without LOGIN) if missing. True when it created it.
 
-        On an insecure cluster the password is never sent (CockroachDB refuses it there, 28P01)."""
-        exists = self.role_exists(user)
-        if not exists:
-            try:
-                # Plain CREATE USER: PostgreSQL has no IF NOT EXISTS for it.
-                self.execute(psql.SQL("CREATE USER {}").format(psql.Identifier(user)))
-            except SqlError as exc:
-                # Already there: an earlier attempt committed but its reply was lost (retried on
-                # 40003/08xxx), or another run created it in between. Either way the goal is met.
-                if not isinstance(exc.__cause__, psycopg.errors.DuplicateObject):
-                    raise
-        if self.insecure:  # apply_sql logs "insecure cluster: password not set"
-            return not exists
-        if not password:
-            raise SqlError(f"no password for {user}: set it in the environment (the cluster is secure)")
-        self.execute(psql.SQL("ALTER USER {} WITH PASSWORD {}").format(psql.Identifier(user),
-                                                                      psql.Placeholder("password")),
-                     {"password": password})
-        return not exists
+        PostgreSQL has no CREATE ROLE IF NOT EXISTS (CockroachDB has), so a catalog probe keeps it portable.
+        CREATE ROLE means NOLOGIN on both (cockroachdb/cockroach pkg/sql/create_role.go: "Using CREATE ROLE
+        syntax enables NOLOGIN by default")."""
+        return self._create_role_once(group, psql.SQL("CREATE ROLE {}").format(psql.Identifier(group)))
+
+    def ensure_login_user(self, user: str, password: str | None) -> bool:
+        """Create the login user if missing, its initial password in the same statement. True if created.
+
+        An existing user is left alone on purpose: after creation its password belongs to rotate_credentials,
+        and re-running a phase must never set one back (that would lock the app out of the user it runs on,
+        or revive a retired credential). One statement, so no user exists half-made without its password.
+        No password on an insecure cluster (CockroachDB refuses it there: 28P01, pkg/sql/create_role.go) or
+        for a standby user (None); without one, no password logs in (CockroachDB and PostgreSQL alike)."""
+        statement = psql.SQL("CREATE USER {}").format(psql.Identifier(user))
+        if password and not self.insecure:
+            statement = psql.SQL("CREATE USER {} WITH PASSWORD {}").format(psql.Identifier(user),
+                                                                         psql.Placeholder("password"))
+            return self._create_role_once(user, statement, {"password": password})
+        return self._create_role_once(user, statement)
+
+    def _create_role_once(self, name: str, statement, params: dict | None = None) -> bool:
+        if self.role_exists(name):
+            return False
+        try:
+            self.execute(statement, params)
+        except SqlError as exc:
+            # Already there: an earlier attempt committed but its reply was lost (retried on 40003/08xxx),
+            # or another run created it in between. Either way the goal is met.
+            if not isinstance(exc.__cause__, psycopg.errors.DuplicateObject):
+                raise
+        return True
 
     def run_script(self, path) -> int:
         """Run a phase SQL file inside the app database, statement by statement. Returns the count.

@@ -5,7 +5,8 @@ and DML), app_rw (read-write: DML and sequences, no schema changes), app_ro (rea
 sequence values, truly cannot write). Services log in as users that only inherit a group, and each path has
 two of them, so one's password can change while the app runs on the other (rotate_credentials).
 
-Plain data (the phase table imports it); creating the roles is rotation/provision.py.
+Plain data (the phase table imports it); apply_sql creates the roles (CrdbSqlResource.ensure_group and
+ensure_login_user).
 """
 
 from __future__ import annotations

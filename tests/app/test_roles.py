@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from evolution_pipeline.resources.sql import CrdbSqlResource
-from evolution_pipeline.rotation import provision, roles
+from evolution_pipeline.rotation import roles
 
 pytestmark = pytest.mark.slow
 
@@ -126,12 +126,10 @@ def test_pipeline_creates_groups_and_users_idempotently(pg):
                             retry_base_seconds=0.01)
     pg.execute("DROP ROLE IF EXISTS app_tmp_user", dbname="postgres")
     try:
-        assert provision.ensure_group(admin, "app_fa") is False  # exists: nothing to do
-        with pytest.raises(ValueError, match="unknown group"):
-            provision.ensure_group(admin, "app_superuser")
-        assert provision.ensure_rotation_user(admin, "app_tmp_user", "first'pw") is True
+        assert admin.ensure_group("app_fa") is False  # exists: nothing to do
+        assert admin.ensure_login_user("app_tmp_user", "first'pw") is True
         # Existing: left alone, the password is rotate_credentials' from now on.
-        assert provision.ensure_rotation_user(admin, "app_tmp_user", "second'pw") is False
+        assert admin.ensure_login_user("app_tmp_user", "second'pw") is False
         url = f"postgresql://app_tmp_user:first'pw@127.0.0.1:{pg.port}/app"
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT current_user").fetchone() == ("app_tmp_user",)
@@ -144,7 +142,7 @@ def test_standby_user_without_password_cannot_log_in(pg):
                             retry_base_seconds=0.01)
     pg.execute("DROP ROLE IF EXISTS app_tmp_standby", dbname="postgres")
     try:
-        assert provision.ensure_rotation_user(admin, "app_tmp_standby", None) is True
+        assert admin.ensure_login_user("app_tmp_standby", None) is True
         with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
             psycopg.connect(f"postgresql://app_tmp_standby:anything@127.0.0.1:{pg.port}/app")
     finally:

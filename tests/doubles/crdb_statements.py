@@ -128,6 +128,9 @@ def _create_user(crdb, session, m):
         # pkg/sql/create_role.go: 42710 "a role/user named %s already exists".
         raise PgError("42710", f"a role/user named {name} already exists")
     crdb.users.add(name)
+    # CREATE USER ... WITH PASSWORD sets it in the same statement (pkg/sql/create_role.go).
+    if pw := re.search(rf"PASSWORD\s+({STR}|NULL)", m[3], re.I):
+        crdb.passwords[name] = "" if pw[1].upper() == "NULL" else literal(pw[1])
     return Result("CREATE ROLE")
 
 

@@ -14,7 +14,6 @@ from psycopg import errors
 
 from evolution_pipeline.phases import PHASES, SQL_DIR
 from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError
-from evolution_pipeline.rotation.provision import ensure_group, ensure_rotation_user
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 
 SYSTEM = ("DATABASE system", "RANGE meta", "RANGE system", "RANGE liveness")
@@ -304,14 +303,17 @@ def test_a_resource_that_forgets_insecure_mode_fails_on_the_password(crdb):
     with pytest.raises(SqlError) as exc:
         wrong.ensure_login_user("app_reader", "s3cret")
     assert isinstance(exc.value.__cause__, errors.InvalidPassword)
-    assert resource(crdb).ensure_login_user("app_reader", None) is False  # insecure: created, no password
+    assert "app_reader" not in crdb.users  # one statement: no user was left without its password
+    assert resource(crdb).ensure_login_user("app_reader", None) is True  # insecure: created, no password
 
 
-def test_secure_mode_sets_passwords_idempotently(secure_crdb):
+def test_secure_mode_sets_the_initial_password_once(secure_crdb):
+    """Created with its password in one statement; a re-run never sets it again (rotate_credentials owns it)."""
     sql = resource(secure_crdb)
-    assert sql.ensure_login_user("app_writer", "pw") is True
-    assert sql.ensure_login_user("app_writer", "pw2") is False
-    assert secure_crdb.passwords["app_writer"] == "pw2"
+    assert sql.ensure_login_user("app_rw_01", "pw") is True
+    assert sql.ensure_login_user("app_rw_01", "pw2") is False
+    assert secure_crdb.passwords["app_rw_01"] == "pw"
+    assert sql.ensure_group("app_rw") is True and sql.ensure_group("app_rw") is False
 
 
 def test_the_products_phase_sql_runs(secure_crdb):
@@ -321,9 +323,9 @@ def test_the_products_phase_sql_runs(secure_crdb):
     assert sql.database_exists()
     for phase in PHASES:  # the role model, as apply_sql creates it before the files grant to it
         for group in phase.groups:
-            ensure_group(sql, group)
+            sql.ensure_group(group)
         for user in phase.users:
-            ensure_rotation_user(sql, user, "pw")
+            sql.ensure_login_user(user, "pw")
     for name in sorted(p.name for p in SQL_DIR.glob("*.sql")):
         assert sql.run_script(SQL_DIR / name) > 0
     tables = {r["table"] for r in secure_crdb.range_state() if r["database"] == "app"}

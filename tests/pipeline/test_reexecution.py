@@ -50,5 +50,5 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
     assert final["desired"] == final["ready"] == 3
     assert final["calls"]["set_desired_nodes"] == 3  # phase 1 was not scaled twice
     assert crdb.count(r"^\s*BACKUP INTO") == 2  # phase 1's backup was not repeated; phase 2 took one
-    assert crdb.count(r"^\s*CREATE USER") == 2
+    assert crdb.count(r"^\s*CREATE USER") == 4  # two rotation users per path, each created once
     assert parse_zone_config(crdb.zone("RANGE default")) == ZoneConfig(3, 3, "[]")

@@ -62,7 +62,7 @@ def test_rehearsal_resets_only_its_own_environment_then_evolves(resources, world
     assert rehearsal["calls"]["set_desired_nodes"] == 3  # grown 0 -> 1 -> 2 -> 3 after the reset
     assert read_world(worlds["live"]) == live_before  # the live world was never touched
     assert crdbs["live"].statements == []  # nor the live cluster's SQL
-    assert crdbs["rehearsal"].count(r"^\s*CREATE USER") == 2  # the recreated cluster got its users again
+    assert crdbs["rehearsal"].count(r"^\s*CREATE USER") == 4  # the recreated cluster got its users again
     checks = result.get_asset_check_evaluations()
     assert len(checks) == 15 and all(c.passed for c in checks)
     assert all('cluster="crdb-test-rehearsal"' in c.metadata["query"].text for c in checks)

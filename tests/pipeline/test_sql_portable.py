@@ -55,19 +55,22 @@ def test_portable_files_run_twice_without_changing_anything(admin, pg):
     assert pg.execute("SELECT count(*) FROM information_schema.sequences")[0][0] == 0
 
 
-def test_ensure_login_user_creates_once_and_sets_the_password(admin, pg):
+def test_ensure_login_user_creates_once_with_its_initial_password(admin, pg):
+    """The initial password is bound client-side into CREATE USER; a re-run never sets it again (after
+    creation rotate_credentials owns it: setting it back could lock the app out)."""
     assert admin.ensure_login_user("app_auditor", "first-pass'word") is True
     assert admin.ensure_login_user("app_auditor", "second-pass'word") is False
-    with connect_as(pg, "app_auditor", "second-pass'word") as conn:
+    with connect_as(pg, "app_auditor", "first-pass'word") as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == "app_auditor"
     with pytest.raises(psycopg.OperationalError):
-        connect_as(pg, "app_auditor", "first-pass'word")
+        connect_as(pg, "app_auditor", "second-pass'word")
 
 
 def test_ensure_login_user_converges_when_the_user_appears_after_the_probe(admin, pg, monkeypatch):
     """The user exists although the probe saw none (an earlier attempt's CREATE committed but its
     reply was lost, or a concurrent run): CREATE USER fails with 42710, which means the goal is met."""
-    pg.execute("CREATE ROLE app_racer LOGIN", dbname="postgres")
+    # What the earlier attempt committed: the user with its password (one statement).
+    pg.execute("CREATE ROLE app_racer LOGIN PASSWORD 'racer-secret'", dbname="postgres")
     real_execute = CrdbSqlResource.execute
 
     def probe_sees_nothing(self, statement, params=None, **kwargs):
@@ -152,9 +155,11 @@ def test_insecure_cluster_creates_users_without_a_password(admin, pg):
                       dbname="postgres") == [(True,)]
 
 
-def test_secure_cluster_needs_a_password(admin):
-    with pytest.raises(SqlError, match="no password for app_nopass"):
-        admin.ensure_login_user("app_nopass", None)
+def test_a_standby_user_is_created_without_a_password(admin, pg):
+    """A path's second rotation user: no password until rotate_credentials gives it one, so none logs in."""
+    assert admin.ensure_login_user("app_nopass", None) is True
+    assert pg.execute("SELECT rolpassword IS NULL, rolcanlogin FROM pg_authid WHERE rolname = 'app_nopass'",
+                      dbname="postgres") == [(True, True)]
 
 
 def test_backups_in_reports_every_error(admin):

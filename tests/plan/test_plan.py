@@ -20,7 +20,6 @@ from evolution_pipeline.phases import PHASES, REPO_ROOT, get_phase
 from evolution_pipeline.plan import ALWAYS, CHANGE, DONE, NOT_READ, build_plan, render
 from evolution_pipeline.resources.operator import CrdbOperatorResource
 from evolution_pipeline.resources.sql import CrdbSqlResource
-from evolution_pipeline.rotation.provision import ensure_group, ensure_rotation_user
 from evolution_pipeline.zones import zone_plan
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 from tests.doubles.k8s_api import KubeApiDouble
@@ -123,9 +122,9 @@ class Cluster:
             self.sql.set_zone(z.target, z.num_replicas, z.num_voters, z.voter_constraints)
         if users:
             for group in phase.groups:
-                ensure_group(self.sql, group)
+                self.sql.ensure_group(group)
             for user in phase.users:
-                ensure_rotation_user(self.sql, user, "pw")
+                self.sql.ensure_login_user(user, "pw")
             for path in phase.sql_paths():
                 self.sql.run_script(path)
         self.standin.settle()
