@@ -8,7 +8,8 @@ application/merge-patch+json. Following the API server:
 - A failed JSON-patch `test` op is 422 "testing value ... failed" (k8s_api.json_patch, evanphx/json-patch).
 - resourceVersion grows on every change; a no-op patch changes nothing.
 - RBAC with resourceNames: a rule naming resourceNames allows a request only for one of those names
-  (kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go RuleAllows -> ResourceNameMatches), and a
+  (kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go RuleAllows ->
+  pkg/apis/rbac/v1/evaluation_helpers.go ResourceNameMatches), and a
   Role only in its own namespace. Denials are worded like k8s_api.authorize (the RBAC authorizer's).
 Not served: LIST/WATCH/CREATE/DELETE of Secrets (the pipeline never needs them; 405 here).
 """
