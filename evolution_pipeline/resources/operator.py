@@ -116,6 +116,14 @@ REHEARSAL_RBAC_RULES: list[dict[str, list[str]]] = [
 ]
 
 
+# What the node-loss drill (evolution_pipeline/drills) calls: delete one CockroachDB pod, which the operator
+# recreates. Granted in the rehearsal namespace; in the live one only by whoever enables
+# EVOLUTION_NODE_LOSS_DRILL (k8s/pipeline/rbac.yaml says how).
+DRILL_RBAC_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": [""], "resources": [PODS], "verbs": ["delete"]},
+]
+
+
 @dataclass(frozen=True)
 class ApiCall:
     """One Kubernetes API call, named the way RBAC and error messages need it."""
@@ -437,6 +445,32 @@ class OperatorClusterControl(ClusterControl):
             nodes=nodes,
             message="; ".join(notes),
         )
+
+    # --- the node-loss drill (evolution_pipeline/drills/nodes.py) -------------------------------------------
+
+    def _crdbnode_running(self, index: int) -> dict:
+        """The CrdbNode running CockroachDB node `index` (its status.nodeID, crdbnode_types.go)."""
+        for node in self._list_nodes():
+            if (node.get("status") or {}).get("nodeID") == index:
+                return node
+        raise ClusterControlError(
+            f"no CrdbNode of {self.describe()} reports nodeID {index}: `kubectl -n {self.namespace} get "
+            "crdbnodes -o yaml` shows each one's status.nodeID"
+        )
+
+    def stop_node(self, index: int) -> str:
+        """Delete node `index`'s pod; the operator recreates it with the same name and volume (helm-charts
+        cockroachdb-parent/README.md "Kill a CockroachDB Node": `kubectl delete pod`). Never node 1: it ran
+        init and holds the nodelocal://1 backups."""
+        if index == 1:
+            raise ClusterControlError("refusing to delete node 1's pod: it holds the backups (nodelocal://1)")
+        name = (self._crdbnode_running(index).get("metadata") or {}).get("name", "")
+        self._do(self._call("delete", PODS, name), self.core.delete_namespaced_pod, name, self.namespace)
+        return f"pod {self.namespace}/{name} (node {index}) deleted; the operator recreates it"
+
+    def restart_node(self, index: int) -> str:
+        return (f"nothing to start for node {index}: the operator recreates a deleted pod; the drill waits "
+                "until its CrdbNode and pod are Ready again")
 
     @staticmethod
     def _status_hint(cluster: dict) -> str:

@@ -463,7 +463,14 @@ class KubeApiDouble:
             },
         )
         self._timers[(NODES, namespace, name)] = time.monotonic()
+        self._store_pod(namespace, cluster, name)
+        self._store_claim(namespace, template, name)
+
+    def _store_pod(self, namespace: str, cluster: dict, name: str) -> None:
+        template = (cluster["spec"].get("template") or {}).get("spec") or {}
+        stamp = now_rfc3339()
         pod_labels = {**((template.get("podTemplate") or {}).get("metadata") or {}).get("labels", {})}
+        cname = cluster["metadata"]["name"]
         self._store(
             PODS,
             {
@@ -482,6 +489,8 @@ class KubeApiDouble:
                 },
             },
         )
+
+    def _store_claim(self, namespace: str, template: dict, name: str) -> None:
         claim = (template.get("dataStore") or {}).get("volumeClaimTemplate")
         if claim is None:
             return
@@ -530,6 +539,12 @@ class KubeApiDouble:
                 self._seen_generation[(ns, name)] = meta["generation"]
         elif missing <= 0:
             self._seen_generation[(ns, name)] = meta["generation"]
+        for node in self._nodes_of(ns, name):  # a deleted pod is made again after reconcile_delay
+            node_key = (NODES, ns, node["metadata"]["name"])
+            gone = (PODS, ns, node_key[2]) not in self._objects
+            if gone and now - self._timers[node_key] >= self.reconcile_delay:
+                self._store_pod(ns, cluster, node_key[2])
+                self._timers[node_key] = now
         ready = sum(self._ready_node(ns, node, now) for node in self._nodes_of(ns, name))
         self._write_status(key, cluster, ready, now)
 
@@ -541,8 +556,9 @@ class KubeApiDouble:
         if not self.never_ready and conds["PodReady"]["status"] != "True" and since >= self.node_ready_delay:
             for c in conds.values():
                 c.update(status="True", lastTransitionTime=now_rfc3339())
-            self._node_ids += 1
-            node["status"]["nodeID"] = self._node_ids
+            if node["status"].get("nodeID") is None:  # a recreated pod keeps its store's node ID
+                self._node_ids += 1
+                node["status"]["nodeID"] = self._node_ids
             node["metadata"]["resourceVersion"] = self._next_rv()
         pod = self._objects.get((PODS, ns, name))
         lag = self.node_ready_delay + self.pod_ready_lag
@@ -619,7 +635,7 @@ class KubeApiDouble:
         ns, resource, name = m.group(1), m.group(2), m.group(3) or ""
         if resource in CORE and method in ("POST", "PATCH"):
             raise ApiError(405, f"the stand-in does not serve {method} on {resource}")
-        if resource in (NODES, PODS) and method != "GET":
+        if (resource == NODES and method != "GET") or (resource == PODS and method not in ("GET", "DELETE")):
             raise ApiError(405, f"the stand-in does not serve {method} on {resource}")
         if method == "GET" and not name:
             return self._list(ns, resource, query)
@@ -758,6 +774,18 @@ class KubeApiDouble:
             raise not_found(resource, name)
         if resource == PVCS:
             del self._objects[(resource, ns, name)]
+            return 200, obj
+        if resource == PODS:
+            # The pod goes (no grace period modelled) and its CrdbNode reports PodReady=False until the
+            # operator has made the pod again (helm-charts cockroachdb-parent/README.md "Kill a CockroachDB
+            # Node": `kubectl delete pod`, the operator recreates it); its store, and so its node ID, is kept.
+            del self._objects[(PODS, ns, name)]
+            node = self._objects.get((NODES, ns, name))
+            if node is not None:
+                for cond in node["status"]["conditions"]:
+                    cond.update(status="False", lastTransitionTime=now_rfc3339())
+                node["metadata"]["resourceVersion"] = self._next_rv()
+                self._timers[(NODES, ns, name)] = time.monotonic()
             return 200, obj
         options = json.loads(body) if body else {}
         policy = query.get("propagationPolicy", [options.get("propagationPolicy") or "Background"])[0]

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, REPO_ROOT, SQL_USERS
-from evolution_pipeline.resources.operator import REHEARSAL_RBAC_RULES, REQUIRED_RBAC_RULES
+from evolution_pipeline.resources.operator import DRILL_RBAC_RULES, REHEARSAL_RBAC_RULES, REQUIRED_RBAC_RULES
 from sample_app.settings import ENV_VARS, Settings
 from tests.manifests.support import (
     K8S,
@@ -397,7 +397,7 @@ def test_live_role_rules_equal_what_the_operator_control_calls():
 def test_rehearsal_roles_add_the_reset_only_there():
     bound = bound_to_pipeline("crdb-rehearsal")
     assert sorted(normalise_rules(r["rules"]) for r in bound.values()) == sorted(
-        [normalise_rules(REQUIRED_RBAC_RULES), normalise_rules(REHEARSAL_RBAC_RULES)]
+        [normalise_rules(r) for r in (REQUIRED_RBAC_RULES, REHEARSAL_RBAC_RULES, DRILL_RBAC_RULES)]
     )
     for role in find_all("Role"):
         if role["metadata"]["namespace"] == "crdb":
