@@ -35,6 +35,9 @@ def nightly_rehearsal_schedule(cron: str | None = None, timezone: str | None = N
     # backend, where a 2 a.m. rehearsal would start three extra cockroach processes unasked.
     backend_default = "RUNNING" if backend() == "operator" else "STOPPED"
     status = (default_status or os.environ.get("REHEARSAL_SCHEDULE_STATUS", backend_default)).upper()
+    if status not in dg.DefaultScheduleStatus.__members__:
+        # A typo must not take the whole code location down with a bare KeyError.
+        raise ValueError(f"REHEARSAL_SCHEDULE_STATUS={status!r}: use RUNNING or STOPPED")
     return dg.ScheduleDefinition(
         name="nightly_rehearsal",
         job=rehearse,

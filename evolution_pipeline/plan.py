@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .phases import SQL_USERS, Phase, previous_phase
-from .resources.sql import ZONE_TARGETS_DATA, ZoneConfig, collection_uri
+from .resources.sql import ZONE_TARGETS_DATA, ZoneConfig, collection_uri, redact_uri
 from .rotation.roles import GROUPS
 from .sqlscript import load_script
 from .zones import ZoneSetting, zone_plan
@@ -181,12 +181,13 @@ def _sql_steps(phase: Phase) -> list[Step]:
 
 
 def _backup_step(phase: Phase, crdb, view: ClusterView | None) -> Step:
-    uri = collection_uri(crdb.backup_uri, phase.backup_label, RUN_ID)
+    # Shown, never sent: credentials in the destination's query string (s3 keys) are redacted.
+    uri = redact_uri(collection_uri(crdb.backup_uri, phase.backup_label, RUN_ID))
     commands = (f"BACKUP INTO '{uri}' AS OF SYSTEM TIME '-10s';",
                 f"SHOW BACKUP FROM LATEST IN '{uri}' WITH check_files;")
     if view is not None and (view.nodes == 0 or not view.database):
         return Step("backup", "skipped: no application data to protect yet", DONE)
-    return Step("backup", f"full backup to {crdb.backup_uri} (one per phase and run), verified",
+    return Step("backup", f"full backup to {redact_uri(crdb.backup_uri)} (one per phase and run), verified",
                 ALWAYS if view else NOT_READ, commands)
 
 

@@ -16,7 +16,7 @@ from ..ops.common import permanent
 from ..phases import PHASES
 from ..resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from ..resources.restore import RestoreComparison, restore_and_compare, scratch_exists
-from ..resources.sql import SqlError
+from ..resources.sql import SqlError, redact_uri, scrub
 from ..state import PhaseState
 from .node_loss import DRILL_NAME as NODE_LOSS
 
@@ -52,9 +52,10 @@ def run_restore_drill(crdb, environment: str, state: PhaseState) -> RestoreDrill
         dropped = not scratch_exists(crdb, comparison.scratch)
     except SqlError as exc:
         raise permanent(
-            f"the restore drill failed on {backup.uri}: {exc}. The scratch database is dropped on "
+            f"the restore drill failed on {redact_uri(backup.uri)}: {scrub(str(exc), backup.uri)}. The scratch "
+            "database is dropped on "
             "the next attempt; check SHOW JOBS for the RESTORE job, then re-execute."
-        ) from exc
+        ) from None
     return RestoreDrillResult(comparison, round(time.monotonic() - start, 3), dropped)
 
 
@@ -65,7 +66,7 @@ def metadata(result: RestoreDrillResult) -> dict:
         for s, r in zip(c.source_tables, c.restored_tables)
     )
     return {
-        "backup_uri": c.backup_uri,
+        "backup_uri": redact_uri(c.backup_uri),
         "backup_end_time": c.backup_end_time,
         "restore_seconds": dg.MetadataValue.float(c.restore_seconds),
         "drill_seconds": dg.MetadataValue.float(result.seconds),

@@ -12,7 +12,7 @@ import dagster as dg
 import psycopg
 
 from ..environments import Environment
-from ..resources.sql import SqlError, collection_uri
+from ..resources.sql import SqlError, collection_uri, redact_uri, scrub
 from ..state import BackupRecord, PhaseState
 from .common import permanent, phase_of, phase_op, resource, timed
 
@@ -27,11 +27,13 @@ def build_backup(env: Environment) -> dg.OpDefinition:
             if record.uri:
                 record = _verified(crdb, record)
         record = dataclasses.replace(record, seconds=round(t["seconds"], 3))
-        context.log.info(f"backup {record.status}: {record.uri or record.reason}"
+        # The destination may carry credentials in its query string (s3 keys): only its redacted form is shown.
+        shown = redact_uri(record.uri) if record.uri else ""
+        context.log.info(f"backup {record.status}: {shown or record.reason}"
                          + (f" ({record.size_bytes} bytes, {record.rows} rows, files checked)" if record.uri else ""))
         context.add_output_metadata({
             "backup_status": record.status,
-            "backup_uri": record.uri or "",
+            "backup_uri": shown,
             "backup_reason": record.reason,
             "backup_seconds": dg.MetadataValue.float(record.seconds),
             "backup_size_bytes": record.size_bytes if record.size_bytes is not None else -1,
@@ -58,17 +60,20 @@ def _backup(context, env, crdb, phase, state: PhaseState) -> BackupRecord:
     except SqlError as exc:
         if isinstance(exc.__cause__, (psycopg.OperationalError, ConnectionError)):
             raise permanent(
-                f"BACKUP INTO {uri}: the connection broke before CockroachDB answered ({exc}). The backup job may "
+                f"BACKUP INTO {redact_uri(uri)}: the connection broke before CockroachDB answered "
+                f"({scrub(str(exc), uri)}). The backup job may "
                 "still be running: check SHOW JOBS, then re-execute this step; it reuses the backup once "
                 "SHOW BACKUPS IN lists it."
             ) from None
         raise permanent(
-            f"BACKUP INTO {uri} failed: {exc}. Check the destination (CRDB_BACKUP_URI) and its credentials; "
+            f"BACKUP INTO {redact_uri(uri)} failed: {scrub(str(exc), uri)}. Check the destination (CRDB_BACKUP_URI) "
+            "and its credentials; "
             "nothing was changed in the cluster."
         ) from None
     taken = _listed(crdb, uri)
     if not taken:
-        raise permanent(f"BACKUP INTO {uri} returned but SHOW BACKUPS IN lists nothing: refusing to continue")
+        raise permanent(f"BACKUP INTO {redact_uri(uri)} returned but SHOW BACKUPS IN lists nothing: refusing to "
+                        "continue")
     return BackupRecord("taken", uri, phase.backup_label, backup_path=taken[-1].path)
 
 
@@ -78,7 +83,8 @@ def _listed(crdb, uri: str):
     except SqlError as exc:
         # Any error, "does not exist" included: an empty collection lists 0 rows, so an error means the
         # destination itself is wrong (bucket, path, credentials) and a backup there would fail too.
-        raise permanent(f"cannot list the backups in {uri}: {exc}. Check CRDB_BACKUP_URI and its "
+        raise permanent(f"cannot list the backups in {redact_uri(uri)}: {scrub(str(exc), uri)}. Check "
+                        "CRDB_BACKUP_URI and its "
                         "credentials, then re-execute.") from None
 
 
@@ -87,7 +93,8 @@ def _verified(crdb, record: BackupRecord) -> BackupRecord:
         check = crdb.verify_backup(record.uri)
     except SqlError as exc:
         raise permanent(
-            f"the backup in {record.uri} did not pass SHOW BACKUP ... WITH check_files: {exc}. Do not change "
+            f"the backup in {redact_uri(record.uri)} did not pass SHOW BACKUP ... WITH check_files: "
+            f"{scrub(str(exc), record.uri)}. Do not change "
             "the topology without a restorable backup: inspect the destination, then re-execute this step."
         ) from None
     return dataclasses.replace(record, size_bytes=check.size_bytes, rows=check.rows, file_bytes=check.file_bytes)

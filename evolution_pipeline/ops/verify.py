@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ..environments import Environment
-from ..resources.sql import RangeReplicas, SqlError
+from ..resources.sql import RangeReplicas, SqlError, redact_uri
 from ..state import PhaseState
 from .common import permanent, phase_of, phase_op, resource
 
@@ -67,7 +67,7 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
             "zone_default_num_replicas": _or_minus_one(zone_default and zone_default.num_replicas),
             "zone_default_num_voters": _or_minus_one(zone_default and zone_default.num_voters),
             "converge_seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "backup_uri": (state.backup.uri if state.backup and state.backup.uri else ""),
+            "backup_uri": redact_uri(state.backup.uri) if state.backup and state.backup.uri else "",
             "backup_status": state.backup.status if state.backup else "",
         })
         return state.with_timing("verify_replication", seconds, converge_seconds=round(seconds, 3),

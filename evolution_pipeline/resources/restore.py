@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from psycopg import sql as psql
 
 from .cluster import REHEARSAL
-from .sql import CrdbSqlResource, SqlError
+from .sql import CrdbSqlResource, SqlError, redact_uri
 
 SCRATCH_PREFIX = "restore_check_"
 _SCRATCH = re.compile(rf"{SCRATCH_PREFIX}[a-z0-9_]+")
@@ -95,10 +95,11 @@ def backup_end_time(crdb: CrdbSqlResource, uri: str, database: str) -> tuple[dt.
     ends = [r["end_time"] for r in rows if r.get("end_time") is not None]
     if not tables:
         raise SqlError(
-            f"the latest backup in {uri} holds no table of database {database!r}: nothing to compare"
+            f"the latest backup in {redact_uri(uri)} holds no table of database {database!r}: nothing to compare"
         )
     if not ends:
-        raise SqlError(f"SHOW BACKUP FROM LATEST IN {uri} gave no end_time: cannot compare as of the backup")
+        raise SqlError(f"SHOW BACKUP FROM LATEST IN {redact_uri(uri)} gave no end_time: cannot compare as of "
+                       "the backup")
     return max(ends), sorted(tables)
 
 

@@ -261,7 +261,7 @@ class CrdbSqlResource(dg.ConfigurableResource):
         size_bytes, rows, file_bytes; NULL on database and schema rows)."""
         rows = self.execute("SHOW BACKUP FROM LATEST IN %(uri)s WITH check_files", {"uri": uri})
         if not rows:
-            raise SqlError(f"SHOW BACKUP FROM LATEST IN {uri} listed nothing: the backup holds no object")
+            raise SqlError(f"SHOW BACKUP FROM LATEST IN {redact_uri(uri)} listed nothing: the backup holds no object")
         return BackupCheck(objects=len(rows), size_bytes=_total(rows, "size_bytes"), rows=_total(rows, "rows"),
                            file_bytes=_total(rows, "file_bytes"))
 
@@ -326,6 +326,32 @@ def _describe(statement) -> str:
     text = statement if isinstance(statement, str) else statement.as_string(None)
     text = " ".join(text.split())
     return f"SQL `{text[:120]}`"
+
+
+# Query parameters of a backup destination that carry credentials (s3 AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
+# gs CREDENTIALS, azure AZURE_ACCOUNT_KEY, ...): CockroachDB redacts the same ones in SHOW JOBS
+# (cockroachdb/cockroach pkg/cloud, SanitizeExternalStorageURI with each provider's RedactedParams).
+_SECRET_PARAM = re.compile(r"(SECRET|KEY|TOKEN|CREDENTIALS|PASSWORD|SIGNATURE)", re.I)
+
+
+def redact_uri(uri: str) -> str:
+    """A backup destination as it may appear in logs, metadata and messages: credentials in its query
+    string or user info replaced by ***; scheme, host, path and harmless options (AUTH=implicit) kept."""
+    head, sep, query = uri.partition("?")
+    head = re.sub(r"//([^/@:]+):[^/@]*@", r"//\1:***@", head)
+    params = [(k, "***" if _SECRET_PARAM.search(k) else v)
+              for k, _, v in (p.partition("=") for p in query.split("&") if p)]
+    return head + sep + "&".join(f"{k}={v}" for k, v in params)
+
+
+def scrub(text: str, uri: str) -> str:
+    """`text` (an error from CockroachDB, say) with `uri` and its secret values replaced by the redacted form."""
+    text = text.replace(uri, redact_uri(uri))
+    for part in uri.partition("?")[2].split("&"):
+        key, _, value = part.partition("=")
+        if value and _SECRET_PARAM.search(key):
+            text = text.replace(value, "***")
+    return text
 
 
 def _redact(url: str) -> str:

@@ -90,3 +90,11 @@ def test_schedule_is_on_by_default_only_for_the_operator_backend(monkeypatch, ba
     assert nightly_rehearsal_schedule().default_status == dg.DefaultScheduleStatus[status]
     monkeypatch.setenv("REHEARSAL_SCHEDULE_STATUS", "running")
     assert nightly_rehearsal_schedule().default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_a_mistyped_schedule_status_says_which_variable(monkeypatch):
+    from evolution_pipeline.jobs import nightly_rehearsal_schedule
+
+    monkeypatch.setenv("REHEARSAL_SCHEDULE_STATUS", "on")
+    with pytest.raises(ValueError, match="REHEARSAL_SCHEDULE_STATUS='ON': use RUNNING or STOPPED"):
+        nightly_rehearsal_schedule()

@@ -166,3 +166,21 @@ def test_backups_in_reports_every_error(admin):
     """No error passes for "no backup yet" (PostgreSQL has no SHOW BACKUPS: any error must surface)."""
     with pytest.raises(SqlError, match="SHOW BACKUPS IN"):
         admin.backups_in("s3://missing-bucket/x?AUTH=implicit")
+
+
+# --- backup destinations are shown redacted --------------------------------------------------------------
+
+def test_backup_destinations_lose_their_credentials_when_shown():
+    from evolution_pipeline.resources.sql import redact_uri, scrub
+
+    uri = ("s3://bucket/crdb/phase1/run?AWS_ACCESS_KEY_ID=AKIAEXAMPLE&AWS_SECRET_ACCESS_KEY=wJalr%2Fsecret"
+           "&AWS_REGION=us-east-1&AUTH=specified")
+    shown = redact_uri(uri)
+    assert "AKIAEXAMPLE" not in shown and "wJalr" not in shown
+    assert shown.startswith("s3://bucket/crdb/phase1/run?") and "AWS_REGION=us-east-1" in shown
+    assert "AUTH=specified" in shown
+    assert redact_uri("gs://b/p?AUTH=specified&CREDENTIALS=eyJhbGciOi") == "gs://b/p?AUTH=specified&CREDENTIALS=***"
+    assert redact_uri("nodelocal://1/crdb-evolution-backups") == "nodelocal://1/crdb-evolution-backups"
+    assert redact_uri("s3://b/p?AUTH=implicit") == "s3://b/p?AUTH=implicit"
+    error = f"failed to list {uri}: AccessDenied for key wJalr%2Fsecret"
+    assert "wJalr" not in scrub(error, uri) and "AKIAEXAMPLE" not in scrub(error, uri)
