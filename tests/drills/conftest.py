@@ -10,7 +10,7 @@ from tests.drills.crdb_rows import RowHistory
 from tests.drills.world_nodes import DrillWorldClusterResource
 from tests.pipeline.conftest import _passwords, bench, worlds  # noqa: F401  (fixtures, reused as they are)
 from tests.pipeline.crdb_stand_in import PipelineCrdb
-from tests.pipeline.stand_ins import stand_in_resources
+from tests.pipeline.stand_ins import replaced, stand_in_resources
 
 
 class DrillCrdb(RowHistory, PipelineCrdb):
@@ -47,4 +47,10 @@ def resources(worlds, crdbs, bench):  # noqa: F811
             ready_timeout_seconds=old.ready_timeout_seconds,
             poll_interval_seconds=old.poll_interval_seconds,
         )
+    # BACKUP INTO ... AS OF SYSTEM TIME '-10s' holds only tables older than 10 s (the stand-in keeps row
+    # history like CockroachDB's MVCC): let each phase's checks judge at least 12 s of app history, so the
+    # app database is older than that when phase 2 backs it up, however fast the stand-ins converge. (A real
+    # run judges 60 s.)
+    for key in ("prometheus", "rehearsal_prometheus"):
+        res[key] = replaced(res[key], min_window_seconds=12)
     return res
