@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import sys
 
-from evolution_pipeline.resources.local import MISSING_BINARY_MESSAGE, find_cockroach
+from evolution_pipeline.resources.local import GET_BINARY_MESSAGE, find_cockroach
+
 
 def missing_message() -> str:
-    """One line: what is missing and how to get it (the product's own message)."""
-    return f"make test-real needs the official cockroach binary. {MISSING_BINARY_MESSAGE}"
+    """One line: what is missing, how to get it (the product's own words) and what to do then: here that is
+    running the target again, not the pipeline's advice about make dev and the Dagster UI."""
+    return f"make test-real needs the official cockroach binary. {GET_BINARY_MESSAGE} Then run make test-real again."
 
 
 def main() -> int:

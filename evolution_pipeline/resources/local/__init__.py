@@ -8,11 +8,12 @@ local nightly rehearsal (see control.py for the data folder's layout).
     __main__.py   the CLI behind make dev, make local-status and make local-stop
 """
 
-from .binary import MISSING_BINARY_MESSAGE, find_cockroach, require_cockroach
+from .binary import GET_BINARY_MESSAGE, MISSING_BINARY_MESSAGE, find_cockroach, require_cockroach
 from .control import LocalClusterConfig, LocalClusterControl, LocalNode, parse_node_status_csv
 from .resource import LIVE_DEFAULTS, REHEARSAL_DEFAULTS, LocalClusterResource, settings_from_env
 
 __all__ = [
+    "GET_BINARY_MESSAGE",
     "LIVE_DEFAULTS",
     "MISSING_BINARY_MESSAGE",
     "REHEARSAL_DEFAULTS",

@@ -11,12 +11,16 @@ from evolution_pipeline.resources.cluster import (
     ClusterControlError,
 )
 
-MISSING_BINARY_MESSAGE = (
+# What is missing and how to get it, for any caller; each caller adds what to do next where it is shown.
+GET_BINARY_MESSAGE = (
     "No CockroachDB binary found (looked at $COCKROACH_BIN, `cockroach` on PATH, then .data/bin/). "
     "Fetch the pinned official release with `make tools` (scripts/fetch_tools.py: verified against its "
     "published SHA-256), or download it from https://www.cockroachlabs.com/docs/releases/ and put "
-    "`cockroach` on your PATH or set COCKROACH_BIN=/path/to/cockroach. Then stop make dev (Ctrl-C), "
-    "start it again and re-execute this run from the Dagster UI."
+    "`cockroach` on your PATH or set COCKROACH_BIN=/path/to/cockroach."
+)
+# The pipeline's version (a failed op in the Dagster UI).
+MISSING_BINARY_MESSAGE = (
+    GET_BINARY_MESSAGE + " Then stop make dev (Ctrl-C), start it again and re-execute this run from the Dagster UI."
 )
 
 
