@@ -2,8 +2,8 @@
 # generator, Prometheus/Grafana and the Dagster pipeline (k8s/README.md walks through the same steps).
 # Needs docker, kind, kubectl and helm on the PATH. Install order matters:
 #   cert-manager -> trust-manager -> CockroachDB operator (cloudRegion) -> CRD Established -> our manifests.
-.PHONY: kind-up kind-install kind-image kind-certs kind-crdb kind-app kind-pipeline kind-license kind-loadgen \
-	kind-status kind-down
+.PHONY: kind-up kind-install kind-image kind-certs kind-crdb kind-app kind-observability kind-pipeline kind-license \
+	kind-loadgen kind-status kind-down
 
 KIND_CLUSTER ?= crdb-live-evolution
 # The operator needs Kubernetes 1.30 or newer (upstream CI runs kindest/node v1.30.x).
@@ -19,6 +19,8 @@ OPERATOR_NS ?= crdb-operator
 # The Dagster chart version follows the dagster package installed from pyproject.toml.
 DAGSTER_CHART_VERSION ?= $(shell $(PY) -c 'import dagster; print(dagster.__version__)' 2>/dev/null || echo 1.13.27)
 IMAGE ?= crdb-live-evolution:0.1.0
+# Dagster's own namespace (k8s/00-namespaces.yaml): the chart's Role, run Jobs and the pipeline's Secrets.
+DAGSTER_NS ?= dagster
 KUBECTL ?= kubectl --context kind-$(KIND_CLUSTER)
 HELM ?= helm --kube-context kind-$(KIND_CLUSTER)
 
@@ -37,10 +39,12 @@ kind-install: ## install everything on kind, in order (safe to re-run)
 	$(MAKE) kind-certs
 	$(MAKE) kind-crdb
 	$(MAKE) kind-app
-	$(MAKE) observability-deploy
+	$(MAKE) kind-observability
 	$(MAKE) kind-pipeline
+	@# Nothing here waits for the sample app: its /readyz needs the database and users that phase 0 of the
+	@# evolve job creates (tests/manifests/test_wait_order.py keeps every wait after what it waits for).
 	@echo "Installed. Next: make kind-license (needs your key), make kind-loadgen, then run the evolve job in Dagster:"
-	@echo "  $(KUBECTL) -n crdb port-forward svc/dagster-dagster-webserver 3001:80   # http://127.0.0.1:3001"
+	@echo "  $(KUBECTL) -n $(DAGSTER_NS) port-forward svc/dagster-dagster-webserver 3001:80   # http://127.0.0.1:3001"
 
 kind-image: ## build the project image and load it into the kind nodes
 	docker build -f k8s/pipeline/Dockerfile -t $(IMAGE) .
@@ -55,9 +59,11 @@ kind-certs: ## cert-manager + trust-manager, then the CA, node/root/http certifi
 	$(KUBECTL) apply -f k8s/00-namespaces.yaml -f k8s/app/00-namespace.yaml
 	$(KUBECTL) apply -f k8s/tls/00-ca.yaml
 	$(KUBECTL) -n cert-manager wait --for=condition=Ready certificate/crdb-ca --timeout=120s
-	$(KUBECTL) apply -f k8s/tls/10-certificates.yaml -f k8s/tls/20-ca-bundle.yaml -f k8s/tls/30-rehearsal-certificates.yaml
+	$(KUBECTL) apply -f k8s/tls/10-certificates.yaml -f k8s/tls/20-ca-bundle.yaml -f k8s/tls/30-rehearsal-certificates.yaml \
+	  -f k8s/tls/40-pipeline-certificates.yaml
 	$(KUBECTL) -n crdb wait --for=condition=Ready certificate --all --timeout=120s
 	$(KUBECTL) -n crdb-rehearsal wait --for=condition=Ready certificate --all --timeout=120s
+	$(KUBECTL) -n $(DAGSTER_NS) wait --for=condition=Ready certificate --all --timeout=120s
 	@for i in $$(seq 60); do $(KUBECTL) -n crdb get configmap cockroachdb-ca >/dev/null 2>&1 && exit 0; sleep 2; done; \
 	  echo "ConfigMap crdb/cockroachdb-ca did not appear: check trust-manager (kubectl -n cert-manager logs deploy/trust-manager)"; exit 1
 
@@ -92,15 +98,27 @@ kind-app: ## the sample app (demo credentials) in namespace crdb-demo, and the r
 	@# lexical order; tests/manifests/test_apply_order.py replays it).
 	$(KUBECTL) apply -f k8s/app/
 
-kind-pipeline: ## ServiceAccount + Roles, the pipeline's Secret (copied from the demo Secret), Dagster via Helm
+kind-observability: ## Prometheus and Grafana (make observability-deploy) on the kind cluster's context
+	$(MAKE) observability-deploy OBS_KUBECTL='$(KUBECTL)'
+
+kind-pipeline: ## ServiceAccount + Roles, the pipeline's Secrets in namespace $(DAGSTER_NS), Dagster via Helm
 	$(KUBECTL) apply -f k8s/pipeline/rbac.yaml
-	@# Secrets are namespaced: copy the two SQL passwords from the app's demo Secret into namespace crdb.
-	$(KUBECTL) -n crdb create secret generic crdb-pipeline-env \
+	@# Secrets are namespaced: copy the two SQL passwords from the app's demo Secret into Dagster's namespace,
+	@# where the run pods run.
+	$(KUBECTL) -n $(DAGSTER_NS) create secret generic crdb-pipeline-env \
 	  --from-literal=APP_WRITER_PASSWORD="$$($(KUBECTL) -n crdb-demo get secret sample-app-credentials -o jsonpath='{.data.APP_WRITER_PASSWORD}' | base64 -d)" \
 	  --from-literal=APP_READER_PASSWORD="$$($(KUBECTL) -n crdb-demo get secret sample-app-credentials -o jsonpath='{.data.APP_READER_PASSWORD}' | base64 -d)" \
 	  --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	@# Dagster's PostgreSQL password is random and made once (the database keeps the password it was initialised
+	@# with), read by the chart (global.postgresqlSecretName) and its PostgreSQL (postgresql.existingSecret).
+	@if ! $(KUBECTL) -n $(DAGSTER_NS) get secret dagster-postgresql-secret >/dev/null 2>&1; then \
+	  $(KUBECTL) -n $(DAGSTER_NS) create secret generic dagster-postgresql-secret \
+	    --from-literal=postgresql-password="$$(openssl rand -hex 24)" \
+	    --from-literal=postgresql-postgres-password="$$(openssl rand -hex 24)" >/dev/null && \
+	  echo "created Secret $(DAGSTER_NS)/dagster-postgresql-secret (random Dagster PostgreSQL password)"; \
+	fi
 	$(HELM) repo add dagster https://dagster-io.github.io/helm --force-update
-	$(HELM) upgrade --install dagster dagster/dagster -n crdb --version $(DAGSTER_CHART_VERSION) \
+	$(HELM) upgrade --install dagster dagster/dagster -n $(DAGSTER_NS) --version $(DAGSTER_CHART_VERSION) \
 	  -f k8s/pipeline/dagster-values.yaml --wait --timeout 10m
 
 kind-license: ## apply the license from Secret crdb/crdb-license (create it first, see k8s/license-secret.example.yaml)

@@ -368,6 +368,10 @@ def test_hpa_is_labelled_optional_and_targets_the_app():
 # --- the pipeline: least privilege, exactly what the cluster control calls ----------------------------------
 
 
+# Dagster's own namespace: the chart, its Role, the run pods and the pipeline's ServiceAccount live there.
+DAGSTER_NS = "dagster"
+
+
 def roles(namespace: str) -> dict[str, dict]:
     return {
         r["metadata"]["name"]: r
@@ -382,7 +386,7 @@ def bound_to_pipeline(namespace: str) -> dict[str, dict]:
     for binding in find_all("RoleBinding", path="pipeline/rbac.yaml"):
         if binding["metadata"]["namespace"] != namespace:
             continue
-        if {"kind": "ServiceAccount", "name": account, "namespace": "crdb"} in binding["subjects"]:
+        if {"kind": "ServiceAccount", "name": account, "namespace": DAGSTER_NS} in binding["subjects"]:
             bound[binding["roleRef"]["name"]] = roles(namespace)[binding["roleRef"]["name"]]
     return bound
 
@@ -411,10 +415,11 @@ def test_rehearsal_roles_add_the_reset_only_there():
 def test_service_account_is_shared_by_code_server_and_runs():
     values = dagster_values()
     account = values["global"]["serviceAccountName"]
-    find("ServiceAccount", account, "crdb", path="pipeline/rbac.yaml")
+    find("ServiceAccount", account, DAGSTER_NS, path="pipeline/rbac.yaml")
     assert values["serviceAccount"] == {"create": False, "name": account}
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
-    assert values["runLauncher"]["config"]["k8sRunLauncher"]["jobNamespace"] == "crdb"
+    # Runs go where Dagster is installed, never into a CockroachDB namespace (the chart's Role applies there).
+    assert values["runLauncher"]["config"]["k8sRunLauncher"]["jobNamespace"] == DAGSTER_NS
     assert code_location()["includeConfigInLaunchedRuns"]["enabled"] is True
 
 

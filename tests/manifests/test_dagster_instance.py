@@ -10,6 +10,7 @@ while loading the instance; here the same config is loaded against a real Postgr
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -22,8 +23,10 @@ import yaml
 
 from evolution_pipeline.phases import REPO_ROOT
 from tests.app.pg import LocalPostgres
+from tests.manifests import chart_instance
+from tests.manifests.chart_instance import local_instance, values
 
-PASSWORD = "chart-generated-password"
+PASSWORD = "install-generated-password"
 
 
 @pytest.fixture(scope="module")
@@ -31,78 +34,18 @@ def dagster_db():
     root = Path(tempfile.mkdtemp(prefix="dagster-instance-pg-"))
     root.chmod(0o755)  # the server runs as another user
     server = LocalPostgres(root)
-    server.execute(f"CREATE ROLE dagster LOGIN PASSWORD '{PASSWORD}'", dbname="postgres")
-    server.execute("CREATE DATABASE dagster OWNER dagster", dbname="postgres")
+    pg = values()["postgresql"]
+    user, db = pg["postgresqlUsername"], pg["postgresqlDatabase"]
+    server.execute(f"CREATE ROLE {user} LOGIN PASSWORD '{PASSWORD}'", dbname="postgres")
+    server.execute(f"CREATE DATABASE {db} OWNER {user}", dbname="postgres")
     yield server
     server.close()
     shutil.rmtree(root, ignore_errors=True)
 
 
-def values() -> dict:
-    return yaml.safe_load((REPO_ROOT / "k8s" / "pipeline" / "dagster-values.yaml").read_text())
-
-
-def chart_instance(pg: LocalPostgres, kubeconfig: Path) -> dict:
-    """dagster.yaml as the chart renders it for k8s/pipeline/dagster-values.yaml (PostgreSQL moved here)."""
-    postgres = {
-        "postgres_db": {
-            "username": "dagster",
-            "password": {"env": "DAGSTER_PG_PASSWORD"},
-            "hostname": "127.0.0.1",
-            "db_name": "dagster",
-            "port": pg.port,
-            "params": {},
-            # Rendered only when the values set postgresqlScheme (_postgresql.tpl); ours do: see there why.
-            **({"scheme": scheme} if (scheme := values()["postgresql"].get("postgresqlScheme")) else {}),
-        }
-    }
-    return {
-        "scheduler": {"module": "dagster.core.scheduler", "class": "DagsterDaemonScheduler"},
-        "schedule_storage": {
-            "module": "dagster_postgres.schedule_storage",
-            "class": "PostgresScheduleStorage",
-            "config": postgres,
-        },
-        "run_launcher": {
-            "module": "dagster_k8s",
-            "class": "K8sRunLauncher",
-            "config": {
-                # In the cluster: load_incluster_config true. Here a kubeconfig stands in for the pod's token.
-                "load_incluster_config": False,
-                "kubeconfig_file": str(kubeconfig),
-                "job_namespace": "crdb",
-                "image_pull_policy": "Always",
-                "service_account_name": "crdb-pipeline",
-                "dagster_home": {"env": "DAGSTER_HOME"},
-                "instance_config_map": {"env": "DAGSTER_K8S_INSTANCE_CONFIG_MAP"},
-                "postgres_password_secret": {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"},
-                "env_config_maps": [{"env": "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP"}],
-                "env_secrets": ["crdb-pipeline-env"],
-            },
-        },
-        "run_storage": {
-            "module": "dagster_postgres.run_storage",
-            "class": "PostgresRunStorage",
-            "config": postgres,
-        },
-        "event_log_storage": {
-            "module": "dagster_postgres.event_log",
-            "class": "PostgresEventLogStorage",
-            "config": postgres,
-        },
-        "run_coordinator": {
-            "module": "dagster.core.run_coordinator",
-            "class": "QueuedRunCoordinator",
-            "config": {},
-        },
-        "run_monitoring": {"enabled": True, "start_timeout_seconds": 300, "poll_interval_seconds": 120},
-        "telemetry": {"enabled": False},
-    }
-
-
-def test_the_charts_instance_config_loads_and_records_a_run(dagster_db, tmp_path, monkeypatch):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
+def write_kubeconfig(path: Path) -> Path:
+    """A kubeconfig standing in for the pod's in-cluster credentials (the launcher is built, never called)."""
+    path.write_text(
         yaml.safe_dump(
             {
                 "apiVersion": "v1",
@@ -114,9 +57,14 @@ def test_the_charts_instance_config_loads_and_records_a_run(dagster_db, tmp_path
             }
         )
     )
+    return path
+
+
+def test_the_charts_instance_config_loads_and_records_a_run(dagster_db, tmp_path, monkeypatch):
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig")
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(yaml.safe_dump(chart_instance(dagster_db, kubeconfig)))
+    (home / "dagster.yaml").write_text(yaml.safe_dump(chart_instance.render(dagster_db.port, kubeconfig)))
     for name, value in {
         "DAGSTER_HOME": str(home),
         "DAGSTER_PG_PASSWORD": PASSWORD,
@@ -152,3 +100,74 @@ def test_dagster_postgres_is_a_dependency_on_the_dagster_release_line():
     assert by_name["dagster-postgres"].split("dagster-postgres")[1] == by_name["dagster-k8s"].split(
         "dagster-k8s"
     )[1]
+
+
+# --- one evolution at a time on Kubernetes as locally ------------------------------------------------------
+
+
+def test_the_chart_renders_the_same_run_concurrency_as_the_local_instance():
+    """Pools (default limit 1, run granularity) and the crdb-evolution/environment tag limit: the same in
+    the chart's instance as in dagster_home/dagster.yaml, and slots of cancelled runs come back alike."""
+    local = local_instance()
+    rendered = chart_instance.concurrency(values())
+    assert rendered == local["concurrency"]
+    assert rendered["pools"]["default_limit"] == 1
+    assert {"key": "crdb-evolution/environment", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in (
+        rendered["runs"]["tag_concurrency_limits"]
+    )
+    monitoring = chart_instance.run_monitoring(values())
+    local_free = local["run_monitoring"]["free_slots_after_run_end_seconds"]
+    assert monitoring["free_slots_after_run_end_seconds"] == local_free
+
+
+def test_dagster_reads_the_same_limits_from_both_instances(dagster_db, tmp_path, monkeypatch):
+    """Dagster itself, loading each instance, sees equal pool and run-queue limits; the chart's run
+    coordinator carries no limits of its own (dagster refuses both: instance/config.py
+    conflicting_run_queue_fields)."""
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig")
+    chart_home, local_home = tmp_path / "chart", tmp_path / "local"
+    chart_home.mkdir()
+    local_home.mkdir()
+    (chart_home / "dagster.yaml").write_text(yaml.safe_dump(chart_instance.render(dagster_db.port, kubeconfig)))
+    (local_home / "dagster.yaml").write_text(chart_instance.LOCAL_INSTANCE.read_text())
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", PASSWORD)
+    for name in (
+        "DAGSTER_K8S_INSTANCE_CONFIG_MAP",
+        "DAGSTER_K8S_PG_PASSWORD_SECRET",
+        "DAGSTER_K8S_PIPELINE_RUN_ENV_CONFIGMAP",
+    ):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("DAGSTER_HOME", str(chart_home))
+
+    def limits(home: Path) -> tuple:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            config = instance.get_concurrency_config()
+            queue = config.run_queue_config
+            pools = config.pool_config
+            return (
+                queue.max_concurrent_runs,
+                sorted(json.dumps(t, sort_keys=True) for t in queue.tag_concurrency_limits),
+                pools.default_pool_limit,
+                pools.pool_granularity,
+            )
+
+    chart, local = limits(chart_home), limits(local_home)
+    assert chart == local
+    assert chart[2] == 1
+
+    # The check can fail: the same limit also on the run coordinator is refused by Dagster, not merged.
+    doubled = chart_instance.render(dagster_db.port, kubeconfig)
+    doubled["run_coordinator"]["config"]["tag_concurrency_limits"] = doubled["concurrency"]["runs"][
+        "tag_concurrency_limits"
+    ]
+    (chart_home / "dagster.yaml").write_text(yaml.safe_dump(doubled))
+    with pytest.raises(dg.DagsterInvalidConfigError, match="tag_concurrency_limits"):
+        limits(chart_home)
+
+
+def test_the_chart_turns_telemetry_off():
+    """The image's user has home /nonexistent; telemetry would write there and under DAGSTER_HOME."""
+    with tempfile.TemporaryDirectory() as tmp:
+        rendered = chart_instance.render(5432, Path(tmp) / "kubeconfig")
+    assert rendered["telemetry"] == {"enabled": False}
+    assert chart_instance.render(5432, Path("k"), {**values(), "telemetry": {}})["telemetry"] == {"enabled": True}

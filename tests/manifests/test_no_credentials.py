@@ -35,10 +35,17 @@ PEM = re.compile(r"-----BEGIN [A-Z ]*(PRIVATE KEY|CERTIFICATE)-----")
 BASE64_DATA = re.compile(r"^\s+[\w.-]+:\s*\"?([A-Za-z0-9+/]{40,}={0,2})\"?\s*$", re.MULTILINE)
 
 
+# Fields that name a Secret rather than hold one (bitnami charts' `existingSecret: <Secret name>`).
+SECRET_REFERENCE = re.compile(r"(?i)^existingSecret$")
+DNS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
 def findings(text: str) -> list[str]:
     found = []
     for m in SECRET_FIELD.finditer(text):
         value = m.group("value").strip("\"'")
+        if SECRET_REFERENCE.match(m.group("name")) and DNS_NAME.match(value):
+            continue
         if (
             PLACEHOLDER.match(value)
             or value.lower() in {"true", "false", "null"}
