@@ -16,7 +16,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from .phases import SQL_USERS, Phase, previous_phase
-from .resources.sql import ZONE_TARGETS_DATA, ZoneConfig, collection_uri, redact_uri
+from .resources.sql import ZONE_TARGETS_DATA, SqlError, ZoneConfig, collection_uri, redact_uri
 from .rotation.roles import GROUPS
 from .sqlscript import load_script
 from .zones import ZoneSetting, zone_plan
@@ -64,6 +64,7 @@ class ClusterView:
     users: frozenset[str] = frozenset()
     zones: dict[str, ZoneConfig | None] = field(default_factory=dict)
     first_node_locality: str | None = None
+    locality_problem: str | None = None  # why node 1's locality could not be read (only a pin needs it)
     ranges: dict[str, list] = field(default_factory=dict)  # scope -> [RangeReplicas]
     insecure: bool = False
 
@@ -77,7 +78,10 @@ class ClusterView:
         view.database = crdb.database_exists()
         view.users = frozenset(u for u in (*SQL_USERS, *GROUPS) if crdb.role_exists(u))
         view.zones = {t: crdb.zone_config(t) for t in ZONE_TARGETS_DATA + ZONE_TARGETS_SYSTEM}
-        view.first_node_locality = crdb.first_node_locality()
+        try:
+            view.first_node_locality = crdb.first_node_locality()
+        except SqlError as exc:  # only a phase that pins voters needs it: the others are planned as usual
+            view.locality_problem = str(exc)
         view.ranges = {"cluster": crdb.range_replicas("cluster")}
         if view.database:
             view.ranges[crdb.database] = crdb.range_replicas(crdb.database)
@@ -129,11 +133,15 @@ def _nodes_step(phase: Phase, cluster, view: ClusterView | None) -> Step:
 
 def _zone_steps(phase: Phase, view: ClusterView | None) -> list[Step]:
     locality = view.first_node_locality if view else None
+    missing = view.locality_problem if view and phase.pins_voters and not locality else None
     steps = []
     for setting in zone_plan(phase, locality if phase.pins_voters else None):
         current = view.zones.get(setting.target) if view else None
         status = NOT_READ if view is None else DONE if _zone_matches(current, setting) else CHANGE
-        steps.append(Step("zone", f"zone config of {setting.target}", status, (setting.sql(),)))
+        summary = f"zone config of {setting.target}"
+        if missing:  # the statement keeps its placeholder; apply_sql would refuse to send it
+            status, summary = CHANGE, f"{summary}: cannot pin voters yet, {missing}"
+        steps.append(Step("zone", summary, status, (setting.sql(),)))
     return steps
 
 

@@ -39,7 +39,9 @@ class ZoneSetting:
 
 def voter_constraints_for(locality: str) -> str:
     """'region=r,zone=z' (a locality as SHOW RANGES prints it) -> '[+region=r,+zone=z]': every voter must
-    sit in exactly that locality, i.e. on node 1 when each node has its own zone tier."""
+    sit in a node whose locality has every one of those tiers. That is node 1 only when no other node
+    satisfies it too, which nothing in CockroachDB enforces: preflight refuses the phase when another node
+    does (pin_clashes), and verify_replication fails at once when a range shows it (shared_pin_ranges)."""
     tiers = [t.strip() for t in locality.split(",") if t.strip()]
     if not tiers or any(t.count("=") != 1 for t in tiers):
         raise SqlError(f"node 1's locality {locality!r} is not of the form key=value[,key=value...]")
@@ -76,3 +78,43 @@ def _states_voters(phase: Phase) -> bool:
     and turn phase 2's extra replicas into non-voters."""
     return any(r.num_voters != r.num_replicas or r.pin_voters_to_first_node
                for p in PHASES[: phase.index + 1] for r in (p.data, p.system))
+
+
+# --- does the pin to node 1's locality single out node 1? ---------------------------------------------------
+
+
+def _tiers(locality: str | None) -> frozenset[str]:
+    return frozenset(t.strip() for t in (locality or "").split(",") if "=" in t)
+
+
+def satisfies_pin(locality: str | None, first_node_locality: str) -> bool:
+    """Whether a node with `locality` satisfies voter_constraints_for(first_node_locality): a required
+    constraint +key=value matches a store when its NODE's locality has that tier (cockroachdb/cockroach
+    pkg/roachpb span_config.go StoreMatchesConstraint: `store.Node.Locality.Tiers`), and the conjunction
+    needs all of them. A node with extra tiers (a rack below the zone) still satisfies it."""
+    want = _tiers(first_node_locality)
+    return bool(want) and want <= _tiers(locality)
+
+
+def pin_clashes(localities: dict[int, str], first_node_id: int = 1) -> dict[int, str]:
+    """The nodes other than node 1 (by ID, with their locality) that node 1's voter pin would admit too."""
+    first = localities.get(first_node_id)
+    if not first:
+        return {}
+    return {n: loc for n, loc in sorted(localities.items()) if n != first_node_id and satisfies_pin(loc, first)}
+
+
+def shared_pin_ranges(ranges, first_node_locality: str) -> list:
+    """Ranges holding two or more replicas in stores whose nodes satisfy node 1's pin. CockroachDB never puts
+    two replicas of one range on one node, so such a range proves that another node shares node 1's
+    locality: the pinned voter may then sit on that node instead."""
+    return [r for r in ranges
+            if sum(satisfies_pin(loc, first_node_locality) for _, loc in r.localities) >= 2]
+
+
+def clash_advice() -> str:
+    return ("give node 1 a locality no other node of the phase has: locally, list one zone per node in the "
+            "local cluster resource's `zones` config (node i gets zones[(i - 1) % len(zones)]); on Kubernetes, run the "
+            "CockroachDB pods in distinct topology.kubernetes.io/zone values (the operator's localityMappings "
+            "copy them into --locality)")
+

@@ -176,21 +176,37 @@ def _preflight(d: _Drill) -> None:
             f"node-loss drill not started: Prometheus does not show {d.phase.nodes} live nodes "
             f"(last value {value}); nothing was stopped"
         )
-    fragile = _ranges_without_majority(d.crdb, d.node)
+    planned = getattr(d.control, "planned_localities", lambda _n: None)(d.phase.nodes) or {}
+    locality = planned.get(d.node)
+    fragile = _ranges_without_majority(d.crdb, locality)
     if fragile:
+        where = (f"node {d.node}'s locality {locality}" if locality
+                 else f"any one locality (node {d.node}'s is not known)")
         raise permanent(
             f"node-loss drill not started: {len(fragile)} range(s) would lose their voter majority "
-            f"without node {d.node} (e.g. {fragile[:5]}); nothing was stopped"
+            f"without {where} (e.g. {fragile[:5]}); nothing was stopped"
         )
 
 
-def _ranges_without_majority(crdb, node: int) -> list[int]:
-    """Range IDs whose voters outside `node` are not a majority of all their voters (SHOW CLUSTER RANGES)."""
+def _ranges_without_majority(crdb, locality: str | None) -> list[int]:
+    """Range IDs whose voters outside `locality` are not a majority of all their voters (SHOW CLUSTER RANGES).
+
+    The voter arrays hold STORE IDs (resources/sql.py RangeReplicas) and no supported statement maps a store
+    to its node ID, so the node is found by its locality: a store counts as the stopped node's when its node
+    has that locality (stricter than the node alone when two nodes share it). With the locality unknown
+    (a backend that cannot say), every locality holding a voter is tried: the drill starts only if the range
+    survives losing any one of them, whichever node is stopped. A voter with no locality counts as lost."""
     try:
         ranges = crdb.range_replicas("cluster")
     except SqlError as exc:
         raise permanent(f"node-loss drill not started: cannot read the ranges: {exc}") from exc
-    return [r.range_id for r in ranges if len([v for v in r.voters if v != node]) * 2 <= len(r.voters)]
+    fragile = []
+    for r in ranges:
+        places = [r.locality_of(v) for v in r.voters]
+        candidates = [locality] if locality else sorted({p for p in places if p}) or [None]
+        if any(sum(1 for p in places if p and p != lost) * 2 <= len(places) for lost in candidates):
+            fragile.append(r.range_id)
+    return fragile
 
 
 def _detect(d: _Drill) -> None:

@@ -4,7 +4,9 @@
 - the target is not below the current node count (the evolution never scales down),
 - no unavailable ranges (Prometheus, scoped to this cluster),
 - the sample app answers /readyz once it has something to serve (it is never stopped; in a rehearsal the
-  op starts the app's own background load so the checks have traffic to judge).
+  op starts the app's own background load so the checks have traffic to judge),
+- a phase that pins voters to node 1's locality singles out node 1: no other node of the phase has a locality
+  the pin admits (the backend's planned localities, and the cluster's replica localities once nodes run).
 """
 
 
@@ -18,8 +20,10 @@ from ..phases import PHASES, get_phase, previous_phase
 from ..plan import CHANGE, build_plan, render
 from ..resources.cluster import ClusterControlError
 from ..resources.sample_app import SampleAppError
+from ..resources.sql import FIRST_NODE_ID, SqlError
 from ..rotation.roles import READER
 from ..state import PhaseState
+from ..zones import clash_advice, pin_clashes, shared_pin_ranges, voter_constraints_for
 from .common import permanent, phase_op, resource
 
 
@@ -53,6 +57,7 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
                 "The evolution never scales down: run the phase that matches the cluster instead."
             )
         facts = {"current_nodes": current, "target_nodes": phase.nodes}
+        facts["voter_pin"] = check_pin_singles_out_node1(control, resource(context, env, "crdb"), phase, current)
 
         if current == 0:
             facts["unavailable_ranges"] = "skipped: the cluster has no nodes yet"
@@ -87,6 +92,42 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
         )
 
     return preflight
+
+
+def check_pin_singles_out_node1(control, crdb, phase, current_nodes: int) -> str:
+    """Refuse, before anything changes, a pinning phase whose pin would admit a node other than node 1.
+
+    voter_constraints name node 1's locality, not node 1: a second node with that locality (a local zone
+    list shorter than the phase's nodes, two pods in one Kubernetes zone) satisfies them too, the voter may
+    settle there, and verify_replication would only find out by waiting. Two sources, whichever exist: the
+    localities the backend gives its nodes (local backend: its zone list), and, once nodes run, the cluster's
+    own replica localities (a range with two replicas in node 1's locality). Returns what it checked."""
+    if not phase.pins_voters:
+        return "no voter pin in this phase"
+    planned = getattr(control, "planned_localities", lambda _n: None)(phase.nodes) or {}
+    if clashes := pin_clashes(planned, FIRST_NODE_ID):
+        listing = "; ".join(f"node {n}: {loc}" for n, loc in sorted(planned.items()))
+        raise permanent(
+            f"{phase.name} pins every voter to node {FIRST_NODE_ID}'s locality "
+            f"({voter_constraints_for(planned[FIRST_NODE_ID])}), but node(s) "
+            f"{', '.join(str(n) for n in clashes)} would satisfy it too ({listing}), so the voter could settle "
+            f"there. To fix: {clash_advice()}; then re-execute.", nodes=listing)
+    if current_nodes < 1:
+        return f"planned localities: {planned or 'not known before the nodes run'}"
+    try:
+        pin = crdb.first_node_locality()
+        shared = shared_pin_ranges(crdb.range_replicas("cluster"), pin)
+    except SqlError as exc:
+        raise permanent(f"{phase.name} pins voters to node {FIRST_NODE_ID}'s locality, which cannot be read: "
+                        f"{exc}") from None
+    if shared:
+        r = shared[0]
+        stores = ", ".join(f"s{s} ({loc or 'no locality'})" for s, loc in r.localities)
+        raise permanent(
+            f"{phase.name} pins every voter to node {FIRST_NODE_ID}'s locality {pin}, but another node already "
+            f"has it: {len(shared)} range(s) hold two replicas there (e.g. r{r.range_id} on {stores}). "
+            f"To fix: {clash_advice()}; then re-execute.")
+    return f"node {FIRST_NODE_ID}'s locality {pin} is its own" + (f" (planned: {planned})" if planned else "")
 
 
 def _live_plan(context, env: Environment, phase) -> str:

@@ -2,8 +2,13 @@
 
 Targets are computed like the allocator does (phases.needed_voters / needed_non_voters, ports of
 GetNeededVoters / GetNeededNonVoters). A phase that pins voters to node 1 also waits until every voter sits
-there. Uses supported statements only (SHOW RANGES ... / SHOW CLUSTER RANGES, SHOW ZONE CONFIGURATION),
-never crdb_internal, which newer versions gate behind allow_unsafe_internals.
+in node 1's locality. Uses supported statements only (SHOW RANGES ... / SHOW CLUSTER RANGES, SHOW ZONE
+CONFIGURATION), never crdb_internal, which newer versions gate behind allow_unsafe_internals.
+
+The replica arrays hold STORE IDs (resources/sql.py RangeReplicas), so "on node 1" is read through
+replica_localities: a voter is where node 1 is when its store's node has node 1's locality. That is node 1
+itself only while no other node shares the locality; a range with two replicas there proves one does, and
+then the wait fails at once instead of timing out (the pin cannot tell the two nodes apart).
 """
 
 
@@ -13,11 +18,10 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ..environments import Environment
-from ..resources.sql import RangeReplicas, SqlError, redact_uri
+from ..resources.sql import FIRST_NODE_ID, RangeReplicas, SqlError, redact_uri
 from ..state import PhaseState
+from ..zones import clash_advice, satisfies_pin, shared_pin_ranges
 from .common import permanent, phase_of, phase_op, resource
-
-FIRST_NODE_ID = 1
 
 
 @dataclass(frozen=True)
@@ -37,8 +41,12 @@ class OffTarget:
 
     def __str__(self) -> str:
         r = self.range
-        return (f"{self.scope} r{r.range_id} has {len(r.voters)} voter(s) on nodes {list(r.voters)} + "
-                f"{len(r.non_voters)} non-voter(s) on nodes {list(r.non_voters)}, want {self.want}")
+        return (f"{self.scope} r{r.range_id} has {len(r.voters)} voter(s) on stores {_where(r, r.voters)} + "
+                f"{len(r.non_voters)} non-voter(s) on stores {_where(r, r.non_voters)}, want {self.want}")
+
+
+def _where(r: RangeReplicas, stores) -> str:
+    return "[" + ", ".join(f"s{s} ({r.locality_of(s) or 'no locality'})" for s in stores) + "]"
 
 
 def build_verify_replication(env: Environment) -> dg.OpDefinition:
@@ -106,24 +114,38 @@ def _ranges_off_target(crdb, phase) -> list[OffTarget]:
     try:
         app = crdb.range_replicas(crdb.database)
         cluster = crdb.range_replicas("cluster")
+        pin = crdb.first_node_locality() if phase.pins_voters else None
     except SqlError as exc:
         raise permanent(f"cannot read range replication: {exc}") from None
-    pinned = phase.pins_voters
-    off = [OffTarget(crdb.database, r, _want(data, pinned)) for r in app if not _matches(r, {data}, pinned)]
-    off += [OffTarget("cluster", r, " or ".join(sorted({_want(data, pinned), _want(system, pinned)})))
-            for r in cluster if not _matches(r, {data, system}, pinned)]
+    if pin:
+        _refuse_shared_pin(app + cluster, pin)
+    off = [OffTarget(crdb.database, r, _want(data, pin)) for r in app if not _matches(r, {data}, pin)]
+    off += [OffTarget("cluster", r, " or ".join(sorted({_want(data, pin), _want(system, pin)})))
+            for r in cluster if not _matches(r, {data, system}, pin)]
     return off
 
 
-def _matches(r: RangeReplicas, targets: set[Target], pinned: bool) -> bool:
+def _refuse_shared_pin(ranges: list[RangeReplicas], pin: str) -> None:
+    """Another node in node 1's locality can hold the pinned voter: waiting cannot fix that, so fail now."""
+    shared = shared_pin_ranges(ranges, pin)
+    if shared:
+        r = shared[0]
+        raise permanent(
+            f"another node shares node {FIRST_NODE_ID}'s locality {pin}: {len(shared)} range(s) hold two "
+            f"replicas there (e.g. r{r.range_id} on stores {_where(r, r.voters + r.non_voters)}), so "
+            f"voter_constraints cannot keep the voter on node {FIRST_NODE_ID}. To fix: {clash_advice()}; "
+            "then re-execute.", ranges_sharing_node1_locality=len(shared))
+
+
+def _matches(r: RangeReplicas, targets: set[Target], pin: str | None) -> bool:
     if Target(len(r.voters), len(r.non_voters)) not in targets:
         return False
-    # Pinned: every voter (and so the lease) on node 1, the other copies are read replicas.
-    return not pinned or set(r.voters) == {FIRST_NODE_ID}
+    # Pinned: every voter (and so the lease) in node 1's locality, the other copies are read replicas.
+    return pin is None or all(satisfies_pin(r.locality_of(s), pin) for s in r.voters)
 
 
-def _want(target: Target, pinned: bool) -> str:
-    return f"{target}" + (f", voters on node {FIRST_NODE_ID}" if pinned else "")
+def _want(target: Target, pin: str | None) -> str:
+    return f"{target}" + (f", voters on node {FIRST_NODE_ID} ({pin})" if pin else "")
 
 
 def _data_target(phase) -> str:

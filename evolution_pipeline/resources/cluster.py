@@ -75,6 +75,11 @@ class ClusterControl(ABC):
     def status(self) -> ClusterStatus:
         """One observation of the cluster's readiness."""
 
+    def planned_localities(self, nodes: int) -> dict[int, str] | None:
+        """The --locality nodes 1..`nodes` start (or will start) with, when the backend decides it; None when
+        it cannot know before they run (the operator takes it from the Kubernetes node a pod lands on)."""
+        return None
+
     def reset_rehearsal_environment(self) -> str:
         """Recreate a rehearsal environment from scratch. Only rehearsal backends implement this."""
         raise ClusterControlError(f"{self.describe()} cannot be reset: resetting is for rehearsal environments only")

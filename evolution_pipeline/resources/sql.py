@@ -31,13 +31,33 @@ class SqlError(RuntimeError):
     """A statement failed for a reason retrying cannot fix; the message names the statement."""
 
 
+# The node that bootstrapped the cluster is node 1 and its first store is store 1 (cockroachdb/cockroach
+# pkg/kv/kvserver/kvstorage/init.go: FirstNodeID = 1, "FirstStoreID is the StoreID assigned to the first
+# store on the node with ID FirstNodeID"). Every other store ID comes from a cluster-wide counter, so it need
+# not equal its node's ID (a node with two stores, a node whose store was wiped and rejoined).
+FIRST_NODE_ID = 1
+FIRST_STORE_ID = 1
+
+
 @dataclass(frozen=True)
 class RangeReplicas:
-    """One range's replicas by node ID, from SHOW RANGES / SHOW CLUSTER RANGES."""
+    """One range's replicas, from SHOW RANGES / SHOW CLUSTER RANGES, by STORE ID.
+
+    The replica arrays hold store IDs, not node IDs (cockroachdb/cockroach pkg/sql/crdb_internal.go,
+    crdbInternalRangesNoLeasesTable: "All the values in the `*replicas` columns correspond to store IDs",
+    each array built from `replica.StoreID`). What ties a store to its node is `replica_localities`: entry i
+    is the locality of the NODE holding `replicas[i]` (NodeDescs.GetNodeDescriptor(replica.NodeID)), NULL
+    when that node's descriptor is unknown. No supported statement gives store -> node ID in v26.2:
+    crdb_internal.kv_store_status has both, but sits behind allow_unsafe_internals (tests/FIDELITY.md).
+    """
 
     range_id: int
-    voters: tuple[int, ...]  # voting_replicas
-    non_voters: tuple[int, ...]  # non_voting_replicas
+    voters: tuple[int, ...]  # voting_replicas: store IDs
+    non_voters: tuple[int, ...]  # non_voting_replicas: store IDs
+    localities: tuple[tuple[int, str | None], ...] = ()  # (store ID, its node's locality), from replicas
+
+    def locality_of(self, store: int) -> str | None:
+        return dict(self.localities).get(store)
 
 
 @dataclass(frozen=True)
@@ -233,21 +253,22 @@ class CrdbSqlResource(dg.ConfigurableResource):
         show-ranges.md), and DETAILS (sizes, leaseholders) fetches data across nodes, a large overhead for a
         statement polled while the cluster rebalances.
         """
-        return [RangeReplicas(int(r["range_id"]), _node_ids(r["voting_replicas"]), _node_ids(r["non_voting_replicas"]))
-                for r in self.execute(_show_ranges(scope))]
+        return [_range_replicas(r) for r in self.execute(_show_ranges(scope))]
 
     def first_node_locality(self) -> str:
-        """Node 1's locality ("region=us-east1,zone=us-east1-a"), from the replica_localities of a range
-        with a replica on node 1. A supported statement (SHOW CLUSTER RANGES), never crdb_internal."""
-        for row in self.execute(_show_ranges("cluster")):
-            replicas = list(row["replicas"] or [])
-            if 1 in replicas:
-                locality = (row["replica_localities"] or [])[replicas.index(1)]
+        """Node 1's locality ("region=us-east1,zone=us-east1-a"): the locality of store 1, which is always node
+        1's (FIRST_STORE_ID), as replica_localities gives it for a range with a replica there. A supported
+        statement (SHOW CLUSTER RANGES), never crdb_internal."""
+        for r in self.range_replicas("cluster"):
+            if FIRST_STORE_ID in dict(r.localities):
+                locality = r.locality_of(FIRST_STORE_ID)
                 if not locality:
-                    raise SqlError("node 1 has no locality: start the nodes with --locality (the local backend "
-                                   "and the operator set region and zone tiers) so voters can be pinned to it")
+                    raise SqlError(f"node {FIRST_NODE_ID} has no locality: start the nodes with --locality (the "
+                                   "local backend and the operator set region and zone tiers) so voters can be "
+                                   f"pinned to node {FIRST_NODE_ID}")
                 return locality
-        raise SqlError("no range has a replica on node 1 (SHOW CLUSTER RANGES): cannot pin voters to node 1")
+        raise SqlError(f"no range has a replica on store {FIRST_STORE_ID}, node {FIRST_NODE_ID}'s first store "
+                       f"(SHOW CLUSTER RANGES): cannot read node {FIRST_NODE_ID}'s locality to pin voters to it")
 
     def backups_in(self, uri: str) -> list[BackupInfo]:
         """The backups in a collection. An empty or new collection lists 0 rows; ANY error is an error (a
@@ -314,8 +335,17 @@ def _show_ranges(scope: str):
     return psql.SQL("SHOW RANGES FROM DATABASE {}").format(psql.Identifier(scope))
 
 
-def _node_ids(value) -> tuple[int, ...]:
+def _store_ids(value) -> tuple[int, ...]:
     return tuple(int(n) for n in (value or []))
+
+
+def _range_replicas(row: dict) -> RangeReplicas:
+    """`replicas` and `replica_localities` are built from the same sorted replica list, entry by entry
+    (crdb_internal.go crdbInternalRangesNoLeasesTable), so zipping them maps each store to its node's locality."""
+    stores = _store_ids(row.get("replicas"))
+    localities = tuple(zip(stores, list(row.get("replica_localities") or [None] * len(stores)), strict=False))
+    return RangeReplicas(int(row["range_id"]), _store_ids(row["voting_replicas"]),
+                         _store_ids(row["non_voting_replicas"]), localities)
 
 
 def _total(rows: list[dict], column: str) -> int:

@@ -8,7 +8,8 @@ computes, with the refusals CockroachDB has. Sources (cockroachdb/cockroach):
 - "avoid up-replicating to fragile quorum": pkg/kv/kvserver/replicate_queue.go (a voter is only added to
   reach an even count when another voter could follow right after; TestReplicateQueueUpReplicateOddVoters);
 - promotion of a non-voter when its node receives a voter: replicate_queue.go addOrReplaceVoters
-  (ReplicationChangesForPromotion); never two replicas of a range on one node (one store per node here);
+  (ReplicationChangesForPromotion); never two replicas of a range on one node (the model is per node; SHOW
+  RANGES maps each replica to one of its node's stores, crdb_statements.range_rows);
 - health as the metrics count it: pkg/kv/kvserver/replica_metrics.go calcRangeCounter (under-replicated
   when live voters < GetNeededVoters or live non-voters < GetNeededNonVoters; over-replicated in the
   opposite case; unavailable when the live voters are no majority).

@@ -9,8 +9,16 @@ passes silently. Each rule cites its upstream source (cockroachdb/cockroach unle
 
 Topology it cannot know comes from callables: `live_nodes()` (nodes 1..n are live; a node above n that
 once joined is dead, and still counts towards the allocator's targets as CockroachDB's ClusterNodeCount
-does until decommissioned, which the stand-in never does) and `node_locality(node_id)`; kill(n)/revive(n)
-stop any single node. Replication follows the allocator one change per
+does until decommissioned, which the stand-in never does), `node_locality(node_id)` and
+`node_stores(node_id)`; kill(n)/revive(n) stop any single node.
+
+Store IDs are not node IDs, as on a real cluster: the replica arrays of SHOW RANGES hold STORE IDs
+(cockroachdb/cockroach pkg/sql/crdb_internal.go, crdbInternalRangesNoLeasesTable: "All the values in the
+`*replicas` columns correspond to store IDs", each array built from `replica.StoreID`). The default
+topology gives node 1 two stores (1 and 2: the bootstrap node's first store is always store 1 on node 1,
+pkg/kv/kvserver/kvstorage/init.go FirstNodeID/FirstStoreID) and node n > 1 the store n + 1, so code that
+reads a store ID as a node ID fails the tests. The allocator works per node (never two replicas of a range
+on one node); a range's replica on a node with several stores sits on one of them (by range ID). Replication follows the allocator one change per
 range each time ranges are read (SHOW RANGES / SHOW CLUSTER RANGES) or on step(); see crdb_ranges.py.
 
 Usage:
@@ -40,6 +48,18 @@ VERSION = "v26.2.1"  # versions.toml [cockroach] version
 def default_locality(node_id: int) -> str:
     """The local backend's --locality shape: region=<r>,zone=<r>-a/b/c."""
     return f"region=local,zone=local-{chr(ord('a') + node_id - 1)}"
+
+
+def default_stores(node_id: int) -> tuple[int, ...]:
+    """Node 1 runs two stores (1, 2), node n > 1 one store, n + 1: store IDs come from a cluster-wide counter
+    (pkg/kv/kvserver/kvstorage/init.go FirstStoreID = 1 on FirstNodeID = 1; later stores allocate the next
+    IDs), so they drift from node IDs as soon as one node has two stores."""
+    return (1, 2) if node_id == 1 else (node_id + 1,)
+
+
+def one_store_each(node_id: int) -> tuple[int, ...]:
+    """Every node one store whose ID equals the node's (a cluster whose nodes joined in order)."""
+    return (node_id,)
 
 
 @dataclass
@@ -74,9 +94,10 @@ class CrdbSqlStandIn:
 
     def __init__(self, live_nodes: Callable[[], int] = lambda: 1,
                  node_locality: Callable[[int], str] = default_locality, insecure: bool = False,
-                 version: str = VERSION):
+                 version: str = VERSION, node_stores: Callable[[int], tuple[int, ...]] = default_stores):
         self.live_nodes, self.node_locality, self.insecure, self.version = (
             live_nodes, node_locality, insecure, version)
+        self.node_stores = node_stores
         self.lock = threading.RLock()
         self.statements: list[tuple[str, str, str]] = []  # (user, database, sql), in arrival order
         self.faults: list[Fault] = []
@@ -164,6 +185,18 @@ class CrdbSqlStandIn:
 
     def locality(self, node_id: int) -> dict[str, str]:
         return dict(t.split("=", 1) for t in self.node_locality(node_id).split(",") if "=" in t)
+
+    def store_of(self, r: Range, node_id: int) -> int:
+        """The store holding range r's replica on `node_id` (one of the node's stores, chosen by range ID)."""
+        stores = self.node_stores(node_id)
+        return stores[r.range_id % len(stores)]
+
+    def node_of_store(self, store_id: int) -> int:
+        """For tests: the node a store belongs to (what crdb_internal.kv_store_status would say)."""
+        for node in self.known_nodes():
+            if store_id in self.node_stores(node):
+                return node
+        raise KeyError(f"no known node has store {store_id}")
 
     def allocator(self) -> Allocator:
         return Allocator(self.live(), self.locality, len(self.known_nodes()))

@@ -431,10 +431,19 @@ RANGE_COLUMNS = [("start_key", "TEXT"), ("end_key", "TEXT"), ("range_id", "INT8"
 
 
 def range_rows(crdb, ranges: list[Range]) -> Result:
-    """SHOW RANGES without DETAILS (cockroachdb/docs src/current/v26.2/show-ranges.md; logic_test/show_ranges):
-    replicas sorted, voting_replicas in descriptor order, localities per replica."""
-    data = [(r.start_key, r.end_key, r.range_id, r.replicas, [crdb.node_locality(n) for n in r.replicas],
-             list(r.voters), list(r.non_voters), [], None) for r in ranges]
+    """SHOW RANGES without DETAILS (cockroachdb/docs src/current/v26.2/show-ranges.md; logic_test/show_ranges),
+    built as cockroachdb/cockroach pkg/sql/crdb_internal.go crdbInternalRangesNoLeasesTable builds them: every
+    array holds STORE IDs (`replica.StoreID`, never the node ID); `replicas` is voters + non-voters sorted by
+    store ID, `replica_localities` follows `replicas` entry by entry, each the locality of the replica's NODE
+    (NodeDescs.GetNodeDescriptor(replica.NodeID).Locality; NULL when that node's descriptor is unknown);
+    voting_replicas and non_voting_replicas in descriptor order."""
+    data = []
+    for r in ranges:
+        by_store = sorted((crdb.store_of(r, n), n) for n in r.voters + r.non_voters)
+        data.append((r.start_key, r.end_key, r.range_id, [s for s, _ in by_store],
+                     [crdb.node_locality(n) for _, n in by_store],
+                     [crdb.store_of(r, n) for n in r.voters], [crdb.store_of(r, n) for n in r.non_voters],
+                     [], None))
     return rows(RANGE_COLUMNS, data)
 
 

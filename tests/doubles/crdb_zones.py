@@ -118,10 +118,23 @@ class Zone:
         return (self.num_replicas or 0) - self.voters()
 
 
+# RANGE default's gc.ttlseconds on a cluster created since v23.1: 4 h, not zone.go's 25 h. Evidence
+# (cockroachdb/cockroach): pkg/sql/catalog/bootstrap/metadata.go InitialZoneConfigKVs gives RANGE timeseries
+# the bootstrap default zone's TTL (`timeseriesZoneConf.GC = ...defaultZoneConfig.GC.TTLSeconds`), and the
+# upgrade that adds that zone to older clusters, pkg/upgrade/upgrades addTimeseriesZoneConfig, writes
+# `gc.ttlseconds = 14400` "to match the zone config that is created during bootstrap"; cockroachdb/docs
+# src/current/_includes/v26.2/zone-configs/variables.md: "Default: 14400 (4 hours)". The restore drill's
+# AS OF SYSTEM TIME read must stay inside it.
+DEFAULT_GC_TTL_SECONDS = 14400
+# System zones keep DefaultSystemZoneConfig's 25 h (zone.go; only RANGE default is documented as 4 h).
+SYSTEM_GC_TTL_SECONDS = 90000
+
+
 def default_zone() -> Zone:
-    """zone.go DefaultZoneConfig; gc.ttlseconds and the stock zones below as SHOW ALL ZONE CONFIGURATIONS
-    prints them on v26.2 (cockroachdb/docs src/current/_includes/v26.2/zone-configs/view-all-replication-zones.md)."""
-    return Zone(num_replicas=3, range_min_bytes=128 * MiB, range_max_bytes=512 * MiB, gc_ttlseconds=90000,
+    """zone.go DefaultZoneConfig with the bootstrap's 4 h GC TTL (DEFAULT_GC_TTL_SECONDS); fields as
+    SHOW ZONE CONFIGURATION prints them on v26.2 (cockroachdb/docs v26.2 configure-replication-zones.md)."""
+    return Zone(num_replicas=3, range_min_bytes=128 * MiB, range_max_bytes=512 * MiB,
+                gc_ttlseconds=DEFAULT_GC_TTL_SECONDS,
                 constraints=[], voter_constraints=[], lease_preferences=[])
 
 
@@ -133,8 +146,8 @@ def stock_zones() -> dict[str, Zone]:
         z = default_zone()
         z.num_replicas, z.gc_ttlseconds = 5, ttl
         return z
-    return {"RANGE default": default_zone(), "DATABASE system": system(90000), "RANGE meta": system(3600),
-            "RANGE system": system(90000), "RANGE liveness": system(600)}
+    return {"RANGE default": default_zone(), "DATABASE system": system(SYSTEM_GC_TTL_SECONDS),
+            "RANGE meta": system(3600), "RANGE system": system(SYSTEM_GC_TTL_SECONDS), "RANGE liveness": system(600)}
 
 
 def parent_target(target: str) -> str | None:

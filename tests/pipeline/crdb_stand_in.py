@@ -17,7 +17,8 @@ from tests.doubles.pgwire import PgError
 from tests.doubles.pipeline_world import read_world
 
 # The state a freshly initialised cluster has; everything else (server, lock, callables, logs) is kept.
-_KEPT = {"server", "lock", "live_nodes", "node_locality", "insecure", "version", "statements", "faults"}
+_KEPT = {"server", "lock", "live_nodes", "node_locality", "node_stores", "insecure", "version", "statements",
+         "faults"}
 
 
 @dataclass

@@ -186,6 +186,9 @@ class LocalClusterControl(ClusterControl):
             locality=f"region={c.region},zone={zone}",
         )
 
+    def planned_localities(self, nodes: int) -> dict[int, str]:
+        return {n.index: n.locality for n in self.nodes(min(nodes, self.config.max_nodes))}
+
     def nodes(self, count: int | None = None) -> list[LocalNode]:
         return [self.node(i) for i in range(1, (self.config.max_nodes if count is None else count) + 1)]
 
