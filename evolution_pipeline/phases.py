@@ -160,8 +160,10 @@ PHASES: tuple[Phase, ...] = (
         groups=("app_ro",),
         description=(
             "A second node joins and every range gets two copies: one voter, one read replica. The voter "
-            "(and so the lease) stays on node 1; node 2 holds a non-voting replica that serves follower reads "
-            "to the read-only user. CockroachDB refuses two voters (a majority of 2 is 2), so this tolerates "
+            "(and so the lease) stays on node 1; node 2 holds a non-voting replica. The read-only user's "
+            "follower reads are served by the replica nearest the gateway node its connection lands on: node "
+            "2's read replica through node 2, node 1's voter through node 1 (crdb-reader reaches both). "
+            "CockroachDB refuses two voters (a majority of 2 is 2), so this tolerates "
             "no node failure: losing node 2 leaves writes untouched, losing node 1 makes every range "
             "unavailable."
         ),

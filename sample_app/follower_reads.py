@@ -89,7 +89,8 @@ def status(mode: str, server: Server | None, reader_path: str) -> Status:
         return Status(
             True,
             f"{server.name} (crdb_version start-up parameter): searches read AS OF SYSTEM TIME "
-            "follower_read_timestamp(), so the nearest replica, a non-voting one included, serves them",
+            "follower_read_timestamp(), so the replica nearest the gateway node serves them (a read replica "
+            "when the connection's node holds one)",
             server.name,
         )
     if mode == "true":
