@@ -16,6 +16,7 @@ from sanic.worker.loader import AppLoader
 
 from . import otel
 from .app import create_app
+from .server import BoundedRequestProtocol
 from .settings import Settings, SettingsError
 from .tracing import TraceIdFilter
 
@@ -53,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(settings.log_level)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()
-    app.prepare(host=args.host, port=args.port, single_process=True, access_log=False, motd=False)
+    app.prepare(host=args.host, port=args.port, single_process=True, access_log=False, motd=False,
+                protocol=BoundedRequestProtocol)
     Sanic.serve_single(primary=app)
     return 0
 

@@ -70,6 +70,8 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.REQUEST_MAX_SIZE = 64 * 1024  # bodies are a few bytes: refuse big ones early
     app.config.ACCESS_LOG = False
+    # Both count from a request's first byte (sample_app/server.py): the total time a request may take.
+    app.config.REQUEST_TIMEOUT = app.config.RESPONSE_TIMEOUT = settings.request_timeout_seconds
     app.config.WEBSOCKET_PING_INTERVAL = 10
 
     timeline = Timeline(settings.timeline_seconds)

@@ -12,13 +12,18 @@ from typing import Any
 
 from opentelemetry import trace
 from sanic import Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import RequestCancelled, SanicException, ServiceUnavailable
 from sanic.handlers import ErrorHandler
 from sanic.response import HTTPResponse, json
 
 from .db import DatabaseRefused, DatabaseUnavailable
 
 log = logging.getLogger("sample_app.errors")
+
+# The client closed the connection before the answer: nginx's 499 "client closed request". Not a server
+# error: counting it as a 5xx would let any client that gives up (a load generator timing out) spend the
+# error budget the pipeline's sample_app_error_budget check judges a phase by.
+CLIENT_CLOSED = 499
 
 
 class ApiError(Exception):
@@ -35,6 +40,8 @@ def bad_field(field: str, detail: str) -> ApiError:
 
 
 def status_for(exc: BaseException) -> int:
+    if isinstance(exc, RequestCancelled):
+        return CLIENT_CLOSED
     if isinstance(exc, ApiError):
         return exc.status
     if isinstance(exc, DatabaseUnavailable):
@@ -60,13 +67,27 @@ def body_for(exc: BaseException) -> dict[str, Any]:
             "error": "database refused the statement",
             "detail": {"pool": exc.pool, "sqlstate": exc.sqlstate, "message": exc.message},
         }
+    if isinstance(exc, RequestCancelled):
+        return {"error": "client closed request", "detail": None}
     if isinstance(exc, SanicException):
         return {"error": str(exc.message or type(exc).__name__).lower(), "detail": None}
     return {"error": "internal error", "detail": "the server logged the cause"}
 
 
+def body_incomplete(request: Request) -> bool:
+    """The request's body has not fully arrived (Sanic still expects bytes of it)."""
+    stream = request.stream
+    return bool(stream is not None and getattr(stream, "request_body", None)
+                and getattr(stream, "request_bytes_left", 0))
+
+
 class JsonErrorHandler(ErrorHandler):
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, ServiceUnavailable) and body_incomplete(request):
+            # Sanic's response timeout fired while the client was still sending its body: the client was too
+            # slow (sample_app/server.py limits a request's total time), not the server. 408, never a 5xx.
+            exception = ApiError(408, "request timeout", "the request body did not arrive within "
+                                 f"APP_REQUEST_TIMEOUT_SECONDS={request.app.ctx.settings.request_timeout_seconds:g}")
         status = status_for(exception)
         if status >= 500 and not isinstance(exception, (DatabaseUnavailable, ApiError)):
             log.error("unhandled error on %s %s", request.method, request.path, exc_info=exception)

@@ -18,10 +18,11 @@ from .db import Database
 from .errors import bad_field
 from .settings import SEARCH_LIMIT_CEILING
 
-USER_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# Matched with fullmatch: `$` alone also matches before a final newline ("alice\n" would pass).
+USER_ID_RE = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
 # Seeded terms are lowercase words, spaces and digits: the query alphabet matches, which also
 # rules out LIKE wildcards (% and _) so the pattern below needs no escaping.
-QUERY_RE = re.compile(r"^[a-z0-9][a-z0-9 -]{0,39}$")
+QUERY_RE = re.compile(r"[a-z0-9][a-z0-9 -]{0,39}")
 
 LOGIN_SQL = (
     "INSERT INTO login_events (id, user_id, ts, ip_hash, ua_hash) VALUES (%s, %s, %s, %s, %s) "
@@ -53,7 +54,7 @@ def parse_login(body: Any) -> str:
     user_id = body.get("user_id")
     if user_id is None:
         raise bad_field("user_id", "required")
-    if not isinstance(user_id, str) or not USER_ID_RE.match(user_id):
+    if not isinstance(user_id, str) or not USER_ID_RE.fullmatch(user_id):
         raise bad_field("user_id", "1-64 characters from A-Z a-z 0-9 _ . @ -")
     return user_id
 
@@ -62,7 +63,7 @@ def parse_search(q: str | None, limit: str | None, default_limit: int) -> tuple[
     if q is None:
         raise bad_field("q", "required, e.g. /search?q=amb")
     q = q.strip().lower()
-    if not QUERY_RE.match(q):
+    if not QUERY_RE.fullmatch(q):
         raise bad_field("q", "1-40 characters from a-z 0-9 space and -, starting with a letter or digit")
     if limit is None:
         return q, default_limit

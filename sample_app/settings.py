@@ -41,6 +41,7 @@ ENV_VARS: tuple[str, ...] = (
     "APP_READERS_RPS",
     "APP_WRITERS_RPS",
     "APP_TIMELINE_SECONDS",
+    "APP_REQUEST_TIMEOUT_SECONDS",
     "APP_LOG_LEVEL",
 )
 
@@ -80,6 +81,7 @@ class Settings:
     readers_rps: float
     writers_rps: float
     timeline_seconds: int
+    request_timeout_seconds: float  # a request's total time, first byte to answer (sample_app/server.py)
     log_level: str
 
     @classmethod
@@ -120,6 +122,7 @@ class Settings:
             readers_rps=reader.number("APP_READERS_RPS", 40.0, 0.1, 1000),
             writers_rps=reader.number("APP_WRITERS_RPS", 15.0, 0.1, 1000),
             timeline_seconds=reader.integer("APP_TIMELINE_SECONDS", 300, 10, 3600),
+            request_timeout_seconds=reader.number("APP_REQUEST_TIMEOUT_SECONDS", 30.0, 1, 600),
             log_level=reader.choice("APP_LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR"}),
         )
         for kind in ("writer", "reader"):

@@ -15,6 +15,7 @@ HTTP parsing layer, which is what lets one core sustain 500 req/s of spike on to
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
 import time
@@ -27,7 +28,11 @@ from typing import Any
 from .errors import ApiError, bad_field
 from .timeline import percentile
 
+log = logging.getLogger("sample_app.spike")
 KINDS = ("login", "search")
+# Below this a "spike" sends nothing for its whole length (rps=5e-324: one request every 1e323 s) while it
+# holds the one-at-a-time slot. The demo loads' own floor (APP_BACKGROUND_RPS) is the same.
+MIN_RPS = 0.1
 DEFAULT_SPIKE = {"seconds": 30, "rps": 200, "mix": {"login": 0.2, "search": 0.8}}
 
 # kind -> (route, method, status); never raises.
@@ -46,32 +51,44 @@ def parse_spike(body: Any, max_seconds: int, max_rps: int) -> dict[str, Any]:
     unknown = sorted(set(body) - {"seconds", "rps", "mix"})
     if unknown:
         raise bad_field(unknown[0], "unknown field (accepted: seconds, rps, mix)")
-    seconds = body.get("seconds", DEFAULT_SPIKE["seconds"])
-    rps = body.get("rps", DEFAULT_SPIKE["rps"])
-    if not _is_number(seconds) or not 0 < seconds <= max_seconds:
+    seconds = _finite(body.get("seconds", DEFAULT_SPIKE["seconds"]))
+    rps = _finite(body.get("rps", DEFAULT_SPIKE["rps"]))
+    if seconds is None or not 0 < seconds <= max_seconds:
         raise bad_field("seconds", f"a number above 0 and at most {max_seconds} (APP_SPIKE_MAX_SECONDS)")
-    if not _is_number(rps) or not 0 < rps <= max_rps:
-        raise bad_field("rps", f"a number above 0 and at most {max_rps} (APP_SPIKE_MAX_RPS)")
+    if rps is None or not MIN_RPS <= rps <= max_rps:
+        raise bad_field("rps", f"a number from {MIN_RPS} to {max_rps} (APP_SPIKE_MAX_RPS)")
     mix = parse_mix(body.get("mix", DEFAULT_SPIKE["mix"]))
-    return {"seconds": float(seconds), "rps": float(rps), "mix": mix}
+    return {"seconds": seconds, "rps": rps, "mix": mix}
 
 
 def parse_mix(mix: Any) -> dict[str, float]:
     if not isinstance(mix, dict) or not mix:
         raise bad_field("mix", 'an object of weights such as {"login": 0.2, "search": 0.8}')
+    weights = {}
     for key, weight in mix.items():
         if key not in KINDS:
             raise bad_field(f"mix.{key}", f"unknown kind (accepted: {', '.join(KINDS)})")
-        if not _is_number(weight) or weight < 0:
-            raise bad_field(f"mix.{key}", "a weight >= 0")
-    total = float(sum(mix.values()))
+        weights[key] = _finite(weight)
+        if weights[key] is None or weights[key] < 0:
+            raise bad_field(f"mix.{key}", "a finite weight >= 0")
+    total = sum(weights.values())
+    if not math.isfinite(total):  # each weight finite, their sum not (1e308 + 1e308): nothing to draw from
+        raise bad_field("mix", "the weights' sum overflows: use small numbers such as 0.2 and 0.8")
     if total <= 0:
         raise bad_field("mix", "at least one weight must be above 0")
-    return {k: round(float(mix.get(k, 0)) / total, 6) for k in KINDS}
+    return {k: round(weights.get(k, 0.0) / total, 6) for k in KINDS}
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+def _finite(value: Any) -> float | None:
+    """The value as a finite float, or None: not a number, a bool, NaN, infinite, or an int too large for a
+    float (a 400-digit integer makes math.isfinite raise OverflowError)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 class LoadRun:
@@ -101,6 +118,7 @@ class LoadRun:
         self.started_at: float | None = None  # wall clock, for the API
         self.ended_at: float | None = None
         self.sent = self.completed = self.errors = self.dropped = self.inflight = 0
+        self.error: str | None = None  # why the schedule itself failed (state "failed")
         self.lags: deque[float] = deque(maxlen=20000)  # scheduling lag per send, seconds
         self._done_times: deque[float] = deque()  # monotonic completion times in the last second
         self._t0 = 0.0  # perf_counter at start
@@ -159,6 +177,12 @@ class LoadRun:
         except asyncio.CancelledError:
             self._finish("stopped")
             raise
+        except Exception as exc:  # a failed schedule must end the run, never leave it "running"
+            # Nobody awaits this task: without this the run would stay active for ever and every later spike
+            # would get 409. The reason goes to GET /spike and the log.
+            self.error = f"{type(exc).__name__}: {exc}"[:300]
+            log.error("load %s (%s) failed: %s", self.name, self.id, self.error, exc_info=exc)
+            self._finish("failed")
 
     def _send(self, due: float) -> None:
         self.sent += 1
@@ -227,6 +251,7 @@ class LoadRun:
             "started_at": self.started_at,
             "ended_at": self.ended_at,
             "elapsed": round(elapsed, 3),
+            "error": self.error,
             "sent": self.sent,
             "completed": self.completed,
             "errors": self.errors,

@@ -7,6 +7,7 @@ from sanic.response import json
 
 from ..controls import TARGETS
 from ..errors import ApiError
+from ._body import same_site
 
 bp = Blueprint("control")
 ACTIONS = ("start", "stop")
@@ -19,6 +20,7 @@ async def get_controls(request: Request):
 
 @bp.post("/control/<target:str>/<action:str>")
 async def post_control(request: Request, target: str, action: str):
+    same_site(request)  # no body, so no content type to require: a page on another site must not drive load
     if target not in TARGETS:
         raise ApiError(404, f"unknown control '{target}'", {"field": "target", "accepted": list(TARGETS)})
     if action not in ACTIONS:

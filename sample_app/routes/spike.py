@@ -5,7 +5,7 @@ from __future__ import annotations
 from sanic import Blueprint, Request
 from sanic.response import json
 
-from ._body import json_body
+from ._body import json_body, same_site
 
 bp = Blueprint("spike")
 
@@ -23,5 +23,6 @@ async def get_spike(request: Request):
 
 @bp.delete("/spike")
 async def stop_spike(request: Request):
+    same_site(request)
     stopped = await request.app.ctx.spike.stop()
     return json({"stopped": stopped is not None, "spike": request.app.ctx.spike.state()})
