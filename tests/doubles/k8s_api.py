@@ -9,8 +9,26 @@ serves only what evolution_pipeline/resources/operator.py uses, following the Ku
   main resource (status subresource), the spec's required fields are validated (422 Invalid).
 - CrdbNodes and Pods: LIST with an equality labelSelector. PersistentVolumeClaims (core v1): LIST, DELETE.
 - Errors are Status objects (kind Status, status Failure, message, reason, details, code), 403 messages are
-  worded like the RBAC authorizer's and name the real ServiceAccount (k8s/pipeline/rbac.yaml crdb-pipeline),
-  and RBAC can be enforced from a list of Role rules.
+  worded like the RBAC authorizer's and name the real ServiceAccount (k8s/pipeline/rbac.yaml crdb-pipeline,
+  namespace dagster). RBAC is enforced from Role rules: `rbac_roles` maps each namespace to the rules bound
+  there (a RoleBinding grants its Role only in its own namespace: Kubernetes docs
+  reference/access-authn-authz/rbac.md "Role and ClusterRole"), `rbac_rules` applies one list everywhere (a
+  shortcut for tests of one namespace); a rule with resourceNames allows only those names, and never a
+  list/create, which carry no name (kubernetes/kubernetes pkg/apis/rbac/v1/evaluation_helpers.go
+  ResourceNameMatches). `pipeline_roles()` builds rbac_roles from k8s/pipeline/rbac.yaml plus the Dagster
+  chart's own Role in Dagster's namespace (CHART_ROLE_RULES).
+- Pods are deleted as the kubelet does it (kubernetes/website content/en/docs/concepts/workloads/pods/
+  pod-lifecycle.md "Termination of Pods"; ObjectMeta in k8s.io/apimachinery pkg/apis/meta/v1/types.go): a
+  DELETE sets metadata.deletionTimestamp (the time after which the pod is gone) and
+  metadata.deletionGracePeriodSeconds (DeleteOptions.gracePeriodSeconds, else the pod's
+  spec.terminationGracePeriodSeconds; a second DELETE may only shorten it; 0 removes it at once) and answers
+  200 with the Terminating pod. During the grace period the pod stays, phase Running, and its Ready
+  condition and its CrdbNode's PodReady are left as they were (stricter: nothing says they flip at once;
+  readers must look at deletionTimestamp); CockroachDB drains meanwhile. Then the pod is gone, its CrdbNode
+  reports PodReady=False, and the simulated operator makes a pod of the same name again after
+  reconcile_delay, Ready after node_ready_delay. `pod_grace_seconds` is that grace period, short by default
+  so tests stay fast (Kubernetes' default is 30 s; the operator's value for CockroachDB pods is not in a
+  public source: the kind workflow prints it).
 - Stricter than a friendly server, as a real one is:
   * a create that carries metadata.resourceVersion is refused (k8s.io/apiserver pkg/storage/etcd3/store.go
     Create returns storage.ErrResourceVersionSetOnCreate "resourceVersion should not be set on objects to be
@@ -73,7 +91,23 @@ KINDS = {CLUSTERS: "CrdbCluster", NODES: "CrdbNode", PVCS: "PersistentVolumeClai
 # Illustrative webhook name (see the module docstring); the configuration name is the chart's.
 WEBHOOK = "vcrdbcluster.cockroach-webhook-config"
 WEBHOOK_URL = "https://cockroach-webhook-service.crdb-operator.svc:443/validate-crdbcluster?timeout=10s"
-SERVICE_ACCOUNT = "system:serviceaccount:crdb:crdb-pipeline"
+SERVICE_ACCOUNT = "system:serviceaccount:dagster:crdb-pipeline"
+# The Dagster chart's Role, bound to global.serviceAccountName in the release namespace when rbacEnabled
+# (dagster-io/dagster helm/dagster/templates/role.yaml, rolebinding.yaml).
+CHART_ROLE_RULES: list[dict] = [
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+    },
+    {"apiGroups": ["batch"], "resources": ["jobs/status"], "verbs": ["get", "watch", "list"]},
+    {
+        "apiGroups": [""],
+        "resources": ["pods", "events"],
+        "verbs": ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+    },
+    {"apiGroups": [""], "resources": ["pods/log", "pods/status"], "verbs": ["get", "watch", "list"]},
+]
 REASONS = {
     400: "BadRequest",
     401: "Unauthorized",
@@ -226,6 +260,37 @@ def merge_patch(target, patch):
     return result
 
 
+def rule_allows(rule: dict, verb: str, group: str, resource: str, name: str) -> bool:
+    """kubernetes/kubernetes plugin/pkg/auth/authorizer/rbac/rbac.go RuleAllows: verb, group and resource
+    match (or "*"), and resourceNames, when given, name this object (a request without a name, such as a
+    list or a create, never matches a rule with resourceNames)."""
+    def has(values: list, value: str) -> bool:
+        return value in values or "*" in values
+
+    names = rule.get("resourceNames") or []
+    return (
+        has(rule.get("apiGroups", []), group)
+        and has(rule.get("resources", []), resource)
+        and has(rule.get("verbs", []), verb)
+        and (not names or name in names)
+    )
+
+
+def pipeline_roles(docs: list[dict], account: str, account_ns: str, dagster_ns: str) -> dict[str, list[dict]]:
+    """namespace -> the rules bound to ServiceAccount account_ns/account by the RoleBindings in docs (Roles
+    resolved in the binding's namespace), plus the Dagster chart's Role in dagster_ns."""
+    roles = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in docs if d.get("kind") == "Role"}
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": account_ns}
+    bound: dict[str, list[dict]] = {dagster_ns: copy.deepcopy(CHART_ROLE_RULES)}
+    for binding in (d for d in docs if d.get("kind") == "RoleBinding"):
+        ns = binding["metadata"]["namespace"]
+        if subject in binding.get("subjects", []) and binding["roleRef"]["kind"] == "Role":
+            role = roles.get((ns, binding["roleRef"]["name"]))
+            if role is not None:  # a binding to a missing Role grants nothing
+                bound.setdefault(ns, []).extend(copy.deepcopy(role["rules"]))
+    return bound
+
+
 def validate_cluster(obj: dict) -> None:
     """The CRD's OpenAPI checks for the fields we write (crdbcluster_types.go markers)."""
     causes = []
@@ -264,6 +329,8 @@ class KubeApiDouble:
         node_ready_delay: float = 0.05,
         delete_delay: float = 0.05,
         rbac_rules: list[dict] | None = None,
+        rbac_roles: dict[str, list[dict]] | None = None,
+        pod_grace_seconds: float = 0.05,
         token: str | None = None,
         pvc_retention: str = "Delete",
         user: str = SERVICE_ACCOUNT,
@@ -278,6 +345,8 @@ class KubeApiDouble:
         self.node_ready_delay = node_ready_delay
         self.delete_delay = delete_delay
         self.rbac_rules, self.token, self.pvc_retention, self.user = rbac_rules, token, pvc_retention, user
+        assert rbac_rules is None or rbac_roles is None, "one RBAC model at a time"
+        self.rbac_roles, self.pod_grace_seconds = rbac_roles, pod_grace_seconds
         self.status_writes, self.status_delay = status_writes, status_delay
         self.one_at_a_time, self.pod_ready_lag = one_at_a_time, pod_ready_lag
         self.namespaces = set(namespaces)
@@ -482,7 +551,10 @@ class KubeApiDouble:
                     "uid": str(uuid.uuid4()),
                     "labels": {**pod_labels, CLUSTER_LABEL: cname},
                 },
-                "spec": {"containers": [{"name": "cockroachdb", "image": template.get("image", "")}]},
+                "spec": {
+                    "containers": [{"name": "cockroachdb", "image": template.get("image", "")}],
+                    "terminationGracePeriodSeconds": self.pod_grace_seconds,
+                },
                 "status": {
                     "phase": "Pending",
                     "conditions": [{"type": "Ready", "status": "False", "lastTransitionTime": stamp}],
@@ -512,8 +584,9 @@ class KubeApiDouble:
         )
 
     def _advance(self) -> None:
-        """What the operator and the garbage collector would have done by now."""
+        """What the kubelet, the operator and the garbage collector would have done by now."""
         now = time.monotonic()
+        self._finish_terminations(now)
         for key, cluster in list(self._objects.items()):
             if key[0] != CLUSTERS:
                 continue
@@ -594,15 +667,11 @@ class KubeApiDouble:
 
     # request handling
     def authorize(self, verb: str, group: str, resource: str, ns: str, name: str) -> None:
-        if self.rbac_rules is None:
+        if self.rbac_rules is None and self.rbac_roles is None:
             return
-        for rule in self.rbac_rules:
-            if (
-                (group in rule.get("apiGroups", []) or "*" in rule.get("apiGroups", []))
-                and (resource in rule.get("resources", []) or "*" in rule.get("resources", []))
-                and (verb in rule.get("verbs", []) or "*" in rule.get("verbs", []))
-            ):
-                return
+        rules = self.rbac_rules if self.rbac_rules is not None else self.rbac_roles.get(ns, [])
+        if any(rule_allows(rule, verb, group, resource, name) for rule in rules):
+            return
         # k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go forbiddenMessage + NewForbidden.
         subject = f'{qualified(resource)} "{name}"' if name else qualified(resource)
         raise ApiError(
@@ -651,6 +720,63 @@ class KubeApiDouble:
         if method == "DELETE" and name:
             return self._delete(ns, resource, name, query, body)
         raise ApiError(405, f"{method} {path} is not served by the stand-in")
+
+    def _terminate_pod(self, ns: str, pod: dict, query: dict, options: dict) -> dict:
+        """Graceful deletion (see the module docstring): Terminating until the grace period is over."""
+        asked = query.get("gracePeriodSeconds", [options.get("gracePeriodSeconds")])[0]
+        default = pod["spec"].get("terminationGracePeriodSeconds", 30)  # Kubernetes' default grace period
+        grace = float(asked if asked is not None else default)
+        meta, key = pod["metadata"], (PODS, ns, pod["metadata"]["name"])
+        if meta.get("deletionTimestamp"):  # already terminating: the grace period may only be shortened
+            remaining = self._timers[key] - time.monotonic()
+            if grace >= remaining:
+                return pod
+        if grace <= 0:
+            self._pod_gone(ns, pod["metadata"]["name"])
+            return pod
+        deadline = time.monotonic() + grace
+        self._timers[key] = deadline
+        stamp = datetime.fromtimestamp(time.time() + grace, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        meta.update(deletionTimestamp=stamp, deletionGracePeriodSeconds=grace)
+        return self._store(PODS, pod)
+
+    def _finish_terminations(self, now: float) -> None:
+        for (resource, ns, name), pod in list(self._objects.items()):
+            terminating = resource == PODS and pod["metadata"].get("deletionTimestamp")
+            if terminating and now >= self._timers[(PODS, ns, name)]:
+                self._pod_gone(ns, name)
+
+    def _pod_gone(self, ns: str, name: str) -> None:
+        """The kubelet is done: the pod object goes, its CrdbNode reports PodReady=False, and the operator
+        makes the pod again after reconcile_delay (helm-charts cockroachdb-parent/README.md "Kill a
+        CockroachDB Node"); its store, and so its node ID, is kept."""
+        self._objects.pop((PODS, ns, name), None)
+        self._timers.pop((PODS, ns, name), None)
+        node = self._objects.get((NODES, ns, name))
+        if node is not None:
+            for cond in node["status"]["conditions"]:
+                cond.update(status="False", lastTransitionTime=now_rfc3339())
+            node["metadata"]["resourceVersion"] = self._next_rv()
+            self._timers[(NODES, ns, name)] = time.monotonic()
+
+    def add_pod(self, namespace: str, name: str, labels: dict | None = None) -> None:
+        """A pod that is not CockroachDB's (e.g. a Dagster run pod), Running and Ready."""
+        with self._lock:
+            self.namespaces.add(namespace)
+            self._store(
+                PODS,
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4()),
+                                 "labels": dict(labels or {})},
+                    "spec": {"containers": [{"name": "main", "image": "example"}],
+                             "terminationGracePeriodSeconds": self.pod_grace_seconds},
+                    "status": {"phase": "Running",
+                               "conditions": [{"type": "Ready", "status": "True",
+                                               "lastTransitionTime": now_rfc3339()}]},
+                },
+            )
 
     def _list(self, ns: str, resource: str, query: dict) -> tuple[int, dict]:
         if query.get("watch", [""])[0] in ("true", "1"):
@@ -776,17 +902,8 @@ class KubeApiDouble:
             del self._objects[(resource, ns, name)]
             return 200, obj
         if resource == PODS:
-            # The pod goes (no grace period modelled) and its CrdbNode reports PodReady=False until the
-            # operator has made the pod again (helm-charts cockroachdb-parent/README.md "Kill a CockroachDB
-            # Node": `kubectl delete pod`, the operator recreates it); its store, and so its node ID, is kept.
-            del self._objects[(PODS, ns, name)]
-            node = self._objects.get((NODES, ns, name))
-            if node is not None:
-                for cond in node["status"]["conditions"]:
-                    cond.update(status="False", lastTransitionTime=now_rfc3339())
-                node["metadata"]["resourceVersion"] = self._next_rv()
-                self._timers[(NODES, ns, name)] = time.monotonic()
-            return 200, obj
+            options = json.loads(body) if body else {}
+            return 200, self._terminate_pod(ns, obj, query, options)
         options = json.loads(body) if body else {}
         policy = query.get("propagationPolicy", [options.get("propagationPolicy") or "Background"])[0]
         if policy == "Foreground":

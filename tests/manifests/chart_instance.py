@@ -89,7 +89,9 @@ def run_coordinator(v: dict) -> dict:
     enabled = bool((v.get("concurrency") or {}).get("enabled"))
     config: dict = {}
     if not enabled or qrc.get("maxConcurrentRuns") is not None:
-        config["max_concurrent_runs"] = -1 if qrc.get("maxConcurrentRuns") is None else qrc["maxConcurrentRuns"]
+        config["max_concurrent_runs"] = (
+            -1 if qrc.get("maxConcurrentRuns") is None else qrc["maxConcurrentRuns"]
+        )
     if qrc.get("tagConcurrencyLimits"):
         config["tag_concurrency_limits"] = qrc["tagConcurrencyLimits"]
     config["dequeue_use_threads"] = qrc.get("dequeueUseThreads", True)
@@ -148,7 +150,11 @@ def render(pg_port: int, kubeconfig: Path, v: dict | None = None) -> dict:
                 "env_secrets": [s["name"] for s in launcher.get("envSecrets", [])],
             },
         },
-        "run_storage": {"module": "dagster_postgres.run_storage", "class": "PostgresRunStorage", "config": postgres},
+        "run_storage": {
+            "module": "dagster_postgres.run_storage",
+            "class": "PostgresRunStorage",
+            "config": postgres,
+        },
         "event_log_storage": {
             "module": "dagster_postgres.event_log",
             "class": "PostgresEventLogStorage",

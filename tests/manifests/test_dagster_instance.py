@@ -128,7 +128,8 @@ def test_dagster_reads_the_same_limits_from_both_instances(dagster_db, tmp_path,
     chart_home, local_home = tmp_path / "chart", tmp_path / "local"
     chart_home.mkdir()
     local_home.mkdir()
-    (chart_home / "dagster.yaml").write_text(yaml.safe_dump(chart_instance.render(dagster_db.port, kubeconfig)))
+    rendered = chart_instance.render(dagster_db.port, kubeconfig)
+    (chart_home / "dagster.yaml").write_text(yaml.safe_dump(rendered))
     (local_home / "dagster.yaml").write_text(chart_instance.LOCAL_INSTANCE.read_text())
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", PASSWORD)
     for name in (
@@ -170,4 +171,5 @@ def test_the_chart_turns_telemetry_off():
     with tempfile.TemporaryDirectory() as tmp:
         rendered = chart_instance.render(5432, Path(tmp) / "kubeconfig")
     assert rendered["telemetry"] == {"enabled": False}
-    assert chart_instance.render(5432, Path("k"), {**values(), "telemetry": {}})["telemetry"] == {"enabled": True}
+    chart_default = chart_instance.render(5432, Path("k"), {**values(), "telemetry": {}})
+    assert chart_default["telemetry"] == {"enabled": True}

@@ -151,13 +151,25 @@ def python_for(pod: dict) -> tuple[list[str], str]:
 
 def run_as_image_user(pod: dict) -> subprocess.CompletedProcess:
     python, bootstrap = python_for(pod)
-    cli = ["job", "execute", "-m", "tests.manifests.unprivileged_location", "-d", str(REPO_ROOT), "-j", "fresh"]
-    code = f"{bootstrap}import sys; from dagster._cli import main; sys.argv = ['dagster', *{cli!r}]; sys.exit(main())"
+    cli = [
+        "job",
+        "execute",
+        "-m",
+        "tests.manifests.unprivileged_location",
+        "-d",
+        str(REPO_ROOT),
+        "-j",
+        "fresh",
+    ]
+    code = f"{bootstrap}import sys; from dagster._cli import main; sys.argv = ['dagster', *{cli!r}]; "
+    code += "sys.exit(main())"
     command = [*drop_to(pod), *python, "-c", code]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240, check=False)
 
 
-def test_a_run_as_the_image_user_succeeds_and_writes_only_under_dagster_home(dagster_db, image_root):  # noqa: F811
+def test_a_run_as_the_image_user_succeeds_and_writes_only_under_dagster_home(
+    dagster_db, image_root  # noqa: F811
+):
     pod = prepare(image_root, dagster_db.port)
     result = run_as_image_user(pod)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
@@ -185,11 +197,19 @@ def test_a_run_as_the_image_user_succeeds_and_writes_only_under_dagster_home(dag
         ("dagster_home root-owned", {"home_owner": 0}, "Permission denied"),
         # The chart's default telemetry: dagster_shared/telemetry makes ~/.dagster/.telemetry for the user
         # id, and the user's home is /nonexistent.
-        ("telemetry on", {"values": {**chart_instance.values(), "telemetry": {"enabled": True}}}, "/nonexistent"),
+        (
+            "telemetry on",
+            {"values": {**chart_instance.values(), "telemetry": {"enabled": True}}},
+            "/nonexistent",
+        ),
     ],
 )
 def test_the_same_run_fails_without_what_the_image_and_values_provide(
-    dagster_db, image_root, case, change, error  # noqa: F811
+    dagster_db,
+    image_root,
+    case,
+    change,
+    error,  # noqa: F811
 ):
     pod = prepare(image_root, dagster_db.port, **change)
     result = run_as_image_user(pod)

@@ -25,9 +25,7 @@ WORKFLOW = REPO_ROOT / ".github" / "workflows" / "kind.yml"
 JOB = "evolve-on-kind"
 
 # A line waits when it blocks until something else is true.
-WAITING = re.compile(
-    r"\bwait --for=|\brollout status\b|\s--wait\b|for i in \$\(seq|run_job\.py\b|until\s"
-)
+WAITING = re.compile(r"\bwait --for=|\brollout status\b|\s--wait\b|for i in \$\(seq|run_job\.py\b|until\s")
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,10 @@ RULES = (
     Rule(r"install cert-manager .*--wait", (r"kind create cluster",)),
     Rule(r"install trust-manager .*--wait", (r"install cert-manager",)),
     Rule(r"wait --for=condition=Ready certificate/crdb-ca", (r"apply -f k8s/tls/00-ca\.yaml",)),
-    Rule(r"-n crdb wait --for=condition=Ready certificate", (r"apply -f k8s/00-namespaces\.yaml", CREATED_CERTS)),
+    Rule(
+        r"-n crdb wait --for=condition=Ready certificate",
+        (r"apply -f k8s/00-namespaces\.yaml", CREATED_CERTS),
+    ),
     Rule(
         r"-n crdb-rehearsal wait --for=condition=Ready certificate",
         (r"apply -f k8s/00-namespaces\.yaml", r"-f k8s/tls/30-rehearsal-certificates\.yaml"),
@@ -50,7 +51,10 @@ RULES = (
         r"-n dagster wait --for=condition=Ready certificate",
         (r"apply -f k8s/00-namespaces\.yaml", r"-f k8s/tls/40-pipeline-certificates\.yaml"),
     ),
-    Rule(r"get configmap cockroachdb-ca", (r"-f k8s/tls/20-ca-bundle\.yaml", r"apply -f k8s/00-namespaces\.yaml")),
+    Rule(
+        r"get configmap cockroachdb-ca",
+        (r"-f k8s/tls/20-ca-bundle\.yaml", r"apply -f k8s/00-namespaces\.yaml"),
+    ),
     Rule(r"install crdb-operator .*--wait", (r"kind create cluster",)),
     Rule(r"get crd crdbclusters\.crdb\.cockroachlabs\.com", (r"install crdb-operator",)),
     Rule(r"wait --for=condition=Established crd/crdbclusters", (r"install crdb-operator",)),
@@ -60,9 +64,14 @@ RULES = (
         (r"-n crdb wait --for=condition=Ready certificate", r"apply -f k8s/crdb-cluster\.yaml"),
     ),
     Rule(r"wait --for=condition=PodReady crdbnode", (r"apply -f k8s/crdb-cluster\.yaml",)),
-    Rule(r"wait --for=condition=Ready pod -l crdb\.cockroachlabs\.com", (r"apply -f k8s/crdb-cluster\.yaml",)),
+    Rule(
+        r"wait --for=condition=Ready pod -l crdb\.cockroachlabs\.com", (r"apply -f k8s/crdb-cluster\.yaml",)
+    ),
     Rule(r"rollout status deploy/prometheus", (r"apply -f k8s/observability/(\s|$)",)),
-    Rule(r"rollout status deploy/grafana", (r"apply -f k8s/observability/(\s|$)", r"secret generic grafana-admin")),
+    Rule(
+        r"rollout status deploy/grafana",
+        (r"apply -f k8s/observability/(\s|$)", r"secret generic grafana-admin"),
+    ),
     # Dagster's pods mount the image, the ServiceAccount, the run Secrets and the root client certificate,
     # all in namespace dagster; the env Secret is copied from the app's demo Secret.
     Rule(
@@ -76,14 +85,19 @@ RULES = (
             r"-n dagster wait --for=condition=Ready certificate",
         ),
     ),
-    Rule(r"curl [^\n]*127\.0\.0\.1:3001/server_info", (r"install dagster dagster/dagster", r"port-forward svc/dagster")),
+    Rule(
+        r"curl [^\n]*127\.0\.0\.1:3001/server_info",
+        (r"install dagster dagster/dagster", r"port-forward svc/dagster"),
+    ),
     # The evolve job waits for the cluster, Prometheus (its checks) and, after phase 0's SQL, the app.
     Rule(
         r"run_job\.py [^\n]*--job evolve",
         (r"curl [^\n]*server_info", r"rollout status deploy/prometheus", r"apply -f k8s/app/(\s|$)"),
     ),
     # The app's /readyz needs the database and users phase 0 creates: only after the evolve job.
-    Rule(r"rollout status deploy/sample-app", (r"apply -f k8s/app/(\s|$)", r"run_job\.py [^\n]*--job evolve")),
+    Rule(
+        r"rollout status deploy/sample-app", (r"apply -f k8s/app/(\s|$)", r"run_job\.py [^\n]*--job evolve")
+    ),
 )
 
 
@@ -166,7 +180,9 @@ def test_a_missing_prerequisite_and_an_unknown_wait_are_caught(timeline):
     assert any("no rule knows" in p for p in misordered(extra))
 
 
-KUBECTL_CALL = re.compile(r"\bkubectl\s+(?!--context kind-)(-n \S+ )?(apply|get|wait|create|rollout|delete|logs)\b")
+KUBECTL_CALL = re.compile(
+    r"\bkubectl\s+(?!--context kind-)(-n \S+ )?(apply|get|wait|create|rollout|delete|logs)\b"
+)
 
 
 def test_observability_uses_the_kind_context(install):
