@@ -3,7 +3,7 @@
 The kind workflow (.github/workflows/kind.yml) runs the `evolve` job this way, end to end: the webserver
 installed by the Dagster chart queues the run, the daemon dequeues it, and the K8sRunLauncher starts it as a
 Kubernetes Job under the crdb-pipeline ServiceAccount, exactly as a click on "Materialize all" would. Usage
-(with `kubectl -n crdb port-forward svc/dagster-dagster-webserver 3001:80` running):
+(with `kubectl -n dagster port-forward svc/dagster-dagster-webserver 3001:80` running):
 
     python k8s/pipeline/run_job.py --url http://127.0.0.1:3001 --job evolve
 
