@@ -1,7 +1,9 @@
 """Blocking asset checks on Prometheus, one set per phase and environment.
 
 They judge what the audience sees on the dashboards: no under-replicated or unavailable ranges, the
-phase's node count live, and the sample app kept serving through the phase. A check never passes by
+phase's node count live, and the sample app kept serving through the phase. Each judges the phase's own
+minutes, pinned to its state's start and end with PromQL's `@` (a check re-executed tomorrow judges the same
+window, not the minutes before it ran). A check never passes by
 default: Prometheus unreachable or a query without series fails it, with the reason. A failed blocking
 check stops the later phases of the run.
 """
@@ -13,10 +15,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from .drills import promql
 from .environments import ENVIRONMENTS, Environment
 from .phases import PHASES, Phase
 from .resources.grafana import GrafanaResource
-from .resources.prometheus import PrometheusResource, Reading
+from .resources.prometheus import PrometheusQueryError, PrometheusResource, Reading
 from .state import PhaseState
 from .tracing import traced_check
 
@@ -25,52 +28,66 @@ from .tracing import traced_check
 class CheckSpec:
     name: str
     description: str
-    # (prometheus, phase, state) -> (query, predicate on the value, expectation text)
-    build: Callable[[PrometheusResource, Phase, PhaseState], tuple[str, Callable[[float], bool], str]]
-    # Cluster gauges lag the cluster by a scrape or two: poll them until they pass or settle_seconds run
-    # out. Windowed app ratios are judged once (only missing data is waited for).
+    # (prometheus, phase, state) -> (query at a given instant, predicate on the value, expectation text)
+    build: Callable[[PrometheusResource, Phase, PhaseState], tuple[Callable[[float], str], Callable[[float], bool], str]]
+    # Cluster gauges lag the cluster by a scrape or two: the first instant in the settle window after the
+    # phase ended at which the gauge met the expectation passes. Windowed app ratios are judged once, over
+    # the phase's window (only missing data is waited for).
     settle: bool = True
 
 
+@dataclass(frozen=True)
+class Window:
+    """The minutes a phase's checks judge, pinned to the phase run's own start and end (`@ <end>` in PromQL),
+    so a check re-executed later, or in another run, judges the same minutes, never the minutes before now."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> int:
+        # floor: a window never reaches back past `start` (increase() only counts samples inside it).
+        return math.floor(self.end - self.start)
+
+
+def app_window(prom: PrometheusResource, state: PhaseState) -> Window:
+    """Since the app could serve (or the phase started) until the phase ended, at least min_window_seconds:
+    a phase that ends sooner is judged until the app has served that long (phase 0 on a fresh cluster)."""
+    start = state.app_serving_since or state.started_at
+    end = state.finished_at or start
+    return Window(start, max(end, start + prom.min_window_seconds))
+
+
 def _underreplicated(prom, phase, state):
-    return f"sum({prom.crdb('ranges_underreplicated')})", lambda v: v == 0, "== 0"
+    return lambda t: f"sum({prom.crdb('ranges_underreplicated')} {promql.at(t)})", lambda v: v == 0, "== 0"
 
 
 def _unavailable(prom, phase, state):
-    return f"sum({prom.crdb('ranges_unavailable')})", lambda v: v == 0, "== 0"
+    return lambda t: f"sum({prom.crdb('ranges_unavailable')} {promql.at(t)})", lambda v: v == 0, "== 0"
 
 
 def _live_nodes(prom, phase, state):
     # liveness_livenodes is 0 on a node that is not itself live, hence min() as in the official dashboards.
-    return f"min({prom.crdb('liveness_livenodes')})", lambda v: v == phase.nodes, f"== {phase.nodes}"
+    return (lambda t: f"min({prom.crdb('liveness_livenodes')} {promql.at(t)})", lambda v: v == phase.nodes,
+            f"== {phase.nodes}")
 
 
-def _window(prom: PrometheusResource, state: PhaseState) -> int:
-    """Seconds of app history to judge, ending now: the phase, or at least min_window_seconds.
-
-    When the app only started serving during this phase (phase 0 on a fresh cluster), wait until it has
-    served for min_window_seconds, so the window never reaches back to before its database existed.
-    """
-    start = state.app_serving_since or state.started_at or time.time()
-    if state.app_serving_since and (short := prom.min_window_seconds - (time.time() - start)) > 0:
-        time.sleep(short)
-    # floor: a window never reaches back past `start` (increase() only counts samples inside it).
-    return max(prom.min_window_seconds, math.floor(time.time() - start))
+def _increase(prom, w: Window, extra: str) -> str:
+    return f"sum(increase({prom.app('app_requests_total', extra)}[{w.seconds}s] {promql.at(w.end)}))"
 
 
 def _app_traffic(prom, phase, state):
-    sel = prom.app("app_requests_total", f'route=~"{prom.app_routes}"')
-    return f"sum(increase({sel}[{_window(prom, state)}s]))", lambda v: v > 0, "> 0 requests"
+    w = app_window(prom, state)
+    return lambda _: _increase(prom, w, f'route=~"{prom.app_routes}"'), lambda v: v > 0, "> 0 requests"
 
 
 def _app_errors(prom, phase, state):
-    w = _window(prom, state)
-    errors = prom.app("app_requests_total", f'route=~"{prom.app_routes}",status=~"5.."')
-    total = prom.app("app_requests_total", f'route=~"{prom.app_routes}"')
+    w = app_window(prom, state)
+    errors = _increase(prom, w, f'route=~"{prom.app_routes}",status=~"5.."')
+    total = _increase(prom, w, f'route=~"{prom.app_routes}"')
     # `or vector(0)`: no 5xx series at all means no errors, not "no data".
-    expr = f"(sum(increase({errors}[{w}s])) or vector(0)) / sum(increase({total}[{w}s]))"
     budget = prom.app_error_budget
-    return expr, lambda v: v <= budget, f"<= {budget:g} (error budget)"
+    return lambda _: f"({errors} or vector(0)) / {total}", lambda v: v <= budget, f"<= {budget:g} (error budget)"
 
 
 CHECKS = (
@@ -85,19 +102,52 @@ CHECKS = (
 )
 
 
+def _wait_for(instant: float) -> None:
+    """A pinned query about an instant still to come waits for it (a check run right after its phase)."""
+    if (ahead := instant - time.time()) > 0:
+        time.sleep(ahead)
+
+
+def _settled(prom: PrometheusResource, query_at, ok, since: float) -> tuple[bool, Reading | None, str, float]:
+    """The first instant from `since` to since + check_settle_seconds, every check_poll_seconds, at which the
+    gauge met `ok`: (passed, reading, error, instant). The instants are fixed by the phase, so judging later
+    gives the same answer."""
+    reading, error, t = None, "", since
+    while t <= since + prom.check_settle_seconds:
+        _wait_for(t)
+        try:
+            reading, error = prom.query_value(query_at(t)), ""
+            if ok(reading.value):
+                return True, reading, "", t
+        except PrometheusQueryError as exc:
+            error = str(exc)
+        t += prom.check_poll_seconds
+    return False, reading, error, t - prom.check_poll_seconds
+
+
 def evaluate(spec: CheckSpec, prom: PrometheusResource, grafana: GrafanaResource, phase: Phase,
              state: PhaseState) -> dg.AssetCheckResult:
-    query, ok, expectation = spec.build(prom, phase, state)
-    passed, reading, error = prom.wait_until(query, ok, timeout=prom.check_settle_seconds,
-                                             interval=prom.check_poll_seconds, retry_failed_values=spec.settle)
-    metadata: dict = {"query": dg.MetadataValue.text(query), "expected": expectation,
-                      "prometheus": dg.MetadataValue.url(prom.url)}
+    query_at, ok, expectation = spec.build(prom, phase, state)
+    if spec.settle:
+        start = end = state.finished_at or state.started_at
+        passed, reading, error, judged = _settled(prom, query_at, ok, end)
+    else:
+        window = app_window(prom, state)
+        start, end = window.start, window.end
+        _wait_for(judged := end)
+        passed, reading, error = prom.wait_until(query_at(end), ok, timeout=prom.check_settle_seconds,
+                                                 interval=prom.check_poll_seconds, retry_failed_values=False)
+    metadata: dict = {"query": dg.MetadataValue.text(query_at(judged)), "expected": expectation,
+                      "prometheus": dg.MetadataValue.url(prom.url),
+                      "window_start": dg.MetadataValue.timestamp(start),
+                      "window_end": dg.MetadataValue.timestamp(end),
+                      "judged_at": dg.MetadataValue.timestamp(judged)}
     if reading is not None:
         metadata["value"] = dg.MetadataValue.float(float(reading.value))
         metadata["series"] = reading.series
     if error:
         metadata["error"] = dg.MetadataValue.text(error)
-    link = grafana.link(state.started_at or time.time(), state.finished_at or time.time())
+    link = grafana.link(state.started_at, max(state.finished_at or state.started_at, end))
     if link:
         metadata["grafana"] = dg.MetadataValue.url(link)
     description = _describe(spec, phase, passed, reading, error, expectation)
