@@ -5,7 +5,16 @@ import dagster as dg
 from .assets import all_assets
 from .checks import all_checks
 from .jobs import evolve, nightly_rehearsal_schedule, rehearse
-from .rotation.job import ROTATION_JOBS, rotation_assets, rotation_checks, rotation_resources, rotation_schedule
+from .resources.alerts import alert_resource
+from .resources.run_state import InstanceStateIOManager
+from .rotation.job import (
+    ROTATION_JOBS,
+    rotation_assets,
+    rotation_checks,
+    rotation_resources,
+    rotation_schedule,
+)
+from .sensors import RESOURCE_KEY as ALERTS
 from .sensors import build_failure_sensor
 
 
@@ -16,12 +25,15 @@ def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = 
         asset_checks=all_checks() + rotation_checks(),
         jobs=[evolve, rehearse, *ROTATION_JOBS.values()],
         schedules=[schedule or nightly_rehearsal_schedule(), rotation_schedule()],
-        sensors=[build_failure_sensor([evolve, rehearse, *ROTATION_JOBS.values()])],
-        # The credential stores (rotate_credentials) come from the environment unless the caller gives them.
-        resources={**rotation_resources(), **resources},
+        sensors=[build_failure_sensor()],  # every job of this code location, ad-hoc asset runs included
+        # Every output is handed on through the instance's event log (resources/run_state.py), the one store
+        # every run shares on Kubernetes (a pod per run). The credential stores (rotate_credentials) come
+        # from the environment unless the caller gives them.
+        resources={"io_manager": InstanceStateIOManager(), ALERTS: alert_resource(), **rotation_resources(),
+                   **resources},
         # A phase's steps run one after another anyway: one process per run keeps Dagster's own overhead
         # near 0.04 s per step instead of ~3 s for a fresh Python per step (bench/pipeline_overhead.py).
-        # Outputs still go through the instance's IO manager, so re-execution from failure works as before.
+        # Outputs still go through the IO manager, so re-execution from failure loads them in any later run.
         executor=dg.in_process_executor,
     )
 

@@ -8,12 +8,21 @@ from .configuration import backend
 from .environments import LIVE, REHEARSAL, Environment
 
 
+# Crash-only run retries: a run whose worker died (an evicted or OOM-killed run pod, a drained node) is
+# re-executed from failure by the daemon, up to twice; a run that failed because a step failed is not (that
+# needs a person; the ops retry their own transient errors). Safe because what steps hand on lives in the
+# instance (resources/run_state.py), not on the dead pod's disk, and from-failure skips what succeeded.
+# dagster-io/dagster python_modules/dagster/dagster/_daemon/auto_run_reexecution/auto_run_reexecution.py:
+# should_retry reads dagster/retry_on_asset_or_op_failure and skips RunFailureReason.STEP_FAILURE.
+RUN_RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_failure": "false"}
+
+
 def _job(name: str, env: Environment, description: str):
     return dg.define_asset_job(
         name=name,
         selection=dg.AssetSelection.groups(env.group),  # the phases and their blocking checks
         description=description,
-        tags={**env.tags, "dagster/max_runtime": str(4 * 3600)},
+        tags={**env.tags, "dagster/max_runtime": str(4 * 3600), **RUN_RETRY_TAGS},
     )
 
 

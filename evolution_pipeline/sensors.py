@@ -1,38 +1,29 @@
-"""Someone is told when `evolve` or `rehearse` fails: a run-failure sensor.
+"""Someone is told when any run of this code location fails: a run-failure sensor.
 
-Where the message goes is read from the environment at each evaluation (never stored in the definitions, so
-no token shows in the UI):
-- SLACK_BOT_TOKEN and EVOLUTION_SLACK_CHANNEL set: posted to that channel with dagster-slack's SlackResource;
-- else EVOLUTION_ALERT_WEBHOOK_URL set: a JSON POST {"text", "job", "run_id", "environment", "error",
-  "failed_steps", "run_url"} (Slack/Teams/Mattermost incoming webhooks read "text");
-- else only logged by the sensor (visible in the sensor's tick log).
-DAGSTER_WEBSERVER_URL, when set, makes the message link to the run.
+It watches every job of the code location, the ad-hoc asset runs a presenter starts from the UI included:
+with no monitored_jobs, a run status sensor matches every run whose origin is its own code location and
+repository (dagster-io/dagster python_modules/dagster/dagster/_core/definitions/run_status_sensor_definition.py:
+"if monitored_jobs: ... else: job_match = True" under the same location/repository test), which covers
+`evolve`, `rehearse`, the rotation jobs and `__ASSET_JOB`; monitor_all_code_locations would also watch other
+code locations, which are not ours to report.
+
+Where the message goes is the `alerts` resource (resources/alerts.py): Slack, a webhook, or the sensor's log.
 """
 
-import os
-
 import dagster as dg
-import httpx
 
 from .environments import ENVIRONMENT_TAG
+from .resources.alerts import AlertResource
 
 SENSOR_NAME = "evolution_run_failure_alert"
-SLACK_TOKEN, SLACK_CHANNEL = "SLACK_BOT_TOKEN", "EVOLUTION_SLACK_CHANNEL"
-WEBHOOK_URL = "EVOLUTION_ALERT_WEBHOOK_URL"
-WEBSERVER_URL = "DAGSTER_WEBSERVER_URL"
+RESOURCE_KEY = "alerts"
 
 
-class AlertDeliveryError(RuntimeError):
-    """The alert could not be delivered: the sensor tick fails, so the failure shows in the UI."""
-
-
-def failure_payload(context: dg.RunFailureSensorContext, environ=None) -> dict:
-    environ = os.environ if environ is None else environ
+def failure_payload(context: dg.RunFailureSensorContext, alerts: AlertResource) -> dict:
     run = context.dagster_run
     failed = [e.step_key for e in context.get_step_failure_events() if e.step_key]
     error = context.failure_event.message or "run failed"
-    base = environ.get(WEBSERVER_URL, "").rstrip("/")
-    run_url = f"{base}/runs/{run.run_id}" if base else ""
+    run_url = alerts.run_url(run.run_id)
     env_name = run.tags.get(ENVIRONMENT_TAG, "?")
     text = (
         f":rotating_light: `{run.job_name}` ({env_name}) failed: run {run.run_id[:8]}"
@@ -51,41 +42,16 @@ def failure_payload(context: dg.RunFailureSensorContext, environ=None) -> dict:
     }
 
 
-def deliver(payload: dict, log, environ=None) -> str:
-    """Send the alert where the environment says; returns where it went."""
-    environ = os.environ if environ is None else environ
-    token, channel, webhook = environ.get(SLACK_TOKEN), environ.get(SLACK_CHANNEL), environ.get(WEBHOOK_URL)
-    if token and channel:
-        from dagster_slack import SlackResource
-
-        SlackResource(token=token).get_client().chat_postMessage(channel=channel, text=payload["text"])
-        return f"slack {channel}"
-    if webhook:
-        try:
-            r = httpx.post(webhook, json=payload, timeout=10.0)
-        except httpx.HTTPError as exc:
-            raise AlertDeliveryError(f"alert webhook ({WEBHOOK_URL}) unreachable: {exc}") from exc
-        if r.status_code >= 300:
-            raise AlertDeliveryError(
-                f"alert webhook ({WEBHOOK_URL}) answered {r.status_code}: {r.text[:200]}"
-            )
-        return "webhook"
-    log.warning(
-        f"{payload['text']} (no alert destination: set {SLACK_TOKEN} + {SLACK_CHANNEL} or {WEBHOOK_URL})"
-    )
-    return "log"
-
-
-def build_failure_sensor(jobs: list) -> dg.SensorDefinition:
+def build_failure_sensor() -> dg.SensorDefinition:
     @dg.run_failure_sensor(
         name=SENSOR_NAME,
-        monitored_jobs=jobs,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Tells someone when evolve or rehearse fails: Slack (SLACK_BOT_TOKEN + "
-        "EVOLUTION_SLACK_CHANNEL), else a webhook (EVOLUTION_ALERT_WEBHOOK_URL), else the sensor's log.",
+        description="Tells someone when any run of this code location fails (evolve, rehearse, rotations, "
+        "ad-hoc materializations): Slack (SLACK_BOT_TOKEN + EVOLUTION_SLACK_CHANNEL), else a webhook "
+        "(EVOLUTION_ALERT_WEBHOOK_URL), else the sensor's log.",
     )
-    def evolution_run_failure_alert(context: dg.RunFailureSensorContext):
-        where = deliver(failure_payload(context), context.log)
+    def evolution_run_failure_alert(context: dg.RunFailureSensorContext, alerts: AlertResource):
+        where = alerts.deliver(failure_payload(context, alerts), context.log)
         context.log.info(f"failure of run {context.dagster_run.run_id} reported to {where}")
 
     return evolution_run_failure_alert

@@ -1,7 +1,8 @@
 """Small state objects the ops pass along, and that one phase hands to the next.
 
-They hold facts (counts, URIs, timings), never connections: the real state lives in the cluster, so a
-re-execution that reloads these from storage is always safe.
+They hold facts (counts, URIs, timings), never connections or secrets: the real state lives in the cluster,
+so a re-execution that reloads these is always safe. Every run reads them back from the Dagster instance's
+event log (state_metadata.py, resources/run_state.py), so they are also what the UI shows.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from .phases import Replication
 class BackupRecord:
     # "taken", "reused" (this phase and run already had one) or "skipped" (nothing to back up yet).
     status: str
+    # The collection's URI as it may be shown (redact_uri: credentials in its query string replaced by ***);
+    # whoever restores rebuilds the real one from its own CRDB_BACKUP_URI, label and run id.
     uri: str | None
     label: str
     reason: str = ""
@@ -47,6 +50,13 @@ class PhaseState:
     converge_seconds: float | None = None
     timings: dict[str, float] = field(default_factory=dict)
     finished_at: float | None = None
+    # What preflight read before anything changed: its facts and the live plan (Markdown).
+    preflight: dict = field(default_factory=dict)
+    plan: str = ""
+    # What apply_sql did: statements per SQL file, roles it created (empty when they already existed).
+    statements_per_file: dict[str, int] = field(default_factory=dict)
+    groups_created: tuple[str, ...] = ()
+    users_created: tuple[str, ...] = ()
 
     def with_timing(self, step: str, seconds: float, **changes) -> PhaseState:
         timings = dict(self.timings)

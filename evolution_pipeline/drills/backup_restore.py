@@ -16,7 +16,7 @@ from ..ops.common import permanent
 from ..phases import PHASES
 from ..resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from ..resources.restore import RestoreComparison, restore_and_compare, scratch_exists
-from ..resources.sql import SqlError, redact_uri, scrub
+from ..resources.sql import SqlError, collection_uri, redact_uri, scrub
 from ..state import PhaseState
 from .node_loss import DRILL_NAME as NODE_LOSS
 
@@ -46,17 +46,31 @@ def run_restore_drill(crdb, environment: str, state: PhaseState) -> RestoreDrill
             f"{state.phase} took no backup ({backup.reason if backup else 'no record'}): nothing to "
             "restore. The backup step must have run against a cluster with the app database."
         )
+    uri = backup_location(crdb, state)
     start = time.monotonic()
     try:
-        comparison = restore_and_compare(crdb, environment, backup.uri)
+        comparison = restore_and_compare(crdb, environment, uri)
         dropped = not scratch_exists(crdb, comparison.scratch)
     except SqlError as exc:
         raise permanent(
-            f"the restore drill failed on {redact_uri(backup.uri)}: {scrub(str(exc), backup.uri)}. The scratch "
+            f"the restore drill failed on {redact_uri(uri)}: {scrub(str(exc), uri)}. The scratch "
             "database is dropped on "
             "the next attempt; check SHOW JOBS for the RESTORE job, then re-execute."
         ) from None
     return RestoreDrillResult(comparison, round(time.monotonic() - start, 3), dropped)
+
+
+def backup_location(crdb, state: PhaseState) -> str:
+    """The real collection URI: the phase's record holds only its redacted form (it is shown in the UI), so it
+    is rebuilt as the backup step built it, from this resource's destination, the label and the root run id."""
+    b = state.backup
+    uri = collection_uri(crdb.backup_uri, b.label, state.run_id)
+    if redact_uri(uri) != b.uri:
+        raise permanent(
+            f"{state.phase} backed up to {b.uri}, but the backup destination is now {redact_uri(crdb.backup_uri)}: "
+            "set CRDB_BACKUP_URI back to where the phase backed up, or re-run the phase, then re-execute."
+        )
+    return uri
 
 
 def metadata(result: RestoreDrillResult) -> dict:

@@ -2,8 +2,8 @@
 
 Per phase: converge seconds, the backup (size, rows, verified WITH check_files), the app's p50/p99 latency and
 5xx ratio during the phase (Prometheus, pinned to the phase's window); then both drills' results, and a
-PASS/FAIL verdict with its reasons. Every figure is also numeric metadata (-1 = no figure), so Dagster plots
-it across nights. Its blocking check `rehearsal_verdict` fails the run on FAIL, which the failure sensor
+PASS/FAIL verdict with its reasons. Every figure is also numeric metadata, so Dagster plots it across nights;
+a figure that does not exist is left out (never -1, which would plot as a real point). Its blocking check `rehearsal_verdict` fails the run on FAIL, which the failure sensor
 reports.
 """
 
@@ -40,7 +40,7 @@ class DrillFigures:
     name: str
     passed: bool
     summary: str
-    figures: dict  # name -> number, -1 when the figure does not exist
+    figures: dict  # name -> number, None when the figure does not exist
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def render(report: RehearsalReport) -> str:
         )
     lines += ["", "| drill | result | figures |", "|---|---|---|"]
     for d in report.drills:
-        figures = ", ".join(f"{k} {_fmt(v if v != -1 else None, 'g')}" for k, v in d.figures.items())
+        figures = ", ".join(f"{k} {_fmt(v, 'g')}" for k, v in d.figures.items())
         lines.append(f"| {d.name} | {'pass' if d.passed else 'FAIL'}: {d.summary} | {figures} |")
     lines += ["", f"Error budget: {report.error_budget:g}. Verdict: **{report.verdict_text()}**"]
     return "\n".join(lines)
@@ -147,10 +147,12 @@ def metadata(report: RehearsalReport) -> dict:
             ("p99_seconds", p.p99_seconds),
             ("error_ratio", p.error_ratio),
         ):
-            out[f"{p.phase}_{name}"] = dg.MetadataValue.float(-1.0 if value is None else float(value))
+            if value is not None:
+                out[f"{p.phase}_{name}"] = dg.MetadataValue.float(float(value))
     for d in report.drills:
         for name, value in d.figures.items():
-            out[f"{d.name}_{name}"] = dg.MetadataValue.float(float(value))
+            if value is not None:
+                out[f"{d.name}_{name}"] = dg.MetadataValue.float(float(value))
         out[f"{d.name}_pass"] = int(d.passed)
     return out
 
@@ -197,8 +199,8 @@ def restore_figures(result) -> DrillFigures:
     )
 
 
-def _or(value) -> float:
-    return -1.0 if value is None else float(value)
+def _or(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def build_report(

@@ -56,16 +56,12 @@ def build_apply_sql(env: Environment) -> dg.OpDefinition:
         statements = tuple(z.sql() for z in zones)
         context.log.info(f"{phase.name}: groups created {groups_created or 'none'}, users created "
                          f"{created or 'none'}, statements {counts}")
-        context.add_output_metadata({
-            "zone_statements": dg.MetadataValue.md("```sql\n" + "\n".join(statements) + "\n```"),
-            "insecure_cluster": crdb.insecure,
-            "users_created": dg.MetadataValue.json(created),
-            "groups_created": dg.MetadataValue.json(groups_created),
-            "statements_per_file": dg.MetadataValue.json(counts),
-        })
+        context.add_output_metadata({"insecure_cluster": crdb.insecure})
         serving_since = state.app_serving_since or _wait_for_app(context, resource(context, env, "sample_app"))
         return state.with_timing("apply_sql", t["seconds"], sql_files_applied=tuple(counts),
-                                 app_serving_since=serving_since, zone_statements=statements)
+                                 app_serving_since=serving_since, zone_statements=statements,
+                                 statements_per_file=counts, groups_created=tuple(groups_created),
+                                 users_created=tuple(created))
 
     return apply_sql
 

@@ -26,19 +26,12 @@ def build_backup(env: Environment) -> dg.OpDefinition:
             record = _backup(context, env, crdb, phase, state)
             if record.uri:
                 record = _verified(crdb, record)
-        record = dataclasses.replace(record, seconds=round(t["seconds"], 3))
-        # The destination may carry credentials in its query string (s3 keys): only its redacted form is shown.
-        shown = redact_uri(record.uri) if record.uri else ""
+        # The destination may carry credentials in its query string (s3 keys): from here on the record holds
+        # only its redacted form, since the record is handed on as metadata the UI shows (state_metadata.py).
+        shown = redact_uri(record.uri) if record.uri else None
+        record = dataclasses.replace(record, uri=shown, seconds=round(t["seconds"], 3))
         context.log.info(f"backup {record.status}: {shown or record.reason}"
-                         + (f" ({record.size_bytes} bytes, {record.rows} rows, files checked)" if record.uri else ""))
-        context.add_output_metadata({
-            "backup_status": record.status,
-            "backup_uri": shown,
-            "backup_reason": record.reason,
-            "backup_seconds": dg.MetadataValue.float(record.seconds),
-            "backup_size_bytes": record.size_bytes if record.size_bytes is not None else -1,
-            "backup_rows": record.rows if record.rows is not None else -1,
-        })
+                         + (f" ({record.size_bytes} bytes, {record.rows} rows, files checked)" if shown else ""))
         return state.with_timing("backup", t["seconds"], backup=record)
 
     return backup

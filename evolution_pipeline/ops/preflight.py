@@ -78,8 +78,7 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
 
         facts["sample_app"], serving = _check_app(context, env, phase, current)
         context.log.info(f"preflight for {phase.name} passed: {facts}")
-        context.add_output_metadata({"preflight": dg.MetadataValue.json(facts),
-                                     "plan": dg.MetadataValue.md(_live_plan(context, env, phase))})
+        # Facts and plan travel in the state, so the phase's materialization shows them (state_metadata.py).
         return PhaseState(
             phase=phase.name,
             nodes=phase.nodes,
@@ -89,6 +88,8 @@ def build_preflight(env: Environment) -> dg.OpDefinition:
             previous_phase=previous.phase if previous else None,
             started_at=(now := time.time()),
             app_serving_since=now if serving else None,
+            preflight=facts,
+            plan=_live_plan(context, env, phase),
         )
 
     return preflight

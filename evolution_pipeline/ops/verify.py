@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ..environments import Environment
-from ..resources.sql import FIRST_NODE_ID, RangeReplicas, SqlError, redact_uri
+from ..resources.sql import FIRST_NODE_ID, RangeReplicas, SqlError
 from ..state import PhaseState
 from ..zones import clash_advice, satisfies_pin, shared_pin_ranges
 from .common import permanent, phase_of, phase_op, resource
@@ -63,8 +63,11 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
             text=f"{phase.title} ({env.name}): {phase.nodes} node(s), data {_data_target(phase)}, "
                  f"tolerates {phase.failures_tolerated} node failure(s), converged in {seconds:.0f}s")
         context.log.info(note)
+        # The whole phase's facts (backup, timings, plan, converge seconds...) reach the materialization through
+        # the IO manager (state_metadata.py); this adds only what this step read and the state does not hold.
+        read = {"zone_default_num_replicas": zone_default and zone_default.num_replicas,
+                "zone_default_num_voters": zone_default and zone_default.num_voters}
         context.add_output_metadata({
-            "nodes": phase.nodes,
             "data_zone": phase.data.describe(),
             "system_zone": phase.system.describe(),
             "expected_data_voters": phase.expected_data_voters,
@@ -72,11 +75,8 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
             "expected_system_voters": phase.expected_system_voters,
             "expected_system_non_voters": phase.expected_system_non_voters,
             "failures_tolerated": phase.failures_tolerated,
-            "zone_default_num_replicas": _or_minus_one(zone_default and zone_default.num_replicas),
-            "zone_default_num_voters": _or_minus_one(zone_default and zone_default.num_voters),
-            "converge_seconds": dg.MetadataValue.float(round(seconds, 3)),
-            "backup_uri": redact_uri(state.backup.uri) if state.backup and state.backup.uri else "",
-            "backup_status": state.backup.status if state.backup else "",
+            # A value CockroachDB did not report is left out, never -1 (which would plot as a real point).
+            **{k: v for k, v in read.items() if isinstance(v, int)},
         })
         return state.with_timing("verify_replication", seconds, converge_seconds=round(seconds, 3),
                                  finished_at=finished)
@@ -150,10 +150,6 @@ def _want(target: Target, pin: str | None) -> str:
 
 def _data_target(phase) -> str:
     return f"{phase.expected_data_voters} voter(s) + {phase.expected_data_non_voters} read replica(s)"
-
-
-def _or_minus_one(value) -> int:
-    return value if isinstance(value, int) else -1
 
 
 def _describe(items) -> str:

@@ -36,7 +36,8 @@ def crdb():
 
 @pytest.fixture
 def sql(crdb):
-    res = CrdbSqlResource(url=crdb.url, insecure=True, max_attempts=2, retry_base_seconds=0.01)
+    res = CrdbSqlResource(url=crdb.url, insecure=True, max_attempts=2, retry_base_seconds=0.01,
+                          backup_uri="nodelocal://1/drill-backups")
     res.ensure_database()
     res.run_script(SQL_DIR / "00-bootstrap.sql")
     crdb.age(60)  # the app's data is a minute old when the phase's backup is taken
@@ -81,9 +82,8 @@ def test_a_backup_missing_rows_fails_naming_the_counts(crdb, sql):
 
 def test_the_check_names_the_counts(sql, crdb):
     crdb.backups[collection_key(URI)][-1].databases["app"]["search_terms"]["rows"] = 5
-    state = PhaseState(
-        PHASES[-1].name, 3, PHASES[-1].data, PHASES[-1].system, backup=BackupRecord("taken", URI, "phase2")
-    )
+    state = PhaseState(PHASES[-1].name, 3, PHASES[-1].data, PHASES[-1].system, run_id="run1",
+                       backup=BackupRecord("taken", URI, "phase2"))
     result = run_restore_drill(sql, "rehearsal", state)
     check = judge_restore("rows", result)
     assert not check.passed
@@ -150,3 +150,14 @@ def test_the_stand_in_refuses_a_future_as_of(crdb, sql):
             "SELECT count(*) AS row_count, COALESCE(sum(crc32ieee(id::STRING)), 0) AS id_checksum "
             "FROM app.public.search_terms AS OF SYSTEM TIME '2999-01-01 00:00:00+00:00'"
         )
+
+
+def test_the_real_destination_is_rebuilt_and_a_moved_one_refused(sql, crdb):
+    """The phase's record holds only the redacted URI (it is shown in the UI): the drill rebuilds the real one
+    from its own CRDB_BACKUP_URI, and refuses when that no longer names where the phase backed up."""
+    state = PhaseState(PHASES[-1].name, 3, PHASES[-1].data, PHASES[-1].system, run_id="run1",
+                       backup=BackupRecord("taken", URI, "phase2"))
+    moved = CrdbSqlResource(url=crdb.url, insecure=True, backup_uri="nodelocal://1/elsewhere")
+    with pytest.raises(Exception, match="set CRDB_BACKUP_URI back to where the phase backed up"):
+        run_restore_drill(moved, "rehearsal", state)
+    assert crdb.statements_matching(r"^RESTORE") == []

@@ -11,6 +11,7 @@ import os
 from evolution_pipeline.environments import LIVE, REHEARSAL
 from evolution_pipeline.resources.grafana import GrafanaResource
 from evolution_pipeline.resources.prometheus import PrometheusResource
+from evolution_pipeline.resources.run_state import InstanceStateIOManager
 from evolution_pipeline.resources.sample_app import SampleAppResource
 from evolution_pipeline.resources.sql import CrdbSqlResource
 from tests.doubles.pipeline_world import WorldClusterResource
@@ -21,7 +22,9 @@ CLUSTER_LABEL = {LIVE: "crdb-test-live", REHEARSAL: "crdb-test-rehearsal"}
 def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, crdb_urls: dict, *, settle: float = 15.0,
                        ready_timeout: float = 10.0, replication_timeout: float = 10.0,
                        grafana_url: str = "http://grafana.test:3000") -> dict:
-    resources = {}
+    # The production IO manager (outputs handed on through the instance's event log), so every test runs
+    # the steps' hand-over as Kubernetes does, not through a disk the runs happen to share.
+    resources = {"io_manager": InstanceStateIOManager()}
     for env in (LIVE, REHEARSAL):
         resources[env.resource_key("cluster")] = WorldClusterResource(
             world_path=str(worlds[env.name]), environment=env.name,

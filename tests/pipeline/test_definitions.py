@@ -45,7 +45,12 @@ def shape(defs: dg.Definitions) -> dict:
         job = defs.resolve_job_def(name)
         jobs[name] = {"tags": dict(job.tags), "assets": sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)}
     schedule = defs.resolve_schedule_def("nightly_rehearsal")
+    sensor = defs.resolve_sensor_def("evolution_run_failure_alert")
     return {
+        # How runs hand on state (the instance, not a pod's disk) and who hears of a failed run.
+        "io_manager": type(defs.resources["io_manager"]).__name__,
+        "sensors": {sensor.name: {"monitored_jobs": sorted(j.name for j in sensor._monitored_jobs or []),
+                                  "resources": sorted(sensor.required_resource_keys)}},
         "assets": assets,
         "graph_steps": graph_steps,
         "jobs": jobs,

@@ -371,11 +371,12 @@ def test_an_insecure_cluster_never_gets_a_password(resources, worlds, bench, mon
 
 
 def preflight_plan(result, phase) -> str:
-    """The markdown plan the preflight step recorded before anything changed."""
-    for event in result.all_events:
-        if event.step_key == f"{phase.name}.preflight" and event.event_type_value == "STEP_OUTPUT":
-            return event.event_specific_data.metadata["plan"].value
-    raise AssertionError(f"no preflight output for {phase.name}")
+    """The markdown plan the preflight step recorded before anything changed, as the phase's materialization
+    (its history in the UI) carries it."""
+    for event in result.get_asset_materialization_events():
+        if event.asset_key == dg.AssetKey(phase.name):
+            return event.materialization.metadata["plan"].value
+    raise AssertionError(f"no materialization of {phase.name}")
 
 
 def test_preflight_records_what_the_phase_will_change_before_it_changes_it(resources, worlds, crdbs):
