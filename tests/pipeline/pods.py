@@ -24,7 +24,8 @@ import pgserver
 # "postgresql"; the chart's postgresql.postgresqlScheme sets it). SQLAlchemy 2.1 maps a bare "postgresql" to
 # psycopg 3 when it is installed (this project needs it), and dagster-postgres' store_event then sends
 # `NOTIFY run_events, $1`, which PostgreSQL refuses (server-side parameters exist only in SELECT/INSERT/...):
-# every event write fails. dagster-postgres depends on psycopg2, so the instance names that driver.
+# every event write fails. dagster-postgres depends on psycopg2, so the instance names that driver, as
+# k8s/pipeline/dagster-values.yaml does (postgresql.postgresqlScheme).
 SCHEME = "postgresql+psycopg2"
 
 
