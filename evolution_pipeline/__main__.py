@@ -39,7 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     from .plan import build_plan, render
 
     env = next(e for e in ENVIRONMENTS if e.name == args.environment)
-    cluster, crdb, unreadable = plan_resources(env)
+    try:
+        cluster, crdb, unreadable = plan_resources(env)
+    except ValueError as exc:  # ConfigurationError, or a resource refusing a setting (pydantic's is a ValueError)
+        # One line naming the variable and exit 2, like python -m sample_app: never a traceback.
+        message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+        print(f"python -m evolution_pipeline: configuration error: {message}", file=sys.stderr)
+        return 2
     if args.offline:
         unreadable = "--offline: the cluster was not read"
     result = build_plan(phases, environment=env.name, cluster=cluster, crdb=crdb, unreadable=unreadable)

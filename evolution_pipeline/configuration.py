@@ -39,12 +39,30 @@ def setting(env: Environment, name: str, default: str | None = None) -> str | No
     return os.environ.get(key) or DEFAULTS[env].get(name, default)
 
 
+class ConfigurationError(ValueError):
+    """A setting that cannot work; the message names the variable (the plan command prints it, exit 2)."""
+
+
 def _float(env: Environment, name: str, default: float) -> float:
-    return float(setting(env, name, str(default)))
+    raw = setting(env, name, str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):  # float() also takes "nan", "inf" and "-5"
+        key = name if env == LIVE else f"REHEARSAL_{name}"
+        raise ConfigurationError(f"{key} must be a finite number >= 0, got {raw[:40]!r}")
+    return value
+
+
+BACKENDS = ("operator", "local")
 
 
 def backend() -> str:
-    return os.environ.get("EVOLUTION_CLUSTER_BACKEND", "operator").lower()
+    name = os.environ.get("EVOLUTION_CLUSTER_BACKEND", "operator").lower()
+    if name not in BACKENDS:
+        raise ConfigurationError(f"EVOLUTION_CLUSTER_BACKEND={name[:40]!r}: use 'operator' or 'local'")
+    return name
 
 
 def cluster_label(env: Environment) -> str:
@@ -78,7 +96,7 @@ def cluster_resource(env: Environment) -> ClusterControlResource:
         from .resources.local import LocalClusterResource
 
         return LocalClusterResource.from_environment(env, **common)
-    raise ValueError(f"EVOLUTION_CLUSTER_BACKEND={backend_name!r}: use 'operator' or 'local'")
+    raise ConfigurationError(f"EVOLUTION_CLUSTER_BACKEND={backend_name!r}: use 'operator' or 'local'")
 
 
 def admin_url_var(env: Environment) -> str:

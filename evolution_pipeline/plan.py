@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from sample_app import redact
+
 from .phases import SQL_USERS, Phase, previous_phase
 from .resources.sql import ZONE_TARGETS_DATA, SqlError, ZoneConfig, collection_uri, redact_uri
 from .rotation.roles import GROUPS
@@ -96,7 +98,8 @@ def build_plan(phases: list[Phase], *, environment: str, cluster, crdb, unreadab
         try:
             view = ClusterView.read(cluster.control(), crdb)
         except Exception as exc:  # noqa: BLE001 - any failure to read means "plan without the cluster"
-            error = f"could not read the cluster: {exc}".strip()
+            # libpq quotes what it cannot parse in the admin URL, which may be the password itself.
+            error = f"could not read the cluster: {redact.text(str(exc), str(getattr(crdb, 'url', '') or ''))}".strip()
     plans = tuple(_phase_plan(p, cluster, crdb, view) for p in phases)
     return Plan(environment, cluster.describe_offline(), error, plans)
 
@@ -312,10 +315,10 @@ def manual_section() -> str:
 
     operator, local = CrdbOperatorResource(), LocalClusterResource()
     crdb = CrdbSqlResource(url="", backup_uri=DEFAULTS[LIVE]["CRDB_BACKUP_URI"])
-    lines = ["If Dagster is down, each phase can be done by hand, in this order. Node 1's locality in the "
-             "phase-1 statements is what `SHOW CLUSTER RANGES` lists for node 1 (`replica_localities`). "
-             "`python -m evolution_pipeline plan` prints the same against the running cluster, marking what "
-             "is already done.", ""]
+    lines = [("If Dagster is down, each phase can be done by hand, in this order. Node 1's locality in the "
+              "phase-1 statements is what `SHOW CLUSTER RANGES` lists for node 1 (`replica_localities`). "
+              "`python -m evolution_pipeline plan` prints the same against the running cluster, marking what "
+              "is already done."), ""]
     for phase in PHASES:
         p = _phase_plan(phase, operator, crdb, None)
         before = previous.nodes if (previous := previous_phase(phase)) else 0

@@ -7,18 +7,42 @@ is built by the create_app factory through Sanic's AppLoader, so nothing lives i
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 from functools import partial
 
-from sanic import Sanic
-from sanic.worker.loader import AppLoader
-
 from . import otel
-from .app import create_app
-from .server import BoundedRequestProtocol
 from .settings import Settings, SettingsError
-from .tracing import TraceIdFilter
+
+# The app (and with it opentelemetry.propagate, which reads OTEL_PROPAGATORS on import) is imported only
+# after the configuration is checked: a bad variable is one line and exit 2, never an import traceback.
+
+
+class ListenError(ValueError):
+    """--host/--port that cannot be listened on; the message says which and why."""
+
+
+def check_listen(host: str, port: int) -> None:
+    """Refuse, before Sanic starts, what would otherwise be its traceback: a port out of range, a host that
+    is no address of this machine, a port already taken. (A bind-and-close probe: Sanic binds a moment later.)"""
+    if not 0 < port < 65536:
+        raise ListenError(f"--port must be from 1 to 65535, got {port}")
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ListenError(f"--host {host[:80]!r} is not an address to listen on: {exc}") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's create_server does
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ListenError(f"--port {port} on {host} is already in use: stop what listens there "
+                                  "or choose another port") from None
+            raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def configure_logging(level: str) -> None:
@@ -27,6 +51,8 @@ def configure_logging(level: str) -> None:
     A line written inside a sampled request ends with its trace_id and span_id (TraceIdFilter), so an
     error in the log leads to its trace.
     """
+    from .tracing import TraceIdFilter
+
     handler = logging.StreamHandler()
     handler.addFilter(TraceIdFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s%(trace)s"))
@@ -51,6 +77,17 @@ def main(argv: list[str] | None = None) -> int:
     except (SettingsError, otel.TracingConfigError) as exc:
         print(f"sample_app: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:
+        check_listen(args.host, args.port)
+    except ListenError as exc:
+        print(f"sample_app: {exc}", file=sys.stderr)
+        return 2
+    from sanic import Sanic
+    from sanic.worker.loader import AppLoader
+
+    from .app import create_app
+    from .server import BoundedRequestProtocol
+
     configure_logging(settings.log_level)
     loader = AppLoader(factory=partial(create_app, settings))
     app = loader.load()

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from . import follower_reads
+from . import follower_reads, redact
 from .settings import Settings, url_user
 from .telemetry import Telemetry
 
@@ -316,7 +316,8 @@ class Database:
         exc = await self._login_error(url)
         if exc is not None:
             state = getattr(exc, "sqlstate", None)
-            return "the new URL cannot log in: " + _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
+            reason = redact.text(_first_line(exc), url)
+            return "the new URL cannot log in: " + reason + (f" (SQLSTATE {state})" if state else "")
         fresh = self._pool(name, url, self.pools[name].min_size, self.pools[name].max_size)
         await fresh.open(wait=False)
         # Read after the last await: heal() may have replaced the pool meanwhile; that one drains too.
@@ -403,7 +404,7 @@ class Database:
         if exc is None:
             return None
         state = getattr(exc, "sqlstate", None)
-        return _first_line(exc) + (f" (SQLSTATE {state})" if state else "")
+        return redact.text(_first_line(exc), self.urls[pool_name]) + (f" (SQLSTATE {state})" if state else "")
 
     async def fetch(self, pool_name: str, sql: str, params: Any = None, retries: int = 0) -> list[tuple]:
         async def work(conn: AppConnection) -> list[tuple]:
@@ -436,5 +437,6 @@ class Database:
 
 
 def _first_line(exc: BaseException) -> str:
+    """The error's first line, any URL password in it masked (libpq may quote a connection string)."""
     text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0]
+    return redact.url(text.splitlines()[0])

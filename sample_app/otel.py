@@ -32,6 +32,8 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
+from . import redact
+
 log = logging.getLogger("sample_app.otel")
 
 PROTOCOL = "http/protobuf"
@@ -112,10 +114,51 @@ def root_ratio(env: Mapping[str, str]) -> float:
 
 
 def queue_size(env: Mapping[str, str]) -> int:
-    raw = env.get("OTEL_BSP_MAX_QUEUE_SIZE", str(DEFAULT_QUEUE))
-    if not raw.strip().isdigit() or int(raw) < 1:
-        raise TracingConfigError(f"OTEL_BSP_MAX_QUEUE_SIZE must be a positive integer, got {raw!r}")
+    return positive_int(env, "OTEL_BSP_MAX_QUEUE_SIZE", DEFAULT_QUEUE)
+
+
+# The batch processor's integer variables: the SDK logs a traceback for a non-integer and starts with its
+# default, and raises (a traceback at start-up) for 0 or less. Refused here with the variable's name instead.
+BSP_INTEGERS = {"OTEL_BSP_SCHEDULE_DELAY": 5000, "OTEL_BSP_EXPORT_TIMEOUT": 30000,
+                "OTEL_BSP_MAX_QUEUE_SIZE": DEFAULT_QUEUE, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": 512}
+OTLP_TIMEOUTS = ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")
+
+
+def positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw.strip():
+        return default
+    if not raw.strip().isdigit() or int(raw) < 1 or len(raw.strip()) > 9:
+        raise TracingConfigError(f"{name} must be a positive integer (at most 9 digits), got {raw[:40]!r}")
     return int(raw)
+
+
+def check_numbers(env: Mapping[str, str]) -> None:
+    for name, default in BSP_INTEGERS.items():
+        positive_int(env, name, default)
+    for name in OTLP_TIMEOUTS:  # seconds, a number
+        raw = env.get(name, "").strip()
+        try:
+            ok = not raw or 0 < float(raw) < 86400
+        except ValueError:
+            ok = False
+        if not ok:
+            raise TracingConfigError(f"{name} must be a number of seconds above 0, got {raw[:40]!r}")
+
+
+def check_propagators(env: Mapping[str, str]) -> None:
+    """OTEL_PROPAGATORS names installed propagators (or none): opentelemetry.propagate loads them when it is
+    imported and raises ValueError for an unknown name, a traceback before the app could say which variable."""
+    configured = env.get("OTEL_PROPAGATORS", "").strip()
+    if not configured:
+        return
+    from importlib.metadata import entry_points
+
+    known = {ep.name for ep in entry_points(group="opentelemetry_propagator")}
+    for name in (n.strip() for n in configured.split(",")):
+        if name.lower() != "none" and name not in known:
+            raise TracingConfigError(f"OTEL_PROPAGATORS names {name[:40]!r}, which is not installed: use "
+                                     f"{', '.join(sorted(known | {'none'}))}")
 
 
 def resource(env: Mapping[str, str], default_service: str) -> Resource:
@@ -183,7 +226,7 @@ class CountingExporter(SpanExporter):
                 "trace export to %s failed (%s): spans are dropped and counted until it recovers; "
                 "requests are not affected",
                 self.target,
-                self.reasons.last or "no reason given",
+                redact.url(self.reasons.last or "no reason given"),
             )
         self.failing = True
         return result
@@ -208,7 +251,7 @@ class BoundedBatchProcessor(SpanProcessor):
         self._queued = 0
         self.exporter = CountingExporter(exporter, target, outcomes, self._taken)
         # The SDK refuses a batch larger than its queue: a small OTEL_BSP_MAX_QUEUE_SIZE caps the batch too.
-        batch = int(os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512") or 512)
+        batch = positive_int(os.environ, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)  # validated at start-up
         self.batch = BatchSpanProcessor(self.exporter, max_queue_size=limit, max_export_batch_size=min(batch, limit))
 
     def _taken(self, n: int) -> None:
@@ -240,11 +283,12 @@ class BoundedBatchProcessor(SpanProcessor):
 def validate(env: Mapping[str, str] | None = None) -> str | None:
     """Check every tracing variable at start-up; the endpoint, or None when tracing is off."""
     env = os.environ if env is None else env
+    check_propagators(env)  # read on import of opentelemetry.propagate, tracing on or off
     url = endpoint(env)
     if url is not None:
         check_protocol(env)
         sampler_from_env(env)
-        queue_size(env)
+        check_numbers(env)
     return url
 
 
@@ -269,7 +313,8 @@ def provider_from_env(
     provider = TracerProvider(
         sampler=sampler(base) if sampler else base, resource=resource(env, default_service), shutdown_on_exit=False
     )
-    processor = BoundedBatchProcessor(OTLPSpanExporter(endpoint=url), url, queue_size(env), outcomes or Outcomes())
+    shown = redact.url(url)  # an endpoint may carry user info (http://user:TOKEN@collector:4318)
+    processor = BoundedBatchProcessor(OTLPSpanExporter(endpoint=url), shown, queue_size(env), outcomes or Outcomes())
     provider.add_span_processor(processor)
-    log.info("tracing on: OTLP/HTTP to %s, sampler %s", url, provider.sampler.get_description())
+    log.info("tracing on: OTLP/HTTP to %s, sampler %s", shown, provider.sampler.get_description())
     return provider

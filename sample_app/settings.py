@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from . import redact
+
 log = logging.getLogger("sample_app.settings")
 
 ENV_VARS: tuple[str, ...] = (
@@ -211,10 +213,14 @@ class _Reader:
             raise SettingsError(f"{name} must be a postgresql:// URL")
         try:
             params = conninfo_to_dict(value)
-        except psycopg.ProgrammingError as exc:  # malformed URL
-            raise SettingsError(f"{name} is not a valid connection URL: {exc}") from None
+        except psycopg.ProgrammingError as exc:  # malformed URL; libpq quotes the bad part, maybe the password
+            raise SettingsError(f"{name} is not a valid connection URL: {redact.text(str(exc), value)}") from None
         if not params.get("dbname"):
             raise SettingsError(f"{name} must name the database, e.g. .../app")
+        for port in str(params.get("port") or "").split(","):
+            # libpq parses the port only when it connects: "99999x" would fail every connection for ever.
+            if port and not (port.isdigit() and 1 <= int(port) <= 65535):
+                raise SettingsError(f"{name} has port {port[:20]!r}: a port is a number from 1 to 65535")
         host = str(params.get("host", ""))
         local = host.startswith("/") or all(h in LOCAL_HOSTS for h in host.split(","))
         if not local and params.get("sslmode") not in SECURE_SSLMODES and not allow_insecure:
