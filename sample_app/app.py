@@ -129,7 +129,7 @@ def create_app(settings: Settings, name: str = "sample_app") -> Sanic:
             asyncio.create_task(_watch_readiness(app)),
         ]
         if settings.writer_url_file or settings.reader_url_file:  # follow rotated credentials (mounted Secret)
-            app.ctx.background_tasks.append(asyncio.create_task(CredentialFollower(db, settings).run()))
+            app.ctx.background_tasks.append(asyncio.create_task(CredentialFollower(db, settings, metrics).run()))
 
     @app.before_server_stop
     async def _stop_background(app: Sanic) -> None:

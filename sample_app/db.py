@@ -30,6 +30,8 @@ from .telemetry import Telemetry
 
 log = logging.getLogger("sample_app.db")
 T = TypeVar("T")
+# A check of a freshly logged-in connection before a pool switches to it: why its user is wrong, or None.
+Verify = Callable[[psycopg.AsyncConnection], Awaitable[str | None]]
 
 # SQLSTATEs worth another attempt: serialization failure, ambiguous result (CockroachDB), the
 # connection classes (08xxx) and the server shutting down / being restarted (57P01-57P03).
@@ -306,18 +308,17 @@ class Database:
         """The SQL user each pool logs in as now (a rotation user: app_rw_0N, app_ro_0N)."""
         return {name: url_user(url) for name, url in self.urls.items()}
 
-    async def switch(self, name: str, url: str) -> str | None:
+    async def switch(self, name: str, url: str, verify: Verify | None = None) -> str | None:
         """Move pool `name` to `url` without failing a request. Returns why not, or None when moved.
 
-        One direct login first: a URL that cannot log in never replaces a working pool. Then a fresh pool
-        takes every new checkout while the old one drains: requests holding its connections finish on
-        them, and one waiting on it gets PoolClosed and retries on the fresh pool (run()).
+        One direct login first: a URL that cannot log in never replaces a working pool, nor one whose user
+        `verify(conn)` finds wrong for the path (sample_app/credentials.py). Then a fresh pool takes every new
+        checkout while the old one drains: requests holding its connections finish on them, and one waiting
+        on it gets PoolClosed and retries on the fresh pool (run()).
         """
-        exc = await self._login_error(url)
-        if exc is not None:
-            state = getattr(exc, "sqlstate", None)
-            reason = redact.text(_first_line(exc), url)
-            return "the new URL cannot log in: " + reason + (f" (SQLSTATE {state})" if state else "")
+        refusal = await self._try_login(url, verify)
+        if refusal is not None:
+            return refusal
         fresh = self._pool(name, url, self.pools[name].min_size, self.pools[name].max_size)
         await fresh.open(wait=False)
         # Read after the last await: heal() may have replaced the pool meanwhile; that one drains too.
@@ -380,6 +381,23 @@ class Database:
                 self._suspects.add("reader")
             self.reader_path, self.reader_note = "reader", ""
         return self.reader_path
+
+    async def _try_login(self, url: str, verify: Verify | None) -> str | None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(
+                url, connect_timeout=self.settings.connect_timeout_seconds, autocommit=True
+            )
+        except psycopg.Error as exc:
+            state = getattr(exc, "sqlstate", None)
+            reason = redact.text(_first_line(exc), url)
+            return "the new URL cannot log in: " + reason + (f" (SQLSTATE {state})" if state else "")
+        try:
+            wrong = await verify(conn) if verify is not None else None
+        except psycopg.Error as exc:
+            wrong = "its privileges could not be checked: " + redact.text(_first_line(exc), url)
+        finally:
+            await conn.close()
+        return None if wrong is None else f"the new URL's user {url_user(url)} is wrong for this path: {wrong}"
 
     async def _connect_error(self, pool_name: str) -> psycopg.Error | None:
         return await self._login_error(self.urls[pool_name])

@@ -126,6 +126,14 @@ class AppMetrics:
         )
         for reason in ("queue_full", "export_failed"):
             self.trace_spans_dropped.labels(reason)
+        # 1 while the URL file of a path (APP_DB_<POOL>_URL_FILE) holds a URL the app refused to switch to (it
+        # cannot log in, or its user is wrong for the path); the reason is on /readyz. 0 otherwise.
+        self.credential_refused = Gauge(
+            "app_credential_file_refused", "1 while a path's URL file holds a URL the app refused", ["pool"],
+            registry=r,
+        )
+        for pool in POOLS:
+            self.credential_refused.labels(pool)
         r.register(_PoolCollector(pool_stats))
         r.register(_PoolUserCollector(pool_users))
         # Known label values start at zero so dashboards show flat lines, not "no data".

@@ -134,3 +134,47 @@ def test_settings_read_the_url_files(pg, volume):
         Settings.from_env(dict(file_env(pg, volume), APP_DB_WRITER_URL=pg.url("app_rw_01")))
     with pytest.raises(SettingsError, match="APP_DB_READER_URL_FILE: cannot read /nonexistent"):
         Settings.from_env(dict(file_env(pg, volume), APP_DB_READER_URL_FILE="/nonexistent/reader-url"))
+
+
+SECRET = "s3cr%zzET"  # a stray %: libpq's "invalid percent-encoded token" would quote it
+
+
+@pytest.mark.parametrize("pool, content, reason", [
+    # The reader's URL in the writer's file: every /login would fail (the reader cannot INSERT).
+    ("writer", lambda pg: pg.url("app_ro_02"), "cannot INSERT into login_events"),
+    # The writer's URL in the reader's file: /readyz would be 503 on every replica (a reader that can write).
+    ("reader", lambda pg: pg.url("app_rw_02"), "it can write (holds INSERT on login_events"),
+    # Another database of the same server: the app's tables are not there.
+    ("writer", lambda pg: pg.url("app_rw_02").removesuffix("/app") + "/postgres", "connects to database 'postgres'"),
+    # A password libpq cannot decode: refused, and the password is never shown.
+    ("writer", lambda pg: pg.url("app_rw_02").replace(pg.passwords["app_rw_02"], SECRET), "percent-encoded"),
+])
+def test_a_url_wrong_for_its_path_is_refused_shown_and_counted(pg, volume, tmp_path, pool, content, reason):
+    app = AppProcess(file_env(pg, volume), tmp_path / "app.log")
+    try:
+        app.wait_ready()
+        urls = {"writer-url": pg.url("app_rw_01"), "reader-url": pg.url("app_ro_01")}
+        urls[f"{pool}-url"] = content(pg)
+        volume.write(urls)
+        body = wait_for(lambda: (b := readyz(app)) and b["credentials"][pool]["problem"] and b, 10,
+                        "the refusal on /readyz")
+        assert reason in body["credentials"][pool]["problem"], body["credentials"]
+        assert body["ready"] is True, body  # still on the old, right user: no replica goes unready
+        assert body["db_users"] == {"writer": "app_rw_01", "reader": "app_ro_01"}
+        for _ in range(20):  # and every request is still served
+            assert httpx.post(app.base_url + "/login", json={"user_id": "kept"}).status_code == 200
+            assert httpx.get(app.base_url + "/search", params={"q": "amb"}).status_code == 200
+        metrics = httpx.get(app.base_url + "/metrics").text
+        assert f'app_credential_file_refused{{pool="{pool}"}} 1.0' in metrics, metrics
+        time.sleep(1.5)  # a few more polls: still one log line for the one reason
+        log = app.log()
+        assert log.count(reason) == 1, log
+        assert SECRET not in log and SECRET not in str(body) and "zzET" not in log + str(body)
+        # Fixed: taken, and the gauge goes back to 0.
+        urls[f"{pool}-url"] = pg.url("app_rw_02" if pool == "writer" else "app_ro_02")
+        volume.write(urls)
+        wait_for(lambda: readyz(app)["db_users"][pool] in ("app_rw_02", "app_ro_02"), 10, "the fixed URL taken")
+        metrics = httpx.get(app.base_url + "/metrics").text
+        assert f'app_credential_file_refused{{pool="{pool}"}} 0.0' in metrics
+    finally:
+        app.stop()
