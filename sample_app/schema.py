@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 BOOTSTRAP_SQL = Path(__file__).resolve().parent.parent / "sql" / "00-bootstrap.sql"
 _STATEMENT_END = re.compile(r";[ \t]*$", re.MULTILINE)
@@ -37,6 +38,27 @@ def apply_bootstrap(conninfo: str, path: Path = BOOTSTRAP_SQL) -> int:
         for statement in statements:
             conn.execute(statement)
     return len(statements)
+
+
+# PostgreSQL only (make dev's embedded database and the tests' PostgreSQL): what PUBLIC holds by default that
+# the role model never needs. TEMP on the database (temporary tables are writes, also for the reader) and the
+# large-object constructors (lo_from_bytea and friends create server-side objects any role may fill; the
+# client-side lo_import calls lo_creat/lo_create too). Not revocable on PostgreSQL: a role changing its own
+# password (ALTER ROLE docs: "ordinary roles can only change their own password"); see tests/FIDELITY.md
+# for what CockroachDB does instead. These statements name PostgreSQL objects: never run them on CockroachDB.
+POSTGRES_HARDENING = (
+    "REVOKE TEMPORARY ON DATABASE {database} FROM PUBLIC",
+    "REVOKE EXECUTE ON FUNCTION lo_from_bytea(oid, bytea), lo_create(oid), lo_creat(integer) FROM PUBLIC",
+)
+
+
+def harden_postgres(conninfo: str) -> int:
+    """Run POSTGRES_HARDENING in the database `conninfo` names, as its owner or a superuser. Idempotent."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        database = psycopg.sql.Identifier(conn.info.dbname)
+        for statement in POSTGRES_HARDENING:
+            conn.execute(psycopg.sql.SQL(statement).format(database=database))
+    return len(POSTGRES_HARDENING)
 
 
 def main(argv: list[str] | None = None) -> int:

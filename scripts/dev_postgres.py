@@ -56,6 +56,14 @@ def role_model(admin_uri: str, passwords: dict[str, str]) -> None:
         admin.run_script(SQL_DIR / name)
 
 
+def harden(admin_app_uri: str) -> None:
+    """Revoke from PUBLIC what the role model never needs on PostgreSQL (sample_app/schema.py POSTGRES_HARDENING):
+    TEMP on the database, the large-object constructors."""
+    from sample_app.schema import harden_postgres
+
+    harden_postgres(admin_app_uri)
+
+
 def role_uri(admin_app_uri: str, role: str, password: str) -> str:
     """postgresql://role:password@/app?host=<socket dir> (pgserver serves a Unix socket only)."""
     parts = urlsplit(admin_app_uri)
@@ -103,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     app_admin = server.get_uri("app")
     apply_bootstrap(app_admin)
     role_model(server.get_uri("postgres"), {"APP_WRITER_PASSWORD": writer_pw, "APP_READER_PASSWORD": reader_pw})
+    harden(app_admin)
     urls = {
         "APP_DB_WRITER_URL": role_uri(app_admin, "app_rw_01", writer_pw),
         "APP_DB_READER_URL": role_uri(app_admin, "app_ro_01", reader_pw),

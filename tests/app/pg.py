@@ -24,7 +24,7 @@ from evolution_pipeline.phases import SQL_DIR
 from evolution_pipeline.resources.sql import CrdbSqlResource
 from evolution_pipeline.rotation.roles import APP_PATHS, GROUPS
 from evolution_pipeline.sqlscript import load_script
-from sample_app.schema import apply_bootstrap
+from sample_app.schema import apply_bootstrap, harden_postgres
 from tests.support.net import free_port
 
 # The grants come from the pipeline's own phase files, so the app is tested with exactly the
@@ -98,6 +98,7 @@ class LocalPostgres:
         admin = CrdbSqlResource(url=self.admin_conninfo("postgres"), database="app")
         for path in GRANT_FILES:
             admin.run_script(path)
+        harden_postgres(self.admin_conninfo())  # as scripts/dev_postgres.py does for make dev
         self.execute("ANALYZE search_terms")  # fresh statistics, as autovacuum would give later
 
     def _set_roles(self) -> None:

@@ -92,3 +92,18 @@ def test_readyz_fails_when_writer_cannot_insert(client, pg):
         pg.execute("GRANT INSERT ON TABLE login_events TO app_rw")
     assert client.get("/readyz").status_code == 200
 
+
+
+@pytest.mark.parametrize("user", ["app_ro_01", "app_rw_01"])
+@pytest.mark.parametrize("statement", [
+    "SELECT lo_from_bytea(0, '\\x41'::bytea)",  # a server-side large object, owned by the app user
+    "SELECT lo_create(0)",
+    "SELECT lo_creat(-1)",
+    "CREATE TEMP TABLE scratch (x int)",  # PUBLIC holds TEMP on a new database by default
+])
+def test_what_the_model_never_needs_is_revoked_on_postgres(pg, user, statement):
+    """sample_app/schema.py POSTGRES_HARDENING, applied by make dev's embedded PostgreSQL and by tests/app/pg.py."""
+    import psycopg
+
+    with psycopg.connect(pg.url(user), autocommit=True) as conn, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute(statement)
