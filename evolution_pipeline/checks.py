@@ -17,6 +17,7 @@ import dagster as dg
 
 from .drills import promql
 from .environments import ENVIRONMENTS, Environment
+from .latency import build_latency_check
 from .phases import PHASES, Phase
 from .resources.grafana import GrafanaResource
 from .resources.prometheus import PrometheusQueryError, PrometheusResource, Reading
@@ -164,7 +165,9 @@ def _describe(spec, phase, passed, reading: Reading | None, error: str, expectat
 
 
 def build_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
-    return [_build_check(env, phase, spec) for phase in PHASES for spec in CHECKS]
+    # The latency gate judges the same phase window as the app's error checks (latency.py).
+    return ([_build_check(env, phase, spec) for phase in PHASES for spec in CHECKS]
+            + [build_latency_check(env, phase, app_window) for phase in PHASES])
 
 
 def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChecksDefinition:

@@ -132,6 +132,8 @@ def prometheus_resource(env: Environment) -> PrometheusResource:
         cluster_label=cluster_label(env),
         check_settle_seconds=_float(env, "CHECK_SETTLE_SECONDS", 60.0),
         app_error_budget=_float(env, "APP_ERROR_BUDGET", 0.01),
+        app_latency_ratio=_float(env, "APP_LATENCY_RATIO", 2.0),
+        app_latency_slack_seconds=_float(env, "APP_LATENCY_SLACK_SECONDS", 0.010),
     )
 
 

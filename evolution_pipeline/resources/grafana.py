@@ -28,21 +28,23 @@ class GrafanaResource(dg.ConfigurableResource):
     api_token_env: str = "GRAFANA_API_TOKEN"
     timeout_seconds: float = 5.0
 
-    def link(self, start: float, end: float) -> str | None:
+    def link(self, start: float, end: float, dashboard_uid: str | None = None) -> str | None:
         if not self.url:
             return None
         params = urlencode({"from": int(start * 1000), "to": int(end * 1000) + 60_000,
                             "var-cluster": self.cluster_label})
-        return f"{self.url.rstrip('/')}/d/{self.dashboard_uid}?{params}"
+        return f"{self.url.rstrip('/')}/d/{dashboard_uid or self.dashboard_uid}?{params}"
 
-    def annotate(self, start: float, end: float, text: str, tags: list[str]) -> str:
-        """Post a region annotation; returns what happened, for the run log."""
+    def annotate(self, start: float, end: float, text: str, tags: list[str],
+                 base_tags: tuple[str, ...] = ANNOTATION_TAGS) -> str:
+        """Post a region annotation; returns what happened, for the run log. base_tags say which dashboard's
+        annotation query shows it (the evolution dashboard's by default)."""
         token = os.environ.get(self.api_token_env, "")
         api = (self.api_url or self.url).rstrip("/")
         if not api or not token:
             return f"not annotated (set GRAFANA_URL and {self.api_token_env} to annotate Grafana)"
         body = {"time": int(start * 1000), "timeEnd": int(end * 1000), "text": text,
-                "tags": [*ANNOTATION_TAGS, *tags]}
+                "tags": [*base_tags, *tags]}
         try:
             r = httpx.post(f"{api}/api/annotations", json=body, timeout=self.timeout_seconds,
                            headers={"Authorization": f"Bearer {token}"})

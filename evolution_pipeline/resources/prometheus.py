@@ -37,6 +37,9 @@ class PrometheusResource(dg.ConfigurableResource):
     min_window_seconds: int = 60
     app_routes: str = "/login|/search"
     app_error_budget: float = 0.01
+    # The latency gate (latency.py, which says why these defaults): phase p99 <= ratio x baseline p99 + slack.
+    app_latency_ratio: float = 2.0
+    app_latency_slack_seconds: float = 0.010
 
     def selector(self, job: str, extra: str = "") -> str:
         parts = [f'job="{job}"', f'cluster="{self.cluster_label}"']

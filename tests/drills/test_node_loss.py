@@ -84,7 +84,7 @@ def test_rehearse_runs_the_drills_after_phase_2_and_ends_with_the_report(resourc
         "restored_row_counts_match",
         "rehearsal_verdict",
     }
-    assert len(checks) == 15 + 7 + 3 + 1 and all(c.passed for c in checks)
+    assert len(checks) == 18 + 7 + 3 + 1 and all(c.passed for c in checks)
     calls = read_world(worlds["rehearsal"])["calls"]
     assert calls["stop_node"] == 1 and calls["restart_node"] == 1
     assert (
@@ -190,6 +190,6 @@ def test_evolve_drills_only_when_enabled_and_only_after_phase_2(resources, world
         starts = [e.step_key for e in result.all_events if e.event_type_value == "STEP_START"]
     assert starts.index("node_loss_drill") > starts.index("phase2_three_nodes.verify_replication")
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 15 + 7 and all(c.passed for c in checks)
+    assert len(checks) == 18 + 7 and all(c.passed for c in checks)
     assert read_world(worlds["live"])["calls"]["stop_node"] == 1
     assert "stop_node" not in read_world(worlds["rehearsal"])["calls"]  # never the rehearsal's nodes

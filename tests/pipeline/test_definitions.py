@@ -74,7 +74,7 @@ def test_lineage_and_steps_follow_the_phase_table(resources):
     assert s["assets"]["rehearsal/" + PHASES[0].name]["deps"] == ["rehearsal/fresh_environment"]
     for phase in PHASES:
         assert s["graph_steps"][phase.name] == ["preflight", "backup", "scale", "apply_sql", "verify_replication"]
-        assert len(s["assets"][phase.name]["checks"]) == 5
+        assert len(s["assets"][phase.name]["checks"]) == 6
 
 
 @pytest.mark.parametrize("backend", ["operator", "local"])

@@ -72,7 +72,7 @@ def test_each_phase_materializes_in_order(resources, worlds, crdbs):
                 assert crdb.count("^" + re.escape(statement.rstrip(";")) + "$") >= 1, statement
             assert_replicas_match(crdb, phase)
             checks = checks_by_name(result)
-            assert len(checks) == 5 and all(c.passed for c in checks.values()), checks
+            assert len(checks) == 6 and all(c.passed for c in checks.values()), checks
             live = checks[(phase.name, "live_nodes_match_phase")]
             assert live.metadata["value"].value == phase.nodes
             assert 'cluster="crdb-test-live"' in live.metadata["query"].text
@@ -122,7 +122,7 @@ def test_evolve_job_runs_all_phases(resources, worlds):
         assert result.dagster_run.tags["crdb-evolution/environment"] == "live"
         final: PhaseState = result.output_for_node("phase2_three_nodes")
         assert final.nodes == 3 and final.previous_phase == "phase1_two_nodes"
-        assert len(result.get_asset_check_evaluations()) == 15
+        assert len(result.get_asset_check_evaluations()) == 18
         assert all(e.passed for e in result.get_asset_check_evaluations())
     s = read_world(worlds["live"])
     assert s["calls"]["set_desired_nodes"] == 3  # 0->1, 1->2, 2->3: one scale per phase
@@ -196,7 +196,7 @@ def test_prometheus_down_fails_the_checks(resources, worlds):
     with dg.instance_for_test() as instance:
         result = materialize(dead, instance, LIVE_KEYS[0], raise_on_error=False)
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 5 and not any(e.passed for e in evaluations)
+    assert len(evaluations) == 6 and not any(e.passed for e in evaluations)
     assert all("unreachable" in e.description for e in evaluations)
 
 

@@ -143,7 +143,7 @@ def test_evolve_end_to_end_then_a_check_rerun_elsewhere_judges_the_same_window(
         run = dg.execute_job(recon, a)
         assert run.success, _failures(run)
         first = {(e.asset_key.to_user_string(), e.check_name): e for e in run.get_asset_check_evaluations()}
-    assert len(first) == 15 and all(e.passed for e in first.values())
+    assert len(first) == 18 and all(e.passed for e in first.values())
     assert read_world(worlds["live"])["calls"]["set_desired_nodes"] == 3
 
     checks = ["phase0_single_node_sample_app_kept_serving", "phase0_single_node_live_nodes_match_phase"]

@@ -64,7 +64,7 @@ def test_rehearsal_resets_only_its_own_environment_then_evolves(resources, world
     assert crdbs["live"].statements == []  # nor the live cluster's SQL
     assert crdbs["rehearsal"].count(r"^\s*CREATE USER") == 4  # the recreated cluster got its users again
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 15 and all(c.passed for c in checks)
+    assert len(checks) == 18 and all(c.passed for c in checks)
     assert all('cluster="crdb-test-rehearsal"' in c.metadata["query"].text for c in checks)
     # The reset left the rehearsal app without load: the preflight started it, and it still runs.
     assert bench.apps["rehearsal"].controls()["background"]["running"] is True
