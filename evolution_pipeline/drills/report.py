@@ -49,6 +49,7 @@ class RehearsalReport:
     drills: tuple[DrillFigures, ...]
     reasons: tuple[str, ...]  # why the verdict is FAIL; empty on PASS
     error_budget: float
+    latency: tuple = ()  # outcomes.LatencyOutcome per phase judged: the latency gate, baseline vs phase
 
     @property
     def passed(self) -> bool:
@@ -103,8 +104,8 @@ def render(report: RehearsalReport) -> str:
     lines = [
         f"## Rehearsal: {'PASS' if report.passed else 'FAIL'}",
         "",
-        "| phase | nodes | converge (s) | backup | backup size (bytes) | backup rows | p50 (ms) | p99 (ms) "
-        "| 5xx ratio |",
+        ("| phase | nodes | converge (s) | backup | backup size (bytes) | backup rows | p50 (ms) | p99 (ms) "
+         "| 5xx ratio |"),
         "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for p in report.phases:
@@ -118,6 +119,8 @@ def render(report: RehearsalReport) -> str:
     for d in report.drills:
         figures = ", ".join(f"{k} {_fmt(v, 'g')}" for k, v in d.figures.items())
         lines.append(f"| {d.name} | {'pass' if d.passed else 'FAIL'}: {d.summary} | {figures} |")
+    for o in report.latency:  # the latency gate: baseline and phase side by side, with its verdict
+        lines += ["", f"### {o.phase}: app latency {'pass' if o.passed else 'FAIL'}", "", o.summary or o.description]
     lines += ["", f"Error budget: {report.error_budget:g}. Verdict: **{report.verdict_text()}**"]
     return "\n".join(lines)
 
@@ -154,6 +157,9 @@ def metadata(report: RehearsalReport) -> dict:
             if value is not None:
                 out[f"{d.name}_{name}"] = dg.MetadataValue.float(float(value))
         out[f"{d.name}_pass"] = int(d.passed)
+    for o in report.latency:
+        out |= {f"{o.phase}_{k}": dg.MetadataValue.float(float(v)) for k, v in o.figures.items()}
+        out[f"{o.phase}_latency_pass"] = int(o.passed)
     return out
 
 
@@ -204,11 +210,13 @@ def _or(value) -> float | None:
 
 
 def build_report(
-    prom: PrometheusResource, states: list[PhaseState], drills: list[DrillFigures]
+    prom: PrometheusResource, states: list[PhaseState], drills: list[DrillFigures], latency: list | None = None
 ) -> RehearsalReport:
     phases = [phase_figures(prom, s) for s in states]
     reasons = verdict_reasons(phases, drills, prom.app_error_budget)
-    return RehearsalReport(tuple(phases), tuple(drills), tuple(reasons), prom.app_error_budget)
+    reasons += [f"{o.phase}: {o.description}" for o in latency or [] if not o.passed]
+    return RehearsalReport(tuple(phases), tuple(drills), tuple(reasons), prom.app_error_budget,
+                           tuple(latency or ()))
 
 
 def build_report_asset() -> dg.AssetsDefinition:
@@ -239,11 +247,16 @@ def build_report_asset() -> dg.AssetsDefinition:
         phase1: PhaseState,
         phase2: PhaseState,
     ) -> RehearsalReport:
+        from .outcomes import latency_outcomes  # not at import time: latency.py imports this package
+
         states = [phase0, phase1, phase2]  # one input per phase of the table (ins above), in order
+        # The phases' latency gates as their checks judged them in this run (and the runs it re-executes).
+        latency = latency_outcomes(context.instance, context.run_id, {p.name: env.asset_key(p) for p in PHASES})
         report = build_report(
             getattr(context.resources, prom_key),
             states,
             [node_loss_figures(node_loss), restore_figures(restore)],
+            latency,
         )
         context.log.info(f"rehearsal verdict: {report.verdict_text()}")
         context.add_output_metadata(metadata(report))
