@@ -262,7 +262,7 @@ def _window_metadata(prom: PrometheusResource, w: Windows, ratio: float, slack: 
         "baseline_rule": dg.MetadataValue.text(w.rule),
         "ratio_allowed": dg.MetadataValue.float(ratio),
         "slack_ms": dg.MetadataValue.float(slack * 1000),
-        "queries": dg.MetadataValue.md(_queries_markdown(prom, w)),
+        "query": dg.MetadataValue.text(_queries(prom, w)),  # every query, as each phase check's "query"
     }
 
 
@@ -271,13 +271,13 @@ def _result(passed: bool, description: str, metadata: dict) -> dg.AssetCheckResu
                                description=description)
 
 
-def _queries_markdown(prom: PrometheusResource, w: Windows) -> str:
+def _queries(prom: PrometheusResource, w: Windows) -> str:
     lines = []
     for route in ROUTES:
         for name, span in (("baseline", w.baseline), ("phase", w.phase)):
-            lines += [f"-- {route}, {name}", count_query(prom, route, span),
+            lines += [f"# {route}, {name}", count_query(prom, route, span),
                       quantile_query(prom, route, JUDGED, span)]
-    return "```promql\n" + "\n".join(lines) + "\n```"
+    return "\n".join(lines)
 
 
 def _annotate(grafana: GrafanaResource, env_name: str, phase: Phase, w: Windows) -> str:
