@@ -6,7 +6,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help setup test
+.PHONY: help setup test test-quick
 # The variables the help texts mention, exported to the help recipe with their values, so `make help`
 # shows 127.0.0.1:8000 rather than $(APP_HOST):$(APP_PORT). POSIX awk (BSD awk on macOS too).
 HELP_VARS = $(sort $(shell grep -h '^[a-zA-Z_-]*:.*\#\# ' $(MAKEFILE_LIST) | grep -o '[$$]([A-Z_]*)' | tr -d '$$()'))
@@ -20,8 +20,15 @@ help: ## list the targets
 setup: ## create .venv and install what the tests need (Python packages, npm packages, Debian test tools)
 	@bash scripts/setup.sh
 
-test: setup ## run the whole test suite (installs what it needs first)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# Workers for pytest-xdist. Most tests wait on servers, timers and subprocesses rather than compute, so more
+# workers than cores pays off (measured on 2 cores: README, "Tests"). TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 4
+
+test: setup ## run the whole test suite in $(TEST_WORKERS) parallel workers (installs what it needs first)
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+
+test-quick: setup ## the inner loop: tests not marked slow, in parallel, stopping at the first failure
+	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal -x -m "not slow and not real" $(PYTEST_ARGS)
 
 # Each concern keeps its own targets in mk/<concern>.mk (dev, kind, bench, ...).
 -include mk/*.mk

@@ -28,7 +28,10 @@ from tests.support.prometheus import copy_rules, local_prometheus_config, start_
 
 pytestmark = pytest.mark.slow
 
-VARIABLES = {"cluster": "local", "node": ".*", "instance": ".*", "__rate_interval": "10s"}
+# $__rate_interval as Grafana computes it for these 1 s scrapes and a 1 s step: max($__interval + scrape
+# interval, 4 x scrape interval) = 4 s (grafana docs, "Variables: $__rate_interval").
+RATE_INTERVAL_SECONDS = 4
+VARIABLES = {"cluster": "local", "node": ".*", "instance": ".*", "__rate_interval": f"{RATE_INTERVAL_SECONDS}s"}
 
 
 def write_targets(runtime: Path, targets: list[str], name: str = "cockroachdb.json",
@@ -133,9 +136,11 @@ def drive_the_evolution_and_the_app(s) -> float:
         for _ in range(10):
             assert c.get("/search", params={"q": "cock"}).status_code == 200
         c.delete("/spike")
-    time.sleep(3)
+    # The under-replicated ranges are scraped before they heal, so the panels see both.
+    prom.wait_for('sum(ranges_underreplicated{job="cockroachdb",cluster="local"}) == 12', timeout=30)
     crdb.nodes[0].set(ranges_underreplicated=0)
-    time.sleep(12)  # a full $__rate_interval (10 s) after the last change
+    prom.wait_for('sum(ranges_underreplicated{job="cockroachdb",cluster="local"}) == 0', timeout=30)
+    time.sleep(RATE_INTERVAL_SECONDS + 1)  # a full $__rate_interval after the last change, plus a scrape
     return started
 
 
