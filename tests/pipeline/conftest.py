@@ -206,6 +206,14 @@ class Bench:
             assert time.monotonic() < deadline, f"no new 5xx of the {name} app scraped within {timeout:g} s"
             time.sleep(0.2)
 
+    def wait_for_app_history(self, name: str, seconds: int) -> None:
+        """Until Prometheus holds `seconds` scrapes (1 s apart) of the app's /login and /search requests."""
+        cluster = next(label for env, label in CLUSTER_LABEL.items() if env.name == name)
+        series = f'app_requests_total{{job="sample-app",cluster="{cluster}",route=~"/login|/search"}}'
+        self.prometheus.wait_for(f"max by (route) (count_over_time({series}[5m]))", timeout=seconds + 30,
+                                 predicate=lambda result: len({s["metric"]["route"] for s in result}) == 2
+                                 and min(float(s["value"][1]) for s in result) >= seconds)
+
     def close(self) -> None:
         if self.prometheus is not None:
             self.prometheus.stop()
@@ -215,9 +223,24 @@ class Bench:
             a.close()
 
 
+# Seconds of the live app's request history the bench holds before its first test: a phase's latency gate
+# compares the phase with a baseline window just before it (at least min_window_seconds = 5 s in the stand-in
+# resources), and a bench started a moment ago has no such minutes yet. One bench per pytest-xdist worker, so
+# every worker's first pipeline test would otherwise meet a fresh app, as only a fresh cluster should.
+BASELINE_HISTORY_SECONDS = 8
+
+
 @pytest.fixture(scope="session")
 def bench(tmp_path_factory):
+    """One bench per worker (session scope is per pytest-xdist worker): its own apps, databases and Prometheus
+    on free ports and in the worker's own temporary directory, so workers never share a server."""
     bench = Bench(tmp_path_factory.mktemp("bench"))
+    try:
+        bench.apps[LIVE.name].reset(background_load=True)  # as `worlds` leaves it before each test
+        bench.wait_for_app_history(LIVE.name, BASELINE_HISTORY_SECONDS)
+    except BaseException:
+        bench.close()
+        raise
     yield bench
     bench.close()
 
