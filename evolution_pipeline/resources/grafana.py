@@ -37,19 +37,40 @@ class GrafanaResource(dg.ConfigurableResource):
 
     def annotate(self, start: float, end: float, text: str, tags: list[str],
                  base_tags: tuple[str, ...] = ANNOTATION_TAGS) -> str:
-        """Post a region annotation; returns what happened, for the run log. base_tags say which dashboard's
-        annotation query shows it (the evolution dashboard's by default)."""
+        """Post a region annotation once; returns what happened, for the run log. base_tags say which
+        dashboard's annotation query shows it (the evolution dashboard's by default). A re-run (a check
+        re-executed, a retried step) finds the annotation it posted before and leaves it alone."""
         token = os.environ.get(self.api_token_env, "")
         api = (self.api_url or self.url).rstrip("/")
         if not api or not token:
             return f"not annotated (set GRAFANA_URL and {self.api_token_env} to annotate Grafana)"
         body = {"time": int(start * 1000), "timeEnd": int(end * 1000), "text": text,
                 "tags": [*base_tags, *tags]}
+        headers = {"Authorization": f"Bearer {token}"}
         try:
-            r = httpx.post(f"{api}/api/annotations", json=body, timeout=self.timeout_seconds,
-                           headers={"Authorization": f"Bearer {token}"})
+            if (found := self._existing(api, headers, body)) is not None:
+                return f"already annotated in Grafana (id {found})"
+            r = httpx.post(f"{api}/api/annotations", json=body, timeout=self.timeout_seconds, headers=headers)
         except httpx.HTTPError as exc:
             return f"Grafana at {api} unreachable, not annotated: {exc}"
         if r.status_code != 200:
             return f"Grafana refused the annotation ({r.status_code}): {r.text[:200]}"
         return f"annotated Grafana (id {r.json().get('id')})"
+
+    def _existing(self, api: str, headers: dict, body: dict) -> int | None:
+        """The id of an annotation with the same tags and the same time range, if Grafana has one.
+
+        GET /api/annotations (grafana.com/docs/grafana/latest/developers/http_api/annotations/, "Find
+        Annotations"): `tags` repeated is an AND and from/to select the annotations overlapping the range
+        (grafana/grafana pkg/services/annotations/annotationsimpl/xorm_store.go); the exact range and tag set
+        are compared here. A lookup Grafana refuses is no reason not to post: the caller posts then."""
+        params = [("from", body["time"]), ("to", body["timeEnd"]), ("type", "annotation"), ("limit", 100)]
+        params += [("tags", t) for t in body["tags"]]
+        r = httpx.get(f"{api}/api/annotations", params=params, headers=headers, timeout=self.timeout_seconds)
+        if r.status_code != 200 or not isinstance(found := r.json(), list):
+            return None
+        for item in found:
+            same_range = (item.get("time"), item.get("timeEnd")) == (body["time"], body["timeEnd"])
+            if same_range and sorted(item.get("tags") or []) == sorted(body["tags"]):
+                return item.get("id")
+        return None

@@ -21,7 +21,8 @@ Grafana's documentation or source:
   read when auth.anonymous is enabled); GET /api/datasources/uid/<uid>; the service-account API
   (grafana.com/docs/grafana/latest/developers/http_api/serviceaccount/: search, create with a role,
   tokens -> {"key"}) with basic auth as admin; GET/POST /api/annotations with a Bearer token of an Editor
-  service account. Anything else: 401 without credentials, 404 otherwise.
+  service account (GET filtered by tags and time range as grafana_api.py says). Anything else: 401 without
+  credentials, 404 otherwise.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.doubles.http_reply import send_json  # noqa: E402
+from tests.doubles.grafana_api import find_annotations
+from tests.doubles.http_reply import send_json
 
 ENV_REF = re.compile(r"\$\{(\w+)\}|\$(\w+)")
 
@@ -138,7 +140,7 @@ class FakeGrafana:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
+            def do_GET(self):
                 who = fake.who(self.headers.get("Authorization", ""))
                 viewer = who or ("viewer" if fake.anonymous else None)
                 if self.path == "/api/health":
@@ -152,15 +154,18 @@ class FakeGrafana:
                     return send_json(
                         self, 200 if found else 404, found[0] if found else {"message": "not found"}
                     )
-                if self.path.startswith("/api/annotations"):
-                    return send_json(self, 200 if who else 401, fake.annotations if who else {})
+                if self.path == "/api/annotations" or self.path.startswith("/api/annotations?"):
+                    # Filtered as Grafana's store filters (tags AND, overlapping time range): grafana_api.py.
+                    query = self.path.partition("?")[2]
+                    return send_json(self, 200 if who else 401, find_annotations(fake.annotations, query)
+                                     if who else {"message": "Unauthorized"})
                 if self.path.startswith("/api/serviceaccounts/search") and who == "admin":
                     return send_json(
                         self, 200, {"serviceAccounts": fake.accounts, "totalCount": len(fake.accounts)}
                     )
                 send_json(self, 404 if who else 401, {"message": "Not found" if who else "Unauthorized"})
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 who = fake.who(self.headers.get("Authorization", ""))
                 with fake.lock:

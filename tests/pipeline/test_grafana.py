@@ -57,14 +57,46 @@ def test_wrong_token_or_no_grafana_never_raises(grafana, monkeypatch):
     assert len(grafana.annotations) == 0
 
 
+def test_a_rerun_finds_its_annotation_and_posts_no_duplicate(grafana):
+    """A re-executed check or a retried step annotates the same window with the same tags again: Grafana is
+    asked first (GET /api/annotations by tags and range) and the existing annotation is kept."""
+    g = GrafanaResource(url=grafana.url)
+    first = g.annotate(10.0, 20.5, "phase0 (live): latency phase window", ["latency-phase", "phase0", "live"],
+                       base_tags=("crdb-latency-window",))
+    again = g.annotate(10.0, 20.5, "phase0 (live): latency phase window", ["latency-phase", "phase0", "live"],
+                       base_tags=("crdb-latency-window",))
+    assert "annotated Grafana (id 1)" in first and "already annotated in Grafana (id 1)" in again
+    assert len(grafana.annotations) == 1 and grafana.finds == 2
+    # Another window, or the same window with other tags (the baseline, another environment), is new.
+    g.annotate(10.0, 21.5, "x", ["latency-phase", "phase0", "live"], base_tags=("crdb-latency-window",))
+    g.annotate(10.0, 20.5, "x", ["latency-baseline", "phase0", "live"], base_tags=("crdb-latency-window",))
+    g.annotate(10.0, 20.5, "x", ["latency-phase", "phase0", "rehearsal"], base_tags=("crdb-latency-window",))
+    assert len(grafana.annotations) == 4
+
+
 @pytest.mark.slow
 def test_each_phase_posts_one_annotation(resources, worlds, grafana):
+    """One phase annotation per phase on the evolution dashboard (its tags), and each phase's latency gate
+    marks its two windows (baseline, phase) on the sample-app dashboard only (tag crdb-latency-window)."""
     from evolution_pipeline.definitions import build_definitions
+    from evolution_pipeline.latency import ANNOTATION_TAG
+    from evolution_pipeline.phases import PHASES
 
     resources = {**resources, "grafana": GrafanaResource(url=grafana.url, cluster_label="crdb-test-live")}
     job = build_definitions(resources).resolve_job_def("evolve")
     with dg.instance_for_test() as instance:
         assert job.execute_in_process(instance=instance).success
-    assert [a["tags"][2] for a in grafana.annotations] == ["phase0_single_node", "phase1_two_nodes",
-                                                           "phase2_three_nodes"]
-    assert all(a["timeEnd"] >= a["time"] for a in grafana.annotations)
+    names = [p.name for p in PHASES]
+    phases = [a for a in grafana.annotations if a["tags"][:2] == ["crdb-evolution", "phase"]]
+    assert [a["tags"][2] for a in phases] == names
+    assert all(a["timeEnd"] >= a["time"] for a in phases)
+    windows = [a for a in grafana.annotations if a["tags"][0] == ANNOTATION_TAG]
+    assert len(phases) + len(windows) == len(grafana.annotations)  # nothing else was posted
+    assert sorted(a["tags"][1:] for a in windows) == sorted(
+        [kind, name, "live"] for name in names for kind in ("latency-baseline", "latency-phase"))
+    assert not any({"crdb-evolution", "phase"} & set(a["tags"]) for a in windows)  # never on the evolution board
+    for name in names:  # the baseline is the same length as the phase window and touches it
+        base, phase = (next(a for a in windows if a["tags"][1:3] == [kind, name])
+                       for kind in ("latency-baseline", "latency-phase"))
+        assert base["timeEnd"] - base["time"] == phase["timeEnd"] - phase["time"] > 0
+        assert base["timeEnd"] == phase["time"] or base["time"] == phase["timeEnd"]
