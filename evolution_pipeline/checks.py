@@ -8,14 +8,14 @@ default: Prometheus unreachable or a query without series fails it, with the rea
 check stops the later phases of the run.
 """
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
 
-from .drills import promql
+from . import app_promql as promql
+from .app_promql import Window
 from .environments import ENVIRONMENTS, Environment
 from .latency import build_latency_check
 from .phases import PHASES, Phase
@@ -37,26 +37,13 @@ class CheckSpec:
     settle: bool = True
 
 
-@dataclass(frozen=True)
-class Window:
-    """The minutes a phase's checks judge, pinned to the phase run's own start and end (`@ <end>` in PromQL),
-    so a check re-executed later, or in another run, judges the same minutes, never the minutes before now."""
-
-    start: float
-    end: float
-
-    @property
-    def seconds(self) -> int:
-        # floor: a window never reaches back past `start` (increase() only counts samples inside it).
-        return math.floor(self.end - self.start)
-
-
 def app_window(prom: PrometheusResource, state: PhaseState) -> Window:
-    """Since the app could serve (or the phase started) until the phase ended, at least min_window_seconds:
-    a phase that ends sooner is judged until the app has served that long (phase 0 on a fresh cluster)."""
+    """The minutes a phase's checks judge, pinned to the phase run's own start and end (a check re-executed
+    later, or in another run, judges the same minutes): since the app could serve (or the phase started) until
+    the phase ended, at least min_window_seconds: a phase that ends sooner is judged until the app has served
+    that long (phase 0 on a fresh cluster)."""
     start = state.app_serving_since or state.started_at
-    end = state.finished_at or start
-    return Window(start, max(end, start + prom.min_window_seconds))
+    return Window.at_least(start, state.finished_at or start, prom.min_window_seconds)
 
 
 def _underreplicated(prom, phase, state):
@@ -73,22 +60,15 @@ def _live_nodes(prom, phase, state):
             f"== {phase.nodes}")
 
 
-def _increase(prom, w: Window, extra: str) -> str:
-    return f"sum(increase({prom.app('app_requests_total', extra)}[{w.seconds}s] {promql.at(w.end)}))"
-
-
 def _app_traffic(prom, phase, state):
     w = app_window(prom, state)
-    return lambda _: _increase(prom, w, f'route=~"{prom.app_routes}"'), lambda v: v > 0, "> 0 requests"
+    return lambda _: promql.requests(prom, w.start, w.end), lambda v: v > 0, "> 0 requests"
 
 
 def _app_errors(prom, phase, state):
     w = app_window(prom, state)
-    errors = _increase(prom, w, f'route=~"{prom.app_routes}",status=~"5.."')
-    total = _increase(prom, w, f'route=~"{prom.app_routes}"')
-    # `or vector(0)`: no 5xx series at all means no errors, not "no data".
-    budget = prom.app_error_budget
-    return lambda _: f"({errors} or vector(0)) / {total}", lambda v: v <= budget, f"<= {budget:g} (error budget)"
+    query = promql.error_ratio(prom, w.start, w.end)
+    return (lambda _: query, *promql.within_error_budget(prom))
 
 
 CHECKS = (

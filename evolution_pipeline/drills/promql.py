@@ -8,27 +8,17 @@ from __future__ import annotations
 
 import math
 
+# The app's traffic and 5xx queries have one home, shared with the phase checks and the rotation check.
+from ..app_promql import at, error_ratio, requests
 from ..resources.prometheus import PrometheusResource
+
+__all__ = ["at", "error_ratio", "instant", "latency_quantile", "max_over", "requests", "survivors_min",
+           "window_seconds"]
 
 
 def window_seconds(start: float, end: float, minimum: int) -> int:
     """Seconds from start to end, at least `minimum` (increase() needs two samples inside its range)."""
     return max(int(minimum), math.ceil(end - start))
-
-
-def at(end: float) -> str:
-    return f"@ {end:.3f}"
-
-
-def requests(prom: PrometheusResource, start: float, end: float, errors_only: bool = False) -> str:
-    extra = f'route=~"{prom.app_routes}"' + (',status=~"5.."' if errors_only else "")
-    w = window_seconds(start, end, prom.min_window_seconds)
-    return f"sum(increase({prom.app('app_requests_total', extra)}[{w}s] {at(end)}))"
-
-
-def error_ratio(prom: PrometheusResource, start: float, end: float) -> str:
-    # `or vector(0)`: no 5xx series at all means no errors, not "no data" (as in checks._app_errors).
-    return f"({requests(prom, start, end, errors_only=True)} or vector(0)) / {requests(prom, start, end)}"
 
 
 def latency_quantile(prom: PrometheusResource, q: float, start: float, end: float) -> str:

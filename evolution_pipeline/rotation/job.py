@@ -2,19 +2,19 @@
 
 The asset `app_credentials` (`rehearsal/app_credentials`) is the record of the last rotation: which rotation
 user each path runs on, how long the app took to switch, that the retired credential is refused. Two blocking
-checks judge it: the app kept serving during the rotation (its 5xx ratio from Prometheus, the same query
-and budget as the phases' check) and every retired credential is refused. It runs in the environment's
+checks judge it: the app kept serving during the rotation (its 5xx ratio from Prometheus over the rotation's
+own window, pinned with `@ <end>`: the same query and budget as the phases' check, app_promql.py) and every
+retired credential is refused. It runs in the environment's
 pool, so it never overlaps an evolution of the same environment.
 """
 
 import os
 import time
 from dataclasses import asdict, dataclass
-from types import SimpleNamespace
 
 import dagster as dg
 
-from ..checks import _app_errors
+from .. import app_promql
 from ..configuration import backend, setting
 from ..environments import ENVIRONMENTS, LIVE, REHEARSAL, Environment
 from ..ops.common import permanent
@@ -103,19 +103,28 @@ def build_rotation_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
 
     @dg.asset_check(asset=env.asset_key(ASSET), name="app_kept_serving_during_rotation", blocking=True,
                     required_resource_keys={prom_key},
-                    description="The app's 5xx ratio over the rotation stayed within the error budget.")
+                    description="The app's 5xx ratio over the rotation's own window (its start to its end, at "
+                                "least min_window_seconds, pinned with PromQL's `@ <end>` like the phase "
+                                "checks) stayed within the error budget.")
     def _serving(context, record: RotationRecord) -> dg.AssetCheckResult:
         prom = getattr(context.resources, prom_key)
-        # The phases' query and budget, over the rotation's own window (at least min_window_seconds).
-        query, ok, expectation = _app_errors(prom, None, SimpleNamespace(app_serving_since=None,
-                                                                           started_at=record.started_at))
+        # The phases' query and budget over the rotation's own window: re-executed later, it judges the same
+        # minutes. A rotation shorter than the minimum window is judged until that much has passed.
+        window = app_promql.Window.at_least(record.started_at, record.finished_at, prom.min_window_seconds)
+        query = app_promql.error_ratio(prom, window.start, window.end)
+        ok, expectation = app_promql.within_error_budget(prom)
+        time.sleep(max(0.0, window.end - time.time()))  # a pinned query about an instant still to come
         passed, reading, error = prom.wait_until(query, ok, timeout=prom.check_settle_seconds,
                                                  interval=prom.check_poll_seconds, retry_failed_values=False)
         value = f"{reading.value:g}" if reading else "no data"
         return dg.AssetCheckResult(
             passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-            description=f"5xx ratio {value}, expected {expectation}" + (f": {error}" if error else ""),
-            metadata={"query": dg.MetadataValue.text(query), "prometheus": dg.MetadataValue.url(prom.url)})
+            description=f"5xx ratio {value} over the rotation's window pinned @ {window.end:.3f}, expected "
+                        f"{expectation}" + (f": {error}" if error else ""),
+            metadata={"query": dg.MetadataValue.text(query), "expected": expectation,
+                      "window_start": dg.MetadataValue.timestamp(window.start),
+                      "window_end": dg.MetadataValue.timestamp(window.end),
+                      "prometheus": dg.MetadataValue.url(prom.url)})
 
     @dg.asset_check(asset=env.asset_key(ASSET), name="retired_credentials_refused", blocking=True,
                     description="Every retired rotation user's credential is refused by the database.")
