@@ -11,6 +11,7 @@ import pytest
 
 from evolution_pipeline.checks import CHECKS
 from evolution_pipeline.environments import ENVIRONMENT_TAG
+from evolution_pipeline.latency import CHECK_NAME as LATENCY_CHECK
 from evolution_pipeline.phases import PHASES
 from tests.doubles.pipeline_world import read_world, world
 from tests.support.dagster_dev import start_dagster_dev
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 LOCATION = "crdb_stand_in"
 REPOSITORY = "__repository__"  # the repository name Dagster gives a module-level Definitions object
 PHASE_NAMES = [p.name for p in PHASES]
-CHECK_NAMES = sorted(c.name for c in CHECKS)
+CHECK_NAMES = sorted([c.name for c in CHECKS] + [LATENCY_CHECK])  # every blocking check on a phase
 
 DEFINITIONS_QUERY = """query Defs($repo: RepositorySelector!, $group: AssetGroupSelector!) {
   repositoryOrError(repositorySelector: $repo) { __typename ... on Repository { jobs { name } } }
