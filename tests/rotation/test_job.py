@@ -69,6 +69,13 @@ def test_rotate_credentials_job_under_load(admin, store, app, prometheus, pg):
     assert mat.metadata["users"].value == {"writer": "app_rw_02", "reader": "app_ro_02"}
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"app_kept_serving_during_rotation": True, "retired_credentials_refused": True}
+    # The 5xx check judged the rotation's own window (at least the 5 s minimum), pinned with `@ <end>`.
+    record = result.output_for_node(ASSET)
+    serving = next(e for e in result.get_asset_check_evaluations()
+                   if e.check_name == "app_kept_serving_during_rotation")
+    window = (serving.metadata["window_start"].value, serving.metadata["window_end"].value)
+    assert window == (record.started_at, max(record.finished_at, record.started_at + 5))
+    assert serving.metadata["query"].value.count(f"@ {window[1]:.3f}") == 2  # 5xx and all requests
     assert all(login_error(url, 3) is not None for url in old.values())  # the retired credentials
     assert load.failures == [] and load.count > 50
     print(f"\nrotate_credentials job under load: {load.count} requests, {len(load.failures)} failed, run "
