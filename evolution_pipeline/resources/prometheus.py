@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
 
 
 class PrometheusQueryError(RuntimeError):
@@ -54,7 +55,13 @@ class PrometheusResource(dg.ConfigurableResource):
         return f"{metric}{self.selector(self.app_job, extra)}"
 
     def _client(self) -> PrometheusConnect:
-        return PrometheusConnect(url=self.url, disable_ssl=not self.url.startswith("https"))
+        # The checks poll on their own (wait_until, the settle window), so one query retries only briefly:
+        # the client's default (3 retries, backoff factor 1) spends 6 s on every query to a Prometheus that
+        # is down, and the checks would take minutes to say so. The HTTP timeout bounds a Prometheus that
+        # accepts the connection and never answers (the client has none by default).
+        retry = Retry(total=2, backoff_factor=0.1, status_forcelist=[408, 429, 500, 502, 503, 504])
+        return PrometheusConnect(url=self.url, disable_ssl=not self.url.startswith("https"), retry=retry,
+                                 timeout=self.timeout_seconds + 5)
 
     def query_value(self, expr: str) -> Reading:
         """Evaluate an instant query that must return at least one series; sum them into one value."""
