@@ -18,7 +18,14 @@ from dataclasses import asdict, dataclass, field
 from sample_app import redact
 
 from .phases import SQL_USERS, Phase, previous_phase
-from .resources.sql import ZONE_TARGETS_DATA, SqlError, ZoneConfig, collection_uri, redact_uri
+from .resources.sql import (
+    ZONE_TARGETS_DATA,
+    SqlError,
+    ZoneConfig,
+    backup_statement,
+    collection_uri,
+    redact_uri,
+)
 from .rotation.roles import GROUPS
 from .sqlscript import load_script
 from .zones import ZoneSetting, zone_plan
@@ -194,7 +201,7 @@ def _sql_steps(phase: Phase) -> list[Step]:
 def _backup_step(phase: Phase, crdb, view: ClusterView | None) -> Step:
     # Shown, never sent: credentials in the destination's query string (s3 keys) are redacted.
     uri = redact_uri(collection_uri(crdb.backup_uri, phase.backup_label, RUN_ID))
-    commands = (f"BACKUP INTO '{uri}' AS OF SYSTEM TIME '-10s';",
+    commands = (backup_statement(f"'{uri}'", crdb.backup_as_of_seconds) + ";",
                 f"SHOW BACKUP FROM LATEST IN '{uri}' WITH check_files;")
     if view is not None and (view.nodes == 0 or not view.database):
         return Step("backup", "skipped: no application data to protect yet", DONE)

@@ -122,6 +122,10 @@ class CrdbSqlResource(dg.ConfigurableResource):
     # "setting or updating a password is not supported in insecure mode" (cockroachdb/cockroach
     # pkg/sql/alter_role.go, pkg/sql/create_role.go). Users are then created without one.
     insecure: bool = False
+    # BACKUP ... AS OF SYSTEM TIME '-<n>s': a consistent snapshot slightly in the past, which keeps the backup
+    # from contending with live writes (the CockroachDB docs' recommendation, "Take Full and Incremental
+    # Backups"); it holds only what existed n seconds before the statement.
+    backup_as_of_seconds: int = 10
     replication_timeout_seconds: float = 900.0
     replication_poll_seconds: float = 5.0
 
@@ -290,7 +294,12 @@ class CrdbSqlResource(dg.ConfigurableResource):
         # A consistent snapshot slightly in the past keeps the backup from contending with live writes.
         # Never retried here: BACKUP runs as a job that outlives a broken connection, and a blind retry
         # would start a second full backup. The backup op decides what to do (see ops/backup.py).
-        self.execute("BACKUP INTO %(uri)s AS OF SYSTEM TIME '-10s'", {"uri": uri}, retry=False)
+        self.execute(backup_statement("%(uri)s", self.backup_as_of_seconds), {"uri": uri}, retry=False)
+
+
+def backup_statement(uri: str, as_of_seconds: int) -> str:
+    """The BACKUP statement the backup op sends and the plan shows (`uri` quoted or a placeholder)."""
+    return f"BACKUP INTO {uri} AS OF SYSTEM TIME '-{int(as_of_seconds)}s'"
 
 
 def zone_sql(target: str, num_replicas: int, num_voters: int | None = None,
@@ -361,7 +370,7 @@ def _describe(statement) -> str:
 # Query parameters of a backup destination that carry credentials (s3 AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN,
 # gs CREDENTIALS, azure AZURE_ACCOUNT_KEY, ...): CockroachDB redacts the same ones in SHOW JOBS
 # (cockroachdb/cockroach pkg/cloud, SanitizeExternalStorageURI with each provider's RedactedParams).
-_SECRET_PARAM = re.compile(r"(SECRET|KEY|TOKEN|CREDENTIALS|PASSWORD|SIGNATURE)", re.I)
+_SECRET_PARAM = re.compile(r"(SECRET|KEY|TOKEN|CREDENTIALS|PASSWORD|SIGNATURE)", re.IGNORECASE)
 
 
 def redact_uri(uri: str) -> str:

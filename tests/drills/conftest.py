@@ -47,10 +47,10 @@ def resources(worlds, crdbs, bench):  # noqa: F811
             ready_timeout_seconds=old.ready_timeout_seconds,
             poll_interval_seconds=old.poll_interval_seconds,
         )
-    # BACKUP INTO ... AS OF SYSTEM TIME '-10s' holds only tables older than 10 s (the stand-in keeps row
-    # history like CockroachDB's MVCC): let each phase's checks judge at least 12 s of app history, so the
-    # app database is older than that when phase 2 backs it up, however fast the stand-ins converge. (A real
-    # run judges 60 s.)
-    for key in ("prometheus", "rehearsal_prometheus"):
-        res[key] = replaced(res[key], min_window_seconds=12)
+    # BACKUP INTO ... AS OF SYSTEM TIME '-<n>s' holds only tables older than n seconds (the stand-in keeps row
+    # history like CockroachDB's MVCC). A real run backs up 10 s in the past and judges at least 60 s per
+    # phase; here the backup looks back 1 s, so phases 0 and 1 (5 s of checks each) always leave the app
+    # database old enough for phase 2's backup, however fast the stand-ins converge, without 12 s windows.
+    for key in ("crdb", "rehearsal_crdb"):
+        res[key] = replaced(res[key], backup_as_of_seconds=1)
     return res
