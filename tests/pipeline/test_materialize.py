@@ -188,11 +188,11 @@ def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
 
 
 def test_prometheus_down_fails_the_checks(resources, worlds):
-    from evolution_pipeline.resources.prometheus import PrometheusResource
-
     dead = dict(resources)
-    dead["prometheus"] = PrometheusResource(url="http://127.0.0.1:9", cluster_label="crdb-test-live",
-                                            check_settle_seconds=1, check_poll_seconds=0.2)
+    # The bench's windows (min_window_seconds 5), only the address changed: a check waits for its window
+    # to end before it asks, and the 60 s default would only make this test wait.
+    dead["prometheus"] = replaced(resources["prometheus"], url="http://127.0.0.1:9", check_settle_seconds=1,
+                                  check_poll_seconds=0.2)
     with dg.instance_for_test() as instance:
         result = materialize(dead, instance, LIVE_KEYS[0], raise_on_error=False)
     evaluations = result.get_asset_check_evaluations()
@@ -215,11 +215,9 @@ def test_error_budget_breach_fails_the_app_check(resources, worlds, bench):
 
 def test_no_traffic_fails_the_app_check(resources, worlds, bench):
     resources = dict(resources)
-    from evolution_pipeline.resources.prometheus import PrometheusResource
-
     # Scope the app checks to a route the app never serves: no requests, so the check must fail.
-    resources["prometheus"] = PrometheusResource(**{**resources["prometheus"].model_dump(),
-                                                    "app_routes": "/never-called"})
+    # Missing data is waited for until check_settle_seconds run out: 2 s shows the refusal as well as 15 s.
+    resources["prometheus"] = replaced(resources["prometheus"], app_routes="/never-called", check_settle_seconds=2)
     with dg.instance_for_test() as instance:
         result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     checks = checks_by_name(result)
@@ -283,7 +281,7 @@ def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, crdbs
 ])
 def test_two_voters_are_refused_by_cockroachdb(resources, worlds, crdbs, monkeypatch, states_voters, refusal):
     """Put the seed's "RF 2" back: CockroachDB's zone validation refuses it (SQLSTATE 23514), apply_sql fails."""
-    import evolution_pipeline.zones as zones
+    from evolution_pipeline import zones
 
     two = Replication(num_replicas=2, num_voters=2)
     monkeypatch.setitem(PHASES_BY_NAME, PHASES[1].name, dataclasses.replace(PHASES[1], data=two, system=two))
