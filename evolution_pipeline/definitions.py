@@ -4,7 +4,7 @@ import dagster as dg
 
 from .assets import all_assets
 from .checks import all_checks
-from .jobs import evolve, nightly_rehearsal_schedule, rehearse
+from .jobs import evolve, nightly_rehearsal_schedule, rehearsal_report_job, rehearse
 from .resources.alerts import alert_resource
 from .resources.run_state import InstanceStateIOManager
 from .rotation.job import (
@@ -15,7 +15,7 @@ from .rotation.job import (
     rotation_schedule,
 )
 from .sensors import RESOURCE_KEY as ALERTS
-from .sensors import build_failure_sensor
+from .sensors import build_failure_sensor, build_report_sensor
 
 
 def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = None) -> dg.Definitions:
@@ -23,9 +23,11 @@ def build_definitions(resources: dict, schedule: dg.ScheduleDefinition | None = 
     return dg.Definitions(
         assets=all_assets() + rotation_assets(),
         asset_checks=all_checks() + rotation_checks(),
-        jobs=[evolve, rehearse, *ROTATION_JOBS.values()],
+        jobs=[evolve, rehearse, rehearsal_report_job, *ROTATION_JOBS.values()],
         schedules=[schedule or nightly_rehearsal_schedule(), rotation_schedule()],
-        sensors=[build_failure_sensor()],  # every job of this code location, ad-hoc asset runs included
+        # The failure alert watches every job of this code location, ad-hoc asset runs included; the report
+        # sensor gives a rehearse run that failed before its report a report-only run.
+        sensors=[build_failure_sensor(), build_report_sensor()],
         # Every output is handed on through the instance's event log (resources/run_state.py), the one store
         # every run shares on Kubernetes (a pod per run). The credential stores (rotate_credentials) come
         # from the environment unless the caller gives them.

@@ -1,12 +1,12 @@
-"""The evolve job, the rehearsal job and the nightly rehearsal schedule."""
+"""The evolve job, the rehearsal job, the report-only job and the nightly rehearsal schedule."""
 
 import os
 
 import dagster as dg
 
 from .configuration import backend
+from .drills.report import REPORT_NAME
 from .environments import LIVE, REHEARSAL, Environment
-
 
 # Crash-only run retries: a run whose worker died (an evicted or OOM-killed run pod, a drained node) is
 # re-executed from failure by the daemon, up to twice; a run that failed because a step failed is not (that
@@ -34,6 +34,19 @@ rehearse = _job("rehearse", REHEARSAL,
                 "Rehearse the whole evolution on the rehearsal environment, recreated from scratch first, then "
                 "drill it after phase 2 (a node taken away and back, the latest backup restored and compared) "
                 "and end with the rehearsal report.")
+
+# The report alone, for a rehearse run that stopped before its report (a failed step or blocking check skips
+# everything after it): sensors.py launches it with the tag crdb-evolution/report-of = that run's id, and the
+# report reads that run from the instance (drills/report_asset.py). No environment tag: it touches no cluster
+# (Prometheus and the instance only), so it never waits behind the next rehearsal in the run queue.
+REPORT_JOB_TAG = "crdb-evolution/report"
+rehearsal_report_job = dg.define_asset_job(
+    name="rehearsal_report_job",
+    selection=dg.AssetSelection.assets(REHEARSAL.asset_key(REPORT_NAME)),  # with its verdict check
+    description="Write the rehearsal report of a rehearse run that failed before it (tag "
+                "crdb-evolution/report-of: that run's id); its verdict check fails this run on FAIL.",
+    tags={REPORT_JOB_TAG: REHEARSAL.name},
+)
 
 
 def nightly_rehearsal_schedule(cron: str | None = None, timezone: str | None = None,

@@ -19,7 +19,7 @@ from ..environments import LIVE, REHEARSAL
 from .backup_restore import build_backup_restore_asset
 from .checks import build_node_loss_checks, build_report_checks, build_restore_checks
 from .node_loss import build_node_loss_asset
-from .report import build_report_asset
+from .report_asset import build_report_asset
 
 ENABLE_LIVE_DRILL = "EVOLUTION_NODE_LOSS_DRILL"
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ..latency import CHECK_NAME as LATENCY_CHECK
+from .run_record import run_chain
 
 
 @dataclass(frozen=True)
@@ -22,15 +23,6 @@ class LatencyOutcome:
     description: str
     summary: str  # the check's Markdown table
     figures: dict  # name -> number (milliseconds, requests, ratios), as the check recorded them
-
-
-def run_chain(instance: dg.DagsterInstance, run_id: str) -> list[str]:
-    """The run and its parents (re-execution), oldest first."""
-    chain, run = [], instance.get_run_by_id(run_id)
-    while run is not None:
-        chain.append(run.run_id)
-        run = instance.get_run_by_id(run.parent_run_id) if run.parent_run_id else None
-    return chain[::-1]
 
 
 def check_evaluations(instance: dg.DagsterInstance, run_id: str, check_name: str) -> dict:

@@ -1,10 +1,11 @@
-"""The rehearsal report: the last asset of `rehearse`, the story of the night in one table.
+"""The rehearsal report: the story of the night in one table (the asset itself: report_asset.py).
 
 Per phase: converge seconds, the backup (size, rows, verified WITH check_files), the app's p50/p99 latency and
 5xx ratio during the phase (Prometheus, pinned to the phase's window); then both drills' results, and a
-PASS/FAIL verdict with its reasons. Every figure is also numeric metadata, so Dagster plots it across nights;
-a figure that does not exist is left out (never -1, which would plot as a real point). Its blocking check `rehearsal_verdict` fails the run on FAIL, which the failure sensor
-reports.
+PASS/FAIL verdict with its reasons (a phase not reached, a drill that failed or never ran, a failed check
+included). Every figure is also numeric metadata, so Dagster plots it across nights; a figure that does not
+exist is left out (never -1, which would plot as a real point). Its blocking check `rehearsal_verdict` fails
+the run on FAIL, which the failure sensor reports.
 """
 
 import math
@@ -12,8 +13,6 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from ..environments import REHEARSAL
-from ..phases import PHASES
 from ..resources.prometheus import PrometheusQueryError, PrometheusResource
 from ..state import PhaseState
 from . import promql
@@ -210,56 +209,14 @@ def _or(value) -> float | None:
 
 
 def build_report(
-    prom: PrometheusResource, states: list[PhaseState], drills: list[DrillFigures], latency: list | None = None
+    prom: PrometheusResource, states: list[PhaseState], drills: list[DrillFigures], latency: list | None = None,
+    more_reasons: list[str] | None = None,
 ) -> RehearsalReport:
+    """more_reasons: what the run itself says went wrong (a phase not reached, a step that failed, a check
+    that failed: report_asset.py), after the figures' own reasons."""
     phases = [phase_figures(prom, s) for s in states]
     reasons = verdict_reasons(phases, drills, prom.app_error_budget)
     reasons += [f"{o.phase}: {o.description}" for o in latency or [] if not o.passed]
+    reasons += more_reasons or []
     return RehearsalReport(tuple(phases), tuple(drills), tuple(reasons), prom.app_error_budget,
                            tuple(latency or ()))
-
-
-def build_report_asset() -> dg.AssetsDefinition:
-    from .backup_restore import DRILL_NAME as RESTORE
-    from .node_loss import DRILL_NAME as NODE_LOSS
-
-    env = REHEARSAL
-    prom_key = env.resource_key("prometheus")
-    ins = {f"phase{p.index}": dg.AssetIn(key=env.asset_key(p)) for p in PHASES}
-    ins |= {
-        "node_loss": dg.AssetIn(key=env.asset_key(NODE_LOSS)),
-        "restore": dg.AssetIn(key=env.asset_key(RESTORE)),
-    }
-
-    @dg.asset(
-        key=env.asset_key(REPORT_NAME),
-        ins=ins,
-        group_name=env.group,
-        required_resource_keys={prom_key},
-        description="The rehearsal's story: per phase converge time, backup, app latency and 5xx ratio; the "
-        "drills' results; a PASS/FAIL verdict. Numeric metadata plots each figure across nights.",
-    )
-    def rehearsal_report(
-        context: dg.AssetExecutionContext,
-        node_loss,
-        restore,
-        phase0: PhaseState,
-        phase1: PhaseState,
-        phase2: PhaseState,
-    ) -> RehearsalReport:
-        from .outcomes import latency_outcomes  # not at import time: latency.py imports this package
-
-        states = [phase0, phase1, phase2]  # one input per phase of the table (ins above), in order
-        # The phases' latency gates as their checks judged them in this run (and the runs it re-executes).
-        latency = latency_outcomes(context.instance, context.run_id, {p.name: env.asset_key(p) for p in PHASES})
-        report = build_report(
-            getattr(context.resources, prom_key),
-            states,
-            [node_loss_figures(node_loss), restore_figures(restore)],
-            latency,
-        )
-        context.log.info(f"rehearsal verdict: {report.verdict_text()}")
-        context.add_output_metadata(metadata(report))
-        return report
-
-    return rehearsal_report

@@ -26,10 +26,14 @@ class AlertResource(dg.ConfigurableResource):
     slack_token: str | None = None
     slack_channel: str | None = None
     webhook_url: str | None = None
-    webserver_url: str | None = None  # makes the message link to the run
+    webserver_url: str | None = None  # makes the message link to the run (and the rehearsal report)
 
     def run_url(self, run_id: str) -> str:
         return f"{self.webserver_url.rstrip('/')}/runs/{run_id}" if self.webserver_url else ""
+
+    def asset_url(self, path: list[str]) -> str:
+        """The asset's page in the Dagster UI (/assets/<key path>): its latest materialization, its checks."""
+        return f"{self.webserver_url.rstrip('/')}/assets/{'/'.join(path)}" if self.webserver_url else ""
 
     def deliver(self, payload: dict, log) -> str:
         """Send the alert where the configuration says; returns where it went."""

@@ -41,16 +41,17 @@ def shape(defs: dg.Definitions) -> dict:
         if isinstance(node_def, dg.GraphDefinition):
             graph_steps[node_def.name] = [n.name for n in node_def.nodes_in_topological_order]
     jobs = {}
-    for name in ("evolve", "rehearse"):
+    for name in ("evolve", "rehearse", "rehearsal_report_job"):
         job = defs.resolve_job_def(name)
         jobs[name] = {"tags": dict(job.tags), "assets": sorted(k.to_user_string() for k in job.asset_layer.executable_asset_keys)}
     schedule = defs.resolve_schedule_def("nightly_rehearsal")
-    sensor = defs.resolve_sensor_def("evolution_run_failure_alert")
+    sensors = [defs.resolve_sensor_def(n) for n in ("evolution_run_failure_alert", "rehearsal_report_after_failure")]
     return {
         # How runs hand on state (the instance, not a pod's disk) and who hears of a failed run.
         "io_manager": type(defs.resources["io_manager"]).__name__,
         "sensors": {sensor.name: {"monitored_jobs": sorted(j.name for j in sensor._monitored_jobs or []),
-                                  "resources": sorted(sensor.required_resource_keys)}},
+                                  "launches": sorted(t.job_name for t in sensor.targets),
+                                  "resources": sorted(sensor.required_resource_keys)} for sensor in sensors},
         "assets": assets,
         "graph_steps": graph_steps,
         "jobs": jobs,
