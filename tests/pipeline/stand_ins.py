@@ -36,11 +36,11 @@ def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, crdb_u
         resources[env.resource_key("prometheus")] = PrometheusResource(
             url=prometheus_url, cluster_label=CLUSTER_LABEL[env], check_settle_seconds=settle,
             check_poll_seconds=0.5, min_window_seconds=5,
-            # The bench's app shares 2 cores with the whole suite and a 5 s window holds ~20 logins, so its p99
-            # is nearly the slowest request: a scheduling stall of tens of ms. 100 ms of slack keeps the latency
-            # gate quiet about that (test_latency_rules.py covers the product's 10 ms; test_latency.py slows the
-            # reader by 500 ms, far over any limit this gives).
-            app_latency_slack_seconds=0.1)
+            # The bench's app shares 2 cores with 4 pytest-xdist workers and a 5 s window holds ~20 logins, so
+            # its p99 is nearly the slowest request: a scheduling stall, seen up to ~250 ms at a load of 6 on 2
+            # cores. 500 ms of slack keeps the latency gate quiet about that (test_latency_rules.py covers the
+            # product's 10 ms; test_latency.py slows the reader by 1.5 s, far over any limit this gives).
+            app_latency_slack_seconds=0.5)
         resources[env.resource_key("grafana")] = GrafanaResource(url=grafana_url, cluster_label=CLUSTER_LABEL[env])
         resources[env.resource_key("sample_app")] = SampleAppResource(url=app_urls[env.name])
     return resources

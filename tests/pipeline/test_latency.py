@@ -73,14 +73,14 @@ def _evolve():
 
 def test_a_slowed_reader_path_fails_the_phase_and_a_reexecution_judges_the_same_minutes(
         stand_in_env, worlds, bench):
-    """The reader path (/search) slowed by 500 ms from phase 0's scale step on: the check fails with the
+    """The reader path (/search) slowed by 1.5 s from phase 0's scale step on: the check fails with the
     figures and phase 1 never starts. Re-executed from failure once the reader is fast again, the check judges
     the same two windows (the phase run's own), so it fails again with the same figures."""
     _live_history(bench)
     app = bench.apps["live"]
     recon = dg.reconstructable(_evolve)
     with dg.instance_for_test() as instance:
-        with reader_slowed_once_scaled(app.pg, worlds["live"], 0.5) as slowed:
+        with reader_slowed_once_scaled(app.pg, worlds["live"], 1.5) as slowed:
             first = dg.execute_job(recon, instance, asset_selection=[dg.AssetKey(PHASE0)])
         assert "at" in slowed, "the phase never scaled, so the reader was never slowed"
         assert not first.success
@@ -89,8 +89,9 @@ def test_a_slowed_reader_path_fails_the_phase_and_a_reexecution_judges_the_same_
         assert not check.passed
         assert "/search p99" in check.description and "EXCEEDED" in check.description
         assert m["phase_start"] < slowed["at"] < m["phase_end"]
-        # The bench's slack (100 ms, stand_ins.py) with a noisy baseline still leaves the limit far under 500 ms.
-        assert m["search_phase_p99_ms"] > 400 > m["search_p99_limit_ms"]
+        # The bench's slack (500 ms, stand_ins.py) with a noisy baseline (up to ~250 ms p99 on busy cores) still
+        # leaves the limit far under the 1.5 s delay.
+        assert m["search_phase_p99_ms"] > 1400 > m["search_p99_limit_ms"]
         # Only the reader path was slowed: the writer's p99 stays below the reader's (it is not judged here:
         # on 2 busy cores a 20-request p99 of /login can cross its own limit).
         assert m["login_phase_p99_ms"] < m["search_phase_p99_ms"]
