@@ -58,7 +58,10 @@ install_python() {
   local uv
   uv=$(find_uv)
   if [[ -n $uv ]]; then
-    "$uv" pip install -q -p .venv/bin/python -e ".[$extra]" || python_failed
+    # --compile-bytecode: pip compiles at install, uv does not, and where PYTHONDONTWRITEBYTECODE is set
+    # (it is on these machines) nothing ever caches it: every process importing dagster would compile it
+    # again (5.5 s instead of 1.9 s per import, measured here).
+    "$uv" pip install -q --compile-bytecode -p .venv/bin/python -e ".[$extra]" || python_failed
   else
     .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[$extra]" || python_failed
   fi
