@@ -1,8 +1,10 @@
 """What the suite reads from the real cluster with its own SQL, independent of the product's parsing.
 
 Columns are CockroachDB's own: SHOW RANGES FROM DATABASE / SHOW CLUSTER RANGES return `range_id replicas
-replica_localities voting_replicas non_voting_replicas ...` with arrays of node ids, and WITH DETAILS adds
-`lease_holder` (cockroachdb/cockroach pkg/sql/logictest/testdata/logic_test/show_ranges). SHOW BACKUP returns
+replica_localities voting_replicas non_voting_replicas ...` with arrays of STORE ids (pkg/sql/crdb_internal.go,
+ranges_no_leases appends replica.StoreID), and WITH DETAILS adds `lease_holder` (a store too: the lease's
+Replica.StoreID) (cockroachdb/cockroach pkg/sql/logictest/testdata/logic_test/show_ranges). The suite maps
+stores to nodes through crdb_internal.kv_store_status before it reasons about nodes. SHOW BACKUP returns
 `database_name parent_schema_name object_name object_type backup_type start_time end_time size_bytes rows
 is_full_cluster regions`, plus `file_bytes` WITH check_files (pkg/backup/show.go backupShowerHeaders).
 """
@@ -66,23 +68,41 @@ def read_snapshot(url: str, phase: Phase, taken_at: float) -> Snapshot:
                              "FROM [SHOW RANGES FROM DATABASE {} WITH DETAILS]").format(sql.Identifier(APP_DATABASE)))
     cluster = query(url, "SELECT range_id, replicas, replica_localities, voting_replicas, non_voting_replicas "
                          "FROM [SHOW CLUSTER RANGES]")
-    ranges = [Range("app", int(r["range_id"]), _ids(r["voting_replicas"]), _ids(r["non_voting_replicas"]),
-                    int(r["lease_holder"]) if r["lease_holder"] is not None else None) for r in app]
-    ranges += [Range("cluster", int(r["range_id"]), _ids(r["voting_replicas"]), _ids(r["non_voting_replicas"]))
-               for r in cluster]
+    nodes = store_nodes(url)
+    ranges = [Range("app", int(r["range_id"]), _nodes(r["voting_replicas"], nodes),
+                    _nodes(r["non_voting_replicas"], nodes),
+                    nodes[int(r["lease_holder"])] if r["lease_holder"] is not None else None) for r in app]
+    ranges += [Range("cluster", int(r["range_id"]), _nodes(r["voting_replicas"], nodes),
+                     _nodes(r["non_voting_replicas"], nodes)) for r in cluster]
     zones = {target: zone_sql(url, target) for targets in ZONES.values() for target in targets}
-    return Snapshot(phase.name, ranges, zones, node_locality(cluster, 1), taken_at)
+    return Snapshot(phase.name, ranges, zones, node_locality(cluster, 1, nodes), taken_at)
 
 
-def _ids(values) -> tuple[int, ...]:
-    return tuple(sorted(int(v) for v in values or ()))
+def store_nodes(url: str) -> dict[int, int]:
+    """Store ID -> node ID, from crdb_internal.kv_store_status (one row per store: node_id, store_id). The
+    table is behind the session variable allow_unsafe_internals from v26.1 (pkg/sql/unsafesql); this suite,
+    never the product, turns it on for its own root session."""
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=10,
+                         application_name="crdb-real-conformance") as conn:
+        try:
+            conn.execute("SET allow_unsafe_internals = true")
+        except psycopg.errors.UndefinedObject:  # a version without the gate: nothing to turn on
+            pass
+        rows = conn.execute("SELECT store_id, node_id FROM crdb_internal.kv_store_status").fetchall()
+    return {int(r["store_id"]): int(r["node_id"]) for r in rows}
 
 
-def node_locality(cluster_rows: list[dict], node_id: int) -> str:
-    """Node `node_id`'s locality as the cluster reports it: replicas[i] has replica_localities[i]."""
+def _nodes(stores, nodes: dict[int, int]) -> tuple[int, ...]:
+    """The nodes holding `stores` (a node with two stores of one range would count once: CockroachDB never
+    places two replicas of a range on one node)."""
+    return tuple(sorted({nodes[int(s)] for s in stores or ()}))
+
+
+def node_locality(cluster_rows: list[dict], node_id: int, nodes: dict[int, int]) -> str:
+    """Node `node_id`'s locality as the cluster reports it: replicas[i] (a store) has replica_localities[i]."""
     for row in cluster_rows:
-        for replica, locality in zip(row["replicas"] or (), row["replica_localities"] or (), strict=False):
-            if int(replica) == node_id:
+        for store, locality in zip(row["replicas"] or (), row["replica_localities"] or (), strict=False):
+            if nodes.get(int(store)) == node_id:
                 return locality
     return ""
 
