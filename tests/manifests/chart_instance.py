@@ -109,6 +109,18 @@ def run_monitoring(v: dict) -> dict:
     }
 
 
+def run_retries(v: dict) -> dict | None:
+    """configmap-instance.yaml: `run_retries` only when dagsterDaemon.runRetries.enabled, with `enabled` and
+    `max_retries` (when set). The stored template renders nothing for retryOnAssetOrOpFailure though the
+    chart's schema (schema/charts/dagster/subschema/daemon.py, RunRetries) accepts it: where a chart does not
+    render it, the instance default applies, so the evolve and rehearse jobs carry the
+    dagster/retry_on_asset_or_op_failure=false tag themselves."""
+    rr = (v.get("dagsterDaemon") or {}).get("runRetries") or {}
+    if not rr.get("enabled"):
+        return None
+    return {"enabled": True, **({"max_retries": rr["maxRetries"]} if rr.get("maxRetries") else {})}
+
+
 def render(pg_port: int, kubeconfig: Path, v: dict | None = None) -> dict:
     """The instance for these values, with PostgreSQL moved to 127.0.0.1:<pg_port> and a kubeconfig file
     standing in for the pod's in-cluster credentials."""

@@ -120,6 +120,22 @@ def test_the_chart_renders_the_same_run_concurrency_as_the_local_instance():
     assert monitoring["free_slots_after_run_end_seconds"] == local_free
 
 
+def test_the_chart_retries_crashed_runs_as_the_local_instance_does():
+    """Crash-only run retries on Kubernetes as locally: an evicted run pod is retried up to twice (its state
+    lives in the instance), and the jobs themselves say never to retry a failed step or check."""
+    local = local_instance()["run_retries"]
+    rendered = chart_instance.run_retries(values())
+    assert rendered == {k: local[k] for k in ("enabled", "max_retries")}
+    assert local["retry_on_asset_or_op_failure"] is False
+    assert values()["dagsterDaemon"]["runRetries"]["retryOnAssetOrOpFailure"] is False
+    from evolution_pipeline.definitions import defs
+
+    for name in ("evolve", "rehearse"):
+        tags = defs.resolve_job_def(name).tags
+        assert tags["dagster/max_retries"] == str(local["max_retries"]), tags
+        assert tags["dagster/retry_on_asset_or_op_failure"] == "false", tags
+
+
 def test_dagster_reads_the_same_limits_from_both_instances(dagster_db, tmp_path, monkeypatch):
     """Dagster itself, loading each instance, sees equal pool and run-queue limits; the chart's run
     coordinator carries no limits of its own (dagster refuses both: instance/config.py
