@@ -147,6 +147,8 @@ def assert_second_evolution_waits(dev, first: str) -> None:
 
 
 def test_evolve_through_dagster_dev(dagster_dev, worlds):
+    """A real `dagster dev` (webserver, daemon, code server) launching evolve through its queue: ~40-70 s, most of it
+    Dagster's own start-up and the daemon's dequeue passes, which are what this test is about."""
     entry = dagster_dev.wait_until_loaded(LOCATION, timeout=240)
     assert [r["name"] for r in entry["locationOrLoadError"]["repositories"]] == [REPOSITORY]
     assert_definitions_visible(dagster_dev)

@@ -228,6 +228,7 @@ def missing_lines(output: str) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_path, data_dir):
+    """The real `make dev` without a cockroach binary up to ready, then one Ctrl-C: ~30-60 s of real start-up."""
     marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
     path = os.pathsep.join(
         p for p in os.environ["PATH"].split(os.pathsep) if p and not (Path(p) / "cockroach").exists()
@@ -294,6 +295,8 @@ def offline_clone(tmp_path: Path) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_fresh_clone_offline_without_apt_brings_up_ui_and_app_and_names_what_is_missing(tmp_path, data_dir):
+    """`make dev` twice (cold and warm) in an offline fresh clone, each up to ready and stopped with Ctrl-C: ~50-100 s,
+    the newcomer's first command cannot be proven any faster."""
     clone = offline_clone(tmp_path)
     path = shadow_path(tmp_path / "path", HIDDEN)
     for tool in HIDDEN:
@@ -380,6 +383,8 @@ def process_env(marker: str, needle: str) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(tmp_path, data_dir):
+    """The real `make dev` fetching and starting Prometheus and Grafana (stand-in mirror), the UI and the app: ~30-80 s
+    of real start-up and a clean Ctrl-C."""
     platform = load_fetch_tools().host_platform()
     marker = f"DEV_TEST_MARKER={uuid.uuid4().hex}"
     path = shadow_path(tmp_path / "path", HIDDEN)

@@ -14,6 +14,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("insecure", [False, True], ids=["secure", "insecure"])
 def test_prometheus_scrapes_the_local_nodes_it_is_told_about(local_env, insecure):
+    """A real Prometheus discovering stand-in nodes as the local backend starts them (file_sd refresh and scrapes
+    at 1 s): ~10-20 s of real discovery."""
     control = local_env.control(insecure=insecure)
     # As make dev does: Prometheus starts before any node, the pipeline grows the cluster afterwards.
     runtime = control.prepare_prometheus().parent.parent

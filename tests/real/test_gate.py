@@ -25,6 +25,7 @@ def _pytest(*args: str) -> str:
 
 
 def test_the_default_run_deselects_the_real_suite_and_make_test_real_collects_it():
+    """Three real pytest collections in subprocesses (each imports the suite's conftests): ~10-20 s."""
     default = _pytest()
     assert "no tests collected" in default and "deselected" in default, default
     # A -m of one's own replaces addopts' `-m "not real"`: the suite's conftest still keeps it out.
