@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -119,3 +121,16 @@ def custom_validator(api_version: str, kind: str) -> jsonschema.Draft202012Valid
 
 def pod_template_labels() -> dict[str, str]:
     return crdb_cluster()["spec"]["template"]["spec"]["podTemplate"]["metadata"]["labels"]
+
+
+def kind_install_commands() -> str:
+    """`make kind-install` as `make -n` prints it: the commands without running them (recursive $(MAKE) lines
+    are followed, also with -n). Skips where make is not installed."""
+    import pytest
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    result = subprocess.run(["make", "-n", "--no-print-directory", "kind-install"], check=False, cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

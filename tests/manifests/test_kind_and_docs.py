@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
 import pytest
 
 from evolution_pipeline.phases import REPO_ROOT
-from tests.manifests.support import K8S, crdb_cluster, manifest_docs
+from tests.manifests.support import K8S, crdb_cluster, kind_install_commands, manifest_docs
 
 README = K8S / "README.md"
 
 
 @pytest.fixture(scope="module")
 def install_commands() -> str:
-    if not shutil.which("make"):
-        pytest.skip("make is not installed")
-    # -n prints the commands without running them (recursive $(MAKE) lines are followed, also with -n).
-    result = subprocess.run(
-        ["make", "-n", "--no-print-directory", "kind-install"],
-        check=False,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return kind_install_commands()
 
 
 def position(text: str, pattern: str) -> int:

@@ -12,13 +12,12 @@ must say what it waits for).
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 import pytest
 
 from evolution_pipeline.phases import REPO_ROOT
+from tests.manifests.support import kind_install_commands
 from tests.support.workflows import load_workflow, run_commands
 
 WORKFLOW = REPO_ROOT / ".github" / "workflows" / "kind.yml"
@@ -133,18 +132,7 @@ def misordered(script: str) -> list[str]:
 @pytest.fixture(scope="module")
 def install() -> str:
     """`make kind-install`, as make -n prints it (recursive $(MAKE) lines are followed)."""
-    if not shutil.which("make"):
-        pytest.skip("make is not installed")
-    result = subprocess.run(
-        ["make", "-n", "--no-print-directory", "kind-install"],
-        check=False,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return kind_install_commands()
 
 
 @pytest.fixture(scope="module")
