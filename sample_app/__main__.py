@@ -13,7 +13,8 @@ import socket
 import sys
 from functools import partial
 
-from . import otel
+from crdb_common import otel
+
 from .settings import Settings, SettingsError
 
 # The app (and with it opentelemetry.propagate, which reads OTEL_PROPAGATORS on import) is imported only

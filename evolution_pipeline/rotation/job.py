@@ -20,8 +20,8 @@ from ..environments import ENVIRONMENTS, LIVE, REHEARSAL, Environment
 from ..ops.common import permanent
 from ..phases import REPO_ROOT
 from ..resources.sql import SqlError
+from ..roles import APP_PATHS, PATHS_BY_NAME
 from .publish import CredentialStoreError, FileCredentialStore, KubernetesSecretStore
-from .roles import APP_PATHS, PATHS_BY_NAME
 from .rotate import PathRotation, RotationError, Rotator
 
 ASSET = "app_credentials"
