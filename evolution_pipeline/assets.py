@@ -47,13 +47,7 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
         description=f"{phase.title}. {phase.description}",
         metadata={
             "nodes": phase.nodes,
-            "data_zone": phase.data.describe(),
-            "system_zone": phase.system.describe(),
-            "expected_data_voters": phase.expected_data_voters,
-            "expected_data_non_voters": phase.expected_data_non_voters,
-            "expected_system_voters": phase.expected_system_voters,
-            "expected_system_non_voters": phase.expected_system_non_voters,
-            "failures_tolerated": phase.failures_tolerated,
+            **phase.replication_facts(),
             "sql_files": ", ".join(phase.sql_files),
             "zone_configs": dg.MetadataValue.md("```sql\n" + "\n".join(zone_statements(phase)) + "\n```"),
             # What the steps do, by hand; the preflight step's metadata has it against the live cluster.
