@@ -10,20 +10,14 @@ import time
 
 import dagster as dg
 
-from .configuration import backend, cluster_resource, crdb_resource
-from .environments import ENVIRONMENTS, REHEARSAL, Environment
+from .configuration import backend, cluster_kinds, cluster_resource, crdb_resource
+from .environments import ENVIRONMENTS, OWNERS, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
 from .ops.scale import wait_until_ready
 from .phases import PHASES, Phase
 from .plan import static_markdown
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from .zones import zone_statements
-
-
-def phase_kinds(backend_name: str) -> set[str]:
-    """The kind tags the UI shows: the cluster control the phase really drives (EVOLUTION_CLUSTER_BACKEND),
-    Kubernetes only with the operator backend; the local backend runs `cockroach` processes."""
-    return {"cockroachdb", "kubernetes"} if backend_name == "operator" else {"cockroachdb"}
 
 
 def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: dg.AssetKey | None):
@@ -55,7 +49,8 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
             "environment": env.name,
         },
         tags={"crdb-evolution/phase": phase.name},
-        kinds=phase_kinds(backend()),
+        kinds=cluster_kinds(backend()),
+        owners=list(OWNERS),
     )
 
 
@@ -73,6 +68,8 @@ def fresh_rehearsal_environment() -> dg.AssetsDefinition:
         required_resource_keys={key},
         description="Recreates the rehearsal environment from nothing so each nightly rehearsal starts at phase 0.",
         pool=REHEARSAL.pool,
+        kinds=cluster_kinds(backend()),
+        owners=list(OWNERS),
     )
     def fresh_environment(context: dg.AssetExecutionContext) -> dict:
         res = getattr(context.resources, key)

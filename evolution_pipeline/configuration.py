@@ -65,6 +65,12 @@ def backend() -> str:
     return name
 
 
+def cluster_kinds(backend_name: str) -> set[str]:
+    """The kind tags the UI shows on an asset that drives the cluster control (EVOLUTION_CLUSTER_BACKEND):
+    Kubernetes only with the operator backend; the local backend runs `cockroach` processes."""
+    return {"cockroachdb", "kubernetes"} if backend_name == "operator" else {"cockroachdb"}
+
+
 def cluster_label(env: Environment) -> str:
     """What the checks and Grafana select (cluster="..."): CRDB_CLUSTER_LABEL, else the label the
     backend's own scrape targets carry, so the two agree without anyone setting it."""

@@ -13,6 +13,12 @@ import dagster as dg
 from .phases import Phase
 
 ENVIRONMENT_TAG = "crdb-evolution/environment"
+# Who answers for every asset of this code location (shown in the UI's owner column and filter): the team that
+# runs the cluster. Dagster takes an email or "team:<name>".
+OWNERS = ("team:database-platform",)
+# The longest an evolve or rehearse run may take (dagster/max_runtime): the rehearsal report's freshness
+# allows one night plus this.
+MAX_RUN_SECONDS = 4 * 3600
 RESOURCE_KINDS = ("cluster", "crdb", "prometheus", "grafana", "sample_app")
 
 

@@ -6,7 +6,7 @@ import dagster as dg
 
 from .configuration import backend
 from .drills.report import REPORT_NAME
-from .environments import LIVE, REHEARSAL, Environment
+from .environments import LIVE, MAX_RUN_SECONDS, REHEARSAL, Environment
 
 # Crash-only run retries: a run whose worker died (an evicted or OOM-killed run pod, a drained node) is
 # re-executed from failure by the daemon, up to twice; a run that failed because a step failed is not (that
@@ -22,7 +22,7 @@ def _job(name: str, env: Environment, description: str):
         name=name,
         selection=dg.AssetSelection.groups(env.group),  # the phases and their blocking checks
         description=description,
-        tags={**env.tags, "dagster/max_runtime": str(4 * 3600), **RUN_RETRY_TAGS},
+        tags={**env.tags, "dagster/max_runtime": str(MAX_RUN_SECONDS), **RUN_RETRY_TAGS},
     )
 
 

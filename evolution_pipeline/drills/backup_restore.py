@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import dagster as dg
 
-from ..environments import REHEARSAL
+from ..environments import OWNERS, REHEARSAL
 from ..ops.common import permanent
 from ..phases import LAST_PHASE
 from ..resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
@@ -106,7 +106,8 @@ def build_backup_restore_asset() -> dg.AssetsDefinition:
         group_name=env.group,
         required_resource_keys={crdb_key, cluster_key},
         pool=env.pool,
-        kinds={"cockroachdb"},
+        kinds={"cockroachdb"},  # SQL only: RESTORE into a scratch database, compare, drop it
+        owners=list(OWNERS),
         description="Backup-restore drill: restores the latest backup of the app database into a scratch "
         "database, compares row counts and id checksums with the source as of the backup's end time, "
         "then drops only the scratch database (rehearsal environment only).",

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from ..environments import REHEARSAL, Environment
+from ..configuration import backend, cluster_kinds
+from ..environments import OWNERS, REHEARSAL, Environment
 from ..ops.common import permanent
 from ..ops.verify import ranges_off_target
 from ..phases import LAST_PHASE, Phase
@@ -344,7 +345,8 @@ def build_node_loss_asset(env: Environment) -> dg.AssetsDefinition:
         group_name=env.group,
         required_resource_keys=keys,
         pool=env.pool,
-        kinds={"cockroachdb"},
+        kinds=cluster_kinds(backend()),  # it stops and starts a node through the cluster control
+        owners=list(OWNERS),
         description=f"Node-loss drill after {LAST_PHASE.title.lower()}: under the app's load, one node "
         "(never node 1) is taken away and brought back; the checks prove no range became unavailable, the "
         "app kept serving, live nodes went to 2 and back to 3, under-replicated ranges returned to 0.",

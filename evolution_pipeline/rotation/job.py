@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass
 import dagster as dg
 
 from .. import app_promql
-from ..configuration import backend, setting
-from ..environments import ENVIRONMENTS, LIVE, REHEARSAL, Environment
+from ..configuration import backend, cluster_kinds, setting
+from ..environments import ENVIRONMENTS, LIVE, OWNERS, REHEARSAL, Environment
 from ..ops.common import permanent
 from ..phases import REPO_ROOT
 from ..resources.sql import SqlError
@@ -60,6 +60,8 @@ def build_rotation_asset(env: Environment) -> dg.AssetsDefinition:
         group_name=GROUPS[env.name],
         required_resource_keys={crdb_key, app_key, store_key},
         pool=env.pool,
+        kinds=cluster_kinds(backend()),  # the credential store: a Kubernetes Secret with the operator backend
+        owners=list(OWNERS),
         description="Rotate the app's database credentials: per path, the rotation user not in use gets a new "
                     "password, is published, the app moves to it with no failed request, then the other "
                     "user's password is invalidated. Never touches the user the app still runs on.",
