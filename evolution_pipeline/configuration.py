@@ -12,7 +12,7 @@ import dagster as dg
 from .environments import ENVIRONMENTS, LIVE, REHEARSAL, RESOURCE_KINDS, Environment
 from .phases import APP_DATABASE
 from .resources.cluster import ClusterControlResource
-from .resources.grafana import GrafanaResource
+from .resources.grafana import TOKEN_VARIABLE, GrafanaResource
 from .resources.prometheus import PrometheusResource
 from .resources.sample_app import SampleAppResource
 from .resources.sql import CrdbSqlResource
@@ -37,6 +37,15 @@ def setting(env: Environment, name: str, default: str | None = None) -> str | No
     """LIVE reads NAME, REHEARSAL reads REHEARSAL_NAME; both fall back to the documented default."""
     key = name if env == LIVE else f"REHEARSAL_{name}"
     return os.environ.get(key) or DEFAULTS[env].get(name, default)
+
+
+def run_setting(env: Environment, name: str, default: str = "") -> str:
+    """A setting that may change between runs (a URL, a token): dg.EnvVar when the variable is set, so
+    Dagster resolves it as each run starts (a new Secret value reaches the next run without reloading the code
+    location) and the UI shows the variable's name, never its value; the documented default when it is not.
+    Unset at load means unset for the runs too (an EnvVar Dagster cannot resolve fails the run at start)."""
+    key = name if env == LIVE else f"REHEARSAL_{name}"
+    return dg.EnvVar(key) if os.environ.get(key) else DEFAULTS[env].get(name, default)
 
 
 class ConfigurationError(ValueError):
@@ -134,7 +143,7 @@ def insecure_cluster(env: Environment) -> bool:
 
 def prometheus_resource(env: Environment) -> PrometheusResource:
     return PrometheusResource(
-        url=setting(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
+        url=run_setting(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
         cluster_label=cluster_label(env),
         check_settle_seconds=_float(env, "CHECK_SETTLE_SECONDS", 60.0),
         app_error_budget=_float(env, "APP_ERROR_BUDGET", 0.01),
@@ -144,12 +153,14 @@ def prometheus_resource(env: Environment) -> PrometheusResource:
 
 
 def grafana_resource(env: Environment) -> GrafanaResource:
-    return GrafanaResource(url=setting(env, "GRAFANA_URL", ""), api_url=setting(env, "GRAFANA_API_URL", ""),
-                           cluster_label=cluster_label(env))
+    # The token is shared by both environments (one Grafana watches both clusters).
+    token = dg.EnvVar(TOKEN_VARIABLE) if os.environ.get(TOKEN_VARIABLE) else ""
+    return GrafanaResource(url=run_setting(env, "GRAFANA_URL"), api_url=run_setting(env, "GRAFANA_API_URL"),
+                           api_token=token, cluster_label=cluster_label(env))
 
 
 def sample_app_resource(env: Environment) -> SampleAppResource:
-    return SampleAppResource(url=setting(env, "SAMPLE_APP_URL"))
+    return SampleAppResource(url=run_setting(env, "SAMPLE_APP_URL"))
 
 
 BUILDERS = {"cluster": cluster_resource, "crdb": crdb_resource, "prometheus": prometheus_resource,
