@@ -48,7 +48,7 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
             "manual_steps": dg.MetadataValue.md(static_markdown(phase, cluster_resource(env), crdb_resource(env))),
             "environment": env.name,
         },
-        tags={"crdb-evolution/phase": phase.name},
+        tags={"crdb-evolution/phase": phase.name, **env.evolution_tags},
         kinds=cluster_kinds(backend()),
         owners=list(OWNERS),
     )
@@ -68,6 +68,7 @@ def fresh_rehearsal_environment() -> dg.AssetsDefinition:
         required_resource_keys={key},
         description="Recreates the rehearsal environment from nothing so each nightly rehearsal starts at phase 0.",
         pool=REHEARSAL.pool,
+        tags=REHEARSAL.evolution_tags,
         kinds=cluster_kinds(backend()),
         owners=list(OWNERS),
     )

@@ -106,6 +106,7 @@ def build_backup_restore_asset() -> dg.AssetsDefinition:
         group_name=env.group,
         required_resource_keys={crdb_key, cluster_key},
         pool=env.pool,
+        tags=env.evolution_tags,
         kinds={"cockroachdb"},  # SQL only: RESTORE into a scratch database, compare, drop it
         owners=list(OWNERS),
         description="Backup-restore drill: restores the latest backup of the app database into a scratch "

@@ -345,6 +345,7 @@ def build_node_loss_asset(env: Environment) -> dg.AssetsDefinition:
         group_name=env.group,
         required_resource_keys=keys,
         pool=env.pool,
+        tags=env.evolution_tags,
         kinds=cluster_kinds(backend()),  # it stops and starts a node through the cluster control
         owners=list(OWNERS),
         description=f"Node-loss drill after {LAST_PHASE.title.lower()}: under the app's load, one node "

@@ -77,6 +77,7 @@ def build_report_asset() -> dg.AssetsDefinition:
         deps=[ENV.asset_key(p) for p in PHASES] + [ENV.asset_key(NODE_LOSS), ENV.asset_key(RESTORE)],
         group_name=ENV.group,
         required_resource_keys={prom_key},
+        tags=ENV.evolution_tags,
         kinds={"prometheus"},  # it reads Prometheus and the instance, never the cluster
         owners=list(OWNERS),
         freshness_policy=FRESHNESS,
