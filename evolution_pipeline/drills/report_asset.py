@@ -17,11 +17,13 @@ from datetime import timedelta
 import dagster as dg
 
 from ..environments import MAX_RUN_SECONDS, OWNERS, REHEARSAL
+from ..latency import CHECK_NAME
 from ..ops.common import permanent
 from ..phases import PHASES
 from ..state import PhaseState
 from .backup_restore import DRILL_NAME as RESTORE
 from .node_loss import DRILL_NAME as NODE_LOSS
+from .outcomes import latency_outcomes
 from .report import REPORT_NAME, DrillFigures, build_report, metadata, node_loss_figures, restore_figures
 from .run_record import RunRecord, read_run, reported_run_id, step_key
 
@@ -86,9 +88,6 @@ def build_report_asset() -> dg.AssetsDefinition:
         "the instance, also for a run that failed (rehearsal_report_job). Numeric metadata plots each figure.",
     )
     def rehearsal_report(context: dg.AssetExecutionContext):
-        from ..latency import CHECK_NAME  # not at import time: latency.py imports this package
-        from .outcomes import latency_outcomes
-
         run_id = reported_run_id(context.run)
         try:
             record = read_run(context.instance, run_id)
