@@ -50,7 +50,7 @@ from tests.app.pg import LocalPostgres
 from tests.support.net import free_port
 
 TARGETS = {"search": 0.6, "login": 0.5}
-# The app's environment per tracing mode (sample_app/otel.py reads these standard variables).
+# The app's environment per tracing mode (crdb_common/otel.py reads these standard variables).
 TRACING = {
     "off": {},
     "on": {"OTEL_TRACES_SAMPLER": "always_on"},

@@ -10,20 +10,14 @@ import time
 
 import dagster as dg
 
-from .configuration import backend, cluster_resource, crdb_resource
-from .environments import ENVIRONMENTS, REHEARSAL, Environment
+from .configuration import backend, cluster_kinds, cluster_resource, crdb_resource
+from .environments import ENVIRONMENTS, OWNERS, REHEARSAL, Environment
 from .ops import PhaseOps, build_ops
 from .ops.scale import wait_until_ready
 from .phases import PHASES, Phase
 from .plan import static_markdown
 from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from .zones import zone_statements
-
-
-def phase_kinds(backend_name: str) -> set[str]:
-    """The kind tags the UI shows: the cluster control the phase really drives (EVOLUTION_CLUSTER_BACKEND),
-    Kubernetes only with the operator backend; the local backend runs `cockroach` processes."""
-    return {"cockroachdb", "kubernetes"} if backend_name == "operator" else {"cockroachdb"}
 
 
 def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: dg.AssetKey | None):
@@ -47,21 +41,16 @@ def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: d
         description=f"{phase.title}. {phase.description}",
         metadata={
             "nodes": phase.nodes,
-            "data_zone": phase.data.describe(),
-            "system_zone": phase.system.describe(),
-            "expected_data_voters": phase.expected_data_voters,
-            "expected_data_non_voters": phase.expected_data_non_voters,
-            "expected_system_voters": phase.expected_system_voters,
-            "expected_system_non_voters": phase.expected_system_non_voters,
-            "failures_tolerated": phase.failures_tolerated,
+            **phase.replication_facts(),
             "sql_files": ", ".join(phase.sql_files),
             "zone_configs": dg.MetadataValue.md("```sql\n" + "\n".join(zone_statements(phase)) + "\n```"),
             # What the steps do, by hand; the preflight step's metadata has it against the live cluster.
             "manual_steps": dg.MetadataValue.md(static_markdown(phase, cluster_resource(env), crdb_resource(env))),
             "environment": env.name,
         },
-        tags={"crdb-evolution/phase": phase.name},
-        kinds=phase_kinds(backend()),
+        tags={"crdb-evolution/phase": phase.name, **env.evolution_tags},
+        kinds=cluster_kinds(backend()),
+        owners=list(OWNERS),
     )
 
 
@@ -79,6 +68,9 @@ def fresh_rehearsal_environment() -> dg.AssetsDefinition:
         required_resource_keys={key},
         description="Recreates the rehearsal environment from nothing so each nightly rehearsal starts at phase 0.",
         pool=REHEARSAL.pool,
+        tags=REHEARSAL.evolution_tags,
+        kinds=cluster_kinds(backend()),
+        owners=list(OWNERS),
     )
     def fresh_environment(context: dg.AssetExecutionContext) -> dict:
         res = getattr(context.resources, key)

@@ -12,7 +12,7 @@ import dagster as dg
 from .environments import ENVIRONMENTS, LIVE, REHEARSAL, RESOURCE_KINDS, Environment
 from .phases import APP_DATABASE
 from .resources.cluster import ClusterControlResource
-from .resources.grafana import GrafanaResource
+from .resources.grafana import TOKEN_VARIABLE, GrafanaResource
 from .resources.prometheus import PrometheusResource
 from .resources.sample_app import SampleAppResource
 from .resources.sql import CrdbSqlResource
@@ -39,6 +39,15 @@ def setting(env: Environment, name: str, default: str | None = None) -> str | No
     return os.environ.get(key) or DEFAULTS[env].get(name, default)
 
 
+def run_setting(env: Environment, name: str, default: str = "") -> str:
+    """A setting that may change between runs (a URL, a token): dg.EnvVar when the variable is set, so
+    Dagster resolves it as each run starts (a new Secret value reaches the next run without reloading the code
+    location) and the UI shows the variable's name, never its value; the documented default when it is not.
+    Unset at load means unset for the runs too (an EnvVar Dagster cannot resolve fails the run at start)."""
+    key = name if env == LIVE else f"REHEARSAL_{name}"
+    return dg.EnvVar(key) if os.environ.get(key) else DEFAULTS[env].get(name, default)
+
+
 class ConfigurationError(ValueError):
     """A setting that cannot work; the message names the variable (the plan command prints it, exit 2)."""
 
@@ -63,6 +72,12 @@ def backend() -> str:
     if name not in BACKENDS:
         raise ConfigurationError(f"EVOLUTION_CLUSTER_BACKEND={name[:40]!r}: use 'operator' or 'local'")
     return name
+
+
+def cluster_kinds(backend_name: str) -> set[str]:
+    """The kind tags the UI shows on an asset that drives the cluster control (EVOLUTION_CLUSTER_BACKEND):
+    Kubernetes only with the operator backend; the local backend runs `cockroach` processes."""
+    return {"cockroachdb", "kubernetes"} if backend_name == "operator" else {"cockroachdb"}
 
 
 def cluster_label(env: Environment) -> str:
@@ -128,7 +143,7 @@ def insecure_cluster(env: Environment) -> bool:
 
 def prometheus_resource(env: Environment) -> PrometheusResource:
     return PrometheusResource(
-        url=setting(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
+        url=run_setting(env, "PROMETHEUS_URL", "http://127.0.0.1:9090"),
         cluster_label=cluster_label(env),
         check_settle_seconds=_float(env, "CHECK_SETTLE_SECONDS", 60.0),
         app_error_budget=_float(env, "APP_ERROR_BUDGET", 0.01),
@@ -138,12 +153,14 @@ def prometheus_resource(env: Environment) -> PrometheusResource:
 
 
 def grafana_resource(env: Environment) -> GrafanaResource:
-    return GrafanaResource(url=setting(env, "GRAFANA_URL", ""), api_url=setting(env, "GRAFANA_API_URL", ""),
-                           cluster_label=cluster_label(env))
+    # The token is shared by both environments (one Grafana watches both clusters).
+    token = dg.EnvVar(TOKEN_VARIABLE) if os.environ.get(TOKEN_VARIABLE) else ""
+    return GrafanaResource(url=run_setting(env, "GRAFANA_URL"), api_url=run_setting(env, "GRAFANA_API_URL"),
+                           api_token=token, cluster_label=cluster_label(env))
 
 
 def sample_app_resource(env: Environment) -> SampleAppResource:
-    return SampleAppResource(url=setting(env, "SAMPLE_APP_URL"))
+    return SampleAppResource(url=run_setting(env, "SAMPLE_APP_URL"))
 
 
 BUILDERS = {"cluster": cluster_resource, "crdb": crdb_resource, "prometheus": prometheus_resource,

@@ -13,6 +13,15 @@ import dagster as dg
 from .phases import Phase
 
 ENVIRONMENT_TAG = "crdb-evolution/environment"
+# On every asset of an environment's evolution (its reset, phases, drills and report), never on credential
+# rotation: `evolve` and `rehearse` select their assets by this tag, so asset groups stay free for people.
+EVOLUTION_TAG = "crdb-evolution/evolution"
+# Who answers for every asset of this code location (shown in the UI's owner column and filter): the team that
+# runs the cluster. Dagster takes an email or "team:<name>".
+OWNERS = ("team:database-platform",)
+# The longest an evolve or rehearse run may take (dagster/max_runtime): the rehearsal report's freshness
+# allows one night plus this.
+MAX_RUN_SECONDS = 4 * 3600
 RESOURCE_KINDS = ("cluster", "crdb", "prometheus", "grafana", "sample_app")
 
 
@@ -43,6 +52,11 @@ class Environment:
     @property
     def tags(self) -> dict[str, str]:
         return {ENVIRONMENT_TAG: self.name}
+
+    @property
+    def evolution_tags(self) -> dict[str, str]:
+        """The asset tags that put an asset in this environment's evolution job."""
+        return {EVOLUTION_TAG: self.name}
 
 
 LIVE = Environment("live", "")

@@ -6,7 +6,7 @@ import dagster as dg
 
 from .configuration import backend
 from .drills.report import REPORT_NAME
-from .environments import LIVE, REHEARSAL, Environment
+from .environments import EVOLUTION_TAG, LIVE, MAX_RUN_SECONDS, REHEARSAL, Environment
 
 # Crash-only run retries: a run whose worker died (an evicted or OOM-killed run pod, a drained node) is
 # re-executed from failure by the daemon, up to twice; a run that failed because a step failed is not (that
@@ -20,9 +20,11 @@ RUN_RETRY_TAGS = {"dagster/max_retries": "2", "dagster/retry_on_asset_or_op_fail
 def _job(name: str, env: Environment, description: str):
     return dg.define_asset_job(
         name=name,
-        selection=dg.AssetSelection.groups(env.group),  # the phases and their blocking checks
+        # The environment's evolution (phases, and for the rehearsal its reset, drills and report) with their
+        # blocking checks, by tag: groups are how people browse, not what a job runs.
+        selection=dg.AssetSelection.tag(EVOLUTION_TAG, env.name),
         description=description,
-        tags={**env.tags, "dagster/max_runtime": str(4 * 3600), **RUN_RETRY_TAGS},
+        tags={**env.tags, "dagster/max_runtime": str(MAX_RUN_SECONDS), **RUN_RETRY_TAGS},
     )
 
 

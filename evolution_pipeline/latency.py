@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from .drills import promql
+from . import app_promql
 from .environments import REHEARSAL
 from .phases import Phase
 from .resources.grafana import GrafanaResource
@@ -101,12 +101,13 @@ def _selector(prom: PrometheusResource, metric: str, route: str) -> str:
 
 def quantile_query(prom: PrometheusResource, route: str, q: float, span: Span) -> str:
     sel = _selector(prom, "app_request_duration_seconds_bucket", route)
-    return f"histogram_quantile({q:g}, sum by (le) (increase({sel}[{span.seconds}s] {promql.at(span.end)})))"
+    window = f"[{span.seconds}s] {app_promql.at(span.end)}"
+    return f"histogram_quantile({q:g}, sum by (le) (increase({sel}{window})))"
 
 
 def count_query(prom: PrometheusResource, route: str, span: Span) -> str:
     sel = _selector(prom, "app_request_duration_seconds_count", route)
-    return f"sum(increase({sel}[{span.seconds}s] {promql.at(span.end)}))"
+    return f"sum(increase({sel}[{span.seconds}s] {app_promql.at(span.end)}))"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .rotation.roles import APP_PATHS, initial_password_env
+from .roles import APP_PATHS, initial_password_env
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = REPO_ROOT / "sql"
@@ -65,7 +65,7 @@ class Phase:
     sql_files: tuple[str, ...]
     backup_label: str
     description: str
-    # SQL login users this phase creates: a path's two rotation users (evolution_pipeline/rotation/roles.py).
+    # SQL login users this phase creates: a path's two rotation users (evolution_pipeline/roles.py).
     # Only the first gets a password, from the environment variable in SQL_USERS, and only when created.
     users: tuple[str, ...] = ()
     # Groups (roles without LOGIN) this phase creates before its SQL file grants them privileges.
@@ -100,6 +100,19 @@ class Phase:
         maxFailuresBeforeUnavailability (cockroachdb/cockroach pkg/sql/region_util.go): ((voters + 1) / 2) - 1."""
         voters = min(self.expected_data_voters, self.expected_system_voters)
         return (voters + 1) // 2 - 1
+
+    def replication_facts(self) -> dict[str, str | int]:
+        """What the phase asks of CockroachDB and what the allocator will target: one dict, shown as the
+        phase asset's definition metadata and again on every materialization (verify_replication)."""
+        return {
+            "data_zone": self.data.describe(),
+            "system_zone": self.system.describe(),
+            "expected_data_voters": self.expected_data_voters,
+            "expected_data_non_voters": self.expected_data_non_voters,
+            "expected_system_voters": self.expected_system_voters,
+            "expected_system_non_voters": self.expected_system_non_voters,
+            "failures_tolerated": self.failures_tolerated,
+        }
 
 
 def needed_voters(zone_voters: int, cluster_nodes: int) -> int:
@@ -193,6 +206,8 @@ SQL_USERS: dict[str, str | None] = {user: initial_password_env(user) for path in
 APP_DATABASE = "app"
 
 PHASES_BY_NAME: dict[str, Phase] = {p.name: p for p in PHASES}
+# The grown cluster: the drills run after it, the report's verdict is about it.
+LAST_PHASE: Phase = PHASES[-1]
 
 
 def get_phase(name: str) -> Phase:

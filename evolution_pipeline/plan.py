@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from sample_app import redact
+from crdb_common import redact
 
 from .phases import SQL_USERS, Phase, previous_phase
 from .resources.sql import (
@@ -26,7 +26,7 @@ from .resources.sql import (
     collection_uri,
     redact_uri,
 )
-from .rotation.roles import GROUPS
+from .roles import GROUPS
 from .sqlscript import load_script
 from .zones import ZoneSetting, zone_plan
 

@@ -36,6 +36,12 @@ class StateMetadataError(ValueError):
     """Metadata that does not hold a handed-over value (written by something else, or before this format)."""
 
 
+def float_figures(figures: Mapping[str, float | int | None], prefix: str = "") -> dict[str, dg.MetadataValue]:
+    """Figures as floats the UI plots across runs; one that does not exist (None) is left out, never -1,
+    which would plot as a real point. The one place every asset and check writes its figures through."""
+    return {f"{prefix}{k}": dg.MetadataValue.float(float(v)) for k, v in figures.items() if v is not None}
+
+
 def phase_state_metadata(state: PhaseState) -> dict[str, dg.MetadataValue]:
     md: dict[str, Any] = {
         HANDOVER: dg.MetadataValue.text(PHASE_STATE),

@@ -1,7 +1,7 @@
 """Traces of the evolution: one trace per Dagster run, one span per phase step and per asset check.
 
-Configured by the same OTEL_* variables as the sample app (sample_app/otel.py, shared: the project
-image carries both packages) and off, with every wrapper a plain call, when no OTLP endpoint is set.
+Configured by the same OTEL_* variables as the sample app (crdb_common/otel.py, the small package both
+read: the pipeline never imports the app) and off, with every wrapper a plain call, when no OTLP endpoint is set.
 
 One trace per run across processes: the trace id IS the Dagster run id (a UUID is 128 bits, like a
 W3C trace id), so the steps of a run land in one trace whichever process or pod runs them, and the
@@ -36,6 +36,8 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from crdb_common.otel import provider_from_env
+
 from .phases import get_phase
 from .state import PhaseState
 
@@ -52,8 +54,6 @@ def provider():
     global _provider
     with _lock:
         if _provider is _UNSET:
-            from sample_app.otel import provider_from_env
-
             _provider = provider_from_env(SERVICE)
         return _provider
 

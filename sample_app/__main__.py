@@ -13,7 +13,8 @@ import socket
 import sys
 from functools import partial
 
-from . import otel
+from crdb_common import otel
+
 from .settings import Settings, SettingsError
 
 # The app (and with it opentelemetry.propagate, which reads OTEL_PROPAGATORS on import) is imported only
@@ -58,7 +59,8 @@ def configure_logging(level: str) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s%(trace)s"))
     # psycopg.pool logs every checkout at INFO: only its warnings (reconnect failures) unless DEBUG.
     quiet = level if level == "DEBUG" else "WARNING"
-    levels = {"sample_app": level, "psycopg": quiet, "opentelemetry": quiet}
+    # crdb_common: the tracing set-up the app shares with the pipeline (its start and export-failure lines).
+    levels = {"sample_app": level, "crdb_common": level, "psycopg": quiet, "opentelemetry": quiet}
     for name, logger_level in levels.items():
         logger = logging.getLogger(name)
         logger.setLevel(logger_level)

@@ -24,7 +24,9 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolClosed, PoolTimeout
 
-from . import follower_reads, redact
+from crdb_common import redact
+
+from . import follower_reads
 from .settings import Settings, url_user
 from .telemetry import Telemetry
 

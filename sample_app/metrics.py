@@ -116,7 +116,7 @@ class AppMetrics:
         self.spike_workers = Gauge(
             "app_spike_active_workers", "Spike requests in flight (open loop)", registry=r
         )
-        # Tracing (sample_app/otel.py): spans lost because the export queue was full or an export failed,
+        # Tracing (crdb_common/otel.py): spans lost because the export queue was full or an export failed,
         # and failed export calls. Zero, and flat, while tracing is off.
         self.trace_spans_dropped = Counter(
             "app_trace_spans_dropped_total", "Finished spans not exported, by reason", ["reason"], registry=r

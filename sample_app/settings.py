@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from . import redact
+from crdb_common import redact
 
 log = logging.getLogger("sample_app.settings")
 

@@ -1,5 +1,5 @@
 """The app's traces: a SERVER span per HTTP request, a CLIENT span per database statement, and a root
-span per sampled load-engine request. Built only when sample_app.otel finds an OTLP endpoint; with none,
+span per sampled load-engine request. Built only when crdb_common.otel finds an OTLP endpoint; with none,
 create_app registers no tracing middleware and the database and load paths skip tracing with one
 `is None` test each, so tracing off costs nothing measurable (bench/app_throughput.py --tracing off).
 
@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, Sampler, SamplingResult,
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from psycopg.conninfo import conninfo_to_dict
 
-from . import otel
+from crdb_common import otel
 
 SCOPE = "sample_app"
 LOAD_TRACES_PER_SECOND = 5.0

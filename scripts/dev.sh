@@ -47,7 +47,7 @@ export CRDB_CLUSTER_LABEL=${CRDB_CLUSTER_LABEL:-local}
 export PROMETHEUS_URL=http://127.0.0.1:$PROM_PORT
 export SAMPLE_APP_URL=http://127.0.0.1:$APP_PORT
 export REHEARSAL_CRDB_CLUSTER_LABEL=${REHEARSAL_CRDB_CLUSTER_LABEL:-local-rehearsal}
-# Traces, optional (sample_app/otel.py): when a local OTLP/HTTP receiver (Tempo, Jaeger, a collector)
+# Traces, optional (crdb_common/otel.py): when a local OTLP/HTTP receiver (Tempo, Jaeger, a collector)
 # listens on 127.0.0.1:4318, the app and the pipeline export to it. Nothing there, or an endpoint already
 # set: unchanged (tracing stays off without an endpoint).
 if [ -z "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ] && (exec 3<>/dev/tcp/127.0.0.1/4318) 2>/dev/null; then

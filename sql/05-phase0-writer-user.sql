@@ -1,6 +1,6 @@
 -- Phase 0: the groups app_fa and app_rw, and the writer path's rotation users. Runs inside the `app`
 -- database after 00-bootstrap.sql. The pipeline creates the groups (roles without LOGIN) and the login users
--- app_rw_01 / app_rw_02 first (evolution_pipeline/rotation/roles.py): app_rw_01 with the password from
+-- app_rw_01 / app_rw_02 first (evolution_pipeline/roles.py): app_rw_01 with the password from
 -- APP_WRITER_PASSWORD, app_rw_02 without one until rotate_credentials gives it one. No password appears here.
 -- Privileges go to groups only; a login user holds nothing but its membership. Every statement is
 -- idempotent and valid on CockroachDB and PostgreSQL alike.

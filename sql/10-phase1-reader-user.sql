@@ -1,6 +1,6 @@
 -- Phase 1: the group app_ro and the reader path's rotation users (crdb-reader).
 -- The pipeline creates the group (a role without LOGIN) and the login users app_ro_01 / app_ro_02 first
--- (evolution_pipeline/rotation/roles.py): app_ro_01 with the password from APP_READER_PASSWORD (on a secure
+-- (evolution_pipeline/roles.py): app_ro_01 with the password from APP_READER_PASSWORD (on a secure
 -- cluster; an insecure local cluster refuses passwords), app_ro_02 without one until rotate_credentials.
 -- Phase 1 gives every range one voter (node 1) and one non-voting read replica (node 2); the reader path
 -- reads with AS OF SYSTEM TIME follower_read_timestamp(), which the read replica can serve. The

@@ -11,16 +11,15 @@ from dataclasses import dataclass, replace
 
 import dagster as dg
 
-from ..environments import REHEARSAL
+from ..environments import OWNERS, REHEARSAL
 from ..ops.common import permanent
-from ..phases import PHASES
+from ..phases import LAST_PHASE
 from ..resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from ..resources.restore import RestoreComparison, restore_and_compare, scratch_exists
 from ..resources.sql import SqlError, collection_uri, redact_uri, scrub
 from ..state import PhaseState
 from .node_loss import DRILL_NAME as NODE_LOSS
 
-LAST_PHASE = PHASES[-1]
 DRILL_NAME = "backup_restore_drill"
 
 
@@ -101,18 +100,20 @@ def build_backup_restore_asset() -> dg.AssetsDefinition:
 
     @dg.asset(
         key=env.asset_key(DRILL_NAME),
-        ins={"phase2": dg.AssetIn(key=env.asset_key(LAST_PHASE))},
+        ins={"grown": dg.AssetIn(key=env.asset_key(LAST_PHASE))},
         # Never while the node-loss drill has a node away: it comes after it.
         deps=[env.asset_key(NODE_LOSS)],
         group_name=env.group,
         required_resource_keys={crdb_key, cluster_key},
         pool=env.pool,
-        kinds={"cockroachdb"},
+        tags=env.evolution_tags,
+        kinds={"cockroachdb"},  # SQL only: RESTORE into a scratch database, compare, drop it
+        owners=list(OWNERS),
         description="Backup-restore drill: restores the latest backup of the app database into a scratch "
         "database, compares row counts and id checksums with the source as of the backup's end time, "
         "then drops only the scratch database (rehearsal environment only).",
     )
-    def backup_restore_drill(context: dg.AssetExecutionContext, phase2: PhaseState) -> RestoreDrillResult:
+    def backup_restore_drill(context: dg.AssetExecutionContext, grown: PhaseState) -> RestoreDrillResult:
         cluster = getattr(context.resources, cluster_key)
         # Guarded like the rehearsal reset: the environment is the cluster resource's, not this code's say-so.
         if cluster.environment != REHEARSAL_ENVIRONMENT:
@@ -120,7 +121,7 @@ def build_backup_restore_asset() -> dg.AssetsDefinition:
                 f"refusing the restore drill: resource {cluster_key!r} is configured for environment "
                 f"{cluster.environment!r}, not {REHEARSAL_ENVIRONMENT!r}"
             )
-        result = run_restore_drill(getattr(context.resources, crdb_key), cluster.environment, phase2)
+        result = run_restore_drill(getattr(context.resources, crdb_key), cluster.environment, grown)
         context.log.info(
             f"restore drill: {result.rows} rows restored in {result.comparison.restore_seconds:.1f}s; "
             f"{len(result.mismatches)} mismatch(es)"

@@ -12,6 +12,7 @@ import dagster as dg
 
 from ..environments import REHEARSAL, Environment
 from ..resources.prometheus import PrometheusResource
+from ..state_metadata import float_figures
 from . import promql
 from .backup_restore import DRILL_NAME as RESTORE
 from .backup_restore import RestoreDrillResult
@@ -131,9 +132,8 @@ def _back_note(result: NodeLossResult) -> str:
 
 def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
     meta = {
-        "detect_seconds": dg.MetadataValue.float(_or_minus_one(result.detect_seconds)),
-        "recover_seconds": dg.MetadataValue.float(_or_minus_one(result.recover_seconds)),
-        "recover_timeout_seconds": dg.MetadataValue.float(result.recover_timeout_seconds),
+        **float_figures({"detect_seconds": result.detect_seconds, "recover_seconds": result.recover_seconds,
+                         "recover_timeout_seconds": result.recover_timeout_seconds}),
         "restart": result.restart_detail,
     }
     if result.recovered:
@@ -155,10 +155,6 @@ def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
             f"{result.restart_detail or 'see the run log'}): {notes}"
         ),
     )
-
-
-def _or_minus_one(value) -> float:
-    return -1.0 if value is None else float(value)
 
 
 def judge_restore(kind: str, result: RestoreDrillResult) -> dg.AssetCheckResult:

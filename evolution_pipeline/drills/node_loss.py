@@ -13,17 +13,18 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from ..environments import REHEARSAL, Environment
+from ..configuration import backend, cluster_kinds
+from ..environments import OWNERS, REHEARSAL, Environment
 from ..ops.common import permanent
-from ..ops.verify import _ranges_off_target
-from ..phases import PHASES, Phase
+from ..ops.verify import ranges_off_target
+from ..phases import LAST_PHASE, Phase
 from ..resources.cluster import ClusterControlError
 from ..resources.prometheus import PrometheusResource
 from ..resources.sql import SqlError
 from ..state import PhaseState
+from ..state_metadata import float_figures
 from . import nodes as node_control
 
-LAST_PHASE = PHASES[-1]
 DRILL_NAME = "node_loss_drill"
 
 
@@ -53,7 +54,7 @@ class NodeLossResult:
     max_unavailable_seen: float | None = None  # from the drill's own polls (the checks re-judge every scrape)
     sql_reads_during_outage: int = 0  # SHOW CLUSTER RANGES answered through the survivors
     sql_errors_during_outage: tuple[str, ...] = ()
-    ranges_off_target_after: int = -1
+    ranges_off_target_after: int | None = None  # None: the drill never got to count them
     stop_detail: str = ""
     restart_detail: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
@@ -142,7 +143,7 @@ def run_node_loss(
         max_unavailable_seen=facts.get("max_unavailable"),
         sql_reads_during_outage=facts.get("sql_reads", 0),
         sql_errors_during_outage=tuple(facts.get("sql_errors", ())),
-        ranges_off_target_after=facts.get("off_target", -1),
+        ranges_off_target_after=facts.get("off_target"),
         stop_detail=facts.get("stop_detail", ""),
         restart_detail=facts.get("restart_detail", ""),
         notes=tuple(facts.get("notes", ())),
@@ -302,7 +303,7 @@ def _off_target_until(d: _Drill, deadline: float) -> int:
     """Ranges not at the phase's voters/non-voters (verify_replication's rule), polled until 0 or deadline."""
     while True:
         try:
-            off = len(_ranges_off_target(d.crdb, d.phase))
+            off = len(ranges_off_target(d.crdb, d.phase))
         except dg.Failure as exc:
             d.note(f"reading the ranges after the drill failed: {exc.description}")
             off = -1
@@ -312,21 +313,22 @@ def _off_target_until(d: _Drill, deadline: float) -> int:
 
 
 def metadata(result: NodeLossResult, grafana_link: str | None) -> dict:
-    """Numeric metadata, so Dagster plots each figure across nights; -1 marks "never happened"."""
+    """Numeric metadata, so Dagster plots each figure across nights; a figure that never happened (no
+    detection, no recovery, no poll, no final count) is left out, never -1, which would plot as a real point."""
     out = {
         "node": result.node,
         "nodes": result.nodes,
-        "detect_seconds": dg.MetadataValue.float(_or_minus_one(result.detect_seconds)),
-        "recover_seconds": dg.MetadataValue.float(_or_minus_one(result.recover_seconds)),
-        "duration_seconds": dg.MetadataValue.float(result.duration_seconds),
+        **float_figures({"detect_seconds": result.detect_seconds, "recover_seconds": result.recover_seconds,
+                         "duration_seconds": result.duration_seconds}),
         "recovered": result.recovered,
-        "max_unavailable_seen": dg.MetadataValue.float(_or_minus_one(result.max_unavailable_seen)),
+        **float_figures({"max_unavailable_seen": result.max_unavailable_seen}),
         "sql_reads_during_outage": result.sql_reads_during_outage,
         "sql_errors_during_outage": len(result.sql_errors_during_outage),
-        "ranges_off_target_after": result.ranges_off_target_after,
         "stop": result.stop_detail,
         "restart": result.restart_detail,
     }
+    if result.ranges_off_target_after is not None:
+        out["ranges_off_target_after"] = result.ranges_off_target_after
     if result.notes:
         out["notes"] = dg.MetadataValue.md("\n".join(f"- {n}" for n in result.notes))
     if grafana_link:
@@ -334,28 +336,26 @@ def metadata(result: NodeLossResult, grafana_link: str | None) -> dict:
     return out
 
 
-def _or_minus_one(value) -> float:
-    return -1.0 if value is None else float(value)
-
-
 def build_node_loss_asset(env: Environment) -> dg.AssetsDefinition:
     keys = {env.resource_key(k) for k in ("cluster", "crdb", "prometheus", "grafana", "sample_app")}
 
     @dg.asset(
         key=env.asset_key(DRILL_NAME),
-        ins={"phase2": dg.AssetIn(key=env.asset_key(LAST_PHASE))},
+        ins={"grown": dg.AssetIn(key=env.asset_key(LAST_PHASE))},
         group_name=env.group,
         required_resource_keys=keys,
         pool=env.pool,
-        kinds={"cockroachdb"},
+        tags=env.evolution_tags,
+        kinds=cluster_kinds(backend()),  # it stops and starts a node through the cluster control
+        owners=list(OWNERS),
         description=f"Node-loss drill after {LAST_PHASE.title.lower()}: under the app's load, one node "
         "(never node 1) is taken away and brought back; the checks prove no range became unavailable, the "
         "app kept serving, live nodes went to 2 and back to 3, under-replicated ranges returned to 0.",
     )
-    def node_loss_drill(context: dg.AssetExecutionContext, config: NodeLossConfig, phase2: PhaseState):
+    def node_loss_drill(context: dg.AssetExecutionContext, config: NodeLossConfig, grown: PhaseState):
         res = lambda kind: getattr(context.resources, env.resource_key(kind))  # noqa: E731
-        if phase2.phase != LAST_PHASE.name:
-            raise permanent(f"the node-loss drill runs after {LAST_PHASE.name}, got {phase2.phase}")
+        if grown.phase != LAST_PHASE.name:
+            raise permanent(f"the node-loss drill runs after {LAST_PHASE.name}, got {grown.phase}")
         if env == REHEARSAL:  # the live app's traffic is its users'; the rehearsal's is its background load
             res("sample_app").set_background_load(True)
         result = run_node_loss(

@@ -15,6 +15,7 @@ import dagster as dg
 
 from ..resources.prometheus import PrometheusQueryError, PrometheusResource
 from ..state import PhaseState
+from ..state_metadata import float_figures
 from . import promql
 
 REPORT_NAME = "rehearsal_report"
@@ -141,23 +142,15 @@ def metadata(report: RehearsalReport) -> dict:
         "verdict": report.verdict_text(),
     }
     for p in report.phases:
-        for name, value in (
-            ("converge_seconds", p.converge_seconds),
-            ("backup_bytes", p.backup_bytes),
-            ("backup_rows", p.backup_rows),
-            ("p50_seconds", p.p50_seconds),
-            ("p99_seconds", p.p99_seconds),
-            ("error_ratio", p.error_ratio),
-        ):
-            if value is not None:
-                out[f"{p.phase}_{name}"] = dg.MetadataValue.float(float(value))
+        out |= float_figures({
+            "converge_seconds": p.converge_seconds, "backup_bytes": p.backup_bytes, "backup_rows": p.backup_rows,
+            "p50_seconds": p.p50_seconds, "p99_seconds": p.p99_seconds, "error_ratio": p.error_ratio,
+        }, prefix=f"{p.phase}_")
     for d in report.drills:
-        for name, value in d.figures.items():
-            if value is not None:
-                out[f"{d.name}_{name}"] = dg.MetadataValue.float(float(value))
+        out |= float_figures(d.figures, prefix=f"{d.name}_")
         out[f"{d.name}_pass"] = int(d.passed)
     for o in report.latency:
-        out |= {f"{o.phase}_{k}": dg.MetadataValue.float(float(v)) for k, v in o.figures.items()}
+        out |= float_figures(o.figures, prefix=f"{o.phase}_")
         out[f"{o.phase}_latency_pass"] = int(o.passed)
     return out
 

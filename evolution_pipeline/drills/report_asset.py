@@ -12,18 +12,28 @@ Either way the same record gives the same report, and its blocking check `rehear
 on FAIL, which the failure sensor reports with a link to the report.
 """
 
+from datetime import timedelta
+
 import dagster as dg
 
-from ..environments import REHEARSAL
+from ..environments import MAX_RUN_SECONDS, OWNERS, REHEARSAL
+from ..latency import CHECK_NAME
 from ..ops.common import permanent
 from ..phases import PHASES
 from ..state import PhaseState
 from .backup_restore import DRILL_NAME as RESTORE
 from .node_loss import DRILL_NAME as NODE_LOSS
+from .outcomes import latency_outcomes
 from .report import REPORT_NAME, DrillFigures, build_report, metadata, node_loss_figures, restore_figures
 from .run_record import RunRecord, read_run, reported_run_id, step_key
 
 ENV = REHEARSAL
+# Nightly: a report older than a night plus the longest a rehearse run may take means the rehearsal stopped
+# running (the schedule off, the daemon down, runs stuck in the queue) and the UI shows the report overdue.
+# A warning an hour past a night. Dagster reports UNKNOWN, not overdue, until the first report exists
+# (dagster/_core/definitions/freshness_evaluator.py: no materialization -> FreshnessState.UNKNOWN).
+FRESHNESS = dg.FreshnessPolicy.time_window(
+    fail_window=timedelta(days=1, seconds=MAX_RUN_SECONDS), warn_window=timedelta(days=1, hours=1))
 NOT_RUN = "did not run: an earlier step or blocking check failed"
 DRILLS = ((NODE_LOSS, node_loss_figures), (RESTORE, restore_figures))
 
@@ -69,14 +79,15 @@ def build_report_asset() -> dg.AssetsDefinition:
         deps=[ENV.asset_key(p) for p in PHASES] + [ENV.asset_key(NODE_LOSS), ENV.asset_key(RESTORE)],
         group_name=ENV.group,
         required_resource_keys={prom_key},
+        tags=ENV.evolution_tags,
+        kinds={"prometheus"},  # it reads Prometheus and the instance, never the cluster
+        owners=list(OWNERS),
+        freshness_policy=FRESHNESS,
         description="The rehearsal's story: per phase converge time, backup, app latency and 5xx ratio; the "
         "drills' results; a PASS/FAIL verdict naming what failed. Written from the rehearse run's record in "
         "the instance, also for a run that failed (rehearsal_report_job). Numeric metadata plots each figure.",
     )
     def rehearsal_report(context: dg.AssetExecutionContext):
-        from ..latency import CHECK_NAME  # not at import time: latency.py imports this package
-        from .outcomes import latency_outcomes
-
         run_id = reported_run_id(context.run)
         try:
             record = read_run(context.instance, run_id)

@@ -21,7 +21,7 @@ from ..plan import CHANGE, build_plan, render
 from ..resources.cluster import ClusterControlError
 from ..resources.sample_app import SampleAppError
 from ..resources.sql import FIRST_NODE_ID, SqlError
-from ..rotation.roles import READER
+from ..roles import READER
 from ..state import PhaseState
 from ..zones import clash_advice, pin_clashes, shared_pin_ranges, voter_constraints_for
 from .common import permanent, phase_op, resource

@@ -68,13 +68,7 @@ def build_verify_replication(env: Environment) -> dg.OpDefinition:
         read = {"zone_default_num_replicas": zone_default and zone_default.num_replicas,
                 "zone_default_num_voters": zone_default and zone_default.num_voters}
         context.add_output_metadata({
-            "data_zone": phase.data.describe(),
-            "system_zone": phase.system.describe(),
-            "expected_data_voters": phase.expected_data_voters,
-            "expected_data_non_voters": phase.expected_data_non_voters,
-            "expected_system_voters": phase.expected_system_voters,
-            "expected_system_non_voters": phase.expected_system_non_voters,
-            "failures_tolerated": phase.failures_tolerated,
+            **phase.replication_facts(),
             # A value CockroachDB did not report is left out, never -1 (which would plot as a real point).
             **{k: v for k, v in read.items() if isinstance(v, int)},
         })
@@ -88,7 +82,7 @@ def _wait_until_on_target(context, crdb, phase) -> float:
     start = time.monotonic()
     deadline = start + crdb.replication_timeout_seconds
     last_count = None
-    while short := _ranges_off_target(crdb, phase):
+    while short := ranges_off_target(crdb, phase):
         if len(short) != last_count:
             context.log.info(f"{len(short)} range(s) not yet at target: {_describe(short[:5])}")
             last_count = len(short)
@@ -103,7 +97,7 @@ def _wait_until_on_target(context, crdb, phase) -> float:
     return time.monotonic() - start
 
 
-def _ranges_off_target(crdb, phase) -> list[OffTarget]:
+def ranges_off_target(crdb, phase) -> list[OffTarget]:
     """Ranges whose voters or non-voters differ from what the phase's zone configs make CockroachDB target.
 
     App ranges follow the data zone; cluster-wide ranges follow either the data or the system zone (the

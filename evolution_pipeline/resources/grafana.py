@@ -6,12 +6,12 @@ answer only logs a warning. A phase never fails because of Grafana.
 
 from __future__ import annotations
 
-import os
 from urllib.parse import urlencode
 
 import dagster as dg
 import httpx
 
+TOKEN_VARIABLE = "GRAFANA_API_TOKEN"  # shared by both environments
 ANNOTATION_TAGS = ("crdb-evolution", "phase")  # what the evolution dashboard's annotation query selects
 
 
@@ -23,9 +23,9 @@ class GrafanaResource(dg.ConfigurableResource):
     api_url: str = ""
     dashboard_uid: str = "crdb-evolution"
     cluster_label: str = "crdb-live"
-    # The NAME of the variable holding a service-account token (Editor), so the token never shows in
-    # the resource's config in the UI.
-    api_token_env: str = "GRAFANA_API_TOKEN"
+    # A service-account token (Editor). Given as dg.EnvVar(TOKEN_VARIABLE) (configuration.py): Dagster
+    # resolves it when each run starts and the UI shows only the variable's name. Empty: no annotations.
+    api_token: str = ""
     timeout_seconds: float = 5.0
 
     def link(self, start: float, end: float, dashboard_uid: str | None = None) -> str | None:
@@ -40,10 +40,10 @@ class GrafanaResource(dg.ConfigurableResource):
         """Post a region annotation once; returns what happened, for the run log. base_tags say which
         dashboard's annotation query shows it (the evolution dashboard's by default). A re-run (a check
         re-executed, a retried step) finds the annotation it posted before and leaves it alone."""
-        token = os.environ.get(self.api_token_env, "")
+        token = self.api_token
         api = (self.api_url or self.url).rstrip("/")
         if not api or not token:
-            return f"not annotated (set GRAFANA_URL and {self.api_token_env} to annotate Grafana)"
+            return f"not annotated (set GRAFANA_URL and {TOKEN_VARIABLE} to annotate Grafana)"
         body = {"time": int(start * 1000), "timeEnd": int(end * 1000), "text": text,
                 "tags": [*base_tags, *tags]}
         headers = {"Authorization": f"Bearer {token}"}

@@ -15,21 +15,22 @@ from dataclasses import asdict, dataclass
 import dagster as dg
 
 from .. import app_promql
-from ..configuration import backend, setting
-from ..environments import ENVIRONMENTS, LIVE, REHEARSAL, Environment
+from ..configuration import backend, cluster_kinds, setting
+from ..environments import ENVIRONMENTS, LIVE, OWNERS, REHEARSAL, Environment
 from ..ops.common import permanent
 from ..phases import REPO_ROOT
 from ..resources.sql import SqlError
+from ..roles import APP_PATHS, PATHS_BY_NAME
 from .publish import CredentialStoreError, FileCredentialStore, KubernetesSecretStore
-from .roles import APP_PATHS, PATHS_BY_NAME
 from .rotate import PathRotation, RotationError, Rotator
 
 ASSET = "app_credentials"
 RESOURCE_KIND = "credentials"
-# Spelled out (not derived) so the docs' names can be found in the code. Their own asset groups keep the
-# rotation out of `evolve` and `rehearse`, which select whole groups.
+# Spelled out (not derived) so the docs' names can be found in the code. `evolve` and `rehearse` select by
+# tag (environments.EVOLUTION_TAG, which these assets do not carry), so one group holds both environments'
+# credentials, where people look for them.
 JOB_NAMES = {LIVE.name: "rotate_credentials", REHEARSAL.name: "rehearsal_rotate_credentials"}
-GROUPS = {LIVE.name: "evolution_credentials", REHEARSAL.name: "rehearsal_credentials"}
+GROUP = "credentials"
 
 
 class RotationConfig(dg.Config):
@@ -57,9 +58,11 @@ def build_rotation_asset(env: Environment) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=env.asset_key(ASSET),
-        group_name=GROUPS[env.name],
+        group_name=GROUP,
         required_resource_keys={crdb_key, app_key, store_key},
         pool=env.pool,
+        kinds=cluster_kinds(backend()),  # the credential store: a Kubernetes Secret with the operator backend
+        owners=list(OWNERS),
         description="Rotate the app's database credentials: per path, the rotation user not in use gets a new "
                     "password, is published, the app moves to it with no failed request, then the other "
                     "user's password is invalidated. Never touches the user the app still runs on.",

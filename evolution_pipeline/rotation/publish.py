@@ -21,7 +21,7 @@ from pydantic import Field
 
 from ..resources.cluster import ClusterControlError
 from ..resources.operator import ApiCall, api_error, build_api_client, unreachable_error
-from .roles import AppPath
+from ..roles import AppPath
 
 SECRETS = "secrets"
 # Exactly what KubernetesSecretStore calls; tests/manifests compares k8s/pipeline/rbac.yaml with it.

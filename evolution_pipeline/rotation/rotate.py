@@ -25,7 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql as psql
 
-from .roles import AppPath
+from ..roles import AppPath
 
 PASSWORD_BYTES = 32  # token_urlsafe(32): 43 characters, 256 bits; URL-safe, so it needs no escaping
 

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from evolution_pipeline.resources.sql import CrdbSqlResource
-from evolution_pipeline.rotation import roles
+from evolution_pipeline import roles
 
 pytestmark = pytest.mark.slow
 

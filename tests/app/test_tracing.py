@@ -19,7 +19,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
-from sample_app import otel, tracing
+from crdb_common import otel
+from sample_app import tracing
 from sample_app.metrics import AppMetrics
 from tests.support.otlp import OtlpReceiver
 
@@ -220,7 +221,7 @@ def test_export_failures_are_logged_once_per_outage_and_counted(caplog):
         inner.ok = True
         counting.export([object()])
     counting.shutdown()
-    lines = [r.getMessage() for r in caplog.records if r.name == "sample_app.otel"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "crdb_common.otel"]
     assert len([m for m in lines if "failed" in m]) == 1 and "Failed to export spans batch code: 503" in lines[0]
     assert any("works again" in m for m in lines)
     assert not any(r.name.startswith("opentelemetry.exporter") for r in caplog.records)  # held back

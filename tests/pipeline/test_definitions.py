@@ -5,6 +5,7 @@ Regenerate the snapshot after an intended change with: UPDATE_SNAPSHOTS=1 .venv/
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -34,6 +35,10 @@ def shape(defs: dg.Definitions) -> dict:
             "group": node.group_name,
             "deps": sorted(p.to_user_string() for p in node.parent_keys),
             "checks": sorted(c.name for c in node.check_keys),
+            # Who answers for it and what it touches (kinds are tags dagster/kind/<kind>), and when it is overdue.
+            "owners": list(node.owners),
+            "kinds": sorted(k.removeprefix("dagster/kind/") for k in node.tags if k.startswith("dagster/kind/")),
+            **({"freshness": repr(node.freshness_policy)} if node.freshness_policy else {}),
         }
     graph_steps = {}
     for a in defs.assets or []:
@@ -60,11 +65,26 @@ def shape(defs: dg.Definitions) -> dict:
     }
 
 
-def test_definitions_match_snapshot(resources):
+def test_definitions_match_snapshot(resources, monkeypatch):
+    monkeypatch.setenv("EVOLUTION_CLUSTER_BACKEND", "operator")  # the kinds follow the backend
     current = shape(build_definitions(resources))
     if os.environ.get("UPDATE_SNAPSHOTS"):
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
     assert current == json.loads(SNAPSHOT.read_text())
+
+
+def test_every_asset_has_owners_and_kinds_and_the_report_goes_overdue(resources):
+    graph = build_definitions(resources).resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == ["team:database-platform"], key
+        assert any(t.startswith("dagster/kind/") for t in node.tags), f"{key.to_user_string()} has no kinds"
+    report = graph.get(dg.AssetKey(["rehearsal", "rehearsal_report"])).freshness_policy
+    # A night plus the longest a rehearse run may take (dagster/max_runtime on the job), then overdue.
+    assert report.fail_window.to_timedelta() == dt.timedelta(hours=28)
+    assert report.warn_window.to_timedelta() == dt.timedelta(hours=25)
+    rehearse_runtime = build_definitions(resources).resolve_job_def("rehearse").tags["dagster/max_runtime"]
+    assert report.fail_window.to_timedelta() == dt.timedelta(days=1, seconds=int(rehearse_runtime))
 
 
 def test_lineage_and_steps_follow_the_phase_table(resources):

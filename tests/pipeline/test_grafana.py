@@ -8,13 +8,14 @@ import pytest
 from evolution_pipeline.resources.grafana import GrafanaResource
 from tests.doubles.grafana_api import GrafanaApiDouble
 
+TOKEN = "sa-token-for-tests"
 DASHBOARDS = __import__("pathlib").Path(__file__).resolve().parents[2] / "grafana" / "dashboards"
 
 
 @pytest.fixture
 def grafana(monkeypatch):
-    double = GrafanaApiDouble(token="sa-token-for-tests")
-    monkeypatch.setenv("GRAFANA_API_TOKEN", "sa-token-for-tests")
+    double = GrafanaApiDouble(token=TOKEN)
+    monkeypatch.setenv("GRAFANA_API_TOKEN", TOKEN)
     yield double
     double.close()
 
@@ -31,7 +32,7 @@ def test_link_targets_a_real_dashboard_and_the_window():
 
 
 def test_annotation_carries_the_tags_the_dashboard_selects(grafana):
-    g = GrafanaResource(url=grafana.url)
+    g = GrafanaResource(url=grafana.url, api_token=TOKEN)
     assert "annotated" in g.annotate(10.0, 20.5, "phase 1 done", ["phase1_two_nodes", "live"])
     (body,) = grafana.annotations
     assert body == {"time": 10000, "timeEnd": 20500, "text": "phase 1 done",
@@ -42,17 +43,16 @@ def test_annotation_carries_the_tags_the_dashboard_selects(grafana):
 
 def test_annotations_go_to_the_api_url_links_to_the_browser_url(grafana):
     """Inside Kubernetes the run pod posts to the Service while links point at the presenter's Grafana."""
-    g = GrafanaResource(url="http://127.0.0.1:9", api_url=grafana.url)
+    g = GrafanaResource(url="http://127.0.0.1:9", api_url=grafana.url, api_token=TOKEN)
     assert "annotated" in g.annotate(10.0, 20.5, "phase 0 done", ["phase0_single_node", "live"])
     assert len(grafana.annotations) == 1
     assert g.link(10.0, 20.5).startswith("http://127.0.0.1:9/d/crdb-evolution?")
 
 
 def test_wrong_token_or_no_grafana_never_raises(grafana, monkeypatch):
-    monkeypatch.setenv("GRAFANA_API_TOKEN", "wrong")
-    assert "refused the annotation (401)" in GrafanaResource(url=grafana.url).annotate(1, 2, "x", [])
-    assert "unreachable" in GrafanaResource(url="http://127.0.0.1:9").annotate(1, 2, "x", [])
-    monkeypatch.delenv("GRAFANA_API_TOKEN")
+    assert "refused the annotation (401)" in GrafanaResource(url=grafana.url, api_token="wrong").annotate(
+        1, 2, "x", [])
+    assert "unreachable" in GrafanaResource(url="http://127.0.0.1:9", api_token=TOKEN).annotate(1, 2, "x", [])
     assert "not annotated" in GrafanaResource(url=grafana.url).annotate(1, 2, "x", [])
     assert len(grafana.annotations) == 0
 
@@ -60,7 +60,7 @@ def test_wrong_token_or_no_grafana_never_raises(grafana, monkeypatch):
 def test_a_rerun_finds_its_annotation_and_posts_no_duplicate(grafana):
     """A re-executed check or a retried step annotates the same window with the same tags again: Grafana is
     asked first (GET /api/annotations by tags and range) and the existing annotation is kept."""
-    g = GrafanaResource(url=grafana.url)
+    g = GrafanaResource(url=grafana.url, api_token=TOKEN)
     first = g.annotate(10.0, 20.5, "phase0 (live): latency phase window", ["latency-phase", "phase0", "live"],
                        base_tags=("crdb-latency-window",))
     again = g.annotate(10.0, 20.5, "phase0 (live): latency phase window", ["latency-phase", "phase0", "live"],
@@ -82,7 +82,9 @@ def test_each_phase_posts_one_annotation(resources, worlds, grafana):
     from evolution_pipeline.latency import ANNOTATION_TAG
     from evolution_pipeline.phases import PHASES
 
-    resources = {**resources, "grafana": GrafanaResource(url=grafana.url, cluster_label="crdb-test-live")}
+    # The token as configuration.py gives it: an EnvVar Dagster resolves when the run starts.
+    resources = {**resources, "grafana": GrafanaResource(url=grafana.url, cluster_label="crdb-test-live",
+                                                         api_token=dg.EnvVar("GRAFANA_API_TOKEN"))}
     job = build_definitions(resources).resolve_job_def("evolve")
     with dg.instance_for_test() as instance:
         assert job.execute_in_process(instance=instance).success
@@ -100,3 +102,34 @@ def test_each_phase_posts_one_annotation(resources, worlds, grafana):
                        for kind in ("latency-baseline", "latency-phase"))
         assert base["timeEnd"] - base["time"] == phase["timeEnd"] - phase["time"] > 0
         assert base["timeEnd"] == phase["time"] or base["time"] == phase["timeEnd"]
+
+
+def test_urls_and_the_token_are_resolved_per_run_and_never_shown(monkeypatch):
+    """configuration.py gives a set URL or token as dg.EnvVar: the resource's config (what the UI shows)
+    holds the variable's name, and a value changed after the code location loaded reaches the next run."""
+    from evolution_pipeline.configuration import resources_from_env
+
+    monkeypatch.setenv("GRAFANA_API_TOKEN", "glsa_first")
+    monkeypatch.setenv("GRAFANA_URL", "http://grafana.first:3000")
+    monkeypatch.setenv("PROMETHEUS_URL", "http://prometheus.first:9090")
+    monkeypatch.delenv("REHEARSAL_PROMETHEUS_URL", raising=False)
+    resources = resources_from_env()
+    shown = str(resources["grafana"]._convert_to_config_dictionary())
+    assert "glsa_first" not in shown and "{'env': 'GRAFANA_API_TOKEN'}" in shown
+    assert resources["prometheus"]._convert_to_config_dictionary()["url"] == {"env": "PROMETHEUS_URL"}
+    # Unset: the documented default, as before.
+    assert resources["rehearsal_prometheus"].url == "http://127.0.0.1:9090"
+
+    seen = {}
+
+    @dg.asset(required_resource_keys={"grafana", "prometheus"})
+    def reads_settings(context):
+        seen.update(token=context.resources.grafana.api_token, grafana=context.resources.grafana.url,
+                    prometheus=context.resources.prometheus.url)
+
+    monkeypatch.setenv("GRAFANA_API_TOKEN", "glsa_rotated")  # a new Secret value, no reload
+    monkeypatch.setenv("PROMETHEUS_URL", "http://prometheus.moved:9090")
+    run_resources = {k: resources[k] for k in ("grafana", "prometheus")}
+    assert dg.materialize([reads_settings], resources=run_resources).success
+    assert seen == {"token": "glsa_rotated", "grafana": "http://grafana.first:3000",
+                    "prometheus": "http://prometheus.moved:9090"}

@@ -116,9 +116,9 @@ def test_both_windows_are_annotated_where_the_sample_app_dashboard_looks(monkeyp
     from tests.doubles.grafana_api import GrafanaApiDouble
 
     double = GrafanaApiDouble(token="sa-token-for-tests")
-    monkeypatch.setenv("GRAFANA_API_TOKEN", "sa-token-for-tests")
     try:
-        note = _annotate(GrafanaResource(url=double.url), "live", PHASES[1], windows(Span(1000.0, 1060.0)))
+        grafana = GrafanaResource(url=double.url, api_token="sa-token-for-tests")
+        note = _annotate(grafana, "live", PHASES[1], windows(Span(1000.0, 1060.0)))
         bodies = double.annotations
     finally:
         double.close()

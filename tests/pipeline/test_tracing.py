@@ -9,10 +9,10 @@ import uuid
 import dagster as dg
 import pytest
 
+from crdb_common.otel import provider_from_env
 from evolution_pipeline import tracing
 from evolution_pipeline.phases import get_phase
 from evolution_pipeline.state import PhaseState
-from sample_app.otel import provider_from_env
 from tests.support.otlp import OtlpReceiver
 
 PHASE = get_phase("phase1_two_nodes")

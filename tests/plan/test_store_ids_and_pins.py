@@ -16,7 +16,7 @@ import pytest
 
 from evolution_pipeline.drills.node_loss import _ranges_without_majority
 from evolution_pipeline.ops.preflight import check_pin_singles_out_node1
-from evolution_pipeline.ops.verify import _ranges_off_target
+from evolution_pipeline.ops.verify import ranges_off_target
 from evolution_pipeline.phases import PHASES
 from evolution_pipeline.plan import CHANGE, NOT_READ, build_plan
 from evolution_pipeline.resources.cluster import ClusterControl, ClusterControlResource, ClusterStatus
@@ -72,7 +72,7 @@ def test_phase1_pin_holds_when_node1_voters_sit_on_its_second_store(standin, nod
     stores = {s for r in sql.range_replicas("cluster") for s in r.voters}
     assert stores == {1, 2}, "the stand-in spreads node 1's replicas over its two stores"
     assert {s for r in sql.range_replicas("cluster") for s in r.non_voters} == {3}  # node 2's store
-    assert _ranges_off_target(sql, PHASE1) == []
+    assert ranges_off_target(sql, PHASE1) == []
 
 
 def test_phase1_voter_on_node2_is_off_target_even_when_its_store_id_is_2(nodes):
@@ -84,7 +84,7 @@ def test_phase1_voter_on_node2_is_off_target_even_when_its_store_id_is_2(nodes):
         r = next(r for r in standin.ranges if r.database is None)
         r.voters, r.non_voters = [2], [1]  # the voter on node 2 (store 3), node 1 a read replica
         standin.kill(1)  # so the stand-in's allocator cannot swap them back while the ranges are read
-        off = _ranges_off_target(sql, PHASE1)
+        off = ranges_off_target(sql, PHASE1)
         assert [o.range.range_id for o in off] == [r.range_id]
         assert "s3 (region=local,zone=local-b)" in str(off[0])
 
@@ -154,7 +154,7 @@ def test_preflight_and_verify_see_a_shared_locality_in_the_cluster():
         sql = _sql(standin)
         _at_phase(standin, nodes, PHASE1, sql)
         with pytest.raises(dg.Failure, match="another node shares node 1's locality region=us-east1,zone=us-east1-a"):
-            _ranges_off_target(sql, PHASE1)  # at once, not after replication_timeout_seconds
+            ranges_off_target(sql, PHASE1)  # at once, not after replication_timeout_seconds
         with pytest.raises(dg.Failure, match="another node already has it"):
             check_pin_singles_out_node1(_Control(None), sql, PHASE1, current_nodes=2)
 

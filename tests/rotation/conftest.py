@@ -7,8 +7,8 @@ import pytest
 
 from evolution_pipeline.resources.sample_app import SampleAppResource
 from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.roles import APP_PATHS
 from evolution_pipeline.rotation.publish import FileCredentialStore
-from evolution_pipeline.rotation.roles import APP_PATHS
 from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env, pg  # noqa: F401 - the session's PostgreSQL fixture
 

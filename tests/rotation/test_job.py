@@ -14,13 +14,13 @@ from evolution_pipeline.definitions import build_definitions
 from evolution_pipeline.environments import LIVE
 from evolution_pipeline.resources.prometheus import PrometheusResource
 from evolution_pipeline.resources.sample_app import SampleAppResource
+from evolution_pipeline.roles import READER, WRITER
 from evolution_pipeline.rotation.job import (
     ASSET,
     build_rotation_asset,
     build_rotation_checks,
     rotation_schedule,
 )
-from evolution_pipeline.rotation.roles import READER, WRITER
 from evolution_pipeline.rotation.rotate import login_error
 from tests.app.load import Load
 from tests.support.prometheus import start_prometheus

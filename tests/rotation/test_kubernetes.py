@@ -12,8 +12,12 @@ import pytest
 import yaml
 
 from evolution_pipeline.resources.sample_app import SampleAppResource
-from evolution_pipeline.rotation.publish import REQUIRED_SECRET_VERBS, CredentialStoreError, KubernetesSecretStore
-from evolution_pipeline.rotation.roles import APP_PATHS, READER, WRITER
+from evolution_pipeline.roles import APP_PATHS, READER, WRITER
+from evolution_pipeline.rotation.publish import (
+    REQUIRED_SECRET_VERBS,
+    CredentialStoreError,
+    KubernetesSecretStore,
+)
 from evolution_pipeline.rotation.rotate import Rotator, login_error
 from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env

@@ -2,7 +2,7 @@
 first, and no phase creates a role the model does not know."""
 
 from evolution_pipeline.phases import PHASES, SQL_USERS
-from evolution_pipeline.rotation.roles import APP_PATHS, GROUPS
+from evolution_pipeline.roles import APP_PATHS, GROUPS
 
 
 def test_each_path_is_created_whole_by_one_phase():

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from evolution_pipeline.resources.sample_app import SampleAppResource
+from evolution_pipeline.roles import APP_PATHS, READER, WRITER
 from evolution_pipeline.rotation.publish import FileCredentialStore
-from evolution_pipeline.rotation.roles import APP_PATHS, READER, WRITER
 from evolution_pipeline.rotation.rotate import RotationError, Rotator, login_error
 from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env

@@ -5,7 +5,8 @@ and DML), app_rw (read-write: DML and sequences, no schema changes), app_ro (rea
 sequence values, truly cannot write). Services log in as users that only inherit a group, and each path has
 two of them, so one's password can change while the app runs on the other (rotate_credentials).
 
-Plain data (the phase table imports it); apply_sql creates the roles (CrdbSqlResource.ensure_group and
+The ground floor (the phase table, the plan, preflight and rotation all import it; it imports nothing of
+the project); apply_sql creates the roles (CrdbSqlResource.ensure_group and
 ensure_login_user).
 """
 

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.sampling import (
 
 from . import redact
 
-log = logging.getLogger("sample_app.otel")
+log = logging.getLogger(__name__)
 
 PROTOCOL = "http/protobuf"
 DEFAULT_QUEUE = 2048  # the SDK's own OTEL_BSP_MAX_QUEUE_SIZE default
