@@ -73,7 +73,8 @@ install_python() {
 # is not on the PATH it is put into the venv with pip (one wheel from PyPI); offline, pip does it all.
 find_uv() {
   if command -v uv >/dev/null 2>&1; then command -v uv; return; fi
-  [[ -x .venv/bin/uv ]] || .venv/bin/python -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1 || true
+  [[ -x .venv/bin/uv ]] || .venv/bin/python -m pip install -q --disable-pip-version-check --retries 0 --timeout 15 uv \
+    >/dev/null 2>&1 || true  # offline: give up at once, pip below says what is missing
   [[ -x .venv/bin/uv ]] && echo .venv/bin/uv
   return 0
 }
