@@ -16,9 +16,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
+from crdb_common import httpc
 from evolution_pipeline.environments import LIVE
 from evolution_pipeline.resources.local import LocalClusterControl, LocalClusterResource
 from tests.app.appproc import AppProcess
@@ -138,7 +138,7 @@ def _start_app(control: LocalClusterControl, environ: dict, workdir: Path) -> Ap
         "APP_LOG_LEVEL": "INFO",
     }
     app = AppProcess(env, workdir / "sample-app.log")
-    httpx.post(f"{app.base_url}/control/background/start", timeout=10).raise_for_status()
+    httpc.post(f"{app.base_url}/control/background/start", timeout=10).raise_for_status()
     return app
 
 

@@ -35,6 +35,7 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
+from crdb_common import httpc
 from evolution_pipeline.phases import PHASES, REPO_ROOT
 from evolution_pipeline.resources.cluster import (
     LIVE,
@@ -502,12 +503,12 @@ class LocalClusterControl(ClusterControl):
     def _verify(self) -> ssl.SSLContext | bool:
         if self.config.insecure:
             return False
-        return ssl.create_default_context(cafile=str(self.certs_dir / "ca.crt"))
+        return httpc.trusting(self.certs_dir / "ca.crt")  # one context per CA file, not one per poll
 
     def node_health(self, node: LocalNode) -> tuple[bool, str]:
         try:
             verify = self._verify()
-            r = httpx.get(self.health_url(node), verify=verify, timeout=3.0)
+            r = httpc.get(self.health_url(node), verify=verify, timeout=3.0)
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             return False, f"/health?ready=1 unreachable: {exc}"
         return r.status_code == 200, f"/health?ready=1 -> {r.status_code}"
