@@ -5,14 +5,12 @@ Two sources, because the backends differ in who decides a node's locality:
   node by node, so an override (the local resource's `zones`) that moves a node is refused by name;
 - on Kubernetes the scheduler decides which zone a pod lands in (topologySpreadConstraints only bound the
   skew) and the operator copies the Kubernetes node's labels into --locality: which node is in which zone,
-  and the zones' names, are not the file's to choose. What survival depends on is the shape: how many
-  nodes share each locality. So the localities the cluster reports (SHOW CLUSTER RANGES replica_localities,
-  one per store) are compared with the file's by shape there, and by name where the backend plans them.
+  and the zones' names, are not the file's to choose. So the localities the cluster reports (SHOW CLUSTER
+  RANGES replica_localities, one per store) are compared by name where the backend plans them, and by how
+  many distinct localities there are otherwise (the zone spread the file's survival claims rest on).
 """
 
 from __future__ import annotations
-
-from collections import Counter
 
 from ..resources.sql import SqlError
 from .common import permanent
@@ -37,7 +35,7 @@ def check_localities(control, crdb, phase, current_nodes: int, source: str) -> s
         return f"cluster localities not read ({exc}); planned: {'match' if planned else 'not known'}"
     file_now = list(phase.localities[:current_nodes])
     if planned:
-        wrong = sorted(set(Counter(observed.values())) - set(file_now))
+        wrong = sorted(set(observed.values()) - set(file_now))
         if wrong:
             stores = [s for s, loc in observed.items() if loc == wrong[0]]
             raise permanent(
@@ -45,18 +43,20 @@ def check_localities(control, crdb, phase, current_nodes: int, source: str) -> s
                 f"(its nodes: {'; '.join(phase.localities)}). A node was started by hand or with other flags: "
                 "restart it with the file's --locality, then re-execute.")
         return f"{len(observed)} node(s) at the file's localities"
-    if len(observed) != len(file_now):
-        # A node without any replica yet (it just joined) reports no locality: no shape to compare.
-        return f"{len(observed)} of {len(file_now)} node(s) hold replicas; shape not compared"
-    have, want = _shape(observed.values()), _shape(file_now)
-    if have != want:
+    if len(observed) < len(file_now):
+        # A node without any replica yet (it just joined) reports no locality: nothing sound to compare.
+        return f"{len(observed)} store(s) with replicas for {len(file_now)} node(s); localities not compared"
+    # Stores, not nodes: no supported statement maps a store to its node (tests/FIDELITY.md), and a node may
+    # run several stores, so nodes per locality cannot be counted; how many distinct localities can.
+    have, want = sorted(set(observed.values())), sorted(set(file_now))
+    if len(have) != len(want):
         listing = "; ".join(f"s{s}: {loc}" for s, loc in sorted(observed.items()))
         raise permanent(
-            f"the cluster's {len(observed)} node(s) sit {have} per locality ({listing}), but {source}'s first "
-            f"{len(file_now)} node(s) of {phase.name} sit {want} ({'; '.join(file_now)}). On Kubernetes the "
-            "zones come from the nodes' topology.kubernetes.io/zone labels: give the workers the zones the file "
-            "needs (k8s/kind/kind-config.yaml), then re-execute.")
-    return f"{len(observed)} node(s), {have} per locality, as in the file"
+            f"the cluster's nodes sit in {len(have)} distinct localit{'y' if len(have) == 1 else 'ies'} "
+            f"({listing}), but {source}'s first {len(file_now)} node(s) of {phase.name} sit in {len(want)} "
+            f"({'; '.join(file_now)}). On Kubernetes the zones come from the nodes' topology.kubernetes.io/zone "
+            "labels: give the workers the zones the file needs (k8s/kind/kind-config.yaml), then re-execute.")
+    return f"{len(file_now)} node(s) in {len(have)} distinct localities, as in the file"
 
 
 def _store_localities(crdb) -> dict[int, str]:
@@ -68,6 +68,3 @@ def _store_localities(crdb) -> dict[int, str]:
     return out
 
 
-def _shape(localities) -> list[int]:
-    """How many nodes share each locality, largest first: [2, 2, 2] for six nodes two per zone."""
-    return sorted(Counter(localities).values(), reverse=True)

@@ -42,7 +42,10 @@ def test_three_zones_runs_end_to_end(stand_in_env, crdbs, worlds):
         assert ran["success"], ran
         assert ran["checks"] and all(ran["checks"].values()), ran["checks"]
         assert ran["nodes"] == phase.nodes
-        assert "as in the file" in ran["localities"], ran["localities"]
+    # Preflight compared the running nodes with the file: none before phase A, phase A's three before B.
+    assert [p["localities"] for p in result["phases"]] == [
+        "no node runs yet", "3 node(s) in 3 distinct localities, as in the file"]
+    for phase, ran in zip(evolution.phases, result["phases"]):
         # What the run sent is exactly the file's zone configs, one statement per zone.
         want = {t: phase.data for t in ZONE_TARGETS_DATA} | {t: phase.system for t in ZONE_TARGETS_SYSTEM}
         assert ran["zone_statements"] == [f"ALTER {t} CONFIGURE ZONE USING num_replicas = {r.num_replicas};"
@@ -67,6 +70,6 @@ def test_a_cluster_whose_zones_differ_from_the_file_is_refused_before_anything_c
     assert first["success"], first
     assert not second["success"]
     message = second["failures"][0]
-    assert "sit [2, 1] per locality" in message and "sit [1, 1, 1]" in message, message
-    assert "s2: region=us-east1,zone=us-east1-a" in message and "region=us-east1,zone=us-east1-c" in message, message
+    assert "the cluster's nodes sit in 2 distinct localities" in message and "sit in 3" in message, message
+    assert "region=us-east1,zone=us-east1-a" in message and "region=us-east1,zone=us-east1-c" in message, message
     assert read_world(worlds["live"])["desired"] == 3  # nothing was scaled
