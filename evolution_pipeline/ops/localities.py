@@ -42,7 +42,8 @@ def check_localities(control, crdb, phase, current_nodes: int, source: str) -> s
                 f"store(s) {stores} report locality {wrong[0]}, which no node of {phase.name} has in {source} "
                 f"(its nodes: {'; '.join(phase.localities)}). A node was started by hand or with other flags: "
                 "restart it with the file's --locality, then re-execute.")
-        return f"{len(observed)} node(s) at the file's localities"
+        # Nodes, not stores: a node may run several stores (CockroachDB's node 1 often runs two).
+        return f"{current_nodes} node(s) at the file's localities"
     if len(observed) < len(file_now):
         # A node without any replica yet (it just joined) reports no locality: nothing sound to compare.
         return f"{len(observed)} store(s) with replicas for {len(file_now)} node(s); localities not compared"

@@ -71,6 +71,9 @@ def test_the_local_backend_passes_when_the_cluster_is_where_the_file_says(tmp_pa
     control = local_control(tmp_path)
     text = check_localities(control, Sql(dict(enumerate(B.localities, 1))), B, 6, "f.yaml")
     assert text == "6 node(s) at the file's localities"
+    # Node 1 runs two stores (store IDs drift from node IDs): still three nodes, as the cluster runs them.
+    two_stores = {1: B.localities[0], 2: B.localities[0], 3: B.localities[1], 4: B.localities[2]}
+    assert check_localities(control, Sql(two_stores), A, 3, "f.yaml") == "3 node(s) at the file's localities"
     with pytest.raises(dg.Failure, match=r"store\(s\) \[6\] report locality region=us-east1,zone=us-east1-d"):
         check_localities(control, Sql({**dict(enumerate(B.localities, 1)), 6: "region=us-east1,zone=us-east1-d"}),
                          B, 6, "f.yaml")
