@@ -57,7 +57,7 @@ class BackendWorld:
                 s["desired"], s["ready"] = desired, self.ready
             return self.ready
 
-    def _locality(self, node_id: int) -> str:
+    def locality_of(self, node_id: int) -> str:
         if node_id not in self.localities:
             raise AssertionError(f"the SQL stand-in asked for node {node_id}'s locality; the backend has no such "
                                  f"node (known: {self.localities})")
@@ -70,7 +70,7 @@ class BackendWorld:
     def __enter__(self):
         self.sync()
         self.crdb.live_nodes = self.sync
-        self.crdb.node_locality = self._locality
+        self.crdb.node_locality = self.locality_of
         self._thread.start()
         return self
 

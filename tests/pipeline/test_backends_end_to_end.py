@@ -39,18 +39,19 @@ LOCAL_COMMANDS = {"cert", "start", "init", "node status", "sql"}
 def port_bases(count: int) -> dict[str, int]:
     """SQL, gRPC and HTTP port bases, each with `count` free ports, below the kernel's ephemeral range
     (/proc/sys/net/ipv4/ip_local_port_range, 32768 on): six nodes start one after another over seconds, and an
-    ephemeral port picked with bind(0) may meanwhile become some client connection's local port."""
+    ephemeral port picked with bind(0) may meanwhile become some client connection's local port. Below the
+    local backend's default bases (26257 and up), which other tests may use as they are."""
     taken: set[int] = set()
     bases = {}
     for kind in ("sql", "listen", "http"):
         for _ in range(200):
-            base = random.randrange(20000, 32000 - count)
+            base = random.randrange(20000, 26000 - count)
             ports = set(range(base, base + count))
             if not ports & taken and all(_free(p) for p in ports):
                 bases[kind] = base
                 taken |= ports
                 break
-    assert len(bases) == 3, "no free port range below 32000"
+    assert len(bases) == 3, "no free port range below 26000"
     return bases
 
 
@@ -85,6 +86,12 @@ def assert_ran_clean(result: dict, evolution, resource: str, scaled: list[bool])
     rerun = result["rerun"]
     assert rerun["success"] and rerun["scaled"] is False, rerun
     assert rerun["checks"] and all(rerun["checks"].values()), rerun
+    # The re-run's preflight compared the running nodes with the file: node by node where the backend places
+    # them (local), by the number of distinct zones where the scheduler does (operator).
+    last = evolution.phases[-1]
+    assert rerun["localities"] == (f"{last.nodes} node(s) at the file's localities" if resource.startswith("Local")
+                                   else f"{last.nodes} node(s) in {len(set(last.localities))} distinct localities, "
+                                   "as in the file"), rerun
 
 
 def assert_voters_as_the_file_asks(crdb, phase, locality) -> None:
@@ -123,7 +130,7 @@ def test_local_backend_runs_the_file_end_to_end(evolution, stand_in_env, crdbs, 
         with LocalWorld(cluster_dir, worlds["live"], crdbs["live"]) as backend:
             result = run_backend(evolution.source, env)
             members = backend.members()
-            locality = backend._locality
+            locality = backend.locality_of
         assert_ran_clean(result, evolution, "LocalClusterResource", [True] * len(evolution.phases))
         # Node by node: node i listens on the i-th port and runs with the file's i-th locality.
         want = {f"127.0.0.1:{ports['listen'] + i}": loc for i, loc in enumerate(last.localities)}
@@ -159,7 +166,7 @@ def test_operator_backend_runs_the_file_end_to_end(evolution, stand_in_env, crdb
         with OperatorWorld(api, NAMESPACE, CLUSTER, worlds["live"], crdbs["live"]) as backend:
             result = run_backend(evolution.source, env)
             pods = backend.pods()
-            locality = backend._locality
+            locality = backend.locality_of
     nodes = [applied] + [p.nodes for p in evolution.phases]
     assert_ran_clean(result, evolution, "CrdbOperatorResource", [b > a for a, b in itertools.pairwise(nodes)])
     # The zone spread is the file's: as many nodes per zone (which zone is which is the scheduler's choice),
