@@ -219,7 +219,7 @@ def _outage_checks(env: Environment, drill: str, specs: tuple[WindowCheck, ...],
     checks = [_window_check(env, drill, spec) for spec in specs]
 
     @dg.asset_check(asset=env.asset_key(drill), name="node_back_within_timeout", blocking=True, description=back)
-    def node_back_within_timeout(drill_result: OutageResult) -> dg.AssetCheckResult:
+    def node_back_within_timeout(drill_result) -> dg.AssetCheckResult:  # NodeLossResult | ZoneLossResult
         return judge_recovered(drill_result)
 
     return [*checks, node_back_within_timeout]
@@ -235,7 +235,7 @@ def _window_check(env: Environment, drill: str, spec: WindowCheck) -> dg.AssetCh
         blocking=True,
         required_resource_keys={prom_key},
     )
-    def _check(context, drill_result: OutageResult) -> dg.AssetCheckResult:
+    def _check(context, drill_result) -> dg.AssetCheckResult:  # Dagster takes no Union annotation here
         return judge_window(spec, getattr(context.resources, prom_key), drill_result)
 
     return _check

@@ -25,7 +25,6 @@ until the pods are back. A real zone outage (nodes cordoned or a data centre cut
 see README.md "Zone-loss drill".
 """
 
-from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field

@@ -61,22 +61,28 @@ class DrillWorldControl(WorldClusterControl):
         return f"stand-in node {index} started"
 
     def status(self) -> ClusterStatus:
-        with world(self.path) as s:
-            if not _away(s):
-                return super().status()
-            _count(s, "status")  # held away: the world's own status() would bring them back
-            if "starting" in s:
-                s["starting_polls"] -= 1
-                if s["starting_polls"] <= 0:
-                    s.pop("starting")
-            _settle(s)
-            held = set(s.get("held_down", ()))
-            nodes = tuple(
-                NodeStatus(f"node{i}", i not in _away(s),
-                           "stopped by the drill" if i in held else "starting" if i in _away(s) else "")
-                for i in range(1, s["desired"] + 1)
-            )
-            return ClusterStatus(s["desired"], s["ready"], True, nodes)
+        with world(self.path) as s:  # released before the world's own status(), which locks it again
+            if _away(s):
+                return self._away_status(s)
+        return super().status()
+
+    @staticmethod
+    def _away_status(s: dict) -> ClusterStatus:
+        """Nodes held away stay away (the world's own status() would make them ready); starting ones come
+        back after `restart_after_polls` polls."""
+        _count(s, "status")
+        if "starting" in s:
+            s["starting_polls"] -= 1
+            if s["starting_polls"] <= 0:
+                s.pop("starting")
+        _settle(s)
+        held = set(s.get("held_down", ()))
+        nodes = tuple(
+            NodeStatus(f"node{i}", i not in _away(s),
+                       "stopped by the drill" if i in held else "starting" if i in _away(s) else "")
+            for i in range(1, s["desired"] + 1)
+        )
+        return ClusterStatus(s["desired"], s["ready"], True, nodes)
 
 
 class DrillWorldClusterResource(WorldClusterResource):
