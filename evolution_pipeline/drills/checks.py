@@ -1,6 +1,7 @@
 """Blocking checks of the drills and of the rehearsal report.
 
-The node-loss checks judge the drill's time window in Prometheus (pinned with `@ <end>`, drills/promql.py),
+The node-loss and zone-loss drills share their checks (a zone is the node-loss drill with several nodes
+away: `result.survivors`, `result.away`). They judge the drill's time window in Prometheus (pinned with `@ <end>`, drills/promql.py),
 so they read every scrape of the window, not just the drill's own polls; the restore checks judge the
 comparison the drill made. A check never passes by default: no data fails it, with the reason.
 """
@@ -19,6 +20,10 @@ from .backup_restore import RestoreDrillResult
 from .node_loss import DRILL_NAME as NODE_LOSS
 from .node_loss import NodeLossResult
 from .report import REPORT_NAME, RehearsalReport
+from .zone_loss import DRILL_NAME as ZONE_LOSS
+from .zone_loss import ZoneLossResult
+
+OutageResult = NodeLossResult | ZoneLossResult
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class WindowCheck:
     name: str
     description: str
     # (prometheus, drill result) -> (query, predicate, expectation)
-    build: Callable[[PrometheusResource, NodeLossResult], tuple[str, Callable[[float], bool], str]]
+    build: Callable[[PrometheusResource, OutageResult], tuple[str, Callable[[float], bool], str]]
 
 
 def _unavailable(prom, r):
@@ -40,8 +45,8 @@ def _unavailable(prom, r):
 def _dropped(prom, r):
     return (
         promql.survivors_min(prom, r.stopped_at, r.ended_at, prom.check_poll_seconds),
-        lambda v: v == r.nodes - 1,
-        f"== {r.nodes - 1} (the survivors saw node {r.node} gone)",
+        lambda v: v == r.survivors,
+        f"== {r.survivors} (the survivors saw {r.away} gone)",
     )
 
 
@@ -91,8 +96,23 @@ NODE_LOSS_CHECKS = (
     ),
 )
 
+# The same judgements, said of a zone: the survivors saw every node of the zone gone and back.
+ZONE_LOSS_CHECKS = (
+    WindowCheck("no_unavailable_range_during_drill",
+                "No range lost quorum at any scrape while the zone was away.", _unavailable),
+    WindowCheck("live_nodes_dropped_during_drill", "The surviving nodes saw every node of the zone gone.",
+                _dropped),
+    WindowCheck("live_nodes_back_after_drill", "Every node live again when the drill ended.", _back),
+    WindowCheck("no_underreplicated_after_drill",
+                "Under-replicated ranges back to 0 after the zone returned.", _underreplicated),
+    WindowCheck("app_kept_serving_during_drill",
+                "The sample app's request counter grew while the zone was away.", _traffic),
+    WindowCheck("app_error_budget_during_drill",
+                "The sample app's 5xx ratio while the zone was away stayed within budget.", _errors),
+)
 
-def judge_window(spec: WindowCheck, prom: PrometheusResource, result: NodeLossResult) -> dg.AssetCheckResult:
+
+def judge_window(spec: WindowCheck, prom: PrometheusResource, result: OutageResult) -> dg.AssetCheckResult:
     query, ok, expectation = spec.build(prom, result)
     # The window is in the past: a value is final (never retried); only missing data is waited for.
     passed, reading, error = prom.wait_until(
@@ -119,18 +139,18 @@ def judge_window(spec: WindowCheck, prom: PrometheusResource, result: NodeLossRe
     return dg.AssetCheckResult(passed=passed, metadata=metadata, description=text + _back_note(result))
 
 
-def _back_note(result: NodeLossResult) -> str:
+def _back_note(result: OutageResult) -> str:
     return (
         ""
         if result.recovered
         else (
-            f" (node {result.node} was not back within "
+            f" ({result.away} was not back within "
             f"{result.recover_timeout_seconds:g}s; it was started anyway)"
         )
     )
 
 
-def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
+def judge_recovered(result: OutageResult) -> dg.AssetCheckResult:
     meta = {
         **float_figures({"detect_seconds": result.detect_seconds, "recover_seconds": result.recover_seconds,
                          "recover_timeout_seconds": result.recover_timeout_seconds}),
@@ -141,7 +161,7 @@ def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
             passed=True,
             metadata=meta,
             description=(
-                f"node {result.node} detected gone after {result.detect_seconds}s, back and on target after "
+                f"{result.away} detected gone after {result.detect_seconds}s, back and on target after "
                 f"{result.recover_seconds}s"
             ),
         )
@@ -150,7 +170,7 @@ def judge_recovered(result: NodeLossResult) -> dg.AssetCheckResult:
         passed=False,
         metadata=meta,
         description=(
-            f"node {result.node} was NOT back within {result.recover_timeout_seconds:g}s "
+            f"{result.away} was NOT back within {result.recover_timeout_seconds:g}s "
             "(it was started anyway: "
             f"{result.restart_detail or 'see the run log'}): {notes}"
         ),
@@ -185,32 +205,38 @@ def judge_restore(kind: str, result: RestoreDrillResult) -> dg.AssetCheckResult:
 
 
 def build_node_loss_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
-    checks = [_window_check(env, spec) for spec in NODE_LOSS_CHECKS]
+    return _outage_checks(env, NODE_LOSS, NODE_LOSS_CHECKS, "The node was back, live and on target within "
+                          "recover_timeout_seconds.")
 
-    @dg.asset_check(
-        asset=env.asset_key(NODE_LOSS),
-        name="node_back_within_timeout",
-        blocking=True,
-        description="The node was back, live and on target within recover_timeout_seconds.",
-    )
-    def node_back_within_timeout(node_loss_drill: NodeLossResult) -> dg.AssetCheckResult:
-        return judge_recovered(node_loss_drill)
+
+def build_zone_loss_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
+    return _outage_checks(env, ZONE_LOSS, ZONE_LOSS_CHECKS, "Every node of the zone was back, live and on "
+                          "target within recover_timeout_seconds.")
+
+
+def _outage_checks(env: Environment, drill: str, specs: tuple[WindowCheck, ...], back: str
+                   ) -> list[dg.AssetChecksDefinition]:
+    checks = [_window_check(env, drill, spec) for spec in specs]
+
+    @dg.asset_check(asset=env.asset_key(drill), name="node_back_within_timeout", blocking=True, description=back)
+    def node_back_within_timeout(drill_result) -> dg.AssetCheckResult:  # NodeLossResult | ZoneLossResult
+        return judge_recovered(drill_result)
 
     return [*checks, node_back_within_timeout]
 
 
-def _window_check(env: Environment, spec: WindowCheck) -> dg.AssetChecksDefinition:
+def _window_check(env: Environment, drill: str, spec: WindowCheck) -> dg.AssetChecksDefinition:
     prom_key = env.resource_key("prometheus")
 
     @dg.asset_check(
-        asset=env.asset_key(NODE_LOSS),
+        asset=env.asset_key(drill),
         name=spec.name,
         description=spec.description,
         blocking=True,
         required_resource_keys={prom_key},
     )
-    def _check(context, node_loss_drill: NodeLossResult) -> dg.AssetCheckResult:
-        return judge_window(spec, getattr(context.resources, prom_key), node_loss_drill)
+    def _check(context, drill_result) -> dg.AssetCheckResult:  # Dagster takes no Union annotation here
+        return judge_window(spec, getattr(context.resources, prom_key), drill_result)
 
     return _check
 

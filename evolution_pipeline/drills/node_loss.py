@@ -77,6 +77,15 @@ class NodeLossResult:
     def recovered(self) -> bool:
         return self.recovered_at is not None
 
+    @property
+    def survivors(self) -> int:
+        """Live nodes the survivors should agree on while the node is away (the shared checks read it)."""
+        return self.nodes - 1
+
+    @property
+    def away(self) -> str:
+        return f"node {self.node}"
+
 
 @dataclass
 class _Drill:
@@ -90,6 +99,7 @@ class _Drill:
     cfg: NodeLossConfig
     log: object
     facts: dict = field(default_factory=dict)
+    what: str = ""  # what is away, for the notes ("zone us-east1-c (nodes 3, 6)"); default "node <n>"
 
     def survivors_live(self) -> str:
         return f"max({self.prom.crdb('liveness_livenodes')})"
@@ -239,7 +249,7 @@ def _hold_outage(d: _Drill) -> None:
 def _observe_unavailable(d: _Drill) -> None:
     try:
         value = d.prom.query_value(f"sum({d.prom.crdb('ranges_unavailable')})").value
-    except Exception as exc:  # a missed poll is not a verdict: the checks judge every scrape afterwards
+    except Exception as exc:  # noqa: BLE001  a missed poll is not a verdict: the checks judge every scrape afterwards
         d.log.info(f"node-loss drill: unavailable-ranges poll failed: {exc}")
         return
     d.facts["max_unavailable"] = max(value, d.facts.get("max_unavailable", 0.0))
@@ -264,11 +274,11 @@ def _bring_back(d: _Drill) -> None:
 
 
 def _wait_recovered(d: _Drill, deadline: float) -> None:
-    remaining = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
+    remaining = lambda: max(0.0, deadline - time.monotonic())
     while not _backend_ready(d):
         if time.monotonic() >= deadline:
             d.note(
-                f"node {d.node} not ready again within {d.cfg.recover_timeout_seconds:g}s "
+                f"{d.what or f'node {d.node}'} not ready again within {d.cfg.recover_timeout_seconds:g}s "
                 f"({_summary(d)}); it was started, the checks fail"
             )
             return
@@ -353,7 +363,7 @@ def build_node_loss_asset(env: Environment) -> dg.AssetsDefinition:
         "app kept serving, live nodes went to 2 and back to 3, under-replicated ranges returned to 0.",
     )
     def node_loss_drill(context: dg.AssetExecutionContext, config: NodeLossConfig, grown: PhaseState):
-        res = lambda kind: getattr(context.resources, env.resource_key(kind))  # noqa: E731
+        res = lambda kind: getattr(context.resources, env.resource_key(kind))
         if grown.phase != LAST_PHASE.name:
             raise permanent(f"the node-loss drill runs after {LAST_PHASE.name}, got {grown.phase}")
         if env == REHEARSAL:  # the live app's traffic is its users'; the rehearsal's is its background load

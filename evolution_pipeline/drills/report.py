@@ -1,7 +1,8 @@
 """The rehearsal report: the story of the night in one table (the asset itself: report_asset.py).
 
 Per phase: converge seconds, the backup (size, rows, verified WITH check_files), the app's p50/p99 latency and
-5xx ratio during the phase (Prometheus, pinned to the phase's window); then both drills' results, and a
+5xx ratio during the phase (Prometheus, pinned to the phase's window); then the drills' results (node
+loss, backup restore, and zone loss when the last phase claims to survive a zone), and a
 PASS/FAIL verdict with its reasons (a phase not reached, a drill that failed or never ran, a failed check
 included). Every figure is also numeric metadata, so Dagster plots it across nights; a figure that does not
 exist is left out (never -1, which would plot as a real point). Its blocking check `rehearsal_verdict` fails
@@ -172,6 +173,30 @@ def node_loss_figures(result) -> DrillFigures:
             "recover_seconds": _or(result.recover_seconds),
             "duration_seconds": result.duration_seconds,
             "max_unavailable_seen": _or(result.max_unavailable_seen),
+        },
+    )
+
+
+def zone_loss_figures(result) -> DrillFigures:
+    """The zone-loss drill's row: time to detect the zone gone and to recover from it, and the worst count of
+    unavailable ranges the drill's own polls saw (the checks judged every scrape)."""
+    ok = result.recovered and result.detect_seconds is not None and not (result.max_unavailable_seen or 0)
+    summary = (
+        f"{result.away} away {result.duration_seconds:g}s, detected after {result.detect_seconds}s, "
+        f"recovered after {result.recover_seconds}s"
+        if ok
+        else "; ".join(result.notes) or f"{result.away} not recovered"
+    )
+    return DrillFigures(
+        "zone_loss_drill",
+        ok,
+        summary,
+        {
+            "detect_seconds": _or(result.detect_seconds),
+            "recover_seconds": _or(result.recover_seconds),
+            "duration_seconds": result.duration_seconds,
+            "max_unavailable_seen": _or(result.max_unavailable_seen),
+            "nodes_stopped": len(result.stopped_nodes),
         },
     )
 

@@ -24,8 +24,17 @@ from ..state import PhaseState
 from .backup_restore import DRILL_NAME as RESTORE
 from .node_loss import DRILL_NAME as NODE_LOSS
 from .outcomes import latency_outcomes
-from .report import REPORT_NAME, DrillFigures, build_report, metadata, node_loss_figures, restore_figures
+from .report import (
+    REPORT_NAME,
+    DrillFigures,
+    build_report,
+    metadata,
+    node_loss_figures,
+    restore_figures,
+    zone_loss_figures,
+)
 from .run_record import RunRecord, read_run, reported_run_id, step_key
+from .zone_loss import DRILL_NAME as ZONE_LOSS
 
 ENV = REHEARSAL
 # Nightly: a report older than a night plus the longest a rehearse run may take means the rehearsal stopped
@@ -36,6 +45,13 @@ FRESHNESS = dg.FreshnessPolicy.time_window(
     fail_window=timedelta(days=1, seconds=MAX_RUN_SECONDS), warn_window=timedelta(days=1, hours=1))
 NOT_RUN = "did not run: an earlier step or blocking check failed"
 DRILLS = ((NODE_LOSS, node_loss_figures), (RESTORE, restore_figures))
+ZONE_DRILL = (ZONE_LOSS, zone_loss_figures)  # only when the last phase claims a zone (drills/__init__.py)
+
+
+def planned_drills() -> tuple:
+    from . import zone_drill_planned  # the package decides which drills the rehearsal runs
+
+    return (*DRILLS, ZONE_DRILL) if zone_drill_planned() else DRILLS
 
 
 def phase_states(record: RunRecord) -> list[PhaseState]:
@@ -48,7 +64,7 @@ def drill_figures(record: RunRecord) -> list[DrillFigures]:
     """Each drill's figures, or why it has none: its own error when its step failed (it could not start, it
     could not bring the node back), else that it never ran."""
     out = []
-    for name, figures in DRILLS:
+    for name, figures in planned_drills():
         key = ENV.asset_key(name)
         if (value := record.value(key)) is not None:
             out.append(figures(value))
@@ -62,7 +78,7 @@ def drill_figures(record: RunRecord) -> list[DrillFigures]:
 def run_reasons(record: RunRecord, latency_check: str) -> list[str]:
     """What the run itself says went wrong, beyond the figures: phases not reached, failed steps (the drills'
     own are in their rows), failed checks (the latency gate has its own section)."""
-    drills = {step_key(ENV.asset_key(name)) for name, _ in DRILLS}
+    drills = {step_key(ENV.asset_key(name)) for name, _ in planned_drills()}
     reasons = [f"{p.name}: not reached" for p in PHASES if not isinstance(record.value(ENV.asset_key(p)),
                                                                             PhaseState)]
     reasons += [f"step {k} failed: {why}" for k, why in record.failed_steps.items() if k not in drills]
@@ -76,7 +92,7 @@ def build_report_asset() -> dg.AssetsDefinition:
 
     @dg.asset(
         key=ENV.asset_key(REPORT_NAME),
-        deps=[ENV.asset_key(p) for p in PHASES] + [ENV.asset_key(NODE_LOSS), ENV.asset_key(RESTORE)],
+        deps=[ENV.asset_key(p) for p in PHASES] + [ENV.asset_key(name) for name, _ in planned_drills()],
         group_name=ENV.group,
         required_resource_keys={prom_key},
         tags=ENV.evolution_tags,

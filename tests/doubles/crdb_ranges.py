@@ -10,6 +10,8 @@ computes, with the refusals CockroachDB has. Sources (cockroachdb/cockroach):
 - promotion of a non-voter when its node receives a voter: replicate_queue.go addOrReplaceVoters
   (ReplicationChangesForPromotion); never two replicas of a range on one node (the model is per node; SHOW
   RANGES maps each replica to one of its node's stores, crdb_statements.range_rows);
+- WHICH node receives a replica: locality diversity first (see `diversity_score`, `allocate_order`), then a
+  node holding a non-voter for a voter, then the lowest ID; which voter goes: the least diverse one;
 - health as the metrics count it: pkg/kv/kvserver/replica_metrics.go calcRangeCounter (under-replicated
   when live voters < GetNeededVoters or live non-voters < GetNeededNonVoters; over-replicated in the
   opposite case; unavailable when the live voters are no majority).
@@ -37,6 +39,42 @@ def needed_voters(zone_voters: int, cluster_nodes: int) -> int:
 def needed_non_voters(num_voters: int, zone_non_voters: int, cluster_nodes: int) -> int:
     """allocatorimpl.GetNeededNonVoters."""
     return max(min(zone_non_voters, cluster_nodes - num_voters), 0)
+
+
+# --- locality diversity --------------------------------------------------------------------------------------
+# cockroachdb/cockroach pkg/roachpb/metadata.go `Locality.DiversityScore`: tiers compared from the most global
+# (region) down, by VALUE (key names ignored); the first differing tier i of `length` compared tiers scores
+# (length - i) / length; equal localities score 0; one locality a strict prefix of the other scores
+# MaxDiversityScore / (length + 1).
+MAX_DIVERSITY_SCORE = 1.0
+
+
+def diversity_score(a: dict[str, str], b: dict[str, str]) -> float:
+    left, right = list(a.values()), list(b.values())
+    length = min(len(left), len(right))
+    for i in range(length):
+        if left[i] != right[i]:
+            return (length - i) / length
+    if len(left) != len(right):
+        return MAX_DIVERSITY_SCORE / (length + 1)
+    return 0.0
+
+
+def allocate_score(candidate: dict[str, str], existing: list[dict[str, str]]) -> float:
+    """allocator_scorer.go `diversityAllocateScore`: the mean DiversityScore of the candidate against each
+    existing replica's locality; MaxDiversityScore when the range has none."""
+    if not existing:
+        return MAX_DIVERSITY_SCORE
+    return sum(diversity_score(candidate, loc) for loc in existing) / len(existing)
+
+
+def removal_score(node: int, existing: dict[int, dict[str, str]]) -> float:
+    """allocator_scorer.go `diversityRemovalScore`: the mean DiversityScore of one replica against the OTHER
+    replicas; the lowest is the first to go (candidateListForRemoval then `worst()`)."""
+    others = [loc for n, loc in existing.items() if n != node]
+    if not others:
+        return MAX_DIVERSITY_SCORE
+    return sum(diversity_score(existing[node], loc) for loc in others) / len(others)
 
 
 @dataclass
@@ -136,14 +174,31 @@ class Allocator:
         return self._rebalance_for_constraints(r, zone)
 
     # candidates -------------------------------------------------------------------------------------------
-    def _voter_candidates(self, r: Range, zone: Zone, exclude: tuple[int, ...] = ()) -> list[int]:
-        locs = [self.locality(n) for n in r.voters]
-        all_locs = [self.locality(n) for n in r.replicas]
+    def allocate_order(self, candidates: list[int], existing: list[int], non_voters: list[int]) -> list[int]:
+        """Best first, as allocator_scorer.go `rankedCandidateListForAllocation` sorts them (candidate.compare:
+        valid > necessary > diversityScore > converges/balance > hasNonVoter > range count): constraints are
+        already filtered; diversity against `existing` (allocator.go `getReplicasForDiversityCalc`: the
+        VOTERS' localities for a voter, every replica's for a non-voter); the stand-in has no load, so
+        converges/balance/range count tie; then a node holding a non-voter (promoted rather than sent a new
+        snapshot); then the lowest node ID, which is `byScoreAndID`'s deterministic tie-break
+        (options.deterministicForTesting) where CockroachDB otherwise picks at random among the best."""
+        locs = [self.locality(n) for n in existing]
+        # Rounded well inside scoresAlmostEqual's epsilon (1e-10): float noise never breaks a tie.
+        scores = {n: round(allocate_score(self.locality(n), locs), 9) for n in candidates}
+        return sorted(candidates, key=lambda n: (-scores[n], n not in non_voters, n))
+
+    def _voter_candidates(self, r: Range, zone: Zone, exclude: tuple[int, ...] = (),
+                          replacing: int | None = None) -> list[int]:
+        """Live nodes that may take a voter, best first. `replacing`: a dead voter is being replaced, and
+        replicate_queue.go addOrReplaceVoters hands AllocateVoter the remaining LIVE voters (the replaced one
+        dropped), so only their localities count."""
+        voters = [n for n in r.voters if n != replacing and (replacing is None or n in self.live)]
+        locs = [self.locality(n) for n in voters]
+        all_locs = [self.locality(n) for n in r.replicas if n != replacing]
         out = [n for n in self.live if n not in r.voters and n not in exclude
                and _conj_ok(zone.voter_constraints or [], self.locality(n), locs)
                and _conj_ok(zone.constraints or [], self.locality(n), all_locs)]
-        # A node that already holds a non-voter is promoted rather than sent a new snapshot.
-        return sorted(out, key=lambda n: (n not in r.non_voters, n))
+        return self.allocate_order(out, voters, r.non_voters)
 
     def _add_voter(self, r: Range, zone: Zone, need_v: int) -> str | None:
         candidates = self._voter_candidates(r, zone)
@@ -151,10 +206,9 @@ class Allocator:
             return None
         target = candidates[0]
         will_have = len(r.voters) + 1
-        if will_have < need_v and will_have % 2 == 0:
-            # replicate_queue.go: only go to an even voter count if the next odd one is reachable.
-            if not self._voter_candidates(r, zone, exclude=(target,)):
-                return None
+        # replicate_queue.go: only go to an even voter count if the next odd one is reachable.
+        if will_have < need_v and will_have % 2 == 0 and not self._voter_candidates(r, zone, exclude=(target,)):
+            return None
         if target in r.non_voters:
             r.non_voters.remove(target)
             r.voters.append(target)
@@ -165,7 +219,7 @@ class Allocator:
     def _replace_dead_voter(self, r: Range, zone: Zone, dead: int) -> str | None:
         """AllocatorReplaceDeadVoter: add a live voter in the dead one's place; with no live candidate the
         range waits (purgatory) rather than shrinking."""
-        candidates = self._voter_candidates(r, zone)
+        candidates = self._voter_candidates(r, zone, replacing=dead)
         if not candidates:
             return None
         target = candidates[0]
@@ -177,10 +231,19 @@ class Allocator:
     def _remove_voter(self, r: Range, zone: Zone) -> str:
         vc = zone.voter_constraints or []
         violating = [n for n in r.voters if _violates(vc, self.locality(n))]
-        # Never the leaseholder unless it breaks the constraints (the lease moves first in CockroachDB).
-        gone = violating[-1] if violating else r.voters[-1]
+        # Invalid (constraint-breaking) replicas go first, then the least diverse (candidateListForRemoval:
+        # diversityRemovalScore among the voters, `worst()`); never the leaseholder unless it breaks the
+        # constraints (the lease moves first in CockroachDB); among equals the last added.
+        gone = violating[-1] if violating else self._least_diverse_voter(r)
         r.voters.remove(gone)
         return f"r{r.range_id}: removed voter n{gone}"
+
+    def _least_diverse_voter(self, r: Range) -> int:
+        existing = {n: self.locality(n) for n in r.voters}
+        others = r.voters[1:] or r.voters  # the leaseholder (first voter) stays
+        scores = {n: round(removal_score(n, existing), 9) for n in others}  # ties as in allocate_order
+        worst = min(scores.values())
+        return [n for n in others if scores[n] == worst][-1]
 
     def _add_non_voter(self, r: Range, zone: Zone) -> str | None:
         all_locs = [self.locality(n) for n in r.replicas]
@@ -188,8 +251,9 @@ class Allocator:
                       and _conj_ok(zone.constraints or [], self.locality(n), all_locs)]
         if not candidates:
             return None
-        r.non_voters.append(candidates[0])
-        return f"r{r.range_id}: added non-voter n{candidates[0]}"
+        target = self.allocate_order(candidates, r.replicas, [])[0]
+        r.non_voters.append(target)
+        return f"r{r.range_id}: added non-voter n{target}"
 
     def _rebalance_for_constraints(self, r: Range, zone: Zone) -> str | None:
         """A voter that breaks voter_constraints swaps roles with a conforming non-voter, or moves."""

@@ -57,6 +57,15 @@ def read_world(path: str | Path) -> dict:
         return json.load(f)
 
 
+def live_node_ids(state: dict) -> list[int]:
+    """The IDs of the nodes that run: 1..ready, unless a drill holds some away (tests/drills/world_nodes.py
+    `held_down`, and `starting` while they come back), in which case every desired node but those."""
+    away = set(state.get("held_down", ())) | set(state.get("starting", ()))
+    if away:
+        return [n for n in range(1, state["desired"] + 1) if n not in away]
+    return list(range(1, state["ready"] + 1))
+
+
 def _count(state: dict, name: str) -> None:
     state["calls"][name] = state["calls"].get(name, 0) + 1
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 from tests.doubles.pgwire import PgError
-from tests.doubles.pipeline_world import read_world
+from tests.doubles.pipeline_world import live_node_ids, read_world
 
 # The state a freshly initialised cluster has; everything else (server, lock, callables, logs) is kept.
 _KEPT = {"server", "lock", "live_nodes", "node_locality", "node_stores", "insecure", "version", "statements",
@@ -40,10 +40,14 @@ class PipelineCrdb(CrdbSqlStandIn):
     def _ready(self) -> int:
         return read_world(self.world_path)["ready"]
 
+    def live(self) -> list[int]:
+        """The world's running nodes (any set a drill left up), less those a test killed here."""
+        return [n for n in live_node_ids(read_world(self.world_path)) if n not in self.down]
+
     def fail_with_nodes(self, nodes: int, pattern: str, sqlstate: str, message: str, times: int = 1) -> None:
         """Like fail_next, but only while `nodes` nodes are live (e.g. phase 1's verify_replication)."""
         with self.lock:
-            self.node_faults.append(NodeFault(nodes, re.compile(pattern, re.I | re.S), sqlstate, message, times))
+            self.node_faults.append(NodeFault(nodes, re.compile(pattern, re.IGNORECASE | re.DOTALL), sqlstate, message, times))
 
     def handle(self, session, sql: str):
         with self.lock:
