@@ -100,7 +100,11 @@ class Cluster:
             )
             state.setdefault("liveness", {})
             yield state
-            self.path.write_text(json.dumps(state, indent=2))
+            # Whole or not at all: readers outside the lock (tests/pipeline/backend_worlds.py) never see a
+            # half-written file.
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(state, indent=2))
+            os.replace(tmp, self.path)
 
     def read(self) -> dict:
         with self.locked() as state:
