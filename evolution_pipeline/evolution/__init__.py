@@ -2,8 +2,8 @@
 role model. Imports nothing from ops, drills, rotation, resources or Dagster, so everything can import it."""
 
 from .load import DEFAULT_PLAN, PLAN_VARIABLE, EvolutionError, load_evolution, plan_path
-from .model import Evolution, Phase, Replication, Survives
+from .model import Budgets, Evolution, Phase, Replication, Survives
 from .survival import zone_survivable
 
-__all__ = ["DEFAULT_PLAN", "PLAN_VARIABLE", "Evolution", "EvolutionError", "Phase", "Replication", "Survives",
+__all__ = ["DEFAULT_PLAN", "PLAN_VARIABLE", "Budgets", "Evolution", "EvolutionError", "Phase", "Replication", "Survives",
            "load_evolution", "plan_path", "zone_survivable"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .model import REPO_ROOT, Evolution, Phase, Replication, Survives
+from .model import REPO_ROOT, Budgets, Evolution, Phase, Replication, Survives
 from .zonerules import (
     RuleError,
     ZoneFields,
@@ -36,11 +36,17 @@ PIN = {"locality_of_node": 1}
 
 TOP_FIELDS = {"name", "description", "phases"}
 PHASE_FIELDS = {"name", "title", "description", "nodes", "zone_configs", "sql_files", "users", "groups",
-                "backup_label", "survives"}
+                "backup_label", "survives", "budgets"}
 NODE_FIELDS = {"locality"}
 ZONE_TARGETS = ("data", "system")
 ZONE_FIELDS = {"num_replicas", "num_voters", "constraints", "voter_constraints", "lease_preferences"}
 SURVIVES_FIELDS = {"nodes", "zones"}
+# budgets: field -> (lowest, highest, what it means), each bound inclusive.
+BUDGET_FIELDS = {
+    "error_ratio": (0.0, 1.0, "the share of the app's requests that may fail (0.01 = 1 %)"),
+    "latency_ratio": (1.0, 100.0, "how many times the p99 before the phase it may reach (2 = may double)"),
+    "latency_slack_seconds": (0.0, 1.0, "seconds added to that limit (0.01 = 10 ms)"),
+}
 
 
 class EvolutionError(ValueError):
@@ -124,13 +130,29 @@ def _phase(raw, index: int, source: str) -> Phase:
         raise fail("survives", f"want nodes: N and zones: N, got {survives!r}")
     _known(survives, SURVIVES_FIELDS, source, name, "survives.")
     claim = Survives(**{k: _count(survives, k, f"survives.{k}", fail, 0) for k in SURVIVES_FIELDS})
+    budgets = _budgets(raw.get("budgets"), source, name, fail)
     return Phase(
         name=name, index=index, title=str(raw.get("title") or f"Phase {index}: {len(localities)} node(s)"),
         nodes=len(localities), data=data, system=system,
         sql_files=tuple(_strings(raw, "sql_files", fail)), backup_label=str(raw.get("backup_label") or name),
         description=" ".join(str(raw.get("description", "")).split()),
         users=tuple(_strings(raw, "users", fail)), groups=tuple(_strings(raw, "groups", fail)),
-        localities=localities, survives=claim)
+        localities=localities, survives=claim, budgets=budgets)
+
+
+def _budgets(raw, source: str, phase: str, fail) -> Budgets:
+    if raw is None:
+        return Budgets()
+    if not isinstance(raw, dict):
+        raise fail("budgets", f"want {', '.join(BUDGET_FIELDS)} (each optional), got {raw!r}")
+    _known(raw, set(BUDGET_FIELDS), source, phase, "budgets.")
+    values = {}
+    for key, value in raw.items():
+        low, high, meaning = BUDGET_FIELDS[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise fail(f"budgets.{key}", f"want a number from {low:g} to {high:g}: {meaning}; got {value!r}")
+        values[key] = float(value)
+    return Budgets(**values)
 
 
 def _list(raw: dict, field: str, fail, required: bool = False) -> list:

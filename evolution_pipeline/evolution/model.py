@@ -71,6 +71,25 @@ class Survives:
     zones: int = 0
 
 
+@dataclass(frozen=True)
+class Budgets:
+    """What the app may suffer during the phase (the file's `budgets:`), judged by the phase's blocking checks.
+    None: the Prometheus resource's setting (APP_ERROR_BUDGET, APP_LATENCY_RATIO, APP_LATENCY_SLACK_SECONDS),
+    so a file only names the phases that deserve a budget of their own (a phase that moves every lease may
+    be given more latency than one that adds a read replica)."""
+
+    error_ratio: float | None = None  # the app's 5xx / all requests over the phase's window
+    latency_ratio: float | None = None  # p99 during the phase <= latency_ratio x p99 before + slack
+    latency_slack_seconds: float | None = None
+
+    def error_budget(self, default: float) -> float:
+        return default if self.error_ratio is None else self.error_ratio
+
+    def latency(self, ratio: float, slack: float) -> tuple[float, float]:
+        return (ratio if self.latency_ratio is None else self.latency_ratio,
+                slack if self.latency_slack_seconds is None else self.latency_slack_seconds)
+
+
 def locality_tiers(locality: str) -> tuple[tuple[str, str], ...]:
     """'region=r,zone=z' -> (('region', 'r'), ('zone', 'z')), in order (the order is the hierarchy)."""
     return tuple(tuple(t.strip().split("=", 1)) for t in locality.split(",") if "=" in t)  # type: ignore[misc]
@@ -100,6 +119,7 @@ class Phase:
     # Node i (1-based) starts with --locality=localities[i - 1], e.g. "region=us-east1,zone=us-east1-a".
     localities: tuple[str, ...] = ()
     survives: Survives = field(default_factory=Survives)
+    budgets: Budgets = field(default_factory=Budgets)
 
     def sql_paths(self) -> list[Path]:
         return [SQL_DIR / f for f in self.sql_files]

@@ -135,6 +135,15 @@ BROKEN = [
     ("unknown user", DEMO,
      lambda d: phase_of(d, "phase1_two_nodes").__setitem__("users", ["app_root"]),
      "phase phase1_two_nodes: users[0]: app_root is not a rotation user"),
+    ("an error budget over 100 %", THREE_ZONES,
+     lambda d: phase_of(d, "zones_b_six_nodes")["budgets"].__setitem__("error_ratio", 1.5),
+     "phase zones_b_six_nodes: budgets.error_ratio: want a number from 0 to 1"),
+    ("a latency ratio below 1", DEMO,
+     lambda d: phase_of(d, "phase1_two_nodes").__setitem__("budgets", {"latency_ratio": 0.5}),
+     "phase phase1_two_nodes: budgets.latency_ratio: want a number from 1 to 100"),
+    ("an unknown budget", DEMO,
+     lambda d: phase_of(d, "phase1_two_nodes").__setitem__("budgets", {"p99_ms": 50}),
+     "phase phase1_two_nodes: budgets.p99_ms: unknown field(s) p99_ms"),
 ]
 
 
@@ -179,3 +188,12 @@ def test_the_bottom_imports_nothing_above_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT,
                          env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_budgets_are_the_files_and_unset_ones_fall_back_to_the_resources():
+    three = load_evolution(REPO_ROOT / THREE_ZONES, THREE_ZONES)
+    grown = three.phases[-1]
+    assert grown.budgets.error_budget(0.01) == 0.005 and grown.budgets.latency(2.0, 0.01) == (3.0, 0.01)
+    demo = load_evolution(REPO_ROOT / DEMO, DEMO)
+    assert all(p.budgets.error_budget(0.02) == 0.02 and p.budgets.latency(2.0, 0.01) == (2.0, 0.01)
+               for p in demo.phases), "the demo keeps the resource settings"
