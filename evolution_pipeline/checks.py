@@ -160,7 +160,7 @@ def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChe
         blocking=True,
         required_resource_keys={prom_key, grafana_key},
     )
-    @traced_check(spec.name)
+    @traced_check(spec.name, phase)
     def _check(context, state: PhaseState) -> dg.AssetCheckResult:
         return evaluate(spec, getattr(context.resources, prom_key), getattr(context.resources, grafana_key),
                         phase, state)

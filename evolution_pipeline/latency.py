@@ -301,7 +301,7 @@ def build_latency_check(env, phase: Phase, phase_window) -> dg.AssetChecksDefini
                     required_resource_keys={prom_key, grafana_key},
                     description="The sample app's p99 for /login and /search during the phase stayed within "
                                 "ratio x the baseline's p99 + slack (the same length just before the phase).")
-    @traced_check(CHECK_NAME)
+    @traced_check(CHECK_NAME, phase)
     def _check(context, state: PhaseState) -> dg.AssetCheckResult:
         prom = getattr(context.resources, prom_key)
         return evaluate(prom, getattr(context.resources, grafana_key), env.name, phase, state,

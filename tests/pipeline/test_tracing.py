@@ -18,19 +18,14 @@ from tests.support.otlp import OtlpReceiver
 PHASE = get_phase("phase1_two_nodes")
 
 
-class _Config(dg.Config):
-    phase: str
-
-
 @dg.op(out=dg.Out(PhaseState))
-@tracing.traced_step("preflight")
-def preflight(context: dg.OpExecutionContext, config: _Config) -> PhaseState:
-    phase = get_phase(config.phase)
-    return PhaseState(phase=phase.name, nodes=1, data=phase.data, system=phase.system, run_id=context.run_id)
+@tracing.traced_step("preflight", PHASE)
+def preflight(context: dg.OpExecutionContext) -> PhaseState:
+    return PhaseState(phase=PHASE.name, nodes=1, data=PHASE.data, system=PHASE.system, run_id=context.run_id)
 
 
 @dg.op
-@tracing.traced_step("scale")
+@tracing.traced_step("scale", PHASE)
 def scale(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
     return PhaseState(
         phase=state.phase, nodes=PHASE.nodes, data=state.data, system=state.system, timings={"scale": 1.5}
@@ -38,7 +33,7 @@ def scale(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
 
 
 @dg.op
-@tracing.traced_step("verify_replication")
+@tracing.traced_step("verify_replication", PHASE)
 def verify(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
     raise dg.Failure("ranges never converged")
 
@@ -49,12 +44,10 @@ def phase_asset() -> PhaseState:
 
 
 @dg.asset_check(asset=phase_asset, blocking=True)
-@tracing.traced_check("live_nodes_match_phase")
+@tracing.traced_check("live_nodes_match_phase", PHASE)
 def live_nodes(context, phase_asset: PhaseState) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=phase_asset.nodes == 3, description="2 live, expected 3")
 
-
-RUN_CONFIG = {"ops": {"phase_asset": {"ops": {"preflight": {"config": {"phase": PHASE.name}}}}}}
 
 
 @pytest.fixture()
@@ -70,7 +63,7 @@ def receiver(monkeypatch):
 
 
 def test_one_trace_per_run_with_a_span_per_step_and_check(receiver):
-    result = dg.materialize([phase_asset, live_nodes], run_config=RUN_CONFIG, raise_on_error=False)
+    result = dg.materialize([phase_asset, live_nodes], raise_on_error=False)
     run_id = result.run_id
     spans = receiver.wait_for(lambda s: {"preflight", "scale", "check live_nodes_match_phase"} <= {x.name for x in s})
     assert {s.trace_id for s in spans} == {uuid.UUID(run_id).hex}, "the trace id is the run id"
@@ -103,9 +96,7 @@ def test_a_failing_step_is_an_error_span():
         def failing():
             verify(scale(preflight()))
 
-        result = failing.execute_in_process(
-            run_config={"ops": {"preflight": {"config": {"phase": PHASE.name}}}}, raise_on_error=False
-        )
+        result = failing.execute_in_process(raise_on_error=False)
     finally:
         tracing.use_provider(None)
     assert not result.success
@@ -120,7 +111,7 @@ def test_no_endpoint_no_spans_and_the_ops_run_unchanged(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     tracing.use_provider(tracing._UNSET)  # rebuilt from the environment on first use
     try:
-        result = dg.materialize([phase_asset, live_nodes], run_config=RUN_CONFIG, raise_on_error=False)
+        result = dg.materialize([phase_asset, live_nodes], raise_on_error=False)
         assert tracing.provider() is None
     finally:
         tracing.use_provider(None)
@@ -131,8 +122,10 @@ def test_every_phase_step_of_every_environment_is_traced():
     """phase_op wraps each step (evolution_pipeline/ops/common.py): removing the hook fails here."""
     from evolution_pipeline.environments import ENVIRONMENTS
     from evolution_pipeline.ops import build_ops
+    from evolution_pipeline.phases import PHASES
 
     for env in ENVIRONMENTS:
-        ops = build_ops(env)
-        for step in ("preflight", "backup", "scale", "apply_sql", "verify_replication"):
-            assert tracing.traced_as(getattr(ops, step).compute_fn.decorated_fn) == step, (env.name, step)
+        for phase in PHASES:
+            ops = build_ops(env, phase)
+            for step in ("preflight", "backup", "scale", "apply_sql", "verify_replication"):
+                assert tracing.traced_as(getattr(ops, step).compute_fn.decorated_fn) == step, (env.name, step)
