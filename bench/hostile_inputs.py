@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from crdb_common import httpc
 from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env
 from tests.app.pg import LocalPostgres
@@ -45,7 +46,7 @@ def record(cause: str, name: str, fn: Callable[[], tuple[bool, str]]) -> None:
 
 
 def counted(base: str, route: str, status: str) -> float:
-    text = httpx.get(base + "/metrics", timeout=5).text
+    text = httpc.get(base + "/metrics", timeout=5).text
     return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                if s.name == "app_requests_total" and s.labels.get("route") == route and s.labels.get("status") == status)
 
@@ -183,8 +184,8 @@ def credential_cases(pg: LocalPostgres, tmp: Path) -> None:
                 urls[f"{pool}-url"] = pg.url(wrong)
                 vol.write(urls)
                 time.sleep(3)
-                logins = [httpx.post(app.base_url + "/login", json={"user_id": "k"}).status_code for _ in range(30)]
-                ready = httpx.get(app.base_url + "/readyz").status_code
+                logins = [httpc.post(app.base_url + "/login", json={"user_id": "k"}).status_code for _ in range(30)]
+                ready = httpc.get(app.base_url + "/readyz").status_code
                 bad = sum(s != 200 for s in logins)
                 return bad == 0 and ready == 200, f"{bad}/30 logins failed, /readyz {ready}"
             finally:

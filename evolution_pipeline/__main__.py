@@ -1,5 +1,10 @@
 """python -m evolution_pipeline plan [PHASE ...] [--format text|markdown|json] [--environment live|rehearsal]
+                                     [--evolution FILE]
    python -m evolution_pipeline docs [--write]   (the manual steps in demo/DEMO.md and context.md)
+
+The evolution is EVOLUTION_PLAN's file (default evolutions/demo.yaml), or --evolution's. A file that
+CockroachDB or the topology would refuse stops here with one line naming the file, the phase and the field,
+and exit status 2: nothing is planned from a wrong file.
 
 Prints what each phase would do against the current cluster, read-only, through the same resources the
 pipeline uses (configured from the environment like `dagster dev`: EVOLUTION_CLUSTER_BACKEND,
@@ -10,24 +15,33 @@ still exits 0: the plan is for reading, also when the cluster is down.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .environments import ENVIRONMENTS
-from .phases import PHASES, get_phase
+from .evolution.load import DEFAULT_PLAN, PLAN_VARIABLE, EvolutionError
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evolution_pipeline")
     commands = parser.add_subparsers(dest="command", required=True)
     plan = commands.add_parser("plan", help="show what each phase would change, read-only")
-    plan.add_argument("phases", nargs="*", metavar="PHASE",
-                      help=f"phases to plan (default: all): {', '.join(p.name for p in PHASES)}")
+    plan.add_argument("phases", nargs="*", metavar="PHASE", help="phases to plan (default: all)")
+    plan.add_argument("--evolution", metavar="FILE",
+                      help=f"the evolution file (default: ${PLAN_VARIABLE}, else {DEFAULT_PLAN})")
     plan.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     plan.add_argument("--environment", choices=[e.name for e in ENVIRONMENTS], default="live")
     plan.add_argument("--offline", action="store_true", help="do not read the cluster; plan from the table")
     docs = commands.add_parser("docs", help="check (or --write) the generated manual steps in the docs")
     docs.add_argument("--write", action="store_true")
     args = parser.parse_args(argv)
+    if getattr(args, "evolution", None):
+        os.environ[PLAN_VARIABLE] = args.evolution  # before the phases load: everything follows this file
+    try:
+        from .phases import PHASES, get_phase
+    except EvolutionError as exc:
+        print(f"python -m evolution_pipeline: evolution error: {exc}", file=sys.stderr)
+        return 2
     if args.command == "docs":
         return _docs(args.write)
 

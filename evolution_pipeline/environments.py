@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from .phases import Phase
+from .evolution.model import Phase
 
 ENVIRONMENT_TAG = "crdb-evolution/environment"
 # On every asset of an environment's evolution (its reset, phases, drills and report), never on credential

@@ -113,8 +113,8 @@ def shared_pin_ranges(ranges, first_node_locality: str) -> list:
 
 
 def clash_advice() -> str:
-    return ("give node 1 a locality no other node of the phase has: locally, list one zone per node in the "
-            "local cluster resource's `zones` config (node i gets zones[(i - 1) % len(zones)]); on Kubernetes, run the "
+    return ("give node 1 a locality no other node of the phase has: locally, in the evolution file (the phase's "
+            "nodes[0].locality; or remove the local cluster resource's `zones` override); on Kubernetes, run the "
             "CockroachDB pods in distinct topology.kubernetes.io/zone values (the operator's localityMappings "
             "copy them into --locality)")
 

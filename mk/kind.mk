@@ -24,7 +24,7 @@ DAGSTER_NS ?= dagster
 KUBECTL ?= kubectl --context kind-$(KIND_CLUSTER)
 HELM ?= helm --kube-context kind-$(KIND_CLUSTER)
 
-kind-up: ## create the kind cluster (1 control plane + 3 workers in us-east1-a/b/c)
+kind-up: ## create the kind cluster (1 control plane + 6 workers, two in each of us-east1-a/b/c)
 	@if kind get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
 	  echo "kind cluster $(KIND_CLUSTER) already exists"; \
 	else \

@@ -118,9 +118,11 @@ start() {  # start NAME LOGFILE CMD...: a background job in its own process grou
 }
 
 wait_http() {  # wait_http NAME URL SECONDS
-  local name=$1 url=$2 seconds=$3
+  local name=$1 url=$2 seconds=$3 port
+  port=${url#*://}; port=${port%%/*}; port=${port##*:}
   for _ in $(seq 1 $((seconds * 5))); do
-    if "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
+    # Bash's own connect first, so a Python (about 80 ms of CPU each) starts only once the port is open.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && "$PY" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$url" 2>/dev/null; then
       return 0
     fi
     sleep 0.2

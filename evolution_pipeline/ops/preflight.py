@@ -6,7 +6,8 @@
 - the sample app answers /readyz once it has something to serve (it is never stopped; in a rehearsal the
   op starts the app's own background load so the checks have traffic to judge),
 - a phase that pins voters to node 1's locality singles out node 1: no other node of the phase has a locality
-  the pin admits (the backend's planned localities, and the cluster's replica localities once nodes run).
+  the pin admits (the backend's planned localities, and the cluster's replica localities once nodes run),
+- the nodes' localities are the evolution file's (ops/localities.py).
 """
 
 
@@ -16,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from ..environments import REHEARSAL, Environment
-from ..phases import PHASES, Phase, previous_phase
+from ..phases import EVOLUTION, PHASES, Phase, previous_phase
 from ..plan import CHANGE, build_plan, render
 from ..resources.cluster import ClusterControlError
 from ..resources.sample_app import SampleAppError
@@ -25,6 +26,7 @@ from ..roles import READER
 from ..state import PhaseState
 from ..zones import clash_advice, pin_clashes, shared_pin_ranges, voter_constraints_for
 from .common import permanent, phase_op, resource
+from .localities import check_localities
 
 
 def build_preflight(env: Environment, phase: Phase) -> dg.OpDefinition:
@@ -53,6 +55,8 @@ def build_preflight(env: Environment, phase: Phase) -> dg.OpDefinition:
             )
         facts = {"current_nodes": current, "target_nodes": phase.nodes}
         facts["voter_pin"] = check_pin_singles_out_node1(control, resource(context, env, "crdb"), phase, current)
+        facts["localities"] = check_localities(control, resource(context, env, "crdb"), phase, current,
+                                               EVOLUTION.source)
 
         if current == 0:
             facts["unavailable_ranges"] = "skipped: the cluster has no nodes yet"

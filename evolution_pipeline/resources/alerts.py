@@ -13,6 +13,8 @@ import os
 import dagster as dg
 import httpx
 
+from crdb_common import httpc
+
 SLACK_TOKEN, SLACK_CHANNEL = "SLACK_BOT_TOKEN", "EVOLUTION_SLACK_CHANNEL"
 WEBHOOK_URL = "EVOLUTION_ALERT_WEBHOOK_URL"
 WEBSERVER_URL = "DAGSTER_WEBSERVER_URL"
@@ -50,7 +52,7 @@ class AlertResource(dg.ConfigurableResource):
 
     def _post(self, payload: dict) -> str:
         try:
-            r = httpx.post(self.webhook_url, json=payload, timeout=10.0)
+            r = httpc.post(self.webhook_url, json=payload, timeout=10.0)
         except httpx.HTTPError as exc:
             raise AlertDeliveryError(f"alert webhook ({WEBHOOK_URL}) unreachable: {type(exc).__name__}") from None
         if r.status_code >= 300:

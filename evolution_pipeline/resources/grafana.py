@@ -11,6 +11,8 @@ from urllib.parse import urlencode
 import dagster as dg
 import httpx
 
+from crdb_common import httpc
+
 TOKEN_VARIABLE = "GRAFANA_API_TOKEN"  # shared by both environments
 ANNOTATION_TAGS = ("crdb-evolution", "phase")  # what the evolution dashboard's annotation query selects
 
@@ -50,7 +52,7 @@ class GrafanaResource(dg.ConfigurableResource):
         try:
             if (found := self._existing(api, headers, body)) is not None:
                 return f"already annotated in Grafana (id {found})"
-            r = httpx.post(f"{api}/api/annotations", json=body, timeout=self.timeout_seconds, headers=headers)
+            r = httpc.post(f"{api}/api/annotations", json=body, timeout=self.timeout_seconds, headers=headers)
         except httpx.HTTPError as exc:
             return f"Grafana at {api} unreachable, not annotated: {exc}"
         if r.status_code != 200:
@@ -66,7 +68,7 @@ class GrafanaResource(dg.ConfigurableResource):
         are compared here. A lookup Grafana refuses is no reason not to post: the caller posts then."""
         params = [("from", body["time"]), ("to", body["timeEnd"]), ("type", "annotation"), ("limit", 100)]
         params += [("tags", t) for t in body["tags"]]
-        r = httpx.get(f"{api}/api/annotations", params=params, headers=headers, timeout=self.timeout_seconds)
+        r = httpc.get(f"{api}/api/annotations", params=params, headers=headers, timeout=self.timeout_seconds)
         if r.status_code != 200 or not isinstance(found := r.json(), list):
             return None
         for item in found:

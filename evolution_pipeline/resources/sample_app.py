@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import dagster as dg
 import httpx
 
+from crdb_common import httpc
+
 
 class SampleAppError(RuntimeError):
     pass
@@ -32,7 +34,7 @@ class SampleAppResource(dg.ConfigurableResource):
 
     def readiness(self) -> Readiness:
         try:
-            r = httpx.get(f"{self.url.rstrip('/')}/readyz", timeout=self.timeout_seconds)
+            r = httpc.get(f"{self.url.rstrip('/')}/readyz", timeout=self.timeout_seconds)
         except httpx.HTTPError as exc:
             return Readiness(False, None, f"sample app at {self.url} unreachable: {exc}")
         try:
@@ -44,7 +46,7 @@ class SampleAppResource(dg.ConfigurableResource):
     def set_background_load(self, running: bool) -> dict:
         action = "start" if running else "stop"
         try:
-            r = httpx.post(f"{self.url.rstrip('/')}/control/background/{action}", timeout=self.timeout_seconds)
+            r = httpc.post(f"{self.url.rstrip('/')}/control/background/{action}", timeout=self.timeout_seconds)
         except httpx.HTTPError as exc:
             raise SampleAppError(f"sample app at {self.url} unreachable: {exc}") from exc
         if r.status_code >= 400:

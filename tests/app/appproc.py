@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from crdb_common import httpc
 from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ class AppProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"app exited with {self.proc.returncode}: {self.log()}")
             try:
-                if httpx.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
+                if httpc.get(self.base_url + "/healthz", timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
@@ -56,7 +57,7 @@ class AppProcess:
         deadline = time.monotonic() + timeout
         last = None
         while time.monotonic() < deadline:
-            last = httpx.get(self.base_url + "/readyz", timeout=5.0)
+            last = httpc.get(self.base_url + "/readyz", timeout=5.0)
             if last.status_code == 200:
                 return last.json()
             time.sleep(0.2)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
+from crdb_common import httpc
 from sample_app.settings import Settings, SettingsError
 
 from .appproc import AppProcess
@@ -30,7 +30,7 @@ def file_env(pg, vol: SecretVolume) -> dict[str, str]:
 
 
 def readyz(app: AppProcess) -> dict:
-    return httpx.get(app.base_url + "/readyz", timeout=5.0).json()
+    return httpc.get(app.base_url + "/readyz", timeout=5.0).json()
 
 
 def wait_for(predicate, timeout: float, what: str):
@@ -90,7 +90,7 @@ def test_rotation_under_load_fails_no_request_and_drains_the_old_pools(pg, volum
               f"{body['credentials']['writer']['last_switch']['drained_seconds']}s writer, "
               f"{body['credentials']['reader']['last_switch']['drained_seconds']}s reader)")
         assert "app_rw_01" in app.log() and "draining the old pool" in app.log()
-        metrics = httpx.get(app.base_url + "/metrics").text  # what the dashboard counts per replica
+        metrics = httpc.get(app.base_url + "/metrics").text  # what the dashboard counts per replica
         assert 'app_db_pool_user{pool="writer",user="app_rw_02"} 1.0' in metrics
         assert 'user="app_rw_01"' not in metrics
     finally:
@@ -117,7 +117,7 @@ def test_a_bad_url_file_keeps_the_current_user(pg, volume, tmp_path, content, re
         assert reason in body["credentials"]["writer"]["problem"], body["credentials"]
         assert any(reason in w and "still on app_rw_01" in w for w in body["warnings"]), body["warnings"]
         assert body["ready"] is True and body["db_users"]["writer"] == "app_rw_01"
-        assert httpx.post(app.base_url + "/login", json={"user_id": "still-served"}).status_code == 200
+        assert httpc.post(app.base_url + "/login", json={"user_id": "still-served"}).status_code == 200
         assert reason in app.log()
         # Fixed: the app takes it and the warning goes away.
         volume.write({"writer-url": pg.url("app_rw_02"), "reader-url": reader_url})
@@ -162,9 +162,9 @@ def test_a_url_wrong_for_its_path_is_refused_shown_and_counted(pg, volume, tmp_p
         assert body["ready"] is True, body  # still on the old, right user: no replica goes unready
         assert body["db_users"] == {"writer": "app_rw_01", "reader": "app_ro_01"}
         for _ in range(20):  # and every request is still served
-            assert httpx.post(app.base_url + "/login", json={"user_id": "kept"}).status_code == 200
-            assert httpx.get(app.base_url + "/search", params={"q": "amb"}).status_code == 200
-        metrics = httpx.get(app.base_url + "/metrics").text
+            assert httpc.post(app.base_url + "/login", json={"user_id": "kept"}).status_code == 200
+            assert httpc.get(app.base_url + "/search", params={"q": "amb"}).status_code == 200
+        metrics = httpc.get(app.base_url + "/metrics").text
         assert f'app_credential_file_refused{{pool="{pool}"}} 1.0' in metrics, metrics
         time.sleep(1.5)  # a few more polls: still one log line for the one reason
         log = app.log()
@@ -174,7 +174,7 @@ def test_a_url_wrong_for_its_path_is_refused_shown_and_counted(pg, volume, tmp_p
         urls[f"{pool}-url"] = pg.url("app_rw_02" if pool == "writer" else "app_ro_02")
         volume.write(urls)
         wait_for(lambda: readyz(app)["db_users"][pool] in ("app_rw_02", "app_ro_02"), 10, "the fixed URL taken")
-        metrics = httpx.get(app.base_url + "/metrics").text
+        metrics = httpc.get(app.base_url + "/metrics").text
         assert f'app_credential_file_refused{{pool="{pool}"}} 0.0' in metrics
     finally:
         app.stop()

@@ -7,9 +7,9 @@ PostgreSQL connection, so the tests also see the statement text the app sends.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
+from crdb_common import httpc
 from sample_app import follower_reads
 from sample_app.follower_reads import Server
 
@@ -61,7 +61,7 @@ def test_status_says_why(mode, server, path, on, said):
 
 
 def _search_ok(proc: AppProcess) -> None:
-    r = httpx.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10)
+    r = httpc.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10)
     assert r.status_code == 200 and r.json()["count"] > 0, r.text
 
 
@@ -101,12 +101,12 @@ def test_cockroachdb_reader_searches_at_a_follower_timestamp(pg, crdb_proxy, tmp
     try:
         body = proc.wait_ready()
         assert body["follower_reads"] is True and "CockroachDB v25.2.1" in body["follower_reads_reason"]
-        r = httpx.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10)
+        r = httpc.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10)
         # PostgreSQL underneath refuses the clause: proof it was sent (42601 syntax error).
         assert r.status_code == 500 and r.json()["detail"]["sqlstate"] == "42601"
         searches = [s for s in crdb_proxy.statements if "FROM search_terms" in s and "LIKE" in s]
         assert searches and all(AOST in s for s in searches)
-        assert httpx.post(proc.base_url + "/login", json={"user_id": "fr"}, timeout=10).status_code == 200
+        assert httpc.post(proc.base_url + "/login", json={"user_id": "fr"}, timeout=10).status_code == 200
         assert not any(AOST in s for s in crdb_proxy.statements if "login_events" in s)
     finally:
         proc.stop()

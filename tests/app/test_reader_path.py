@@ -9,6 +9,8 @@ import time
 import httpx
 import pytest
 
+from crdb_common import httpc
+
 from .appproc import AppProcess
 from .conftest import app_env
 from .metrics_text import value
@@ -61,7 +63,7 @@ def test_a_reader_that_can_write_is_never_hidden_by_the_fallback(pg, late_reader
     pg.execute(f"GRANT SELECT, INSERT ON TABLE search_terms, login_events TO {user}")
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        r = httpx.get(proc.base_url + "/readyz", timeout=10)
+        r = httpc.get(proc.base_url + "/readyz", timeout=10)
         if r.status_code == 503:
             break
         time.sleep(0.5)

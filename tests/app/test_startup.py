@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from crdb_common import httpc
 
 from .appproc import AppProcess
 from .conftest import app_env
@@ -91,7 +92,7 @@ def test_otlp_endpoint_credentials_are_not_logged(pg, tmp_path):
     app = AppProcess(env, tmp_path / "app.log")
     try:
         app.wait_ready()
-        httpx.post(app.base_url + "/login", json={"user_id": "traced"})
+        httpc.post(app.base_url + "/login", json={"user_id": "traced"})
         deadline = time.monotonic() + 15
         while "trace export to" not in app.log() and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, Sp
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
-from crdb_common import otel
+from crdb_common import httpc, otel
 from sample_app import tracing
 from sample_app.metrics import AppMetrics
 from tests.support.otlp import OtlpReceiver
@@ -359,7 +359,7 @@ def test_a_follower_read_and_its_failure_show_in_the_trace(pg, tmp_path, receive
         APP_DB_READER_URL=proxy.url("app_ro_01", pg.passwords["app_ro_01"]),
     )
     try:
-        assert httpx.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10).status_code == 500
+        assert httpc.get(proc.base_url + "/search", params={"q": "amb"}, timeout=10).status_code == 500
         spans = receiver.wait_for(lambda s: any(x.name == "GET /search" for x in s))
     finally:
         proc.stop()

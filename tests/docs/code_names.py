@@ -89,7 +89,8 @@ def table_first_column(text: str, header: str) -> list[str]:
 
 ENV_RE = re.compile(r"\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+\b")
 # Where the product reads its settings; a variable the docs name must be read (or set) somewhere here.
-CODE_PLACES = ("evolution_pipeline", "sample_app", "crdb_common", "scripts", "mk", "k8s", "grafana", "dagster_home", "sql")
+CODE_PLACES = ("evolution_pipeline", "evolutions", "sample_app", "crdb_common", "scripts", "mk", "k8s", "grafana",
+               "dagster_home", "sql")
 
 
 @lru_cache(maxsize=1)

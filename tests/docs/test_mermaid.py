@@ -44,7 +44,7 @@ def test_the_docs_that_must_have_diagrams_have_them():
     with_diagrams = {rel(f) for f in files_with_diagrams()}
     required = {"README.md", "diagrams/phase0-single-node.md", "diagrams/phase1-two-nodes.md",
                 "diagrams/phase2-three-nodes.md", "diagrams/phase3-multicluster.md",
-                "diagrams/evolution-timeline.md"}
+                "diagrams/evolution-timeline.md", "diagrams/three-zones.md"}
     assert required <= with_diagrams, f"missing diagrams in: {sorted(required - with_diagrams)}"
 
 

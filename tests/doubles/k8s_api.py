@@ -57,6 +57,11 @@ serves only what evolution_pipeline/resources/operator.py uses, following the Ku
     pod); never, with `never_ready`.
   * PVCs are named <volumeClaimTemplate name>-<node> and carry the template's metadata.labels (ASSUMPTION,
     as a StatefulSet does: no public source shows what the operator copies); nothing else.
+  * With `workers` (Node objects, e.g. k8s_scheduler.kind_workers()) every CockroachDB pod is bound to a worker
+    as kube-scheduler would (spec.nodeName; PodTopologySpread over podTemplate.spec.topologySpreadConstraints,
+    a recreated pod back on its worker, no feasible worker: Pending and never Ready), and worker_locality()
+    is the --locality the operator derives from it (tests/doubles/k8s_scheduler.py, with the sources).
+    Without workers pods are never bound: nothing reads where they run.
   With `operator_running = False` nothing is reconciled. Deleting a CrdbCluster removes its CrdbNodes and
   pods after `delete_delay` (and their PVCs unless pvc_retention="Retain"), then the cluster.
 
@@ -69,6 +74,7 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 import re
 import secrets
 import socket
@@ -81,6 +87,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Self
 from urllib.parse import parse_qs, urlsplit
 
+from tests.doubles import k8s_scheduler
 from tests.doubles.http_reply import send_json
 
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
@@ -291,6 +298,12 @@ def pipeline_roles(docs: list[dict], account: str, account_ns: str, dagster_ns: 
     return bound
 
 
+def _with_nodes(spec: dict, nodes: int) -> dict:
+    spec = copy.deepcopy(spec)
+    spec["regions"][0]["nodes"] = nodes
+    return spec
+
+
 def validate_cluster(obj: dict) -> None:
     """The CRD's OpenAPI checks for the fields we write (crdbcluster_types.go markers)."""
     causes = []
@@ -339,6 +352,8 @@ class KubeApiDouble:
         one_at_a_time: bool = False,
         pod_ready_lag: float = 0.0,
         namespaces: tuple[str, ...] = ("default", "crdb", "crdb-rehearsal"),
+        workers: list[dict] | None = None,
+        scheduler_seed: int = 0,
     ):
         assert status_writes in ("never", "late", "prompt"), status_writes
         self.reconcile_delay = reconcile_delay
@@ -350,6 +365,9 @@ class KubeApiDouble:
         self.status_writes, self.status_delay = status_writes, status_delay
         self.one_at_a_time, self.pod_ready_lag = one_at_a_time, pod_ready_lag
         self.namespaces = set(namespaces)
+        self.workers = copy.deepcopy(workers)
+        self._rng = random.Random(scheduler_seed)
+        self._placed: dict[tuple[str, str], str] = {}  # (namespace, pod) -> worker: its local volume's node
         self.webhook_denial: str | None = None  # a reason: the operator's webhook denies creates and patches
         self.webhook_denial_code = 403  # controller-runtime admission.Denied
         self.webhook_down = False  # the webhook cannot be called: every create/patch of a CrdbCluster fails
@@ -417,9 +435,11 @@ class KubeApiDouble:
         annotations: dict | None = None,
         settled: bool = True,
         pvc_labels: dict | None = None,
+        spec: dict | None = None,
     ) -> dict:
         """A CrdbCluster as `kubectl apply` left it; settled: the operator already made its nodes ready.
-        pvc_labels: what its volumeClaimTemplate.metadata.labels say (k8s/crdb-cluster.yaml sets some)."""
+        pvc_labels: what its volumeClaimTemplate.metadata.labels say (k8s/crdb-cluster.yaml sets some).
+        spec: a manifest's whole spec instead (e.g. k8s/crdb-cluster.yaml's), its regions[0].nodes set to `nodes`."""
         claim = {
             "metadata": {"name": "datadir", "labels": dict(pvc_labels or {})},
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
@@ -436,7 +456,7 @@ class KubeApiDouble:
                         "namespace": namespace,
                         "annotations": dict(annotations or {}),
                     },
-                    "spec": {
+                    "spec": _with_nodes(spec, nodes) if spec is not None else {
                         "regions": [{"code": code, "nodes": nodes, "namespace": namespace}],
                         "template": {
                             "spec": {
@@ -554,6 +574,10 @@ class KubeApiDouble:
                 "spec": {
                     "containers": [{"name": "cockroachdb", "image": template.get("image", "")}],
                     "terminationGracePeriodSeconds": self.pod_grace_seconds,
+                    # PodTemplate is merged into the operator's pod (crdbnode_types.go PodTemplate).
+                    "topologySpreadConstraints": copy.deepcopy(
+                        ((template.get("podTemplate") or {}).get("spec") or {}).get("topologySpreadConstraints")
+                        or []),
                 },
                 "status": {
                     "phase": "Pending",
@@ -561,6 +585,38 @@ class KubeApiDouble:
                 },
             },
         )
+        self._bind(namespace, name)
+
+    def _bind(self, namespace: str, name: str) -> None:
+        """kube-scheduler's binding of a Pending pod to a worker (only when workers are modelled)."""
+        pod = self._objects.get((PODS, namespace, name))
+        if self.workers is None or pod is None or pod["spec"].get("nodeName"):
+            return
+        pods = [o for (r, _, _), o in self._objects.items() if r == PODS]
+        worker = self._placed.get((namespace, name)) or k8s_scheduler.schedule(pod, pods, self.workers, self._rng)
+        if worker is None:
+            if all(c["type"] != "PodScheduled" for c in pod["status"]["conditions"]):
+                pod["status"]["conditions"].append({"type": "PodScheduled", "status": "False",
+                                                    "reason": "Unschedulable", "lastTransitionTime": now_rfc3339()})
+            return
+        pod["status"]["conditions"] = [c for c in pod["status"]["conditions"] if c["type"] != "PodScheduled"]
+        self._placed[(namespace, name)] = worker
+        pod["spec"]["nodeName"] = worker
+        pod["metadata"]["resourceVersion"] = self._next_rv()
+
+    def worker_locality(self, namespace: str, pod: str) -> str | None:
+        """The --locality the operator starts this pod's CockroachDB with (None: not bound to a worker)."""
+        with self._lock:
+            obj = self._objects.get((PODS, namespace, pod))
+            worker = ((obj or {}).get("spec") or {}).get("nodeName")
+            labels = next((w["metadata"]["labels"] for w in self.workers or [] if w["metadata"]["name"] == worker),
+                          None)
+            if labels is None:
+                return None
+            cluster = self._objects.get((CLUSTERS, namespace, (obj["metadata"]["labels"] or {}).get(CLUSTER_LABEL)))
+            mappings = (((cluster or {}).get("spec") or {}).get("template") or {}).get("spec", {}).get(
+                "localityMappings")
+            return k8s_scheduler.locality(labels, mappings)
 
     def _store_claim(self, namespace: str, template: dict, name: str) -> None:
         claim = (template.get("dataStore") or {}).get("volumeClaimTemplate")
@@ -626,6 +682,10 @@ class KubeApiDouble:
         name = node["metadata"]["name"]
         since = now - self._timers[(NODES, ns, name)]
         conds = {c["type"]: c for c in node["status"]["conditions"]}
+        self._bind(ns, name)  # a Pending pod is retried as the cluster changes
+        pod = self._objects.get((PODS, ns, name))
+        if self.workers is not None and not (pod or {}).get("spec", {}).get("nodeName"):
+            return conds["PodReady"]["status"] == "True"  # unbound: no container runs, nothing turns Ready
         if not self.never_ready and conds["PodReady"]["status"] != "True" and since >= self.node_ready_delay:
             for c in conds.values():
                 c.update(status="True", lastTransitionTime=now_rfc3339())
@@ -633,7 +693,6 @@ class KubeApiDouble:
                 self._node_ids += 1
                 node["status"]["nodeID"] = self._node_ids
             node["metadata"]["resourceVersion"] = self._next_rv()
-        pod = self._objects.get((PODS, ns, name))
         lag = self.node_ready_delay + self.pod_ready_lag
         if pod and not self.never_ready and pod["status"]["phase"] != "Running" and since >= lag:
             pod["status"]["phase"] = "Running"

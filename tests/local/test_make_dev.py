@@ -29,6 +29,7 @@ import httpx
 import pytest
 import yaml
 
+from crdb_common import httpc
 from evolution_pipeline.phases import REPO_ROOT
 from tests.doubles.fake_grafana import FakeGrafana
 from tests.local.conftest import free_port_base, live_processes
@@ -184,13 +185,13 @@ def dev_env(
 
 
 def assert_ui_and_app_up(ports: dict[str, int]) -> None:
-    app = httpx.get(f"http://127.0.0.1:{ports['app']}/healthz", timeout=10)
+    app = httpc.get(f"http://127.0.0.1:{ports['app']}/healthz", timeout=10)
     assert app.status_code == 200
-    ready = httpx.get(f"http://127.0.0.1:{ports['app']}/readyz", timeout=10)
+    ready = httpc.get(f"http://127.0.0.1:{ports['app']}/readyz", timeout=10)
     assert ready.status_code == 200 and ready.json()["ready"] is True, ready.text  # the embedded PostgreSQL
-    info = httpx.get(f"http://127.0.0.1:{ports['dagster']}/server_info", timeout=10)
+    info = httpc.get(f"http://127.0.0.1:{ports['dagster']}/server_info", timeout=10)
     assert info.status_code == 200 and "dagster_version" in info.json()
-    workspace = httpx.post(
+    workspace = httpc.post(
         f"http://127.0.0.1:{ports['dagster']}/graphql", json={"query": WORKSPACE_QUERY}, timeout=30
     ).json()["data"]["workspaceOrError"]
     entries = workspace["locationEntries"]
@@ -215,7 +216,7 @@ def assert_clean_stop(
     assert left() == [], "everything make dev started is gone"
     for port in ports.values():
         with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+            httpc.get(f"http://127.0.0.1:{port}/", timeout=2)
 
 
 def missing_lines(output: str) -> dict[str, str]:
@@ -249,7 +250,7 @@ def test_make_dev_without_binary_starts_ui_and_app_and_one_sigint_stops_all(tmp_
             if shutil.which("prometheus", path=path):  # make test installs it: the one on PATH is used
                 assert "prometheus" not in missing
                 assert (
-                    httpx.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10).status_code
+                    httpc.get(f"http://127.0.0.1:{ports['prometheus']}/-/ready", timeout=10).status_code
                     == 200
                 )
 
@@ -363,7 +364,7 @@ def wait_ok(url: str, seconds: float = 60) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(url, timeout=5).status_code == 200:
+            if httpc.get(url, timeout=5).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass
@@ -404,13 +405,13 @@ def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(t
             assert wait_ok(f"http://127.0.0.1:{ports['prometheus']}/-/ready"), dev.output
 
             # Provisioned from grafana/local/provisioning: the three dashboards, viewable without a login.
-            boards = httpx.get(f"{grafana}/api/search", timeout=10).json()
+            boards = httpc.get(f"{grafana}/api/search", timeout=10).json()
             want = {
                 json.loads(f.read_text())["uid"]
                 for f in (REPO_ROOT / "grafana" / "dashboards").glob("*.json")
             }
             assert {b["uid"] for b in boards} == want and len(want) == 3
-            datasource = httpx.get(f"{grafana}/api/datasources/uid/prometheus", timeout=10).json()
+            datasource = httpc.get(f"{grafana}/api/datasources/uid/prometheus", timeout=10).json()
             assert datasource["url"] == f"http://127.0.0.1:{ports['prometheus']}"
 
             # The pipeline (dagster dev and the runs it launches) links and annotates this Grafana.
@@ -418,7 +419,7 @@ def test_make_dev_fetches_prometheus_and_grafana_and_provisions_the_dashboards(t
             assert dagster["GRAFANA_URL"] == grafana
             token = (data_dir / "grafana" / "api-token").read_text().strip()
             assert dagster["GRAFANA_API_TOKEN"] == token
-            note = httpx.post(
+            note = httpc.post(
                 f"{grafana}/api/annotations",
                 json={"text": "phase"},
                 timeout=10,

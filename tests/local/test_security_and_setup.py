@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 from psycopg.conninfo import conninfo_to_dict
 
+from crdb_common import httpc
 from evolution_pipeline.resources.cluster import ClusterControlError, ClusterControlResource
 from evolution_pipeline.resources.local import (
     MISSING_BINARY_MESSAGE,
@@ -62,9 +63,9 @@ def test_secure_by_default_certs_and_tls_health(local_env):
     # The health endpoint is HTTPS signed by the local CA: verified, and refused without the CA.
     url = control.health_url(control.node(1))
     assert url.startswith("https://")
-    assert httpx.get(url, verify=ssl.create_default_context(cafile=str(certs / "ca.crt"))).status_code == 200
+    assert httpc.get(url, verify=ssl.create_default_context(cafile=str(certs / "ca.crt"))).status_code == 200
     with pytest.raises(httpx.ConnectError):
-        httpx.get(url, verify=True)
+        httpc.get(url, verify=True)
 
 
 @pytest.mark.slow

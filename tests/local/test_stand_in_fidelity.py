@@ -14,6 +14,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crdb_common import httpc
 from evolution_pipeline.phases import REPO_ROOT
 from tests.local.conftest import FAKE_COCKROACH, free_port_base, kill_all, node_pids_under
 
@@ -51,7 +52,7 @@ def nodes(tmp_path, monkeypatch):
 
 def answers(url: str) -> bool:
     try:
-        httpx.get(url + "/health", timeout=1)
+        httpc.get(url + "/health", timeout=1)
         return True
     except httpx.HTTPError:
         return False
@@ -68,7 +69,7 @@ def wait_for(ok, what: str, timeout: float = 20.0):
 
 
 def ready(url: str) -> httpx.Response:
-    return httpx.get(url + "/health?ready=1", timeout=3)
+    return httpc.get(url + "/health?ready=1", timeout=3)
 
 
 def unavailable(response: httpx.Response) -> str:
@@ -80,7 +81,7 @@ def unavailable(response: httpx.Response) -> str:
 
 
 def livenodes(url: str) -> str:
-    text = httpx.get(url + "/_status/vars", timeout=3).text
+    text = httpc.get(url + "/_status/vars", timeout=3).text
     (family,) = [f for f in text_string_to_metric_families(text) if f.name == "liveness_livenodes"]
     (sample,) = family.samples
     return f'{sample.labels["node_id"]}:{sample.value:g}'
@@ -91,9 +92,9 @@ def test_before_init_a_node_is_not_ready_and_serves_no_metrics(nodes):
     url = start(0)
     assert unavailable(ready(url)) == WAITING
     assert ready(url).text.startswith('{\n  "error": "node is waiting'), "indented like CockroachDB's gateway"
-    plain = httpx.get(url + "/health", timeout=3)
+    plain = httpc.get(url + "/health", timeout=3)
     assert (plain.status_code, plain.text) == (200, "{\n\n}"), "/health answers before init"
-    vars_ = httpx.get(url + "/_status/vars", timeout=3)
+    vars_ = httpc.get(url + "/_status/vars", timeout=3)
     assert (vars_.status_code, vars_.text) == (404, "404 page not found\n"), "not routed before init"
     init()
     wait_for(lambda: ready(url).status_code == 200, "ready after init")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crdb_common import httpc
 from tests.doubles.crdb_exposition import (
     CATALOGUE,
     IO_LATENCY_BUCKETS,
@@ -27,7 +28,7 @@ def cluster():
 
 
 def scrape(target: str) -> httpx.Response:
-    return httpx.get(f"http://{target}/_status/vars", timeout=5)
+    return httpc.get(f"http://{target}/_status/vars", timeout=5)
 
 
 def families(text: str) -> dict:

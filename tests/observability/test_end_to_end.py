@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from crdb_common import httpc
 from tests.app.appproc import AppProcess
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
 from tests.observability.promql_support import DASHBOARDS, RULE_FILES, dashboard_exprs, substitute
@@ -150,7 +151,7 @@ def window(stack):
 
 
 def range_query(prom, expr: str, start: float, end: float) -> list[dict]:
-    r = httpx.get(f"{prom.url}/api/v1/query_range",
+    r = httpc.get(f"{prom.url}/api/v1/query_range",
                   params={"query": expr, "start": start, "end": end, "step": "1s"}, timeout=30)
     assert r.status_code == 200, f"{expr}: {r.text}"
     return r.json()["data"]["result"]
@@ -197,7 +198,7 @@ def test_node_count_change_annotation_marks_the_join(stack, window):
 
 
 def test_alert_rules_are_loaded_and_evaluate(stack, window):
-    groups = httpx.get(f"{stack['prom'].url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    groups = httpc.get(f"{stack['prom'].url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     loaded = {r["name"]: r for g in groups for r in g["rules"]}
     expected = {r["alert"] for p in RULE_FILES for g in yaml.safe_load(p.read_text())["groups"]
                 for r in g["rules"] if "alert" in r}

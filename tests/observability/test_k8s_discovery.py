@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
 
+from crdb_common import httpc
 from tests.observability.test_prometheus_configs import k8s_prometheus_config, k8s_rules
 from tests.observability.tls_front import make_ca_and_server_cert
 from tests.support.prometheus import start_prometheus
@@ -91,7 +91,7 @@ def prometheus(tmp_path_factory):
 def targets(prom, timeout=30.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        data = httpx.get(f"{prom.url}/api/v1/targets", params={"state": "any"}, timeout=10).json()["data"]
+        data = httpc.get(f"{prom.url}/api/v1/targets", params={"state": "any"}, timeout=10).json()["data"]
         if len(data["activeTargets"]) >= 5 or time.monotonic() > deadline:
             return data
         time.sleep(0.5)
@@ -136,5 +136,5 @@ def test_pending_pods_init_containers_other_apps_and_sidecar_ports_are_dropped(p
 
 
 def test_the_cluster_rules_load(prometheus):
-    groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+    groups = httpc.get(f"{prometheus.url}/api/v1/rules", timeout=10).json()["data"]["groups"]
     assert sum(len(g["rules"]) for g in groups) == 7

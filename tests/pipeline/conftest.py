@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
+from crdb_common import httpc
 from evolution_pipeline.environments import LIVE, REHEARSAL
 from tests.app.appproc import AppProcess
 from tests.app.conftest import app_env
@@ -95,7 +95,7 @@ class EnvironmentApp:
 
     # --- the app's API
     def readyz(self) -> tuple[int, dict]:
-        r = httpx.get(self.url + "/readyz", timeout=10)
+        r = httpc.get(self.url + "/readyz", timeout=10)
         return r.status_code, r.json()
 
     def wait_readyz(self, ok: Callable[[int, dict], bool], what: str, timeout: float = 30.0) -> dict:
@@ -115,13 +115,13 @@ class EnvironmentApp:
                                 "ready with reads on the reader path", timeout)
 
     def controls(self) -> dict:
-        r = httpx.get(self.url + "/control", timeout=10)
+        r = httpc.get(self.url + "/control", timeout=10)
         r.raise_for_status()
         return r.json()
 
     def set_background_load(self, running: bool) -> None:
         action = "start" if running else "stop"
-        httpx.post(f"{self.url}/control/background/{action}", timeout=10).raise_for_status()
+        httpc.post(f"{self.url}/control/background/{action}", timeout=10).raise_for_status()
 
     # --- what a test does to the app, through its database (reset() undoes all of it)
     def refuse_reader_login(self) -> None:

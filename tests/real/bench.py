@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 
+from crdb_common import httpc
 from evolution_pipeline.environments import LIVE
+from evolution_pipeline.phases import LAST_PHASE
 from evolution_pipeline.resources.local import LocalClusterControl, LocalClusterResource
 from tests.app.appproc import AppProcess
 from tests.local.conftest import free_port_base
@@ -78,8 +79,9 @@ def bench_environment(workdir: Path, cockroach_bin: str) -> dict[str, str]:
     taken: set[int] = set()
     bases = {}
     for kind in ("SQL", "LISTEN", "HTTP"):
-        bases[kind] = free_port_base(exclude=taken)
-        taken |= set(range(bases[kind], bases[kind] + 3))
+        # One port of each kind per node of the evolution file (EVOLUTION_PLAN: six for three-zones).
+        bases[kind] = free_port_base(count=LAST_PHASE.nodes, exclude=taken)
+        taken |= set(range(bases[kind], bases[kind] + LAST_PHASE.nodes))
     environ = {
         "EVOLUTION_CLUSTER_BACKEND": "local",
         "COCKROACH_BIN": cockroach_bin,
@@ -138,7 +140,7 @@ def _start_app(control: LocalClusterControl, environ: dict, workdir: Path) -> Ap
         "APP_LOG_LEVEL": "INFO",
     }
     app = AppProcess(env, workdir / "sample-app.log")
-    httpx.post(f"{app.base_url}/control/background/start", timeout=10).raise_for_status()
+    httpc.post(f"{app.base_url}/control/background/start", timeout=10).raise_for_status()
     return app
 
 

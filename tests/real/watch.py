@@ -15,6 +15,7 @@ import time
 import dagster as dg
 import httpx
 
+from crdb_common import httpc
 from evolution_pipeline.phases import PHASES
 
 from .observe import Snapshot, read_snapshot
@@ -45,7 +46,7 @@ class Watcher(threading.Thread):
     def take(self, phase) -> None:
         try:
             snap = read_snapshot(self.admin_url, phase, time.time())
-            snap.app_readyz = httpx.get(f"{self.app_url}/readyz", timeout=10).json()
+            snap.app_readyz = httpc.get(f"{self.app_url}/readyz", timeout=10).json()
             self.snapshots[phase.name] = snap
         except Exception as exc:  # reported by the test, with the phase it belongs to
             self.errors.append(f"{phase.name}: reading the placement or /readyz failed: {exc!r}")
@@ -59,6 +60,6 @@ class Watcher(threading.Thread):
 
     def _app_ready(self) -> bool:
         try:
-            return httpx.get(f"{self.app_url}/readyz", timeout=2).status_code == 200
+            return httpc.get(f"{self.app_url}/readyz", timeout=2).status_code == 200
         except httpx.HTTPError:
             return False

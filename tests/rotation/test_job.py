@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 import dagster as dg
-import httpx
 import pytest
 
+from crdb_common import httpc
 from evolution_pipeline.configuration import resources_from_env
 from evolution_pipeline.definitions import build_definitions
 from evolution_pipeline.environments import LIVE
@@ -98,7 +98,7 @@ def test_a_timed_out_switch_fails_the_run_and_touches_nothing(admin, store, app,
     assert "writer path: the app did not move its writer path to app_rw_02" in message
     assert "Nothing was changed on app_rw_01" in message
     assert login_error(store.read(WRITER), 3) is None  # the app's credential still logs in
-    assert httpx.post(app.base_url + "/login", json={"user_id": "after"}).status_code == 200
+    assert httpc.post(app.base_url + "/login", json={"user_id": "after"}).status_code == 200
     assert result.get_asset_check_evaluations() == []  # the checks never ran on a failed rotation
 
 

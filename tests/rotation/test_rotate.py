@@ -6,10 +6,10 @@ import shutil
 import threading
 import time
 
-import httpx
 import psycopg
 import pytest
 
+from crdb_common import httpc
 from evolution_pipeline.resources.sample_app import SampleAppResource
 from evolution_pipeline.roles import APP_PATHS, READER, WRITER
 from evolution_pipeline.rotation.publish import FileCredentialStore
@@ -28,7 +28,7 @@ def rotator(admin, store, app_resource, **kw) -> tuple[Rotator, list[str]]:
 
 
 def users(app) -> dict:
-    return httpx.get(app.base_url + "/readyz", timeout=5).json()["db_users"]
+    return httpc.get(app.base_url + "/readyz", timeout=5).json()["db_users"]
 
 
 def test_two_rotations_under_load_fail_no_request(admin, store, app, app_resource, pg):

@@ -20,6 +20,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from crdb_common import httpc
 from evolution_pipeline.phases import REPO_ROOT
 from tests.support.net import free_port
 
@@ -89,7 +90,7 @@ class DagsterDev:
         return f"http://127.0.0.1:{self.port}"
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 60) -> dict:
-        r = httpx.post(
+        r = httpc.post(
             f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=timeout
         )
         r.raise_for_status()
@@ -112,7 +113,7 @@ class DagsterDev:
             if self.process.poll() is not None:
                 raise AssertionError(f"dagster dev exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/server_info", timeout=5).status_code == 200:
+                if httpc.get(f"{self.url}/server_info", timeout=5).status_code == 200:
                     data = self.graphql(LOCATIONS_QUERY, timeout=30)["workspaceOrError"]
                     entries = {e["name"]: e for e in data.get("locationEntries", [])}
                     entry = entries.get(location)

@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from crdb_common import httpc
 from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ class RunningPrometheus:
     config_path: Path
 
     def query(self, expr: str) -> list[dict]:
-        r = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
+        r = httpc.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=10)
         r.raise_for_status()
         return r.json()["data"]["result"]
 
@@ -75,7 +76,7 @@ def start_prometheus(workdir: Path, config: dict) -> RunningPrometheus:
         if proc.poll() is not None:
             raise RuntimeError(f"prometheus exited: {(workdir / 'prometheus.log').read_text()[-2000:]}")
         try:
-            if httpx.get(f"{url}/-/ready", timeout=1).status_code == 200:
+            if httpc.get(f"{url}/-/ready", timeout=1).status_code == 200:
                 return RunningPrometheus(url, proc, config_path)
         except httpx.HTTPError:
             pass

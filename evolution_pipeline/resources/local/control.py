@@ -35,7 +35,8 @@ from urllib.parse import quote, urlencode
 
 import httpx
 
-from evolution_pipeline.phases import PHASES, REPO_ROOT
+from crdb_common import httpc
+from evolution_pipeline.phases import LAST_PHASE, PHASES, REPO_ROOT
 from evolution_pipeline.resources.cluster import (
     LIVE,
     REHEARSAL,
@@ -124,8 +125,11 @@ class LocalClusterConfig:
     listen_port_base: int = 26357
     http_port_base: int = 8080
     insecure: bool = False
+    # Node i's --locality: the evolution file's (the last phase lists every node; a node keeps its locality).
+    localities: tuple[str, ...] = LAST_PHASE.localities
+    # Overrides for drills and tests only: with zones set, node i gets region=<region>,zone=zones[(i-1)%len].
     region: str = "local"
-    zones: tuple[str, ...] = DEFAULT_ZONES
+    zones: tuple[str, ...] = ()
     cache: str = "128MiB"
     max_sql_memory: str = "128MiB"
     cluster_label: str = "local"
@@ -175,7 +179,6 @@ class LocalClusterControl(ClusterControl):
                 f"node {index} does not exist: the local cluster has nodes 1..{self.config.max_nodes}"
             )
         c = self.config
-        zone = c.zones[(index - 1) % len(c.zones)]
         return LocalNode(
             index=index,
             host=c.host,
@@ -183,8 +186,17 @@ class LocalClusterControl(ClusterControl):
             listen_port=c.listen_port_base + index - 1,
             http_port=c.http_port_base + index - 1,
             store=self.data_dir / f"node{index}",
-            locality=f"region={c.region},zone={zone}",
+            locality=self.locality(index),
         )
+
+    def locality(self, index: int) -> str:
+        """The evolution file's locality for node `index`, unless zones are overridden (then the old
+        round-robin, e.g. one zone for every node to provoke a pin clash)."""
+        c = self.config
+        if c.zones or index > len(c.localities):
+            zones = c.zones or DEFAULT_ZONES
+            return f"region={c.region},zone={zones[(index - 1) % len(zones)]}"
+        return c.localities[index - 1]
 
     def planned_localities(self, nodes: int) -> dict[int, str]:
         return {n.index: n.locality for n in self.nodes(min(nodes, self.config.max_nodes))}
@@ -502,12 +514,12 @@ class LocalClusterControl(ClusterControl):
     def _verify(self) -> ssl.SSLContext | bool:
         if self.config.insecure:
             return False
-        return ssl.create_default_context(cafile=str(self.certs_dir / "ca.crt"))
+        return httpc.trusting(self.certs_dir / "ca.crt")  # one context per CA file, not one per poll
 
     def node_health(self, node: LocalNode) -> tuple[bool, str]:
         try:
             verify = self._verify()
-            r = httpx.get(self.health_url(node), verify=verify, timeout=3.0)
+            r = httpc.get(self.health_url(node), verify=verify, timeout=3.0)
         except (httpx.HTTPError, OSError, ssl.SSLError) as exc:
             return False, f"/health?ready=1 unreachable: {exc}"
         return r.status_code == 200, f"/health?ready=1 -> {r.status_code}"

@@ -13,7 +13,7 @@ from evolution_pipeline.resources.cluster import (
 )
 
 from .binary import find_cockroach, require_cockroach
-from .control import DEFAULT_DATA_DIRS, DEFAULT_ZONES, LocalClusterConfig, LocalClusterControl, _in_repo
+from .control import DEFAULT_DATA_DIRS, LocalClusterConfig, LocalClusterControl, _in_repo
 
 # --- the Dagster resource ---------------------------------------------------------------------------------
 
@@ -35,8 +35,9 @@ class LocalClusterResource(ClusterControlResource):
     listen_port_base: int = 26357
     http_port_base: int = 8080
     insecure: bool = Field(default=False, description="start nodes with --insecure (no TLS, no passwords)")
+    # Node localities come from the evolution file; these override it (node i: zones[(i - 1) % len(zones)]).
     region: str = "local"
-    zones: list[str] = Field(default_factory=lambda: list(DEFAULT_ZONES))
+    zones: list[str] = Field(default_factory=list, description="empty: the evolution file's localities")
     cache: str = "128MiB"
     max_sql_memory: str = "128MiB"
     cluster_label: str = "local"
@@ -61,7 +62,7 @@ class LocalClusterResource(ClusterControlResource):
             http_port_base=self.http_port_base,
             insecure=self.insecure,
             region=self.region,
-            zones=tuple(self.zones) or DEFAULT_ZONES,
+            zones=tuple(self.zones),
             cache=self.cache,
             max_sql_memory=self.max_sql_memory,
             cluster_label=self.cluster_label,
