@@ -12,7 +12,7 @@ import dagster as dg
 
 from .configuration import backend, cluster_kinds, cluster_resource, crdb_resource
 from .environments import ENVIRONMENTS, OWNERS, REHEARSAL, Environment
-from .ops import PhaseOps, build_ops
+from .ops import STEPS, build_ops
 from .ops.scale import wait_until_ready
 from .phases import PHASES, Phase
 from .plan import static_markdown
@@ -20,23 +20,26 @@ from .resources.cluster import REHEARSAL as REHEARSAL_ENVIRONMENT
 from .zones import zone_statements
 
 
-def build_phase_asset(env: Environment, phase: Phase, ops: PhaseOps, upstream: dg.AssetKey | None):
+def build_phase_asset(env: Environment, phase: Phase, upstream: dg.AssetKey | None):
+    ops = build_ops(env, phase)  # this phase's own ops, each closing over the phase
+
     def steps(state):
-        return ops.verify_replication(ops.apply_sql(ops.scale(ops.backup(state))))
+        for step in STEPS[1:]:
+            state = ops.node(step)(state)
+        return state
 
     if upstream is None:
         def compose():
-            return steps(ops.preflight())
+            return steps(ops.node("preflight")())
     else:
         def compose(upstream):
-            return steps(ops.preflight(upstream))
+            return steps(ops.node("preflight")(upstream))
 
     return dg.graph_asset(
         compose,
         name=phase.name,
         key_prefix=[env.prefix] if env.prefix else None,
         ins={"upstream": dg.AssetIn(key=upstream)} if upstream is not None else None,
-        config={ops.preflight.name: {"config": {"phase": phase.name}}},
         group_name=env.group,
         description=f"{phase.title}. {phase.description}",
         metadata={
@@ -90,7 +93,6 @@ def fresh_rehearsal_environment() -> dg.AssetsDefinition:
 
 
 def build_assets(env: Environment) -> list[dg.AssetsDefinition]:
-    ops = build_ops(env)
     assets: list[dg.AssetsDefinition] = []
     upstream = None
     if env == REHEARSAL:
@@ -98,7 +100,7 @@ def build_assets(env: Environment) -> list[dg.AssetsDefinition]:
         assets.append(reset)
         upstream = reset.key
     for phase in PHASES:
-        asset = build_phase_asset(env, phase, ops, upstream)
+        asset = build_phase_asset(env, phase, upstream)
         assets.append(asset)
         upstream = asset.key
     return assets

@@ -5,7 +5,8 @@ phase's node count live, and the sample app kept serving through the phase. Each
 minutes, pinned to its state's start and end with PromQL's `@` (a check re-executed tomorrow judges the same
 window, not the minutes before it ran). A check never passes by
 default: Prometheus unreachable or a query without series fails it, with the reason. A failed blocking
-check stops the later phases of the run.
+check stops the later phases of the run. A phase's checks (these five and latency.py's) are one step that
+evaluates them concurrently (check_steps.py).
 """
 
 import time
@@ -16,8 +17,11 @@ import dagster as dg
 
 from . import app_promql as promql
 from .app_promql import Window
+from .check_steps import Check, checks_step
 from .environments import ENVIRONMENTS, Environment
-from .latency import build_latency_check
+from .latency import CHECK_NAME as LATENCY_CHECK
+from .latency import DESCRIPTION as LATENCY_DESCRIPTION
+from .latency import evaluate as evaluate_latency
 from .phases import PHASES, Phase
 from .resources.grafana import GrafanaResource
 from .resources.prometheus import PrometheusQueryError, PrometheusResource, Reading
@@ -145,27 +149,29 @@ def _describe(spec, phase, passed, reading: Reading | None, error: str, expectat
 
 
 def build_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
+    return [build_phase_checks(env, phase) for phase in PHASES]
+
+
+def build_phase_checks(env: Environment, phase: Phase) -> dg.AssetChecksDefinition:
+    """The phase's six blocking checks as one step (check_steps.py: concurrent, each can run alone), every
+    judge closing over its phase and traced as its own span."""
+    checks = [Check(spec.name, spec.description, traced_check(spec.name, phase)(_judge(spec, phase)))
+              for spec in CHECKS]
     # The latency gate judges the same phase window as the app's error checks (latency.py).
-    return ([_build_check(env, phase, spec) for phase in PHASES for spec in CHECKS]
-            + [build_latency_check(env, phase, app_window) for phase in PHASES])
+    checks.append(Check(LATENCY_CHECK, LATENCY_DESCRIPTION, traced_check(LATENCY_CHECK, phase)(
+        lambda _context, state, prom, grafana: evaluate_latency(prom, grafana, env.name, phase, state,
+                                                                app_window(prom, state)))))
+    return checks_step(env.asset_key(phase), checks,
+                       resource_keys=(env.resource_key("prometheus"), env.resource_key("grafana")),
+                       description=f"The blocking checks of {phase.title} ({env.name}), run concurrently "
+                                   "in one step; select one to run it alone.")
 
 
-def _build_check(env: Environment, phase: Phase, spec: CheckSpec) -> dg.AssetChecksDefinition:
-    prom_key, grafana_key = env.resource_key("prometheus"), env.resource_key("grafana")
+def _judge(spec: CheckSpec, phase: Phase):
+    def judge(_context, state: PhaseState, prom: PrometheusResource, grafana: GrafanaResource):
+        return evaluate(spec, prom, grafana, phase, state)
 
-    @dg.asset_check(
-        asset=env.asset_key(phase),
-        name=spec.name,
-        description=spec.description,
-        blocking=True,
-        required_resource_keys={prom_key, grafana_key},
-    )
-    @traced_check(spec.name)
-    def _check(context, state: PhaseState) -> dg.AssetCheckResult:
-        return evaluate(spec, getattr(context.resources, prom_key), getattr(context.resources, grafana_key),
-                        phase, state)
-
-    return _check
+    return judge
 
 
 def all_checks() -> list[dg.AssetChecksDefinition]:

@@ -1,8 +1,9 @@
 """Boring is good, as a gate: the sample app's latency during a phase against the minutes just before it.
 
-The check `sample_app_latency` (one per phase asset, live and rehearsal, blocking) reads the app's request
-histogram (app_request_duration_seconds, sample_app/metrics.py) in Prometheus for /login (the writer path) and
-/search (the reader path), over two windows pinned with `@ <end>` like every phase check:
+The check `sample_app_latency` (one per phase asset, live and rehearsal, blocking; checks.py evaluates it in
+the phase's checks step beside the five others) reads the app's request histogram
+(app_request_duration_seconds, sample_app/metrics.py) in Prometheus for /login (the writer path) and /search
+(the reader path), over two windows pinned with `@ <end>` like every phase check:
 
 - the phase window: the same minutes the app's error checks judge (checks.app_window: from when the app could
   serve, or the phase started, to when it ended, at least min_window_seconds);
@@ -21,7 +22,7 @@ check exists to catch. p95 is shown beside p99, not judged.
 
 No request of a route in either window fails the check with that reason (never a silent pass): a p99 of
 nothing proves nothing. This module holds the arithmetic and the PromQL as plain functions (unit-tested); the
-check's I/O is at the bottom.
+check's I/O (evaluate) is at the bottom.
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from .phases import Phase
 from .resources.grafana import GrafanaResource
 from .resources.prometheus import PrometheusQueryError, PrometheusResource
 from .state import PhaseState
-from .tracing import traced_check
 
 CHECK_NAME = "sample_app_latency"
+DESCRIPTION = ("The sample app's p99 for /login and /search during the phase stayed within ratio x the baseline's "
+               "p99 + slack (the same length just before the phase).")
 ROUTES = ("/login", "/search")
 QUANTILES = (0.95, 0.99)
 JUDGED = 0.99
@@ -290,21 +292,3 @@ def _annotate(grafana: GrafanaResource, env_name: str, phase: Phase, w: Windows)
                                       [f"latency-{name}", phase.name, env_name],
                                       base_tags=(ANNOTATION_TAG,)))
     return "; ".join(notes)
-
-
-def build_latency_check(env, phase: Phase, phase_window) -> dg.AssetChecksDefinition:
-    """The blocking check on one phase asset; `phase_window(prom, state)` is checks.app_window, so this check
-    judges exactly the minutes the app's error checks judge."""
-    prom_key, grafana_key = env.resource_key("prometheus"), env.resource_key("grafana")
-
-    @dg.asset_check(asset=env.asset_key(phase), name=CHECK_NAME, blocking=True,
-                    required_resource_keys={prom_key, grafana_key},
-                    description="The sample app's p99 for /login and /search during the phase stayed within "
-                                "ratio x the baseline's p99 + slack (the same length just before the phase).")
-    @traced_check(CHECK_NAME)
-    def _check(context, state: PhaseState) -> dg.AssetCheckResult:
-        prom = getattr(context.resources, prom_key)
-        return evaluate(prom, getattr(context.resources, grafana_key), env.name, phase, state,
-                        phase_window(prom, state))
-
-    return _check

@@ -15,9 +15,10 @@ from PhaseState. A step that raises gets an ERROR status and the exception event
 a bounded flush: a step process may exit right after, and an endpoint that is down costs a step at
 most FLUSH_SECONDS.
 
-Hooks (the only places the pipeline calls in here):
-    phase_op:     dg.op(...)(traced_step(step)(fn))      evolution_pipeline/ops/common.py
-    _build_check: @traced_check(spec.name) under @dg.asset_check   evolution_pipeline/checks.py
+Hooks (the only places the pipeline calls in here), each given the Phase its op or check closes over:
+    phase_op:     dg.op(...)(traced_step(step, phase)(fn))      evolution_pipeline/ops/common.py
+    phase checks: traced_check(name, phase)(judge), one per check of the phase's multi-asset check
+                  evolution_pipeline/checks.py
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status,
 
 from crdb_common.otel import provider_from_env
 
-from .phases import get_phase
+from .phases import Phase
 from .state import PhaseState
 
 log = logging.getLogger(__name__)
@@ -92,36 +93,23 @@ def _dagster_attributes(context) -> dict[str, Any]:
     return attributes
 
 
-def _phase_attributes(state: PhaseState | None, phase_name: str | None, prefix: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if state is not None:
-        out[f"crdb.nodes.{prefix}"] = state.nodes
-        phase_name = phase_name or state.phase
-    if phase_name:
-        phase = get_phase(phase_name)
-        out.update(
-            {
-                "crdb.phase": phase.name,
-                "crdb.nodes.target": phase.nodes,
-                "crdb.data.voters": phase.expected_data_voters,
-                "crdb.data.non_voters": phase.expected_data_non_voters,
-                "crdb.system.voters": phase.expected_system_voters,
-                "crdb.failures_tolerated": phase.failures_tolerated,
-            }
-        )
+def _phase_attributes(state: PhaseState | None, phase: Phase, prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {} if state is None else {f"crdb.nodes.{prefix}": state.nodes}
+    out.update(
+        {
+            "crdb.phase": phase.name,
+            "crdb.nodes.target": phase.nodes,
+            "crdb.data.voters": phase.expected_data_voters,
+            "crdb.data.non_voters": phase.expected_data_non_voters,
+            "crdb.system.voters": phase.expected_system_voters,
+            "crdb.failures_tolerated": phase.failures_tolerated,
+        }
+    )
     return out
 
 
 def _input_state(args: tuple, kwargs: dict) -> PhaseState | None:
     return next((a for a in (*args, *kwargs.values()) if isinstance(a, PhaseState)), None)
-
-
-def _config_phase(args: tuple, kwargs: dict) -> str | None:
-    for candidate in (*args, *kwargs.values()):
-        name = getattr(candidate, "phase", None)
-        if isinstance(name, str) and not isinstance(candidate, PhaseState):
-            return name  # preflight's PhaseConfig
-    return None
 
 
 @contextmanager
@@ -135,8 +123,8 @@ def _span(tracer, name: str, context, attributes: dict[str, Any]):
         span.set_attribute("crdb.step.seconds", round(time.monotonic() - started, 3))
 
 
-def traced_step(step: str) -> Callable[[Callable], Callable]:
-    """Wrap an op body: a span named after the step, in the run's trace."""
+def traced_step(step: str, phase: Phase) -> Callable[[Callable], Callable]:
+    """Wrap an op body: a span named after the step, in the run's trace, about the op's own phase."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -149,7 +137,7 @@ def traced_step(step: str) -> Callable[[Callable], Callable]:
                 **_dagster_attributes(context),
                 "crdb.step": step,
                 "dagster.retry_number": getattr(_op_context(context), "retry_number", 0),
-                **_phase_attributes(before, _config_phase(args, kwargs), "before"),
+                **_phase_attributes(before, phase, "before"),
             }
             try:
                 with _span(current.get_tracer(__name__), step, context, attributes) as span:
@@ -177,8 +165,9 @@ def _annotate_result(span, step: str, result: Any) -> None:
         span.set_attribute("crdb.backup.status", result.backup.status)
 
 
-def traced_check(name: str) -> Callable[[Callable], Callable]:
-    """Wrap an asset check body: a span "check <name>" in the run's trace, ERROR when it fails."""
+def traced_check(name: str, phase: Phase) -> Callable[[Callable], Callable]:
+    """Wrap one check's body: a span "check <name>" in the run's trace, ERROR when it fails. Safe in a worker
+    thread (the phase's checks run concurrently): the span's parent is the run's, passed explicitly."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -187,7 +176,8 @@ def traced_check(name: str) -> Callable[[Callable], Callable]:
             if current is None:
                 return fn(context, *args, **kwargs)
             state = _input_state(args, kwargs)
-            attributes = {**_dagster_attributes(context), "crdb.check": name, **_phase_attributes(state, None, "after")}
+            attributes = {**_dagster_attributes(context), "crdb.check": name,
+                          **_phase_attributes(state, phase, "after")}
             try:
                 with _span(current.get_tracer(__name__), f"check {name}", context, attributes) as span:
                     result = fn(context, *args, **kwargs)

@@ -3,7 +3,8 @@
 The node-loss and zone-loss drills share their checks (a zone is the node-loss drill with several nodes
 away: `result.survivors`, `result.away`). They judge the drill's time window in Prometheus (pinned with `@ <end>`, drills/promql.py),
 so they read every scrape of the window, not just the drill's own polls; the restore checks judge the
-comparison the drill made. A check never passes by default: no data fails it, with the reason.
+comparison the drill made. A check never passes by default: no data fails it, with the reason. Each drill's
+checks are one step that evaluates them concurrently and can run any one alone (check_steps.py).
 """
 
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
+from ..check_steps import Check, checks_step
 from ..environments import REHEARSAL, Environment
 from ..resources.prometheus import PrometheusResource
 from ..state_metadata import float_figures
@@ -205,65 +207,48 @@ def judge_restore(kind: str, result: RestoreDrillResult) -> dg.AssetCheckResult:
 
 
 def build_node_loss_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
-    return _outage_checks(env, NODE_LOSS, NODE_LOSS_CHECKS, "The node was back, live and on target within "
-                          "recover_timeout_seconds.")
+    return _outage_checks(env, NODE_LOSS, NODE_LOSS_CHECKS, "node-loss",
+                          "The node was back, live and on target within recover_timeout_seconds.")
 
 
 def build_zone_loss_checks(env: Environment) -> list[dg.AssetChecksDefinition]:
-    return _outage_checks(env, ZONE_LOSS, ZONE_LOSS_CHECKS, "Every node of the zone was back, live and on "
-                          "target within recover_timeout_seconds.")
+    return _outage_checks(env, ZONE_LOSS, ZONE_LOSS_CHECKS, "zone-loss",
+                          "Every node of the zone was back, live and on target within recover_timeout_seconds.")
 
 
-def _outage_checks(env: Environment, drill: str, specs: tuple[WindowCheck, ...], back: str
+def _outage_checks(env: Environment, drill: str, specs: tuple[WindowCheck, ...], what: str, back: str
                    ) -> list[dg.AssetChecksDefinition]:
-    checks = [_window_check(env, drill, spec) for spec in specs]
-
-    @dg.asset_check(asset=env.asset_key(drill), name="node_back_within_timeout", blocking=True, description=back)
-    def node_back_within_timeout(drill_result) -> dg.AssetCheckResult:  # NodeLossResult | ZoneLossResult
-        return judge_recovered(drill_result)
-
-    return [*checks, node_back_within_timeout]
-
-
-def _window_check(env: Environment, drill: str, spec: WindowCheck) -> dg.AssetChecksDefinition:
-    prom_key = env.resource_key("prometheus")
-
-    @dg.asset_check(
-        asset=env.asset_key(drill),
-        name=spec.name,
-        description=spec.description,
-        blocking=True,
-        required_resource_keys={prom_key},
-    )
-    def _check(context, drill_result) -> dg.AssetCheckResult:  # Dagster takes no Union annotation here
-        return judge_window(spec, getattr(context.resources, prom_key), drill_result)
-
-    return _check
+    """A drill's blocking checks as one step (check_steps.py: concurrent, each can run alone)."""
+    checks = [Check(spec.name, spec.description, _window_judge(spec)) for spec in specs]
+    checks.append(Check("node_back_within_timeout", back, lambda _context, result, _prom: judge_recovered(result)))
+    return [checks_step(env.asset_key(drill), checks, resource_keys=(env.resource_key("prometheus"),),
+                        description=f"The {what} drill's blocking checks ({env.name}), run "
+                                    "concurrently in one step; select one to run it alone.")]
 
 
-def _restore_check(kind: str, name: str, description: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=REHEARSAL.asset_key(RESTORE), name=name, description=description, blocking=True)
-    def _check(backup_restore_drill: RestoreDrillResult) -> dg.AssetCheckResult:
-        return judge_restore(kind, backup_restore_drill)
+def _window_judge(spec: WindowCheck):
+    def judge(_context, result: OutageResult, prom: PrometheusResource) -> dg.AssetCheckResult:
+        return judge_window(spec, prom, result)
 
-    return _check
+    return judge
+
+
+RESTORE_CHECKS = (
+    ("rows", "restored_row_counts_match", "Every table's row count equals the source's as of the backup."),
+    ("ids", "restored_id_checksums_match", "Every table's id checksum equals the source's as of the backup."),
+    ("dropped", "scratch_database_dropped", "The scratch database is gone again."),
+)
 
 
 def build_restore_checks() -> list[dg.AssetChecksDefinition]:
-    specs = (
-        (
-            "rows",
-            "restored_row_counts_match",
-            "Every table's row count equals the source's as of the backup.",
-        ),
-        (
-            "ids",
-            "restored_id_checksums_match",
-            "Every table's id checksum equals the source's as of the backup.",
-        ),
-        ("dropped", "scratch_database_dropped", "The scratch database is gone again."),
-    )
-    return [_restore_check(*spec) for spec in specs]
+    checks = [Check(name, description, _restore_judge(kind)) for kind, name, description in RESTORE_CHECKS]
+    return [checks_step(REHEARSAL.asset_key(RESTORE), checks,
+                        description="The restore drill's blocking checks, in one step; select one to run "
+                                    "it alone.")]
+
+
+def _restore_judge(kind: str):
+    return lambda _context, result: judge_restore(kind, result)
 
 
 def build_report_checks() -> list[dg.AssetChecksDefinition]:

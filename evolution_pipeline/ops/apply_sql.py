@@ -15,17 +15,16 @@ import time
 import dagster as dg
 
 from ..environments import Environment
-from ..phases import SQL_USERS
+from ..phases import SQL_USERS, Phase
 from ..resources.sql import SqlError
 from ..state import PhaseState
 from ..zones import ZoneSetting, zone_plan
-from .common import permanent, phase_of, phase_op, resource, timed
+from .common import permanent, phase_op, resource, timed
 
 
-def build_apply_sql(env: Environment) -> dg.OpDefinition:
-    @phase_op(env, "apply_sql", "crdb", "sample_app")
+def build_apply_sql(env: Environment, phase: Phase) -> dg.OpDefinition:
+    @phase_op(env, phase, "apply_sql", "crdb", "sample_app")
     def apply_sql(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
-        phase = phase_of(state)
         crdb = resource(context, env, "crdb")
         # An insecure cluster refuses passwords (28P01): none are needed or sent there.
         passwords = {} if crdb.insecure else _passwords(phase.users)

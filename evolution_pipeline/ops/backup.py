@@ -12,15 +12,15 @@ import dagster as dg
 import psycopg
 
 from ..environments import Environment
+from ..phases import Phase
 from ..resources.sql import SqlError, collection_uri, redact_uri, scrub
 from ..state import BackupRecord, PhaseState
-from .common import permanent, phase_of, phase_op, resource, timed
+from .common import permanent, phase_op, resource, timed
 
 
-def build_backup(env: Environment) -> dg.OpDefinition:
-    @phase_op(env, "backup", "cluster", "crdb")
+def build_backup(env: Environment, phase: Phase) -> dg.OpDefinition:
+    @phase_op(env, phase, "backup", "cluster", "crdb")
     def backup(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
-        phase = phase_of(state)
         crdb = resource(context, env, "crdb")
         with timed() as t:
             record = _backup(context, env, crdb, phase, state)

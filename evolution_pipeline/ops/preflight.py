@@ -17,7 +17,7 @@ from typing import Any
 import dagster as dg
 
 from ..environments import REHEARSAL, Environment
-from ..phases import EVOLUTION, PHASES, get_phase, previous_phase
+from ..phases import EVOLUTION, PHASES, Phase, previous_phase
 from ..plan import CHANGE, build_plan, render
 from ..resources.cluster import ClusterControlError
 from ..resources.sample_app import SampleAppError
@@ -29,20 +29,15 @@ from .common import permanent, phase_op, resource
 from .localities import check_localities
 
 
-class PhaseConfig(dg.Config):
-    phase: str
-
-
-def build_preflight(env: Environment) -> dg.OpDefinition:
+def build_preflight(env: Environment, phase: Phase) -> dg.OpDefinition:
     @phase_op(
-        env, "preflight", "cluster", "crdb", "prometheus", "sample_app",
+        env, phase, "preflight", "cluster", "crdb", "prometheus", "sample_app",
         retry=False,
         ins={"upstream": dg.In(dg.Any, default_value=None,
                                description="the previous phase's PhaseState (or the rehearsal reset)")},
         out=dg.Out(PhaseState),
     )
-    def preflight(context: dg.OpExecutionContext, config: PhaseConfig, upstream: Any = None) -> PhaseState:
-        phase = get_phase(config.phase)
+    def preflight(context: dg.OpExecutionContext, upstream: Any = None) -> PhaseState:
         previous = upstream if isinstance(upstream, PhaseState) else None
         expected = previous_phase(phase)
         if expected and (previous is None or previous.phase != expected.name):

@@ -6,15 +6,15 @@ import time
 import dagster as dg
 
 from ..environments import Environment
+from ..phases import Phase
 from ..resources.cluster import ClusterControl, ClusterControlError
 from ..state import PhaseState
-from .common import permanent, phase_of, phase_op, resource, timed
+from .common import permanent, phase_op, resource, timed
 
 
-def build_scale(env: Environment) -> dg.OpDefinition:
-    @phase_op(env, "scale", "cluster")
+def build_scale(env: Environment, phase: Phase) -> dg.OpDefinition:
+    @phase_op(env, phase, "scale", "cluster")
     def scale(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
-        phase = phase_of(state)
         res = resource(context, env, "cluster")
         with timed() as t:
             try:

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 import dagster as dg
 
 from ..environments import Environment
+from ..phases import Phase
 from ..resources.sql import FIRST_NODE_ID, RangeReplicas, SqlError
 from ..state import PhaseState
 from ..zones import clash_advice, satisfies_pin, shared_pin_ranges
-from .common import permanent, phase_of, phase_op, resource
+from .common import permanent, phase_op, resource
 
 
 @dataclass(frozen=True)
@@ -49,10 +50,9 @@ def _where(r: RangeReplicas, stores) -> str:
     return "[" + ", ".join(f"s{s} ({r.locality_of(s) or 'no locality'})" for s in stores) + "]"
 
 
-def build_verify_replication(env: Environment) -> dg.OpDefinition:
-    @phase_op(env, "verify_replication", "crdb", "grafana", retry=False)
+def build_verify_replication(env: Environment, phase: Phase) -> dg.OpDefinition:
+    @phase_op(env, phase, "verify_replication", "crdb", "grafana", retry=False)
     def verify_replication(context: dg.OpExecutionContext, state: PhaseState) -> PhaseState:
-        phase = phase_of(state)
         crdb = resource(context, env, "crdb")
         seconds = _wait_until_on_target(context, crdb, phase)
         zone_default = crdb.zone_config("RANGE default")

@@ -34,10 +34,13 @@ def dagster_names() -> DagsterNames:
     for asset in defs.assets:
         groups.update(asset.group_names_by_key.values())
         node = asset.node_def
-        for op in getattr(node, "node_defs", []):
+        # A step key is the graph's name and the node's name in it (its alias: the op definition itself is
+        # named per phase, ops/common.py op_name), in graph order.
+        invoked = getattr(node, "nodes_in_topological_order", [])
+        for op in invoked:
             steps.add(f"{node.name}.{op.name}")
-        if getattr(node, "node_defs", None) and not asset.key.has_prefix(["rehearsal"]):
-            live_ops = tuple(op.name for op in node.node_defs)
+        if invoked and not asset.key.has_prefix(["rehearsal"]):
+            live_ops = tuple(op.name for op in invoked)
     return DagsterNames(
         jobs=frozenset(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         schedules=frozenset(s.name for s in repo.schedule_defs),

@@ -12,6 +12,7 @@ import pytest
 from evolution_pipeline.checks import CHECKS
 from evolution_pipeline.environments import ENVIRONMENT_TAG
 from evolution_pipeline.latency import CHECK_NAME as LATENCY_CHECK
+from evolution_pipeline.ops import STEPS
 from evolution_pipeline.phases import PHASES
 from tests.doubles.pipeline_world import read_world, world
 from tests.support.dagster_dev import start_dagster_dev
@@ -128,6 +129,30 @@ def assert_checks_passed(dev, run_id: str) -> None:
                 assert meta["value"] == phase.nodes
 
 
+def assert_one_check_runs_alone(dev, phase: str, check: str, first: str) -> None:
+    """What the UI's "Execute" on one check launches: a run selecting that check and no asset. Only that check
+    is evaluated (the checks step can subset), over the phase's own window (the first run's metadata)."""
+    selection = {"assetSelection": [], "assetCheckSelection": [{"assetKey": {"path": [phase]}, "name": check}]}
+    run_id = dev.launch(LOCATION, REPOSITORY, "evolve", selection=selection)
+    run = dev.wait_for_run(run_id, timeout=240)
+    assert run["status"] == "SUCCESS", dev.errors(run_id) or dev.log_tail()
+    assert [s["stepKey"] for s in run["stepStats"]] == [f"{phase}_checks"]
+    data = dev.graphql(check_executions_query())
+    for name in CHECK_NAMES:
+        executions = {e["runId"]: e for e in data[f"{phase}__{name}"]}
+        assert (run_id in executions) == (name == check), (name, list(executions))
+    alone, before = executions_of(data, phase, check, run_id), executions_of(data, phase, check, first)
+    assert alone["evaluation"]["success"] is True
+    for key in ("query", "value"):
+        assert entries(alone["evaluation"]["metadataEntries"])[key] == entries(
+            before["evaluation"]["metadataEntries"])[key], key
+
+
+def executions_of(data: dict, phase: str, check: str, run_id: str) -> dict:
+    [execution] = [e for e in data[f"{phase}__{check}"] if e["runId"] == run_id]
+    return execution
+
+
 def assert_second_evolution_waits(dev, first: str) -> None:
     """dagster.yaml allows one run per crdb-evolution/environment value: a second evolve stays queued while
     the first one runs, and a queued run can be cancelled without ever starting."""
@@ -164,11 +189,14 @@ def test_evolve_through_dagster_dev(dagster_dev, worlds):
     assert run["status"] == "SUCCESS", dagster_dev.errors(run_id) or dagster_dev.log_tail()
     assert {t["key"]: t["value"] for t in run["tags"]}[ENVIRONMENT_TAG] == "live"
     steps = {s["stepKey"]: s["status"] for s in run["stepStats"]}
-    assert len(steps) == len(PHASES) * (5 + len(CHECK_NAMES)), steps  # five ops + the checks per phase
+    # Five ops + one step evaluating the phase's checks (all of CHECK_NAMES, each reported: below).
+    expected = [f"{p}.{op}" for p in PHASE_NAMES for op in STEPS] + [f"{p}_checks" for p in PHASE_NAMES]
+    assert sorted(steps) == sorted(expected), steps
     assert set(steps.values()) == {"SUCCESS"}
 
     assert_materializations(dagster_dev, run_id)
     assert_checks_passed(dagster_dev, run_id)
+    assert_one_check_runs_alone(dagster_dev, PHASE_NAMES[0], "live_nodes_match_phase", run_id)
 
     final = read_world(worlds["live"])
     assert final["desired"] == final["ready"] == PHASES[-1].nodes

@@ -40,11 +40,16 @@ def shape(defs: dg.Definitions) -> dict:
             "kinds": sorted(k.removeprefix("dagster/kind/") for k in node.tags if k.startswith("dagster/kind/")),
             **({"freshness": repr(node.freshness_policy)} if node.freshness_policy else {}),
         }
-    graph_steps = {}
+    graph_steps, step_ops = {}, {}
     for a in defs.assets or []:
         node_def = getattr(a, "node_def", None)
         if isinstance(node_def, dg.GraphDefinition):
             graph_steps[node_def.name] = [n.name for n in node_def.nodes_in_topological_order]
+            # Each phase's own ops (closing over it), under the step names above: unique definitions per job.
+            step_ops[node_def.name] = [n.definition.name for n in node_def.nodes_in_topological_order]
+    # The steps that evaluate checks, and which checks each evaluates (a multi-asset check: several).
+    check_steps = {c.node_def.name: sorted(k.to_user_string() for k in c.check_keys)
+                   for c in defs.asset_checks or []}
     jobs = {}
     for name in ("evolve", "rehearse", "rehearsal_report_job"):
         job = defs.resolve_job_def(name)
@@ -59,6 +64,8 @@ def shape(defs: dg.Definitions) -> dict:
                                   "resources": sorted(sensor.required_resource_keys)} for sensor in sensors},
         "assets": assets,
         "graph_steps": graph_steps,
+        "step_ops": step_ops,
+        "check_steps": check_steps,
         "jobs": jobs,
         "schedules": {schedule.name: {"job": schedule.job_name, "cron": schedule.cron_schedule,
                                       "timezone": schedule.execution_timezone}},

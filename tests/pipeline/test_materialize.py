@@ -12,7 +12,7 @@ import pytest
 from evolution_pipeline.assets import all_assets
 from evolution_pipeline.checks import all_checks
 from evolution_pipeline.definitions import build_definitions
-from evolution_pipeline.phases import PHASES, PHASES_BY_NAME, Replication
+from evolution_pipeline.phases import PHASES, Replication
 from evolution_pipeline.resources.sql import ZONE_TARGETS_DATA, ZONE_TARGETS_SYSTEM, parse_zone_config
 from evolution_pipeline.sqlscript import load_script
 from evolution_pipeline.state import PhaseState
@@ -27,6 +27,16 @@ LIVE_KEYS = [dg.AssetKey(p.name) for p in PHASES]
 def materialize(resources, instance, *keys, raise_on_error=True):
     return dg.materialize(all_assets() + all_checks(), resources=resources, instance=instance,
                           selection=list(keys), raise_on_error=raise_on_error)
+
+
+def replace_phase(monkeypatch, phase) -> None:
+    """Build the assets and checks from a phase table where `phase` replaces its row: each op closes over
+    the Phase it is built with (ops/common.py), so the table must be changed where they are built."""
+    from evolution_pipeline import assets, checks
+
+    table = tuple(phase if p.name == phase.name else p for p in PHASES)
+    for module in (assets, checks):
+        monkeypatch.setattr(module, "PHASES", table)
 
 
 def checks_by_name(result) -> dict[tuple[str, str], dg.AssetCheckEvaluation]:
@@ -159,8 +169,8 @@ def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds, crdbs):
         s["desired"] = s["ready"] = 1
     resources["crdb"].ensure_database()
     resources["crdb"].run_script(PHASES[0].sql_paths()[0])  # tables and seed rows to back up
-    backup = build_backup(LIVE)
     phase = PHASES[1]
+    backup = build_backup(LIVE, phase)
     state = PhaseState(phase.name, phase.nodes, phase.data, phase.system, run_id="run-abc")
     ctx = dg.build_op_context(resources=resources)
     first = backup(ctx, state)
@@ -291,7 +301,7 @@ def test_two_voters_are_refused_by_cockroachdb(resources, worlds, crdbs, monkeyp
     from evolution_pipeline import zones
 
     two = Replication(num_replicas=2, num_voters=2)
-    monkeypatch.setitem(PHASES_BY_NAME, PHASES[1].name, dataclasses.replace(PHASES[1], data=two, system=two))
+    replace_phase(monkeypatch, dataclasses.replace(PHASES[1], data=two, system=two))
     monkeypatch.setattr(zones, "_states_voters", lambda phase: states_voters)
     with dg.instance_for_test() as instance:
         assert materialize(resources, instance, LIVE_KEYS[0]).success
@@ -307,7 +317,7 @@ def test_three_voters_on_two_nodes_never_converge(resources, worlds, crdbs, monk
     """A zone CockroachDB accepts but two nodes cannot satisfy: verify_replication must time out, naming
     the ranges, instead of passing (the replicate queue refuses to go to a fragile 2-voter quorum)."""
     three = Replication(num_replicas=3, num_voters=3)
-    monkeypatch.setitem(PHASES_BY_NAME, PHASES[1].name, dataclasses.replace(PHASES[1], data=three))
+    replace_phase(monkeypatch, dataclasses.replace(PHASES[1], data=three))
     resources = {**resources, "crdb": replaced(resources["crdb"], replication_timeout_seconds=2)}
     with dg.instance_for_test() as instance:
         assert materialize(resources, instance, LIVE_KEYS[0]).success
@@ -329,7 +339,7 @@ def _backup_once(resources, worlds, run_id: str):
     resources["crdb"].ensure_database()
     phase = PHASES[1]
     state = PhaseState(phase.name, phase.nodes, phase.data, phase.system, run_id=run_id)
-    return build_backup(LIVE)(dg.build_op_context(resources=resources), state)
+    return build_backup(LIVE, phase)(dg.build_op_context(resources=resources), state)
 
 
 def test_a_missing_bucket_is_never_taken_for_no_backup(resources, worlds, crdbs):

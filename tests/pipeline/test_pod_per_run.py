@@ -108,7 +108,9 @@ def test_each_phase_in_its_own_pod_and_a_reexecution_in_another(stand_in_env, wo
         # Only the failed step and what follows ran; the rest was loaded from run b through the instance.
         assert "phase1_two_nodes.verify_replication" in steps
         assert not {f"phase1_two_nodes.{s}" for s in EARLY_STEPS} & steps
-        assert "phase1_two_nodes_live_nodes_match_phase" in steps
+        assert "phase1_two_nodes_checks" in steps  # phase 1's checks, all six in one step
+        assert ("phase1_two_nodes", "live_nodes_match_phase") in {
+            (e.asset_key.to_user_string(), e.check_name) for e in again.get_asset_check_evaluations()}
         phase1 = _latest(c, KEYS[1])
 
     # The materialization of the re-execution carries the whole phase, steps of run b included, typed.
@@ -136,8 +138,9 @@ def test_each_phase_in_its_own_pod_and_a_reexecution_in_another(stand_in_env, wo
 
 def test_evolve_end_to_end_then_a_check_rerun_elsewhere_judges_the_same_window(
         stand_in_env, worlds, crdbs, instance_db):
-    """`evolve` in one pod; later, in another pod, one check of phase 0 re-executed alone: it loads phase 0's
-    state from the instance and judges phase 0's own window, not the minutes before it ran. About a minute."""
+    """`evolve` in one pod; later, in another pod, two checks of phase 0 run alone (what the UI's "Execute" on
+    selected checks launches: a run with an asset_check_selection): they load phase 0's state from the instance
+    and judge phase 0's own window, not the minutes before they ran. About a minute."""
     recon = dg.reconstructable(_evolve)
     with pod(instance_db) as a:
         run = dg.execute_job(recon, a)
@@ -146,14 +149,17 @@ def test_evolve_end_to_end_then_a_check_rerun_elsewhere_judges_the_same_window(
     assert len(first) == 18 and all(e.passed for e in first.values())
     assert read_world(worlds["live"])["calls"]["set_desired_nodes"] == 3
 
-    checks = ["phase0_single_node_sample_app_kept_serving", "phase0_single_node_live_nodes_match_phase"]
+    names = ("sample_app_kept_serving", "live_nodes_match_phase")
+    selection = {dg.AssetCheckKey(KEYS[0], name) for name in names}
     with pod(instance_db) as b:
-        options = dg.ReexecutionOptions(parent_run_id=run.run_id, step_selection=checks)
-        again = dg.execute_job(recon, b, reexecution_options=options)
+        alone = recon.get_subset(asset_selection=frozenset(), asset_check_selection=selection)
+        again = dg.execute_job(alone, b)
         assert again.success, _failures(again)
-        assert _executed_steps(b, again.run_id) == set(checks)
+        assert _executed_steps(b, again.run_id) == {"phase0_single_node_checks"}  # phase 0's checks step only
         later = {(e.asset_key.to_user_string(), e.check_name): e for e in again.get_asset_check_evaluations()}
-    for name in ("sample_app_kept_serving", "live_nodes_match_phase"):
+    # Only the selected checks were evaluated (can_subset), not the step's other four.
+    assert set(later) == {("phase0_single_node", name) for name in names}
+    for name in names:
         before, after = first[("phase0_single_node", name)], later[("phase0_single_node", name)]
         assert after.passed
         for key in ("window_start", "window_end", "judged_at", "query"):

@@ -45,7 +45,9 @@ def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, wo
         assert "phase1_two_nodes.verify_replication" in steps
         assert not {"phase1_two_nodes.preflight", "phase1_two_nodes.backup", "phase1_two_nodes.scale",
                     "phase1_two_nodes.apply_sql"} & steps
-        assert {"phase2_three_nodes.scale", "phase2_three_nodes_live_nodes_match_phase"} <= steps
+        assert {"phase2_three_nodes.scale", "phase2_three_nodes_checks"} <= steps
+        judged = {(e.asset_key.to_user_string(), e.check_name) for e in again.get_asset_check_evaluations()}
+        assert ("phase2_three_nodes", "live_nodes_match_phase") in judged
 
     final = read_world(worlds["live"])
     assert final["desired"] == final["ready"] == 3

@@ -128,9 +128,13 @@ class DagsterDev:
             time.sleep(1)
         raise AssertionError(f"dagster dev not ready after {timeout}s ({last}):\n{self.log_tail()}")
 
-    def launch(self, location: str, repository: str, job: str, run_config: dict | None = None) -> str:
+    def launch(self, location: str, repository: str, job: str, run_config: dict | None = None,
+               selection: dict | None = None) -> str:
+        """Launch a run as the UI does; `selection` adds assetSelection / assetCheckSelection to the selector
+        (the UI's "Execute" on chosen assets or checks)."""
         params = {
-            "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job},
+            "selector": {"repositoryLocationName": location, "repositoryName": repository, "jobName": job,
+                         **(selection or {})},
             "runConfigData": run_config or {},
         }
         result = self.graphql(LAUNCH_MUTATION, {"params": params})["launchRun"]
