@@ -51,7 +51,9 @@ def error_ratio(prom: PrometheusResource, start: float, end: float) -> str:
     return f"({requests(prom, start, end, errors_only=True)} or vector(0)) / {requests(prom, start, end)}"
 
 
-def within_error_budget(prom: PrometheusResource) -> tuple[Callable[[float], bool], str]:
-    """The predicate on error_ratio's value and its expectation text: at most APP_ERROR_BUDGET."""
-    budget = prom.app_error_budget
+def within_error_budget(prom: PrometheusResource, budget: float | None = None
+                        ) -> tuple[Callable[[float], bool], str]:
+    """The predicate on error_ratio's value and its expectation text: at most `budget` (a phase's own, from
+    its evolution file), else APP_ERROR_BUDGET."""
+    budget = prom.app_error_budget if budget is None else budget
     return (lambda v: v <= budget), f"<= {budget:g} (error budget)"

@@ -72,7 +72,7 @@ def _app_traffic(prom, phase, state):
 def _app_errors(prom, phase, state):
     w = app_window(prom, state)
     query = promql.error_ratio(prom, w.start, w.end)
-    return (lambda _: query, *promql.within_error_budget(prom))
+    return (lambda _: query, *promql.within_error_budget(prom, phase.budgets.error_budget(prom.app_error_budget)))
 
 
 CHECKS = (

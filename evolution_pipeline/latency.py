@@ -237,7 +237,8 @@ def measure(prom: PrometheusResource, route: str, span: Span) -> Figures:
 
 def evaluate(prom: PrometheusResource, grafana: GrafanaResource, env_name: str, phase: Phase, state: PhaseState,
              phase_window) -> dg.AssetCheckResult:
-    ratio, slack = prom.app_latency_ratio, prom.app_latency_slack_seconds
+    # The phase's own budget from its evolution file, else the resource's settings.
+    ratio, slack = phase.budgets.latency(prom.app_latency_ratio, prom.app_latency_slack_seconds)
     if invalid := validate(ratio, slack):
         return _result(False, f"{CHECK_NAME} FAILED for {phase.name}: {invalid}", {})
     w = windows(Span(phase_window.start, phase_window.end), no_before(env_name, state))

@@ -51,6 +51,8 @@ class PhasePlan:
     title: str
     nodes: int
     steps: tuple[Step, ...]
+    # What the evolution file claims for the phase (checked before anything runs) and the app's budgets.
+    promises: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,20 @@ def _phase_plan(phase: Phase, cluster, crdb, view: ClusterView | None) -> PhaseP
         # match by chance (a fresh 1-node cluster has 1 voter per range under 3-replica zones).
         _verify_step(phase, crdb, view, zones_done=all(z.status == DONE for z in zones)),
     ]
-    return PhasePlan(phase.name, phase.title, phase.nodes, tuple(steps))
+    return PhasePlan(phase.name, phase.title, phase.nodes, tuple(steps), promises(phase))
+
+
+def promises(phase: Phase) -> str:
+    """'survives 2 node(s) or 1 zone(s); app budget: 5xx <= 0.005, p99 <= 3 x before + setting'."""
+    claim = phase.survives
+    survives = (f"survives {claim.nodes} node failure(s)" + (f" or {claim.zones} zone loss(es)" if claim.zones else "")
+                if claim.nodes or claim.zones else "claims no failure survived")
+    b = phase.budgets
+    errors = "setting" if b.error_ratio is None else f"{b.error_ratio:g}"
+    ratio = "setting" if b.latency_ratio is None else f"{b.latency_ratio:g}"
+    slack = "setting" if b.latency_slack_seconds is None else f"{b.latency_slack_seconds * 1000:g} ms"
+    return (f"{survives}; app budget: 5xx ratio <= {errors}, p99 <= {ratio} x the p99 before + {slack} "
+            "(setting: the Prometheus resource's APP_ERROR_BUDGET / APP_LATENCY_*)")
 
 
 def _nodes_step(phase: Phase, cluster, view: ClusterView | None) -> Step:
@@ -253,6 +268,8 @@ def _text(plan: Plan) -> str:
     lines = [_header(plan), ""]
     for p in plan.phases:
         lines.append(f"== {p.title} ({p.phase}): {p.nodes} node(s)")
+        if p.promises:
+            lines.append(f"  {p.promises}")
         for s in p.steps:
             lines.append(f"  [{s.status}] {s.kind}: {s.summary}")
             lines += [f"      {c}" for c in s.commands]
@@ -263,7 +280,8 @@ def _text(plan: Plan) -> str:
 def _markdown(plan: Plan) -> str:
     lines = [f"_{_header(plan)}_", ""]
     for p in plan.phases:
-        lines += [f"### {p.title} (`{p.phase}`)", "", "| Step | What | Status |", "|---|---|---|"]
+        lines += [f"### {p.title} (`{p.phase}`)", ""] + ([p.promises, ""] if p.promises else [])
+        lines += ["| Step | What | Status |", "|---|---|---|"]
         lines += [f"| {s.kind} | {s.summary} | {s.status} |" for s in p.steps]
         lines.append("")
         lines += manual_commands(p)
