@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import time
@@ -18,15 +19,22 @@ from evolution_pipeline.resources.local import LocalClusterConfig, LocalClusterC
 FAKE_COCKROACH = Path(__file__).resolve().parents[1] / "doubles" / "fake_cockroach"
 
 
+# Where the bases are drawn: below the kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range, 32768
+# on), where no client connection is ever given a local port. A node stopped and restarted by a test needs its
+# ports again seconds later; an ephemeral port picked with bind(0) may meanwhile become some connection's
+# local port (seen once in a parallel run: "SQL port ... already in use by another process"). Below 20000 too:
+# the end-to-end backend tests draw from 20000-26000 and the local backend's defaults start at 26257.
+PORT_BASE_RANGE = (10000, 20000)
+
+
 def free_port_base(count: int = 3, exclude: set[int] | None = None) -> int:
-    """A base port with `count` consecutive free loopback ports (none of them in `exclude`)."""
+    """A base port with `count` consecutive free loopback ports (none of them in `exclude`), drawn at random
+    so that parallel workers rarely meet."""
     exclude = exclude or set()
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
+        base = random.randrange(PORT_BASE_RANGE[0], PORT_BASE_RANGE[1] - count)
         ports = range(base, base + count)
-        if base + count > 65535 or exclude & set(ports):
+        if exclude & set(ports):
             continue
         if all(_free(p) for p in ports):
             return base
