@@ -35,7 +35,7 @@ from tests.app.pg import LocalPostgres
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
 from tests.doubles.pipeline_world import live_node_ids, new_world, read_world
 from tests.pipeline.crdb_stand_in import PipelineCrdb
-from tests.pipeline.stand_ins import CLUSTER_LABEL, stand_in_resources
+from tests.pipeline.stand_ins import CLUSTER_LABEL, WINDOW_SECONDS, stand_in_resources
 from tests.support.prometheus import start_prometheus
 
 # Stand-in nodes per environment: the largest phase of any evolution plan (the three-zones plan's six); a
@@ -229,10 +229,10 @@ class Bench:
 
 
 # Seconds of the live app's request history the bench holds before its first test: a phase's latency gate
-# compares the phase with a baseline window just before it (at least min_window_seconds = 5 s in the stand-in
+# compares the phase with a baseline window just before it (at least WINDOW_SECONDS in the stand-in
 # resources), and a bench started a moment ago has no such minutes yet. One bench per pytest-xdist worker, so
 # every worker's first pipeline test would otherwise meet a fresh app, as only a fresh cluster should.
-BASELINE_HISTORY_SECONDS = 8
+BASELINE_HISTORY_SECONDS = WINDOW_SECONDS + 3
 
 
 @pytest.fixture(scope="session")

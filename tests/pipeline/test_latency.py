@@ -16,7 +16,7 @@ from evolution_pipeline.checks import all_checks
 from evolution_pipeline.latency import CHECK_NAME
 from evolution_pipeline.phases import PHASES
 from tests.pipeline.latency_support import reader_slowed_once_scaled, wait_app_history
-from tests.pipeline.stand_ins import CLUSTER_LABEL
+from tests.pipeline.stand_ins import CLUSTER_LABEL, WINDOW_SECONDS
 
 pytestmark = pytest.mark.slow
 
@@ -49,9 +49,9 @@ def test_an_unchanged_phase_passes_judging_its_own_minutes(resources, worlds, be
     m = _meta(check)
     assert check.passed, check.description
     # The phase window is the app checks' window: from the preflight (the app was serving) to the phase's end,
-    # at least the 5 s minimum; the baseline is the same length just before it.
+    # at least the bench's minimum; the baseline is the same length just before it.
     assert m["phase_start"] == state.app_serving_since == state.started_at
-    assert m["phase_end"] == max(state.finished_at, state.started_at + 5)
+    assert m["phase_end"] == max(state.finished_at, state.started_at + WINDOW_SECONDS)
     length = math.floor(m["phase_end"] - m["phase_start"])
     assert (m["baseline_end"], m["baseline_start"]) == (m["phase_start"], m["phase_start"] - length)
     assert "just before the phase window" in m["baseline_rule"]
