@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -235,17 +236,66 @@ class Bench:
 BASELINE_HISTORY_SECONDS = WINDOW_SECONDS + 3
 
 
-@pytest.fixture(scope="session")
-def bench(tmp_path_factory):
-    """One bench per worker (session scope is per pytest-xdist worker): its own apps, databases and Prometheus
-    on free ports and in the worker's own temporary directory, so workers never share a server."""
-    bench = Bench(tmp_path_factory.mktemp("bench"))
+def _ready_bench(workdir: Path) -> Bench:
+    bench = Bench(workdir)
     try:
         bench.apps[LIVE.name].reset(background_load=True)  # as `worlds` leaves it before each test
         bench.wait_for_app_history(LIVE.name, BASELINE_HISTORY_SECONDS)
     except BaseException:
         bench.close()
         raise
+    return bench
+
+
+class _EarlyBench:
+    """The worker's bench, started in a thread as soon as collection shows a test that needs it: its ~15 s
+    (two PostgreSQL servers, two apps, Prometheus, then the app's request history) is mostly waiting, and
+    the worker runs its other tests meanwhile instead of waiting at its first pipeline test."""
+
+    def __init__(self, workdir: Path):
+        self.result: Bench | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(workdir,), name="early-bench", daemon=True)
+        self.thread.start()
+
+    def _run(self, workdir: Path) -> None:
+        try:
+            self.result = _ready_bench(workdir)
+        except BaseException as exc:  # noqa: BLE001 - handed to the fixture, which raises it in the test
+            self.error = exc
+
+    def get(self) -> Bench:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+_early: list[_EarlyBench] = []
+
+
+def pytest_collection_finish(session):
+    if any("bench" in getattr(item, "fixturenames", ()) for item in session.items):
+        _early.append(_EarlyBench(session.config._tmp_path_factory.mktemp("bench")))
+
+
+def pytest_sessionfinish(session):
+    for early in _early:  # a bench no test asked for (worksteal gave this worker none): still stopped
+        early.thread.join()
+        if early.result is not None:
+            early.result.close()
+    _early.clear()
+
+
+@pytest.fixture(scope="session")
+def bench(tmp_path_factory):
+    """One bench per worker (session scope is per pytest-xdist worker): its own apps, databases and Prometheus
+    on free ports and in the worker's own temporary directory, so workers never share a server. Started early
+    (_EarlyBench) when collection shows it will be needed."""
+    if _early:
+        bench = _early.pop().get()
+    else:
+        bench = _ready_bench(tmp_path_factory.mktemp("bench"))
     yield bench
     bench.close()
 
