@@ -25,8 +25,9 @@ class DagsterNames:
 
 @lru_cache(maxsize=1)
 def dagster_names() -> DagsterNames:
-    from evolution_pipeline.definitions import defs  # the code location the UI loads
+    from evolution_pipeline.definitions import defs as load  # the code location the UI loads
 
+    defs = load()  # an @dg.definitions function: Dagster calls it to build the definitions
     repo = defs.get_repository_def()
     graph = repo.asset_graph
     steps, live_ops = set(), ()

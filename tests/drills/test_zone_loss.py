@@ -166,7 +166,7 @@ def test_a_crash_mid_drill_still_brings_every_node_back(resources, worlds, crdbs
 def test_the_rehearsal_drills_a_zone_only_for_a_plan_that_claims_one(plan, drilled):
     """A fresh interpreter per plan: EVOLUTION_PLAN is read once, at import (evolution_pipeline/phases.py)."""
     code = ("import json\nfrom evolution_pipeline.definitions import defs\n"
-            "g = defs.resolve_asset_graph()\n"
+            "g = defs().resolve_asset_graph()\n"  # an @dg.definitions function, as Dagster calls it
             "key = lambda s: next(k for k in g.get_all_asset_keys() if k.to_user_string() == s)\n"
             "keys = {k.to_user_string() for k in g.get_all_asset_keys()}\n"
             "zone = 'rehearsal/zone_loss_drill'\n"

@@ -128,10 +128,10 @@ def test_the_chart_retries_crashed_runs_as_the_local_instance_does():
     assert rendered == {k: local[k] for k in ("enabled", "max_retries")}
     assert local["retry_on_asset_or_op_failure"] is False
     assert values()["dagsterDaemon"]["runRetries"]["retryOnAssetOrOpFailure"] is False
-    from evolution_pipeline.definitions import defs
+    from evolution_pipeline.definitions import defs  # @dg.definitions: built when called, as Dagster does
 
     for name in ("evolve", "rehearse"):
-        tags = defs.resolve_job_def(name).tags
+        tags = defs().resolve_job_def(name).tags
         assert tags["dagster/max_retries"] == str(local["max_retries"]), tags
         assert tags["dagster/retry_on_asset_or_op_failure"] == "false", tags
 
