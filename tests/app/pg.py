@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 import subprocess
+import threading
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
@@ -32,10 +33,17 @@ from tests.support.net import free_port
 GRANT_FILES = (SQL_DIR / "05-phase0-writer-user.sql", SQL_DIR / "10-phase1-reader-user.sql")
 
 
+# pgserver guards server creation and cleanup with one class-level fasteners.InterProcessLock, which is not
+# safe across threads of one process ("Unable to release an unaquired lock" when the early bench thread and a
+# test's fixture create servers at once): one thread at a time does either.
+PGSERVER_LOCK = threading.Lock()
+
+
 class LocalPostgres:
     def __init__(self, root: Path):
         self.pgdata = root / "pgdata"
-        self.server = pgserver.get_server(self.pgdata, cleanup_mode="delete")
+        with PGSERVER_LOCK:
+            self.server = pgserver.get_server(self.pgdata, cleanup_mode="delete")
         self.socket_dir = parse_qs(urlparse(self.server.get_uri()).query)["host"][0]
         self.port = free_port()
         # Every rotation user gets a password here (the pipeline gives the standby its first one only when
@@ -74,7 +82,8 @@ class LocalPostgres:
                 self.stop()
             except subprocess.CalledProcessError:
                 pass  # already stopped
-            self.server.cleanup()
+            with PGSERVER_LOCK:
+                self.server.cleanup()
         finally:
             pgserver_log.setLevel(level)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pgserver
 
+from tests.app.pg import PGSERVER_LOCK
 
 # dagster-postgres builds `<scheme>://...` (dagster_postgres/utils.py get_conn_string, scheme defaults to
 # "postgresql"; the chart's postgresql.postgresqlScheme sets it). SQLAlchemy 2.1 maps a bare "postgresql" to
@@ -36,7 +37,8 @@ class SharedInstanceDatabase:
         # Not under pytest's tmp dir: pytest keeps that 0700, and the server may run as another user.
         self.root = Path(tempfile.mkdtemp(prefix="dagster-instance-pg-"))
         self.root.chmod(0o755)
-        self.server = pgserver.get_server(self.root / "pgdata", cleanup_mode="delete")
+        with PGSERVER_LOCK:  # the worker's bench may be creating its servers in a thread right now
+            self.server = pgserver.get_server(self.root / "pgdata", cleanup_mode="delete")
 
     def new_database(self) -> str:
         name = f"dagster_{secrets.token_hex(6)}"
@@ -44,7 +46,8 @@ class SharedInstanceDatabase:
         return self.server.get_uri(name).replace("postgresql://", f"{SCHEME}://", 1)
 
     def close(self) -> None:
-        self.server.cleanup()
+        with PGSERVER_LOCK:
+            self.server.cleanup()
         shutil.rmtree(self.root, ignore_errors=True)
 
 
