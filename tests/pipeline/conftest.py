@@ -275,6 +275,8 @@ _early: list[_EarlyBench] = []
 
 
 def pytest_collection_finish(session):
+    if session.config.option.collectonly:  # nothing will run: a --collect-only (tests/real/test_gate.py) starts no bench
+        return
     if any("bench" in getattr(item, "fixturenames", ()) for item in session.items):
         _early.append(_EarlyBench(session.config._tmp_path_factory.mktemp("bench")))
 
