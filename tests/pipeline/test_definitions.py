@@ -121,11 +121,13 @@ def test_the_defs_folder_declares_each_concern_and_a_given_schedule_replaces_the
     assert defs.resolve_schedule_def("credential_rotation").job_name == "rotate_credentials"
 
 
-@pytest.mark.parametrize("backend", ["operator", "local"])
-def test_the_real_code_location_loads_with_each_backend(backend, tmp_path):
+# Each backend and each shipped evolution file once (a load is a whole interpreter importing Dagster: ~5 s).
+@pytest.mark.parametrize("backend, evolution", [("operator", "three-zones"), ("local", "demo")])
+def test_the_real_code_location_loads_with_each_backend_and_each_shipped_file(backend, evolution, tmp_path):
     """`dagster definitions validate` on workspace.yaml, as the UI would load it, without any secret set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDB_", "APP_", "REHEARSAL_"))}
-    env.update({"EVOLUTION_CLUSTER_BACKEND": backend, "DAGSTER_HOME": str(tmp_path)})
+    env.update({"EVOLUTION_CLUSTER_BACKEND": backend, "DAGSTER_HOME": str(tmp_path),
+                "EVOLUTION_PLAN": str(REPO / "evolutions" / f"{evolution}.yaml")})
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     out = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
                          check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
