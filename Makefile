@@ -26,11 +26,16 @@ setup: ## create .venv and install what the tests need (Python packages, npm pac
 # TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
 
+# A run starts some 400 Python processes (workers, apps, code servers, CLIs). With PYTHONDONTWRITEBYTECODE set
+# (as on this machine class) each would compile the project's modules again, and each worker would redo
+# pytest's assertion rewriting: the test run writes the caches (__pycache__/, gitignored) instead.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/pytest
+
 test: setup ## run the whole test suite in $(TEST_WORKERS) parallel workers (installs what it needs first)
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist worksteal $(PYTEST_ARGS)
 
 test-quick: setup ## the inner loop: tests not marked slow, in parallel, stopping at the first failure
-	$(VENV)/bin/pytest -n $(TEST_WORKERS) --dist worksteal -x -m "not slow and not real" $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist worksteal -x -m "not slow and not real" $(PYTEST_ARGS)
 
 # Each concern keeps its own targets in mk/<concern>.mk (dev, kind, bench, ...).
 -include mk/*.mk
