@@ -1,110 +1,35 @@
-"""The small cluster-control interface every backend implements.
+"""The Dagster face of a cluster-control backend: the resource base every backend's resource subclasses.
 
-Two backends: the new CockroachDB Kubernetes operator (operator.py, CrdbCluster v1beta1) and a cluster of
-local `cockroach` processes (local/). Ops only use what is declared here, so a backend stays self-contained.
+The interface itself (ClusterControl, ClusterStatus, the errors, LIVE/REHEARSAL) lives in cluster_control.py,
+free of Dagster; it is re-exported here so `from evolution_pipeline.resources.cluster import X` keeps working.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
-
-
-class ClusterControlError(RuntimeError):
-    """A cluster-control call failed; the message says what was called and what to do."""
-
-
-class ScaleDownRefused(ClusterControlError):
-    """The evolution only grows clusters: decommissioning is never part of the main flow."""
-
-
-@dataclass(frozen=True)
-class NodeStatus:
-    name: str
-    ready: bool
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ClusterStatus:
-    desired_nodes: int
-    ready_nodes: int
-    # False while the control plane has not yet acted on the latest desired count
-    # (operator: fewer or more CrdbNodes than desired).
-    settled: bool
-    nodes: tuple[NodeStatus, ...] = field(default_factory=tuple)
-    message: str = ""
-
-    def is_ready(self, target: int) -> bool:
-        return (
-            self.settled
-            and self.desired_nodes == target
-            and self.ready_nodes == target
-            and len(self.nodes) == target
-            and all(n.ready for n in self.nodes)
-        )
-
-    def summary(self) -> str:
-        nodes = ", ".join(f"{n.name}={'ready' if n.ready else 'not ready'}{f' ({n.detail})' if n.detail else ''}"
-                          for n in self.nodes) or "no nodes"
-        settled = "settled" if self.settled else "not yet observed by the control plane"
-        text = f"desired={self.desired_nodes} ready={self.ready_nodes} ({settled}); nodes: {nodes}"
-        return f"{text}; {self.message}" if self.message else text
-
-
-class ClusterControl(ABC):
-    """What the pipeline needs from whatever runs the CockroachDB nodes."""
-
-    @abstractmethod
-    def describe(self) -> str:
-        """A short human name for logs and metadata, e.g. 'CrdbCluster crdb/cockroachdb'."""
-
-    @abstractmethod
-    def desired_nodes(self) -> int:
-        """The node count currently asked for.
-
-        0 when a local cluster has no node yet; the operator backend raises instead when the CrdbCluster
-        does not exist (it is applied by hand at phase 0's size, see k8s/README.md).
-        """
-
-    @abstractmethod
-    def set_desired_nodes(self, nodes: int) -> None:
-        """Ask for `nodes` nodes. Callers never pass fewer than desired_nodes()."""
-
-    @abstractmethod
-    def status(self) -> ClusterStatus:
-        """One observation of the cluster's readiness."""
-
-    def planned_localities(self, nodes: int) -> dict[int, str] | None:
-        """The --locality nodes 1..`nodes` start (or will start) with, when the backend decides it; None when
-        it cannot know before they run (the operator takes it from the Kubernetes node a pod lands on)."""
-        return None
-
-    def reset_rehearsal_environment(self) -> str:
-        """Recreate a rehearsal environment from scratch. Only rehearsal backends implement this."""
-        raise ClusterControlError(f"{self.describe()} cannot be reset: resetting is for rehearsal environments only")
-
-    def scale_to(self, nodes: int) -> bool:
-        """Idempotent, grow-only scale. Returns True when it changed the desired count."""
-        if nodes < 1:
-            raise ClusterControlError(f"cannot scale {self.describe()} to {nodes} nodes: at least one is needed")
-        current = self.desired_nodes()
-        if nodes < current:
-            raise ScaleDownRefused(
-                f"{self.describe()} asks for {current} nodes; refusing to scale down to {nodes}. "
-                "The evolution only grows a cluster; decommission nodes by hand if you really mean it."
-            )
-        if nodes == current:
-            return False
-        self.set_desired_nodes(nodes)
-        return True
-
-
-# --- The Dagster face of a backend -----------------------------------------------------------------------
 
 import dagster as dg
 
-LIVE, REHEARSAL = "live", "rehearsal"
+from .cluster_control import (
+    LIVE,
+    REHEARSAL,
+    ClusterControl,
+    ClusterControlError,
+    ClusterStatus,
+    NodeStatus,
+    ScaleDownRefused,
+)
+
+__all__ = [
+    "LIVE",
+    "REHEARSAL",
+    "ClusterControl",
+    "ClusterControlError",
+    "ClusterControlResource",
+    "ClusterStatus",
+    "NodeStatus",
+    "ScaleDownRefused",
+]
 
 
 class ClusterControlResource(dg.ConfigurableResource, ABC):

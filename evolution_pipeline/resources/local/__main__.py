@@ -6,14 +6,12 @@ from __future__ import annotations
 import os
 import sys
 
-from evolution_pipeline.resources.cluster import (
-    LIVE,
-    REHEARSAL,
-)
+from evolution_pipeline.resources.cluster_control import LIVE, REHEARSAL
 
+# Dagster-free on purpose (settings.py, not resource.py): make dev runs this several times per start.
 from .binary import MISSING_BINARY_MESSAGE, find_cockroach
 from .control import LocalClusterControl
-from .resource import LocalClusterResource
+from .settings import config_from_env
 
 
 def _cli(argv: list[str]) -> int:
@@ -44,8 +42,7 @@ def _cli(argv: list[str]) -> int:
         found = find_cockroach()
         print(found or MISSING_BINARY_MESSAGE, file=sys.stdout if found else sys.stderr)
         return 0 if found else 1
-    resource = LocalClusterResource.from_environment(args.environment)
-    control = LocalClusterControl(resource.config())
+    control = LocalClusterControl(config_from_env(args.environment))
     if args.command == "status":
         print(control.describe())
         if not control.config.cockroach_bin:
@@ -68,7 +65,7 @@ def _cli(argv: list[str]) -> int:
 
         # root over its client certificate; the pipeline's SQL resource reads these (CRDB_ADMIN_URL and
         # the REHEARSAL_ twin). Printed even without a binary, so a phase fails on the binary message.
-        rehearsal = LocalClusterControl(LocalClusterResource.from_environment(REHEARSAL).config())
+        rehearsal = LocalClusterControl(config_from_env(REHEARSAL))
         print(f"CRDB_ADMIN_URL={shlex.quote(control.sql_url(1, 'root', 'defaultdb'))}")
         print(f"REHEARSAL_CRDB_ADMIN_URL={shlex.quote(rehearsal.sql_url(1, 'root', 'defaultdb'))}")
     elif args.command == "prepare-prometheus":

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from evolution_pipeline.phases import REPO_ROOT
-from evolution_pipeline.resources.cluster import (
+from evolution_pipeline.resources.cluster_control import (
     ClusterControlError,
 )
 

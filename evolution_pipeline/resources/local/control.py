@@ -37,7 +37,7 @@ import httpx
 
 from crdb_common import httpc
 from evolution_pipeline.phases import LAST_PHASE, PHASES, REPO_ROOT
-from evolution_pipeline.resources.cluster import (
+from evolution_pipeline.resources.cluster_control import (
     LIVE,
     REHEARSAL,
     ClusterControl,
