@@ -281,7 +281,16 @@ def pytest_collection_finish(session):
         _early.append(_EarlyBench(session.config._tmp_path_factory.mktemp("bench")))
 
 
+# The worker's one bench. tests/drills and tests/e2e import the `bench` fixture, which makes each import a
+# fixture definition of its own, with its own session-scoped value: without this, a worker that ran tests of
+# all three folders held three benches (six apps, three Prometheus) until its end.
+_the_bench: list[Bench] = []
+
+
 def pytest_sessionfinish(session):
+    for bench in _the_bench:
+        bench.close()
+    _the_bench.clear()
     for early in _early:  # a bench no test asked for (worksteal gave this worker none): still stopped
         early.thread.join()
         if early.result is not None:
@@ -293,13 +302,11 @@ def pytest_sessionfinish(session):
 def bench(tmp_path_factory):
     """One bench per worker (session scope is per pytest-xdist worker): its own apps, databases and Prometheus
     on free ports and in the worker's own temporary directory, so workers never share a server. Started early
-    (_EarlyBench) when collection shows it will be needed."""
-    if _early:
-        bench = _early.pop().get()
-    else:
-        bench = _ready_bench(tmp_path_factory.mktemp("bench"))
-    yield bench
-    bench.close()
+    (_EarlyBench) when collection shows it will be needed; one per process whichever folder asks
+    (_the_bench), stopped at the session's end."""
+    if not _the_bench:
+        _the_bench.append(_early.pop().get() if _early else _ready_bench(tmp_path_factory.mktemp("bench")))
+    return _the_bench[0]
 
 
 @pytest.fixture
