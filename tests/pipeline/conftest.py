@@ -37,6 +37,7 @@ from tests.doubles.crdb_metrics import CrdbMetricsCluster
 from tests.doubles.pipeline_world import live_node_ids, new_world, read_world
 from tests.pipeline.crdb_stand_in import PipelineCrdb
 from tests.pipeline.stand_ins import CLUSTER_LABEL, WINDOW_SECONDS, stand_in_resources
+from tests.support import balance
 from tests.support.prometheus import start_prometheus
 
 # Stand-in nodes per environment: the largest phase of any evolution plan (the three-zones plan's six); a
@@ -281,6 +282,27 @@ def pytest_collection_finish(session):
         _early.append(_EarlyBench(session.config._tmp_path_factory.mktemp("bench")))
 
 
+def _stop_an_unneeded_early_bench(item) -> None:
+    """A worker whose quarter starts without the bench (tests/support/balance.py deals the bench's files to
+    half the workers) stops the one started early: an idle bench costs ~8 % of a core to the session's end.
+    A test that needs it later (a stolen one) starts a bench then."""
+    if _early and not _the_bench and balance.separated.get("bench") and "bench" not in item.fixturenames:
+        closing = threading.Thread(target=_close_unused, args=(_early.pop(),), name="unused-bench", daemon=True)
+        closing.start()
+        _closing.append(closing)
+
+
+# A runtest hook here would see only tests/pipeline's tests: the suite-wide plugin calls this at the first test.
+balance.first_test_hooks.append(_stop_an_unneeded_early_bench)
+_closing: list[threading.Thread] = []
+
+
+def _close_unused(early: _EarlyBench) -> None:
+    early.thread.join()
+    if early.result is not None:
+        early.result.close()
+
+
 # The worker's one bench. tests/drills and tests/e2e import the `bench` fixture, which makes each import a
 # fixture definition of its own, with its own session-scoped value: without this, a worker that ran tests of
 # all three folders held three benches (six apps, three Prometheus) until its end.
@@ -288,6 +310,8 @@ _the_bench: list[Bench] = []
 
 
 def pytest_sessionfinish(session):
+    for closing in _closing:
+        closing.join()
     for bench in _the_bench:
         bench.close()
     _the_bench.clear()

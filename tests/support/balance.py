@@ -8,6 +8,10 @@ while the other workers are done (it was `make dev` at the end of one worker, ~1
 time, at the front of its quarter, whole (a module fixture is set up once); the other tests keep their order
 and fill the quarters up to the sizes the scheduler will cut. Every test still runs, only the order changes.
 
+The files whose tests use the pipeline bench (one per worker: two apps, two PostgreSQL, Prometheus, a dozen
+stand-in nodes, ~8 % of a core even when idle) go to the first half of the quarters only, so the other
+workers need no bench (tests/pipeline/conftest.py stops theirs at their first test) unless they steal one.
+
 `--record-durations` rewrites tests/durations.json from the run (seconds per file: setup, call, teardown).
 A file missing from it counts as DEFAULT_SECONDS per test; a stale file only makes the split less even.
 """
@@ -41,23 +45,46 @@ def quarter_sizes(count: int, workers: int) -> list[int]:
     return sizes
 
 
-def balanced(items: list, workers: int, seconds_of: dict[str, float]) -> list:
+# Whether the last ordering kept the files using a fixture to the first half of the quarters (then a worker
+# whose first test does not use it will not need it unless it steals one).
+separated: dict[str, bool] = {}
+
+
+def _file(item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def balanced(items: list, workers: int, seconds_of: dict[str, float], apart: str = "bench") -> list:
+    """`items` in the order that gives each of `workers` quarters an even share of the long files, and the
+    files using the fixture `apart` to the first half of the quarters only (when they fit)."""
     by_file: dict[str, list] = defaultdict(list)
     for item in items:
-        by_file[item.nodeid.split("::")[0]].append(item)
+        by_file[_file(item)].append(item)
     weight = {f: seconds_of.get(f, DEFAULT_SECONDS * len(its)) for f, its in by_file.items()}
+    uses = {f for f, its in by_file.items() if any(apart in getattr(i, "fixturenames", ()) for i in its)}
     sizes = quarter_sizes(len(items), workers)
+    half = max(1, workers // 2)
+    if sum(len(by_file[f]) for f in uses) > sum(sizes[:half]):
+        half = workers  # does not fit: no separation, only the balance
+    separated[apart] = half < workers
     front: list[list] = [[] for _ in sizes]
     load = [0.0] * len(sizes)
-    placed: set[str] = set()
-    for name in sorted((f for f in by_file if weight[f] >= LONG_FILE_SECONDS), key=lambda f: (-weight[f], f)):
-        fits = [k for k in range(len(sizes)) if len(front[k]) + len(by_file[name]) <= sizes[k]]
-        if fits:
-            k = min(fits, key=lambda k: (load[k], k))
-            front[k].extend(by_file[name])
-            load[k] += weight[name]
-            placed.add(name)
-    rest = iter([item for item in items if item.nodeid.split("::")[0] not in placed])
+
+    def deal(name: str, quarters: range) -> bool:
+        fits = [k for k in quarters if len(front[k]) + len(by_file[name]) <= sizes[k]]
+        if not fits:
+            return False
+        k = min(fits, key=lambda k: (load[k], k))
+        front[k].extend(by_file[name])
+        load[k] += weight[name]
+        return True
+
+    # Apart files first, all of them (the long ones first), then the other long files to the other half.
+    placed = {f for f in sorted(uses, key=lambda f: (-weight[f], f)) if deal(f, range(half))}
+    others = range(half, workers) if half < workers else range(workers)
+    placed |= {f for f in sorted(by_file, key=lambda f: (-weight[f], f))
+               if f not in uses and weight[f] >= LONG_FILE_SECONDS and deal(f, others)}
+    rest = iter([item for item in items if _file(item) not in placed])
     ordered = []
     for k, size in enumerate(sizes):
         ordered.extend(front[k])
@@ -72,6 +99,19 @@ def pytest_collection_modifyitems(session, config, items):
     if workers < 2 or not DURATIONS.exists():
         return
     items[:] = balanced(list(items), workers, json.loads(DURATIONS.read_text()))
+
+
+# Called with a process's first test (tests/pipeline/conftest.py stops a bench that worker will not need).
+first_test_hooks: list = []
+_first = [True]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    if _first[0]:
+        _first[0] = False
+        for hook in first_test_hooks:
+            hook(item)
 
 
 _recorded: dict[str, float] = defaultdict(float)
