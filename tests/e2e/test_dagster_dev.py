@@ -15,7 +15,7 @@ from evolution_pipeline.latency import CHECK_NAME as LATENCY_CHECK
 from evolution_pipeline.ops import STEPS
 from evolution_pipeline.phases import PHASES
 from tests.doubles.pipeline_world import read_world, world
-from tests.support.dagster_dev import start_dagster_dev
+from tests.support.dagster_dev import FAST_QUEUE, start_dagster_dev
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -57,7 +57,7 @@ def entries(metadata: list[dict]) -> dict:
 
 @pytest.fixture
 def dagster_dev(tmp_path, stand_in_env):
-    dev = start_dagster_dev(tmp_path, "tests.e2e.stand_in_location", LOCATION)
+    dev = start_dagster_dev(tmp_path, "tests.e2e.stand_in_location", LOCATION, instance_extra=FAST_QUEUE)
     try:
         yield dev
     finally:
@@ -163,7 +163,7 @@ def assert_second_evolution_waits(dev, first: str) -> None:
     while dev.run(first)["status"] != "STARTED":
         assert time.monotonic() < deadline, f"first run never started: {dev.run(first)['status']}"
         time.sleep(0.5)
-    time.sleep(8)  # several dequeue passes of the daemon's run queue
+    time.sleep(4)  # several dequeue passes of the daemon's run queue (one a second: FAST_QUEUE)
     assert dev.run(first)["status"] == "STARTED", "the first run finished too soon to observe the queue"
     assert dev.run(second)["status"] == "QUEUED"
     dev.terminate(second)

@@ -283,10 +283,11 @@ def pytest_collection_finish(session):
 
 
 def _stop_an_unneeded_early_bench(item) -> None:
-    """A worker whose quarter starts without the bench (tests/support/balance.py deals the bench's files to
-    half the workers) stops the one started early: an idle bench costs ~8 % of a core to the session's end.
+    """A worker whose quarter has no bench tests (tests/support/balance.py deals the bench's files to half the
+    quarters; the first test says which quarter is this worker's) stops the one started early: an idle bench costs ~8 % of a core to the session's end.
     A test that needs it later (a stolen one) starts a bench then."""
-    if _early and not _the_bench and balance.separated.get("bench") and "bench" not in item.fixturenames:
+    until = balance.apart_until.get("bench")
+    if _early and not _the_bench and until is not None and item.session.items.index(item) >= until:
         closing = threading.Thread(target=_close_unused, args=(_early.pop(),), name="unused-bench", daemon=True)
         closing.start()
         _closing.append(closing)

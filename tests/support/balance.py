@@ -45,9 +45,12 @@ def quarter_sizes(count: int, workers: int) -> list[int]:
     return sizes
 
 
-# Whether the last ordering kept the files using a fixture to the first half of the quarters (then a worker
-# whose first test does not use it will not need it unless it steals one).
-separated: dict[str, bool] = {}
+# Per fixture kept apart: how many tests, from the start of the order, make up the quarters that use it (a
+# worker whose first test lies beyond will not need it unless it steals one); absent when not kept apart.
+apart_until: dict[str, int] = {}
+# The bench takes ~15 s to start (tests/pipeline/conftest.py starts it early, in a thread): a quarter that
+# uses it starts with about this much of other tests meanwhile.
+LEAD_IN_SECONDS = 15.0
 
 
 def _file(item) -> str:
@@ -66,7 +69,9 @@ def balanced(items: list, workers: int, seconds_of: dict[str, float], apart: str
     half = max(1, workers // 2)
     if sum(len(by_file[f]) for f in uses) > sum(sizes[:half]):
         half = workers  # does not fit: no separation, only the balance
-    separated[apart] = half < workers
+    apart_until.pop(apart, None)
+    if half < workers:
+        apart_until[apart] = sum(sizes[:half])
     front: list[list] = [[] for _ in sizes]
     load = [0.0] * len(sizes)
 
@@ -84,11 +89,18 @@ def balanced(items: list, workers: int, seconds_of: dict[str, float], apart: str
     others = range(half, workers) if half < workers else range(workers)
     placed |= {f for f in sorted(by_file, key=lambda f: (-weight[f], f))
                if f not in uses and weight[f] >= LONG_FILE_SECONDS and deal(f, others)}
-    rest = iter([item for item in items if _file(item) not in placed])
-    ordered = []
+    rest = [item for item in items if _file(item) not in placed]
+    ordered: list = []
     for k, size in enumerate(sizes):
-        ordered.extend(front[k])
-        ordered.extend(next(rest) for _ in range(size - len(front[k])))
+        lead_in: list = []
+        if k < half < workers:  # other tests while the bench starts
+            seconds = 0.0
+            while rest and seconds < LEAD_IN_SECONDS and len(lead_in) + len(front[k]) < size:
+                lead_in.append(rest.pop(0))
+                seconds += weight[_file(lead_in[-1])] / len(by_file[_file(lead_in[-1])])
+        fill = size - len(lead_in) - len(front[k])
+        ordered += lead_in + front[k] + rest[:fill]
+        del rest[:fill]
     return ordered
 
 

@@ -8,7 +8,6 @@ them all, and every process carries a marker in its environment so the caller ca
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -231,14 +230,29 @@ class DagsterDev:
         return survivors
 
 
+# The run queue's pass every second instead of Dagster's 5 s (QueuedRunCoordinator dequeue_interval_seconds):
+# a time knob, as the pool and tag limits come from the project's `concurrency:` block, which wins over a
+# run_coordinator's own limits (dagster/_core/instance/config.py, ConcurrencyConfig.from_concurrency_settings).
+FAST_QUEUE = """
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    dequeue_interval_seconds: 1
+"""
+
+
 def start_dagster_dev(
-    workdir: Path, module: str, location: str, env: dict[str, str] | None = None, log_level: str = "warning"
+    workdir: Path, module: str, location: str, env: dict[str, str] | None = None, log_level: str = "warning",
+    instance_extra: str = "",
 ) -> DagsterDev:
     """Start `dagster dev` on 127.0.0.1 with DAGSTER_HOME=workdir/dagster_home holding the project's dagster.yaml
-    (pools, run monitoring, tag concurrency), loading `module` as code location `location`."""
+    (pools, run monitoring, tag concurrency) plus `instance_extra`, loading `module` as code location
+    `location`."""
     home = workdir / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    project = (REPO_ROOT / "dagster_home" / "dagster.yaml").read_text()
+    (home / "dagster.yaml").write_text(project + instance_extra)
     workspace = write_workspace(workdir / "workspace.yaml", module, location)
     port = free_port()
     marker = uuid.uuid4().hex
