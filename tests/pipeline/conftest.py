@@ -283,30 +283,24 @@ _early: list[_EarlyBench] = []
 def pytest_collection_finish(session):
     if session.config.option.collectonly:  # nothing will run: a --collect-only (tests/real/test_gate.py) starts no bench
         return
+    if "bench" in balance.apart_until:
+        return  # the first test says whether this worker's quarter needs a bench (_start_or_skip_the_bench)
     if any("bench" in getattr(item, "fixturenames", ()) for item in session.items):
         _early.append(_EarlyBench(session.config._tmp_path_factory.mktemp("bench")))
 
 
-def _stop_an_unneeded_early_bench(item) -> None:
-    """A worker whose quarter has no bench tests (tests/support/balance.py deals the bench's files to half the
-    quarters; the first test says which quarter is this worker's) stops the one started early: an idle bench costs ~8 % of a core to the session's end.
-    A test that needs it later (a stolen one) starts a bench then."""
+def _start_or_skip_the_bench(item) -> None:
+    """With the bench's files dealt to half the quarters (tests/support/balance.py), a worker learns from its
+    first test's place in the order whether its quarter uses the bench: then it starts it now, while its
+    quarter's first ~15 s of other tests run; otherwise it never starts one (an idle bench costs ~8 % of a
+    core to the session's end) unless a test it steals needs it."""
     until = balance.apart_until.get("bench")
-    if _early and not _the_bench and until is not None and item.session.items.index(item) >= until:
-        closing = threading.Thread(target=_close_unused, args=(_early.pop(),), name="unused-bench", daemon=True)
-        closing.start()
-        _closing.append(closing)
+    if until is not None and not _early and not _the_bench and item.session.items.index(item) < until:
+        _early.append(_EarlyBench(item.config._tmp_path_factory.mktemp("bench")))
 
 
 # A runtest hook here would see only tests/pipeline's tests: the suite-wide plugin calls this at the first test.
-balance.first_test_hooks.append(_stop_an_unneeded_early_bench)
-_closing: list[threading.Thread] = []
-
-
-def _close_unused(early: _EarlyBench) -> None:
-    early.thread.join()
-    if early.result is not None:
-        early.result.close()
+balance.first_test_hooks.append(_start_or_skip_the_bench)
 
 
 # The worker's one bench. tests/drills and tests/e2e import the `bench` fixture, which makes each import a
@@ -316,8 +310,6 @@ _the_bench: list[Bench] = []
 
 
 def pytest_sessionfinish(session):
-    for closing in _closing:
-        closing.join()
     for bench in _the_bench:
         bench.close()
     _the_bench.clear()

@@ -10,7 +10,8 @@ and fill the quarters up to the sizes the scheduler will cut. Every test still r
 
 The files whose tests use the pipeline bench (one per worker: two apps, two PostgreSQL, Prometheus, a dozen
 stand-in nodes, ~8 % of a core even when idle) go to the first half of the quarters only, so the other
-workers need no bench (tests/pipeline/conftest.py stops theirs at their first test) unless they steal one.
+workers need no bench (tests/pipeline/conftest.py starts one only in a quarter that uses it) unless
+they steal one.
 
 `--record-durations` rewrites tests/durations.json from the run (seconds per file: setup, call, teardown).
 A file missing from it counts as DEFAULT_SECONDS per test; a stale file only makes the split less even.
