@@ -60,7 +60,7 @@ def _run(resources, worlds, crdbs, **cfg):
 
 
 def test_rehearse_runs_the_drills_after_phase_2_and_ends_with_the_report(resources, worlds, crdbs, bench):
-    """The rehearse job end to end: reset, three phases over their 2 s windows, both drills and the report (~40-70 s);
+    """The rehearse job end to end: reset, three phases over their 3 s windows, both drills and the report (~40-70 s);
     only a whole rehearsal shows the drills run after phase 2 and the report reads them."""
     # Scales take a few seconds, so phase 2's backup (AS OF SYSTEM TIME '-10s') holds the data phase 0 wrote.
     with world(worlds["rehearsal"]) as s:
@@ -180,7 +180,7 @@ def test_refused_for_a_phase_that_tolerates_no_failure(resources, worlds, crdbs)
 
 
 def test_evolve_drills_only_when_enabled_and_only_after_phase_2(resources, worlds, crdbs, monkeypatch):
-    """The whole evolve job (three phases, each judged over its 2 s windows) plus a node-loss drill that waits for the
+    """The whole evolve job (three phases, each judged over its 3 s windows) plus a node-loss drill that waits for the
     node's death and return in Prometheus: ~30-50 s, the drill's ordering after phase 2 needs all of it."""
     monkeypatch.setenv("EVOLUTION_NODE_LOSS_DRILL", "true")
     with world(worlds["live"]) as s:

@@ -116,7 +116,7 @@ def evolution(request):
 
 def test_local_backend_runs_the_file_end_to_end(evolution, stand_in_env, crdbs, worlds, tmp_path):
     """The evolve job with the local backend starting stand-in `cockroach` processes with the file's
-    --locality: every phase is judged over its 2 s check windows, plus a second interpreter's Dagster
+    --locality: every phase is judged over its 3 s check windows, plus a second interpreter's Dagster
     import and the re-run of the last phase: ~25-40 s per file."""
     last = evolution.phases[-1]
     ports = port_bases(last.nodes)
@@ -151,7 +151,7 @@ def test_local_backend_runs_the_file_end_to_end(evolution, stand_in_env, crdbs, 
 
 def test_operator_backend_runs_the_file_end_to_end(evolution, stand_in_env, crdbs, worlds, tmp_path):
     """The evolve job with the operator backend patching the repository's CrdbCluster in the Kubernetes API
-    stand-in, whose pods spread over kind's zoned workers: every phase is judged over its 2 s check windows,
+    stand-in, whose pods spread over kind's zoned workers: every phase is judged over its 3 s check windows,
     plus a second interpreter's Dagster import and the re-run of the last phase: ~25-40 s per file."""
     last = evolution.phases[-1]
     manifest = next(d for d in yaml.safe_load_all((REPO_ROOT / CLUSTER_MANIFEST).read_text())

@@ -30,7 +30,7 @@ def run_evolution(plan: str, stand_in_env: dict) -> dict:
 
 
 def test_three_zones_runs_end_to_end(stand_in_env, crdbs, worlds):
-    """Two phases, each judged over its 2 s check windows, plus a second interpreter's Dagster import: ~30 s."""
+    """Two phases, each judged over its 3 s check windows, plus a second interpreter's Dagster import: ~30 s."""
     evolution = load_evolution(REPO_ROOT / THREE_ZONES, THREE_ZONES)
     localities = evolution.phases[-1].localities
     crdb = crdbs["live"]

@@ -59,7 +59,7 @@ def assert_replicas_match(crdb, phase) -> None:
 
 
 def test_each_phase_materializes_in_order(resources, worlds, crdbs):
-    """Three phases one after another, each judged over its 2 s check windows: ~20-25 s."""
+    """Three phases one after another, each judged over its 3 s check windows: ~20-25 s."""
     crdb = crdbs["live"]
     with dg.instance_for_test() as instance:
         for phase in PHASES:
@@ -126,7 +126,7 @@ def test_phase_cannot_run_before_its_predecessor(resources, worlds, crdbs):
 
 
 def test_evolve_job_runs_all_phases(resources, worlds):
-    """The evolve job, three phases each judged over its 2 s check windows: ~20-25 s."""
+    """The evolve job, three phases each judged over its 3 s check windows: ~20-25 s."""
     job = build_definitions(resources).resolve_job_def("evolve")
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance)
@@ -141,7 +141,7 @@ def test_evolve_job_runs_all_phases(resources, worlds):
 
 
 def test_materializing_a_phase_twice_is_idempotent(resources, worlds, crdbs):
-    """Phases materialized twice, each judged over its 2 s check windows: ~20-25 s."""
+    """Phases materialized twice, each judged over its 3 s check windows: ~20-25 s."""
     crdb = crdbs["live"]
     with dg.instance_for_test() as instance:
         materialize(resources, instance, LIVE_KEYS[0])
@@ -183,7 +183,7 @@ def test_rerunning_backup_in_the_same_run_reuses_it(resources, worlds, crdbs):
 
 
 def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
-    """Two phases over their 2 s check windows with a failing check in between: ~15-25 s."""
+    """Two phases over their 3 s check windows with a failing check in between: ~15-25 s."""
     resources = {**resources, "prometheus": replaced(resources["prometheus"], check_settle_seconds=4)}
     job = build_definitions(resources).resolve_job_def("evolve")
     with dg.instance_for_test() as instance:
@@ -202,7 +202,7 @@ def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
 
 
 def test_prometheus_down_fails_the_checks(resources, worlds):
-    """Phase 0's checks wait for their 2 s window, then each polls an unreachable Prometheus for its 1 s settle: ~10-15 s."""
+    """Phase 0's checks wait for their 3 s window, then each polls an unreachable Prometheus for its 1 s settle: ~10-15 s."""
     dead = dict(resources)
     # The bench's windows (min_window_seconds 3), only the address changed: a check waits for its window
     # to end before it asks, and the 60 s default would only make this test wait.
@@ -229,7 +229,7 @@ def test_error_budget_breach_fails_the_app_check(resources, worlds, bench):
 
 
 def test_no_traffic_fails_the_app_check(resources, worlds, bench):
-    """Phase 0 over its 2 s windows, then the app checks wait 2 s for traffic that never comes: ~10-15 s."""
+    """Phase 0 over its 3 s windows, then the app checks wait 2 s for traffic that never comes: ~10-15 s."""
     resources = dict(resources)
     # Scope the app checks to a route the app never serves: no requests, so the check must fail.
     # Missing data is waited for until check_settle_seconds run out: 2 s shows the refusal as well as 15 s.
@@ -241,7 +241,7 @@ def test_no_traffic_fails_the_app_check(resources, worlds, bench):
 
 
 def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(resources, worlds, bench):
-    """The evolve job up to phase 2's preflight, each phase judged over its 2 s windows: ~20-25 s."""
+    """The evolve job up to phase 2's preflight, each phase judged over its 3 s windows: ~20-25 s."""
     app = bench.apps["live"]
     app.refuse_reader_login()  # as before phase 1 creates app_ro_01, or with a wrong password
     app.wait_readyz(lambda code, body: code == 200 and body["reader_path"] == "writer",
@@ -395,7 +395,7 @@ def preflight_plan(result, phase) -> str:
 
 
 def test_preflight_records_what_the_phase_will_change_before_it_changes_it(resources, worlds, crdbs):
-    """Phases over their 2 s check windows, the plan read before and after: ~20-25 s."""
+    """Phases over their 3 s check windows, the plan read before and after: ~20-25 s."""
     with dg.instance_for_test() as instance:
         materialize(resources, instance, LIVE_KEYS[0])
         result = materialize(resources, instance, LIVE_KEYS[1])

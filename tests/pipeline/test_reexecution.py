@@ -23,7 +23,7 @@ def _executed_steps(instance, run_id: str) -> set[str]:
 
 
 def test_reexecution_from_failure_resumes_at_verify_replication(stand_in_env, worlds, crdbs, tmp_path):
-    """Two reconstructable runs (steps in subprocesses, as Dagster runs them), phases over their 2 s windows: ~20-30 s."""
+    """Two reconstructable runs (steps in subprocesses, as Dagster runs them), phases over their 3 s windows: ~20-30 s."""
     crdb = crdbs["live"]
     # Phase 1's verify_replication fails once, with 2 nodes up (XX000: not retryable).
     crdb.fail_with_nodes(2, r"^\s*SHOW RANGES FROM DATABASE", "XX000", "internal error: injected")

@@ -45,7 +45,7 @@ def test_schedule_cron_and_timezone_are_configurable(monkeypatch):
 
 @pytest.mark.slow
 def test_rehearsal_resets_only_its_own_environment_then_evolves(resources, worlds, crdbs, bench):
-    """The rehearse job's reset and three phases, each judged over its 2 s windows: ~20-30 s."""
+    """The rehearse job's reset and three phases, each judged over its 3 s windows: ~20-30 s."""
     # The rehearsal environment starts from a dirty state: it must be reset to nothing first.
     with world(worlds["rehearsal"]) as s:
         s["desired"] = s["ready"] = 2
