@@ -40,7 +40,7 @@ def stand_in_resources(worlds: dict, prometheus_url: str, app_urls: dict, crdb_u
         resources[env.resource_key("prometheus")] = PrometheusResource(
             url=prometheus_url, cluster_label=CLUSTER_LABEL[env], check_settle_seconds=settle,
             check_poll_seconds=0.5, min_window_seconds=WINDOW_SECONDS,
-            # The bench's app shares 2 cores with 4 pytest-xdist workers and a 2 s window holds ~12 logins, so
+            # The bench's app shares 2 cores with 4 pytest-xdist workers and a 3 s window holds ~30 logins, so
             # its p99 is nearly the slowest request: a scheduling stall, seen up to ~250 ms at a load of 6 on 2
             # cores. 500 ms of slack keeps the latency gate quiet about that (test_latency_rules.py covers the
             # product's 10 ms; test_latency.py slows the reader by 1.5 s, far over any limit this gives).
