@@ -88,7 +88,10 @@ async def check(db: Database) -> dict[str, Any]:
     is ready but degraded (the reader checks are reported as skipped, never as passed).
     """
     timeout = db.settings.pool_timeout_seconds + 1.0
-    fallback = db.reader_path == "writer"
+    # One reading of the path for the whole answer: the reader probe may switch it while the checks run, and
+    # "reader_path": "reader" next to "degraded": ["reader"] would contradict itself (seen under load).
+    reader_path = db.reader_path
+    fallback = reader_path == "writer"
     names = [n for n in CHECKS if not (fallback and n in READER_CHECKS)]
     results = await asyncio.gather(*(_run_one(n, db, timeout) for n in names))
     checks = dict(zip(names, results))
@@ -104,7 +107,7 @@ async def check(db: Database) -> dict[str, Any]:
     return {
         "ready": all(r["ok"] for r in results),
         "degraded": ["reader"] if fallback else [],
-        "reader_path": db.reader_path,
+        "reader_path": reader_path,
         "follower_reads": follower.on,
         "follower_reads_reason": follower.reason,
         "warnings": warnings,
