@@ -67,7 +67,7 @@ def test_rehearse_runs_the_drills_after_phase_2_and_ends_with_the_report(resourc
         s["ready_after_polls"] = 100
     job = build_definitions(resources).resolve_job_def("rehearse")
     started = time.monotonic()
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, run_config=RUN_CONFIG, raise_on_error=False)
         checks = result.get_asset_check_evaluations()
         assert result.success, [c.description for c in checks if not c.passed]
@@ -186,7 +186,7 @@ def test_evolve_drills_only_when_enabled_and_only_after_phase_2(resources, world
     with world(worlds["live"]) as s:
         s["ready_after_polls"] = 20
     job = build_definitions(resources).resolve_job_def("evolve")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             instance=instance, run_config={"ops": {"node_loss_drill": {"config": FAST}}}
         )

@@ -84,7 +84,7 @@ def test_a_drill_that_cannot_start_still_ends_with_a_report_naming_its_error(res
     defs = build_definitions(resources)
     config = {"ops": {"rehearsal__node_loss_drill": {"config": {**FAST, "node": 1}}}}
     started = time.monotonic()
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result, run, event = _failed(instance, defs.resolve_job_def("rehearse"), run_config=config)
         rehearse_seconds = time.monotonic() - started
         assert not result.asset_materializations_for_node("rehearsal__rehearsal_report")
@@ -116,7 +116,7 @@ def test_a_failed_phase_check_still_gets_a_report(resources, worlds, crdbs):
                  "rehearsal_prometheus": replaced(resources["rehearsal_prometheus"], app_error_budget=-1.0)}
     defs = build_definitions(resources)
     started = time.monotonic()
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         _, run, event = _failed(instance, defs.resolve_job_def("rehearse"))
         print(f"\nrehearse up to the failed phase check: {time.monotonic() - started:.1f}s")
         meta, _ = _report_after(defs, instance, run, event)

@@ -45,7 +45,7 @@ def test_outcomes_are_read_from_the_run_as_the_check_recorded_them():
             "summary": dg.MetadataValue.md(SUMMARY), "search_phase_p99_ms": 250.0, "search_p99_ratio": 50.0,
             "phase_start": dg.MetadataValue.timestamp(1000.0), "baseline_rule": "the 5 s just before"})
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         run = dg.materialize([phase, gate], instance=instance)
         (o,) = latency_outcomes(instance, run.run_id, {"phase0_single_node": dg.AssetKey(["rehearsal", "x"]),
                                                        "phase1_two_nodes": key})

@@ -111,7 +111,7 @@ def test_a_failed_run_is_posted_to_the_webhook(monkeypatch, receiver):
     res = _alerts(monkeypatch, **{alerts.WEBHOOK_URL: receiver.url + "/hooks/evolution",
                                   alerts.WEBSERVER_URL: "http://dagster.test:3000/"})
     sensor = sensors.build_failure_sensor()
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         sensor(_failure_context(instance, res))
     assert len(receiver.posts) == 1
     path, body = receiver.posts[0]
@@ -127,7 +127,7 @@ def test_a_webhook_that_refuses_fails_the_tick(monkeypatch):
     refusing = Receiver(status=500)
     try:
         res = _alerts(monkeypatch, **{alerts.WEBHOOK_URL: refusing.url})
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             context = _failure_context(instance, res)
             with pytest.raises(AlertDeliveryError, match="answered 500"):
                 sensors.build_failure_sensor()(context)
@@ -149,7 +149,7 @@ def test_slack_goes_through_dagster_slack(monkeypatch):
             return WebClient(token=self.token, base_url=slack.url + "/api/")
 
         monkeypatch.setattr(SlackResource, "get_client", client)
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             sensors.build_failure_sensor()(_failure_context(instance, res))
         path, body = slack.posts[0]
         assert path == "/api/chat.postMessage"

@@ -39,7 +39,7 @@ def materialize_phase0() -> dg.ExecuteInProcessResult:
     from evolution_pipeline.checks import all_checks
     from evolution_pipeline.configuration import resources_from_env
 
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         return dg.materialize(
             all_assets() + all_checks(),
             resources=resources_from_env(),

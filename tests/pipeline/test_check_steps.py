@@ -83,7 +83,7 @@ def test_one_check_runs_alone(alone):
         return judge
 
     defs = dg.Definitions(assets=[judged], asset_checks=[_checks(judge_for)])
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         assert dg.materialize([judged], instance=instance).success
         job = defs.resolve_implicit_global_asset_job_def().get_subset(
             asset_selection=set(), asset_check_selection={dg.AssetCheckKey(judged.key, alone)})

@@ -86,7 +86,7 @@ def test_each_phase_posts_one_annotation(resources, worlds, grafana):
     resources = {**resources, "grafana": GrafanaResource(url=grafana.url, cluster_label="crdb-test-live",
                                                          api_token=dg.EnvVar("GRAFANA_API_TOKEN"))}
     job = build_definitions(resources).resolve_job_def("evolve")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         assert job.execute_in_process(instance=instance).success
     names = [p.name for p in PHASES]
     phases = [a for a in grafana.annotations if a["tags"][:2] == ["crdb-evolution", "phase"]]

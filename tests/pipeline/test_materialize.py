@@ -61,7 +61,7 @@ def assert_replicas_match(crdb, phase) -> None:
 def test_each_phase_materializes_in_order(resources, worlds, crdbs):
     """Three phases one after another, each judged over its 3 s check windows: ~20-25 s."""
     crdb = crdbs["live"]
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         for phase in PHASES:
             result = materialize(resources, instance, dg.AssetKey(phase.name))
             assert result.success
@@ -104,7 +104,7 @@ def test_each_phase_materializes_in_order(resources, worlds, crdbs):
 
 
 def test_phase0_on_a_fresh_cluster_records_why_backup_skipped(resources, worlds):
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(resources, instance, LIVE_KEYS[0])
         state = result.output_for_node("phase0_single_node")
         assert state.backup.status == "skipped"
@@ -114,7 +114,7 @@ def test_phase0_on_a_fresh_cluster_records_why_backup_skipped(resources, worlds)
 
 
 def test_phase_cannot_run_before_its_predecessor(resources, worlds, crdbs):
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         # Nothing is stored for phase0 yet, so phase1's first step cannot load its input and nothing runs.
         result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
     assert not result.success
@@ -128,7 +128,7 @@ def test_phase_cannot_run_before_its_predecessor(resources, worlds, crdbs):
 def test_evolve_job_runs_all_phases(resources, worlds):
     """The evolve job, three phases each judged over its 3 s check windows: ~20-25 s."""
     job = build_definitions(resources).resolve_job_def("evolve")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance)
         assert result.success
         assert result.dagster_run.tags["crdb-evolution/environment"] == "live"
@@ -143,7 +143,7 @@ def test_evolve_job_runs_all_phases(resources, worlds):
 def test_materializing_a_phase_twice_is_idempotent(resources, worlds, crdbs):
     """Phases materialized twice, each judged over its 3 s check windows: ~20-25 s."""
     crdb = crdbs["live"]
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         materialize(resources, instance, LIVE_KEYS[0])
         materialize(resources, instance, LIVE_KEYS[1])
         before = read_world(worlds["live"])
@@ -186,7 +186,7 @@ def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
     """Two phases over their 3 s check windows with a failing check in between: ~15-25 s."""
     resources = {**resources, "prometheus": replaced(resources["prometheus"], check_settle_seconds=4)}
     job = build_definitions(resources).resolve_job_def("evolve")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         job.execute_in_process(instance=instance, asset_selection=[LIVE_KEYS[0]])
         # From now on every node reports an under-replicated range (the preflight does not look at it).
         bench.metrics["live"].overrides = {"ranges_underreplicated": 1}
@@ -208,7 +208,7 @@ def test_prometheus_down_fails_the_checks(resources, worlds):
     # to end before it asks, and the 60 s default would only make this test wait.
     dead["prometheus"] = replaced(resources["prometheus"], url="http://127.0.0.1:9", check_settle_seconds=1,
                                   check_poll_seconds=0.2)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(dead, instance, LIVE_KEYS[0], raise_on_error=False)
     evaluations = result.get_asset_check_evaluations()
     assert len(evaluations) == 6 and not any(e.passed for e in evaluations)
@@ -221,7 +221,7 @@ def test_error_budget_breach_fails_the_app_check(resources, worlds, bench):
     app.refuse_search_reads()  # searches (4 requests in 5) now answer 500; logins still succeed
     assert app.readyz()[0] == 200  # the app looks ready: only its request metrics show the failures
     bench.wait_scraped_app_errors("live", above=errors_before)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     checks = checks_by_name(result)
     assert not checks[("phase0_single_node", "sample_app_error_budget")].passed
@@ -234,7 +234,7 @@ def test_no_traffic_fails_the_app_check(resources, worlds, bench):
     # Scope the app checks to a route the app never serves: no requests, so the check must fail.
     # Missing data is waited for until check_settle_seconds run out: 2 s shows the refusal as well as 15 s.
     resources["prometheus"] = replaced(resources["prometheus"], app_routes="/never-called", check_settle_seconds=2)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     checks = checks_by_name(result)
     assert not checks[("phase0_single_node", "sample_app_kept_serving")].passed
@@ -247,7 +247,7 @@ def test_app_reading_through_the_writer_is_fine_until_phase1_created_the_reader(
     app.wait_readyz(lambda code, body: code == 200 and body["reader_path"] == "writer",
                     "ready with reads through the writer")
     job = build_definitions(resources).resolve_job_def("evolve")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     assert {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()} == {
         "phase0_single_node", "phase1_two_nodes"}
@@ -279,7 +279,7 @@ def test_phase0_judges_the_app_from_when_it_could_serve(resources, worlds, crdbs
     appears = threading.Thread(target=database_appears, daemon=True)
     appears.start()
     try:
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             result = materialize(resources, instance, LIVE_KEYS[0], raise_on_error=False)
     finally:
         done.set()
@@ -303,7 +303,7 @@ def test_two_voters_are_refused_by_cockroachdb(resources, worlds, crdbs, monkeyp
     two = Replication(num_replicas=2, num_voters=2)
     replace_phase(monkeypatch, dataclasses.replace(PHASES[1], data=two, system=two))
     monkeypatch.setattr(zones, "_states_voters", lambda phase: states_voters)
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         assert materialize(resources, instance, LIVE_KEYS[0]).success
         result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -319,7 +319,7 @@ def test_three_voters_on_two_nodes_never_converge(resources, worlds, crdbs, monk
     three = Replication(num_replicas=3, num_voters=3)
     replace_phase(monkeypatch, dataclasses.replace(PHASES[1], data=three))
     resources = {**resources, "crdb": replaced(resources["crdb"], replication_timeout_seconds=2)}
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         assert materialize(resources, instance, LIVE_KEYS[0]).success
         result = materialize(resources, instance, LIVE_KEYS[1], raise_on_error=False)
     failure = next(e for e in result.all_events if e.is_step_failure)
@@ -371,7 +371,7 @@ def test_an_insecure_cluster_never_gets_a_password(resources, worlds, bench, mon
         if resource_knows:
             monkeypatch.delenv("APP_WRITER_PASSWORD")
         crdb = replaced(resources["crdb"], url=insecure.url, insecure=resource_knows)
-        with dg.instance_for_test() as instance:
+        with dg.DagsterInstance.ephemeral() as instance:
             result = materialize({**resources, "crdb": crdb}, instance, LIVE_KEYS[0], raise_on_error=False)
     finally:
         insecure.stop()
@@ -396,7 +396,7 @@ def preflight_plan(result, phase) -> str:
 
 def test_preflight_records_what_the_phase_will_change_before_it_changes_it(resources, worlds, crdbs):
     """Phases over their 3 s check windows, the plan read before and after: ~20-25 s."""
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         materialize(resources, instance, LIVE_KEYS[0])
         result = materialize(resources, instance, LIVE_KEYS[1])
         plan = preflight_plan(result, PHASES[1])

@@ -54,7 +54,7 @@ def test_rehearsal_resets_only_its_own_environment_then_evolves(resources, world
     # The reset and the phases; the drills after phase 2 need doubles of their own (a node that can be taken
     # away, reads AS OF SYSTEM TIME) and run in tests/drills/test_node_loss.py.
     phases = [dg.AssetKey(["rehearsal", name]) for name in ("fresh_environment", *(p.name for p in PHASES))]
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, asset_selection=phases)
     assert result.success
     rehearsal = read_world(worlds["rehearsal"])
@@ -75,7 +75,7 @@ def test_reset_refuses_a_resource_configured_as_live(resources, worlds):
     resources = dict(resources)
     resources["rehearsal_cluster"] = resources["cluster"]  # misconfiguration: live resource under the rehearsal key
     job = build_definitions(resources).resolve_job_def("rehearse")
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(instance=instance, raise_on_error=False,
                                         asset_selection=[dg.AssetKey(["rehearsal", "fresh_environment"])])
     assert not result.success

@@ -45,7 +45,7 @@ def prometheus(app, tmp_path):
 
 
 def run(resources: dict, run_config: dict) -> dg.ExecuteInProcessResult:
-    with dg.instance_for_test() as instance:
+    with dg.DagsterInstance.ephemeral() as instance:
         return dg.materialize([build_rotation_asset(LIVE), *build_rotation_checks(LIVE)], resources=resources,
                               run_config=run_config, instance=instance, raise_on_error=False)
 
