@@ -21,8 +21,8 @@ setup: ## create .venv and install what the tests need (Python packages, npm pac
 	@bash scripts/setup.sh
 
 # Workers for pytest-xdist. Most tests wait on servers, timers and subprocesses rather than compute, so more
-# workers than cores pays off. Measured on 2 cores: 4 workers 7:16 of pytest, 6 workers 7:42 (each worker's
-# bench of servers costs CPU too).
+# workers than cores pays off, up to a point. Measured on 2 cores from a fresh clone: 4 workers 6:24-6:36 of
+# pytest, 5 workers 6:38, 6 workers 7:02 (each worker costs a collection, and half of them a bench of servers).
 # TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
 
