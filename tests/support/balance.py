@@ -114,7 +114,7 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = balanced(list(items), workers, json.loads(DURATIONS.read_text()))
 
 
-# Called with a process's first test (tests/pipeline/conftest.py stops a bench that worker will not need).
+# Called with a process's first test (tests/pipeline/conftest.py starts the bench only in a quarter using it).
 first_test_hooks: list = []
 _first = [True]
 
