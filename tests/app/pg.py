@@ -26,7 +26,7 @@ from evolution_pipeline.resources.sql import CrdbSqlResource
 from evolution_pipeline.roles import APP_PATHS, GROUPS
 from evolution_pipeline.sqlscript import load_script
 from sample_app.schema import apply_bootstrap, harden_postgres
-from tests.support.net import free_port
+from tests.support.net import free_restartable_port
 
 # The grants come from the pipeline's own phase files, so the app is tested with exactly the
 # privileges phases 0 and 1 give its users on CockroachDB.
@@ -45,7 +45,7 @@ class LocalPostgres:
         with PGSERVER_LOCK:
             self.server = pgserver.get_server(self.pgdata, cleanup_mode="delete")
         self.socket_dir = parse_qs(urlparse(self.server.get_uri()).query)["host"][0]
-        self.port = free_port()
+        self.port = free_restartable_port()  # tests stop and restart it (test_outage.py)
         # Every rotation user gets a password here (the pipeline gives the standby its first one only when
         # rotating): the tests log in as either user of a path.
         self.passwords = {user: secrets.token_hex(12) for path in APP_PATHS for user in path.users}
