@@ -304,10 +304,7 @@ balance.first_test_hooks.append(_start_or_skip_the_bench)
 _the_bench: list[Bench] = []
 
 
-def pytest_sessionfinish(session):
-    for bench in _the_bench:
-        bench.close()
-    _the_bench.clear()
+def _close_unclaimed_early_benches() -> None:
     for early in _early:  # a bench no test asked for (worksteal gave this worker none): still stopped
         early.thread.join()
         if early.result is not None:
@@ -315,15 +312,28 @@ def pytest_sessionfinish(session):
     _early.clear()
 
 
+def pytest_sessionfinish(session):
+    # Runs only where this file is a conftest of the session (tests/pipeline collected): the bench fixture's
+    # own teardown stops what it started, this stops an early bench no test claimed.
+    _close_unclaimed_early_benches()
+
+
 @pytest.fixture(scope="session")
 def bench(tmp_path_factory):
     """One bench per worker (session scope is per pytest-xdist worker): its own apps, databases and Prometheus
     on free ports and in the worker's own temporary directory, so workers never share a server. Started early
     (_EarlyBench) when collection shows it will be needed; one per process whichever folder asks
-    (_the_bench), stopped at the session's end."""
-    if not _the_bench:
-        _the_bench.append(_early.pop().get() if _early else _ready_bench(tmp_path_factory.mktemp("bench")))
-    return _the_bench[0]
+    (_the_bench). The definition that started it stops it at the session's end: a session of tests/drills
+    alone has no tests/pipeline conftest, so no pytest_sessionfinish of this file, to do it."""
+    if _the_bench:
+        yield _the_bench[0]
+        return
+    _the_bench.append(_early.pop().get() if _early else _ready_bench(tmp_path_factory.mktemp("bench")))
+    try:
+        yield _the_bench[0]
+    finally:
+        _the_bench.pop().close()
+        _close_unclaimed_early_benches()
 
 
 @pytest.fixture
