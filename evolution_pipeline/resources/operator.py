@@ -57,16 +57,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 import yaml
-from kubernetes import client as k8s_client
-from kubernetes import config as k8s_config
-from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
 from evolution_pipeline.phases import PHASES, REPO_ROOT
+from evolution_pipeline.resources import kube
 from evolution_pipeline.resources.cluster import (
     LIVE,
     REHEARSAL,
@@ -77,6 +75,10 @@ from evolution_pipeline.resources.cluster import (
     NodeStatus,
     ScaleDownRefused,
 )
+
+if TYPE_CHECKING:  # only for annotations: the package is imported on first use (kube.py)
+    from kubernetes import client as k8s_client
+    from kubernetes.client.exceptions import ApiException
 
 GROUP, VERSION = "crdb.cockroachlabs.com", "v1beta1"
 CLUSTERS, NODES, PVCS, PODS = "crdbclusters", "crdbnodes", "persistentvolumeclaims", "pods"
@@ -290,8 +292,8 @@ class OperatorClusterControl(ClusterControl):
         conflict_backoff_seconds: float = 0.2,
     ) -> None:
         self.api_client = api_client
-        self.custom = k8s_client.CustomObjectsApi(api_client)
-        self.core = k8s_client.CoreV1Api(api_client)
+        self.custom = kube.client().CustomObjectsApi(api_client)
+        self.core = kube.client().CoreV1Api(api_client)
         self.namespace = namespace
         self.cluster_name = cluster_name
         self.environment = environment
@@ -318,7 +320,7 @@ class OperatorClusterControl(ClusterControl):
         """Make one API call; errors become ClusterControlError. missing_ok: a 404 returns None."""
         try:
             return fn(*args, _request_timeout=self.request_timeout, **kwargs)
-        except ApiException as exc:
+        except kube.api_exception() as exc:
             if missing_ok and exc.status == 404:
                 return None
             raise api_error(call, exc) from exc
@@ -404,7 +406,7 @@ class OperatorClusterControl(ClusterControl):
                     _request_timeout=self.request_timeout,
                 )
                 return
-            except ApiException as exc:
+            except kube.api_exception() as exc:
                 if exc.status != 409:
                     raise api_error(call, exc) from exc
                 if attempt == PATCH_ATTEMPTS:
@@ -644,7 +646,7 @@ class OperatorClusterControl(ClusterControl):
 
 def build_api_client(kubeconfig: str | None, context: str | None) -> k8s_client.ApiClient:
     """Explicit kubeconfig, else in-cluster config (inside a pod), else the default kubeconfig."""
-    configuration = k8s_client.Configuration()
+    configuration = kube.client().Configuration()
     if kubeconfig:
         source = f"kubeconfig {kubeconfig}" + (f" (context {context})" if context else "")
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
@@ -655,25 +657,25 @@ def build_api_client(kubeconfig: str | None, context: str | None) -> k8s_client.
         )
     try:
         if kubeconfig:
-            k8s_config.load_kube_config(
+            kube.config().load_kube_config(
                 config_file=kubeconfig,
                 context=context,
                 client_configuration=configuration,
                 persist_config=False,
             )
         elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            k8s_config.load_incluster_config(client_configuration=configuration)
+            kube.config().load_incluster_config(client_configuration=configuration)
         else:
-            k8s_config.load_kube_config(
+            kube.config().load_kube_config(
                 context=context, client_configuration=configuration, persist_config=False
             )
-    except (k8s_config.ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+    except (kube.config().ConfigException, OSError, ValueError, TypeError, yaml.YAMLError) as exc:
         raise ClusterControlError(
             f"cannot load Kubernetes credentials from {source}: {exc}. "
             "Set the resource's kubeconfig/context, or "
             "run the pipeline in a pod with a service account bound by k8s/pipeline/rbac.yaml"
         ) from exc
-    return k8s_client.ApiClient(configuration)
+    return kube.client().ApiClient(configuration)
 
 
 class CrdbOperatorResource(ClusterControlResource):

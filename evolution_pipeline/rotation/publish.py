@@ -15,10 +15,9 @@ import tempfile
 from pathlib import Path
 
 import dagster as dg
-from kubernetes import client as k8s_client
-from kubernetes.client.exceptions import ApiException
 from pydantic import Field
 
+from ..resources import kube
 from ..resources.cluster import ClusterControlError
 from ..resources.operator import ApiCall, api_error, build_api_client, unreachable_error
 from ..roles import AppPath
@@ -79,8 +78,8 @@ class KubernetesSecretStore(dg.ConfigurableResource):
         call = ApiCall(verb, "", SECRETS, self.namespace, self.secret_name)
         api_client = build_api_client(self.kubeconfig, self.context)
         try:
-            return fn(k8s_client.CoreV1Api(api_client))
-        except ApiException as exc:
+            return fn(kube.client().CoreV1Api(api_client))
+        except kube.api_exception() as exc:
             raise _store_error(api_error(call, exc)) from exc
         except Exception as exc:  # urllib3 connection errors, timeouts
             raise _store_error(unreachable_error(call, api_client.configuration.host, exc)) from exc

@@ -134,6 +134,28 @@ def test_the_real_code_location_loads_with_each_backend_and_each_shipped_file(ba
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+# Loads the code location as Dagster does (defs(), resources from the environment) with each backend, then says
+# whether any module of the Kubernetes client got imported.
+LOAD_WITH_EACH_BACKEND = """
+import os, sys
+from evolution_pipeline.definitions import defs
+for backend in ("local", "operator"):
+    os.environ["EVOLUTION_CLUSTER_BACKEND"] = backend
+    defs().resolve_job_def("evolve")
+print(sorted(m for m in sys.modules if m.split(".")[0] == "kubernetes"))
+"""
+
+
+def test_loading_the_code_location_never_imports_the_kubernetes_client():
+    """Importing the Kubernetes client costs ~1 CPU-s (every API model), paid by each code server and run worker:
+    it is imported when the operator backend or the Secret store first makes a client (resources/kube.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CRDB_", "APP_", "REHEARSAL_"))}
+    out = subprocess.run([sys.executable, "-c", LOAD_WITH_EACH_BACKEND], check=False, cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_unknown_backend_is_a_clear_error(monkeypatch):
     from evolution_pipeline.configuration import cluster_resource
     from evolution_pipeline.environments import LIVE
