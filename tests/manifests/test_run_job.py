@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from evolution_pipeline.phases import REPO_ROOT
-from tests.support.dagster_dev import start_dagster_dev
+from tests.support.dagster_dev import FAST_QUEUE, start_dagster_dev
 
 SCRIPT = REPO_ROOT / "k8s" / "pipeline" / "run_job.py"
 
@@ -28,7 +28,9 @@ def load_script():
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory):
     location = load_script().LOCATION
-    dev = start_dagster_dev(tmp_path_factory.mktemp("run-job"), "tests.manifests.run_job_location", location)
+    # The queue's pass every second (FAST_QUEUE): the launcher polls the run whatever the daemon's pace.
+    dev = start_dagster_dev(tmp_path_factory.mktemp("run-job"), "tests.manifests.run_job_location", location,
+                            instance_extra=FAST_QUEUE)
     try:
         dev.wait_until_loaded(location)
         yield dev
