@@ -178,10 +178,10 @@ def test_evolve_through_dagster_dev(dagster_dev, worlds):
     assert [r["name"] for r in entry["locationOrLoadError"]["repositories"]] == [REPOSITORY]
     assert_definitions_visible(dagster_dev)
 
-    # Nodes take ~5 s to become ready in each phase (100 polls of 50 ms): the run lasts long enough
-    # for the queue check below, whatever the executor's own speed.
+    # Nodes take ~1 s to become ready in each phase (20 polls of 50 ms): with each phase's 3 s check windows
+    # the run executes for 12 s or more, three times the queue check's 4 s below, whatever the executor's speed.
     with world(worlds["live"]) as s:
-        s["ready_after_polls"] = 100
+        s["ready_after_polls"] = 20
     run_id = dagster_dev.launch(LOCATION, REPOSITORY, "evolve")
     assert_second_evolution_waits(dagster_dev, run_id)
     # The QueuedRunCoordinator hands the run to the daemon, which launches it once the pool allows.
