@@ -89,9 +89,11 @@ def test_a_slowed_reader_path_fails_the_phase_and_a_reexecution_judges_the_same_
         assert not check.passed
         assert "/search p99" in check.description and "EXCEEDED" in check.description
         assert m["phase_start"] < slowed["at"] < m["phase_end"]
-        # The bench's slack (500 ms, stand_ins.py) with a noisy baseline (up to ~250 ms p99 on busy cores) still
-        # leaves the limit far under the 1.5 s delay.
-        assert m["search_phase_p99_ms"] > 1400 > m["search_p99_limit_ms"]
+        # Every slowed /search falls in the app's (1 s, 2.5 s] latency bucket (sample_app/metrics.py), where
+        # histogram_quantile puts the phase's p99 near 2.5 s however many requests came before the slowdown. The
+        # baseline's p99 on busy cores can reach the (0.5 s, 1 s] bucket (969 ms seen with 4 workers on 2
+        # cores): with the bench's 500 ms slack (stand_ins.py) the limit stays under 2 s all the same.
+        assert m["search_phase_p99_ms"] > 2000 > m["search_p99_limit_ms"]
         # Only the reader path was slowed: the writer's p99 stays below the reader's (it is not judged here:
         # on 2 busy cores a 20-request p99 of /login can cross its own limit).
         assert m["login_phase_p99_ms"] < m["search_phase_p99_ms"]

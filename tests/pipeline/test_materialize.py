@@ -190,6 +190,9 @@ def test_a_failed_blocking_check_stops_the_next_phase(resources, worlds, bench):
         job.execute_in_process(instance=instance, asset_selection=[LIVE_KEYS[0]])
         # From now on every node reports an under-replicated range (the preflight does not look at it).
         bench.metrics["live"].overrides = {"ranges_underreplicated": 1}
+        # Scraped before phase 1 starts: its check reads the gauge at the phase's end, which on busy cores can
+        # come before the next 1 s scrape (the check then saw the last 0 and passed).
+        bench.prometheus.wait_for('sum(ranges_underreplicated{job="cockroachdb",cluster="crdb-test-live"}) > 0')
         result = job.execute_in_process(instance=instance, asset_selection=LIVE_KEYS[1:], raise_on_error=False)
     assert not result.success
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
