@@ -35,6 +35,14 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped in CI, which is not allowed (install the tool in scripts/setup.sh): {report.longrepr}"
 
 
+def pytest_collection_finish(session):
+    # Every test module is imported now: a process that imported Dagster renders its component catalogue
+    # once rather than at each definitions build (tests/support/dagster_catalogue.py).
+    from tests.support.dagster_catalogue import memoize_if_dagster_loaded
+
+    memoize_if_dagster_loaded()
+
+
 _slow_undocumented: list[tuple[str, float]] = []
 
 
