@@ -68,8 +68,22 @@ def stand_in_resources_from_env() -> dict:
     )
 
 
+# The last job evolve_job() built, and the environment it was built from.
+_last_evolve_job: list[tuple[tuple, object]] = []
+
+
 def evolve_job():
-    """A reconstructable job factory for execute_job (re-execution tests)."""
+    """A reconstructable job factory for execute_job (re-execution tests).
+
+    Dagster calls a reconstructable job's factory again at each stage of a run (the plan, the run, each
+    re-execution), and each call rebuilt the whole code location: ~0.4 CPU-s. The definitions are a function
+    of the environment (the TEST_ wiring, the evolution file, the drills' switches) and of the phase table
+    the factories read (a test may monkeypatch it, test_materialize.replace_phase), so the job built from
+    the same ones is handed out again; any change builds a new one."""
+    from evolution_pipeline import assets, checks
     from evolution_pipeline.definitions import build_definitions
 
-    return build_definitions(stand_in_resources_from_env()).resolve_job_def("evolve")
+    key = (tuple(sorted(os.environ.items())), id(assets.PHASES), id(checks.PHASES))
+    if not _last_evolve_job or _last_evolve_job[0][0] != key:
+        _last_evolve_job[:] = [(key, build_definitions(stand_in_resources_from_env()).resolve_job_def("evolve"))]
+    return _last_evolve_job[0][1]
