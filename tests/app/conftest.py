@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from crdb_common.httpc import default_tls
+
 from .appproc import AppProcess
 from .pg import LocalPostgres
 
@@ -51,5 +53,5 @@ def app(pg, tmp_path_factory):
 
 @pytest.fixture()
 def client(app):
-    with httpx.Client(base_url=app.base_url, timeout=10.0) as c:
+    with httpx.Client(verify=default_tls(), base_url=app.base_url, timeout=10.0) as c:
         yield c

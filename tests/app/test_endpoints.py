@@ -10,6 +10,8 @@ import uuid
 import httpx
 import pytest
 
+from crdb_common.httpc import default_tls
+
 from .appproc import AppProcess
 from .conftest import TEST_SALT, app_env
 
@@ -64,7 +66,7 @@ def test_forwarded_for_is_used_behind_a_trusted_proxy(pg, tmp_path):
     proxied = AppProcess(app_env(pg, SANIC_PROXIES_COUNT="1"), tmp_path / "app.log")
     try:
         proxied.wait_ready()
-        with httpx.Client(base_url=proxied.base_url, timeout=10.0) as c:
+        with httpx.Client(verify=default_tls(), base_url=proxied.base_url, timeout=10.0) as c:
             resp = c.post("/login", json={"user_id": "proxied"}, headers={"X-Forwarded-For": "203.0.113.9"})
         assert resp.status_code == 200, resp.text
     finally:

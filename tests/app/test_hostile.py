@@ -17,6 +17,7 @@ from types import SimpleNamespace
 import httpx
 import pytest
 
+from crdb_common.httpc import default_tls
 from sample_app.spike import SpikeController
 
 from .appproc import AppProcess
@@ -39,7 +40,7 @@ def hostile_app(pg, tmp_path_factory):
 
 @pytest.fixture()
 def hc(hostile_app):
-    with httpx.Client(base_url=hostile_app.base_url, timeout=10.0) as c:
+    with httpx.Client(verify=default_tls(), base_url=hostile_app.base_url, timeout=10.0) as c:
         yield c
 
 

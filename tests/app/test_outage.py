@@ -13,6 +13,8 @@ import httpx
 import psycopg
 import pytest
 
+from crdb_common.httpc import default_tls
+
 from .appproc import AppProcess
 from .conftest import app_env
 
@@ -20,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def _login_loop(base_url: str, stop: threading.Event, results: list) -> None:
-    with httpx.Client(base_url=base_url, timeout=10.0) as c:
+    with httpx.Client(verify=default_tls(), base_url=base_url, timeout=10.0) as c:
         n = 0
         while not stop.is_set():
             n += 1
@@ -42,7 +44,7 @@ def test_outage_then_recovery_loses_nothing(app, pg):
         pg.stop()
         try:
             time.sleep(2.5)
-            with httpx.Client(base_url=app.base_url, timeout=10) as c:
+            with httpx.Client(verify=default_tls(), base_url=app.base_url, timeout=10) as c:
                 login = c.post("/login", json={"user_id": "during-outage"})
                 search = c.get("/search", params={"q": "amb"})
                 ready = c.get("/readyz")
@@ -79,7 +81,7 @@ def test_app_starts_without_database_and_becomes_ready(pg, tmp_path):
     proc = None
     try:
         proc = AppProcess(app_env(pg), tmp_path / "app.log")  # /healthz answers with no database
-        with httpx.Client(base_url=proc.base_url, timeout=10) as c:
+        with httpx.Client(verify=default_tls(), base_url=proc.base_url, timeout=10) as c:
             resp = c.get("/readyz")
             assert resp.status_code == 503 and resp.json()["ready"] is False
             # The operator sees why, not just "no connection": the server cannot be reached at all.
@@ -88,7 +90,7 @@ def test_app_starts_without_database_and_becomes_ready(pg, tmp_path):
             assert c.post("/login", json={"user_id": "early"}).status_code == 503
         pg.start()
         proc.wait_ready(timeout=30)
-        with httpx.Client(base_url=proc.base_url, timeout=10) as c:
+        with httpx.Client(verify=default_tls(), base_url=proc.base_url, timeout=10) as c:
             assert c.post("/login", json={"user_id": "late"}).status_code == 200
     finally:
         if not _running(pg):
@@ -128,7 +130,7 @@ def test_wrong_reader_password_is_named_in_readyz(pg, tmp_path):
     bad_url = pg.url("app_ro_01").replace(pg.passwords["app_ro_01"], "not-the-password")
     proc = AppProcess(app_env(pg, APP_DB_READER_URL=bad_url), tmp_path / "app.log")
     try:
-        with httpx.Client(base_url=proc.base_url, timeout=10) as c:
+        with httpx.Client(verify=default_tls(), base_url=proc.base_url, timeout=10) as c:
             # A refused reader login looks the same as "app_ro_01 not created yet" (phase 0): reads
             # fall back to the writer and /readyz says so as degraded, naming the server's reason.
             body = proc.wait_ready()

@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from crdb_common import httpc
+from crdb_common.httpc import default_tls
 
 from .appproc import AppProcess
 from .conftest import app_env
@@ -36,7 +37,7 @@ def test_reads_fall_back_to_the_writer_until_the_reader_exists(pg, late_reader):
     body = proc.wait_ready()
     assert body["degraded"] == ["reader"] and body["reader_path"] == "writer"
     assert body["checks"]["reader"]["skipped"] and "phase 1 creates app_ro_01" in body["checks"]["reader"]["detail"]
-    with httpx.Client(base_url=proc.base_url, timeout=10) as client:
+    with httpx.Client(verify=default_tls(), base_url=proc.base_url, timeout=10) as client:
         writer_before = _db_queries(client, "writer")
         assert client.get("/search", params={"q": "amb"}).json()["count"] > 0
         assert _db_queries(client, "writer") > writer_before

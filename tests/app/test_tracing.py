@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
 
 from crdb_common import httpc, otel
+from crdb_common.httpc import default_tls
 from sample_app import tracing
 from sample_app.metrics import AppMetrics
 from tests.support.otlp import OtlpReceiver
@@ -267,7 +268,7 @@ def _traced_app(pg, tmp_path, endpoint: str, **extra: str) -> AppProcess:
 def test_login_and_search_round_trip_over_otlp_http(pg, tmp_path, receiver):
     proc = _traced_app(pg, tmp_path, receiver.endpoint)
     try:
-        with httpx.Client(base_url=proc.base_url, timeout=10) as client:
+        with httpx.Client(verify=default_tls(), base_url=proc.base_url, timeout=10) as client:
             assert client.post("/login", json={"user_id": "traced"}).status_code == 200
             parent = {"traceparent": f"00-{TRACEPARENT_TRACE}-{TRACEPARENT_SPAN}-01"}
             assert client.get("/search", params={"q": "amb"}, headers=parent).status_code == 200
@@ -301,7 +302,7 @@ def test_an_endpoint_that_is_down_never_slows_a_request(pg, tmp_path):
     down = OtlpReceiver(status=503, delay=0.5)  # answers slowly, and with a retryable error
     proc = _traced_app(pg, tmp_path, down.endpoint, OTEL_EXPORTER_OTLP_TIMEOUT="2", OTEL_BSP_MAX_QUEUE_SIZE="64")
     try:
-        with httpx.Client(base_url=proc.base_url, timeout=10) as client:
+        with httpx.Client(verify=default_tls(), base_url=proc.base_url, timeout=10) as client:
             latencies = []
             for i in range(150):
                 started = time.perf_counter()

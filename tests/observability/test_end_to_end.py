@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from crdb_common import httpc
+from crdb_common.httpc import default_tls
 from tests.app.appproc import AppProcess
 from tests.doubles.crdb_metrics import CrdbMetricsCluster
 from tests.observability.promql_support import DASHBOARDS, RULE_FILES, dashboard_exprs, substitute
@@ -109,7 +110,7 @@ def drive_the_evolution_and_the_app(s) -> float:
     started = time.time()
     prom.wait_for('count(up{job="cockroachdb",cluster="local"} == 1) == 2', timeout=60)
     prom.wait_for('up{job="sample-app",cluster="local"} == 1', timeout=60)
-    with httpx.Client(base_url=app.base_url, timeout=10) as c:
+    with httpx.Client(verify=default_tls(), base_url=app.base_url, timeout=10) as c:
         for i in range(30):
             assert c.post("/login", json={"user_id": f"user{i % 7}"}).status_code == 200
             assert c.get("/search", params={"q": "cock"}).status_code == 200
