@@ -63,10 +63,11 @@ class WorldMetrics:
         s = read_world(self.world_path)
         live = live_node_ids(s)
         node.up = node.node_id in live
-        health = self.crdb.range_health() if self.crdb and node.up else {}
         # Store-level gauges are per store and counted by each range's leaseholder; every lease starts on
-        # node 1 here, so store 1 reports the cluster's totals (the checks sum over stores).
+        # node 1 here, so store 1 reports the cluster's totals (the checks sum over stores): only its scrape
+        # needs the ranges' health.
         first = node.node_id == 1
+        health = self.crdb.range_health() if self.crdb and node.up and first else {}
         values = {"liveness_livenodes": len(live),
                   "ranges_underreplicated": health.get("under_replicated", 0) if first else 0,
                   "ranges_unavailable": health.get("unavailable", 0) if first else 0}
