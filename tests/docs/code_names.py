@@ -110,13 +110,25 @@ def code_text() -> str:
 def missing_in_code(text: str, where: str, pattern: re.Pattern, boundary: str, message: str) -> list[str]:
     """Names matching `pattern` in `code` spans that code_text() never contains as a whole name, i.e. with no
     character of the class `boundary` right before or after it. `message` is formatted with `name`."""
-    code = code_text()
     return [
         f"{where}:{n}: " + message.format(name=name)
         for n, span in code_spans(text)
         for name in (m.group(0) for m in pattern.finditer(span))
-        if not re.search(rf"(?<!{boundary}){re.escape(name)}(?!{boundary})", code)
+        if not in_code_as_a_whole_name(name, boundary)
     ]
+
+
+def in_code_as_a_whole_name(name: str, boundary: str) -> bool:
+    # A name made only of `boundary` characters stands whole in the code exactly when it is one of the code's
+    # maximal runs of them: a set lookup instead of a regex search through the whole code for every name.
+    if re.fullmatch(f"{boundary}+", name):
+        return name in _whole_runs(boundary)
+    return re.search(rf"(?<!{boundary}){re.escape(name)}(?!{boundary})", code_text()) is not None
+
+
+@lru_cache(maxsize=4)
+def _whole_runs(boundary: str) -> frozenset[str]:
+    return frozenset(re.findall(f"{boundary}+", code_text()))
 
 
 def env_var_problems(text: str, where: str) -> list[str]:
