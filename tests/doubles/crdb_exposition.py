@@ -16,6 +16,8 @@ What is not: any value. The values come from whoever drives the stand-in.
 from __future__ import annotations
 
 import bisect
+import functools
+import itertools
 import math
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,10 +42,22 @@ def go_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == 0:
         return "0"
+    # Integral values (every counter, histogram count and sum the stand-ins advance) without Decimal: below
+    # 2**53 a float holds every integer exactly, so its shortest round-trip digits are the integer's own
+    # (repr gives the same); an int's digits are its own as well (Decimal(repr(n)) keeps them all).
+    kind = type(value)
+    if kind is int or (kind is float and -_EXACT_INTS < value < _EXACT_INTS and value.is_integer()):
+        whole = str(int(value))
+        negative = whole[0] == "-"
+        digits = whole[1:] if negative else whole
+        return ("-" if negative else "") + _go_digits(digits.rstrip("0"), len(digits) - 1)
     sign, digits, exponent = Decimal(repr(value)).normalize().as_tuple()
     mantissa = "".join(map(str, digits))
     point = len(mantissa) + exponent - 1  # exponent of the first digit
     return ("-" if sign else "") + _go_digits(mantissa, point)
+
+
+_EXACT_INTS = float(2 ** 53)
 
 
 def _go_digits(mantissa: str, point: int) -> str:
@@ -236,19 +250,28 @@ class Histogram:
         return sum(self.counts)
 
     def lines(self, name: str, labels: str) -> list[str]:
-        out, cumulative = [], 0
-        for bound, n in zip(self.bounds, self.counts):
-            cumulative += n
-            out.append(f'{name}_bucket{{{labels},le="{go_float(bound)}"}} {cumulative}')
-        out.append(f'{name}_bucket{{{labels},le="+Inf"}} {self.count}')
-        out.append(f"{name}_sum{{{labels}}} {go_float(self.sum)}")
-        out.append(f"{name}_count{{{labels}}} {self.count}")
+        prefixes, inf, total, count = _histogram_prefixes(name, labels, tuple(self.bounds))
+        cumulative = itertools.accumulate(self.counts, initial=0)
+        next(cumulative)
+        out = [f"{prefix}{n}" for prefix, n in zip(prefixes, cumulative)]
+        n = self.count
+        out += (f"{inf}{n}", f"{total}{go_float(self.sum)}", f"{count}{n}")
         return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _histogram_prefixes(name: str, labels: str,
+                        bounds: tuple[float, ...]) -> tuple[tuple[str, ...], str, str, str]:
+    """Everything of a histogram's lines but the numbers: the bucket bounds never change, so each `le` is
+    printed once per series, not on every scrape."""
+    return (tuple(f'{name}_bucket{{{labels},le="{go_float(bound)}"}} ' for bound in bounds),
+            f'{name}_bucket{{{labels},le="+Inf"}} ', f"{name}_sum{{{labels}}} ", f"{name}_count{{{labels}}} ")
 
 
 # --- the page -----------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1024, typed=True)
 def node_labels(node_id: int) -> str:
     # pkg/server/status/recorder.go AddNode: node_id is only added when the ID is not 0.
     if not node_id or node_id < 1:
@@ -256,6 +279,7 @@ def node_labels(node_id: int) -> str:
     return f'node_id="{node_id}"'
 
 
+@functools.lru_cache(maxsize=1024, typed=True)
 def store_labels(store_id: int, node_id: int) -> str:
     # AddStore labels the store's registry with `store` first; AddNode then adds node_id to it
     # (docs v26.2 multi-dimensional-metrics.md: `sysbytes{store="1",node_id="1"}`).
@@ -264,25 +288,38 @@ def store_labels(store_id: int, node_id: int) -> str:
 
 def family_lines(spec: MetricSpec, series: list[tuple[str, float | Histogram]]) -> list[str]:
     """One family: HELP and TYPE once, then every series of it (one per store for store-level families)."""
-    out = [f"# HELP {spec.name} {spec.help}", f"# TYPE {spec.name} {spec.kind}"]
+    out = list(_header(spec))
     for labels, value in series:
         if spec.kind == "histogram":
             out += value.lines(spec.name, labels)
         else:
-            out.append(f"{spec.name}{{{labels}}} {go_float(value)}")
+            out.append(f"{_series_prefix(spec.name, labels)}{go_float(value)}")
     return out
+
+
+@functools.cache
+def _header(spec: MetricSpec) -> tuple[str, str]:
+    return f"# HELP {spec.name} {spec.help}", f"# TYPE {spec.name} {spec.kind}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _series_prefix(name: str, labels: str) -> str:
+    return f"{name}{{{labels}}} "
 
 
 def render(node_id: int, node_values: dict, stores: dict[int, dict]) -> str:
     """The page of one node: node-level families, then the store-level ones with a series per store.
-    Values are floats, or Histograms for histogram families; a family without a value is left out."""
+    Values are floats, or Histograms for histogram families; a family without a value is left out.
+    Only the numbers are printed on each scrape: HELP/TYPE lines, label sets and bucket bounds are printed
+    once (tests/observability/test_crdb_exposition_reference.py holds the page to the plain rendering)."""
     out: list[str] = []
     for spec in NODE_FAMILIES:
         if spec.name in node_values:
             out += family_lines(spec, [(node_labels(node_id), node_values[spec.name])])
+    by_store = sorted(stores.items())
     for spec in STORE_FAMILIES:
         series = [(store_labels(sid, node_id), values[spec.name])
-                  for sid, values in sorted(stores.items()) if spec.name in values]
+                  for sid, values in by_store if spec.name in values]
         if series:
             out += family_lines(spec, series)
     return "\n".join(out) + "\n"
