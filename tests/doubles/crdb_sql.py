@@ -249,15 +249,22 @@ class CrdbSqlStandIn:
         them: the live leaseholder counts a range, else its first live replica; a range with no live
         replica at all is counted by nobody (as on a real cluster)."""
         with self.lock:
-            alloc, live = self.allocator(), set(self.live())
+            # One look at the topology for the whole count (live_nodes() may read a file each time), as
+            # allocator() would take it; one complete zone per zone target (zone_of is the target's).
+            live_list, known = self.live(), self.known_nodes()
+            alloc, live = Allocator(live_list, self.locality, len(known)), set(live_list)
             out = {n: {"ranges": 0, "under_replicated": 0, "over_replicated": 0, "unavailable": 0}
-                   for n in self.known_nodes()}
+                   for n in known}
+            zones: dict[str, Zone] = {}
             for r in self.ranges:
                 counter = r.leaseholder if r.leaseholder in live else next(
                     (n for n in r.voters + r.non_voters if n in live), None)
                 if counter is None:
                     continue
-                h = alloc.health(r, self.zone_of(r))
+                zone = zones.get(r.zone_target)
+                if zone is None:
+                    zone = zones[r.zone_target] = self.zone_of(r)
+                h = alloc.health(r, zone)
                 row = out.setdefault(counter, {"ranges": 0, "under_replicated": 0, "over_replicated": 0,
                                                "unavailable": 0})
                 row["ranges"] += 1
