@@ -3,6 +3,7 @@ CockroachDB's and withhold what CockroachDB withholds. Each expectation names it
 
 from __future__ import annotations
 
+import http.client
 import math
 
 import httpx
@@ -128,3 +129,32 @@ def test_observations_land_in_the_right_bucket(cluster):
     below = max(b for b in IO_LATENCY_BUCKETS if b < 1.5e9)
     above = min(b for b in IO_LATENCY_BUCKETS if b >= 1.5e9)
     assert cumulative[go_float(above)] - cumulative[go_float(below)] == 3
+
+
+def test_scrapes_share_one_kept_alive_connection_and_a_closed_cluster_answers_none():
+    """Like CockroachDB's Go server (HTTP/1.1, keep-alive), which Prometheus scrapes over one connection per
+    node: each answer on it is a new scrape; a node going down, or the cluster closing, cuts it unanswered."""
+    c = CrdbMetricsCluster(2)
+    try:
+        hosts = [t.split(":") for t in c.targets]
+        conns = [http.client.HTTPConnection(host, int(port), timeout=5) for host, port in hosts]
+        sent, socks = [], []
+        for _ in range(3):
+            conns[0].request("GET", "/_status/vars")
+            reply = conns[0].getresponse()
+            assert reply.status == 200 and not reply.will_close
+            sent.append(families(reply.read().decode())["sql_select_count"].samples[0].value)
+            socks.append(conns[0].sock)
+        assert socks[0] is not None and socks.count(socks[0]) == 3, "one connection for the three scrapes"
+        assert sent[1] - sent[0] == sent[2] - sent[1] == CATALOGUE["sql_select_count"].per_scrape
+        conns[1].request("GET", "/_status/vars")
+        assert conns[1].getresponse().read()
+        c.nodes[0].up = False
+        conns[0].request("GET", "/_status/vars")
+        with pytest.raises((http.client.HTTPException, OSError)):
+            conns[0].getresponse()
+    finally:
+        c.close()
+    conns[1].request("GET", "/_status/vars")
+    with pytest.raises((http.client.HTTPException, OSError)):
+        conns[1].getresponse()
