@@ -4,28 +4,26 @@ caches it compiled in __pycache__; a file run as a script is compiled anew on ev
 
 from __future__ import annotations
 
-import csv
-import datetime
-import io
 import json
 import os
-import signal
-import socket
-import socketserver
-import ssl
 import sys
-import threading
 import time
-import tomllib
 from pathlib import Path
 
-# fake_cockroach.py runs as a script (see the fake_cockroach shim), so tests/doubles is sys.path[0].
-from fake_cockroach_node import Cluster, FakeNode, HealthServer, liveness_live, split_addr
+# Each command imports what only it needs in its own function (fake_cockroach_node, sockets, TLS, tomllib,
+# cryptography): the suite runs this stand-in some 160 times, mostly for `cert` and `node status`, and
+# importing everything for every command was about a third of its CPU. fake_cockroach.py runs as a script
+# (see the fake_cockroach shim), so tests/doubles is sys.path[0] and fake_cockroach_node imports as it is.
 
-# The version the project pins (versions.toml, the one place), tagged so nothing mistakes this for it.
-PINNED_VERSION = tomllib.loads((Path(__file__).resolve().parents[2] / "versions.toml").read_text())[
-    "cockroach"]["version"]
-BUILD_TAG = f"{PINNED_VERSION}-standin"
+
+def build_tag() -> str:
+    """The version the project pins (versions.toml, the one place), tagged so nothing mistakes this for it."""
+    import tomllib
+
+    pinned = tomllib.loads((Path(__file__).resolve().parents[2] / "versions.toml").read_text())["cockroach"]
+    return f"{pinned['version']}-standin"
+
+
 # Testing knob, like NodeLiveness' heartbeatPaused: seconds between joining and the first heartbeat.
 FIRST_HEARTBEAT_DELAY = float(os.environ.get("FAKE_COCKROACH_FIRST_HEARTBEAT_DELAY", "0"))
 # The cluster setting server.shutdown.initial_wait: how long a stopping node stays up but unready (503 "node is
@@ -138,6 +136,7 @@ def log_argv(directory: Path | None) -> None:
 
 
 def cmd_cert(argv: list[str]) -> None:
+    import datetime
     import ipaddress
 
     from cryptography import x509
@@ -253,6 +252,12 @@ def cmd_cert(argv: list[str]) -> None:
 
 
 def cmd_start(argv: list[str]) -> None:
+    import signal
+    import ssl
+    import threading
+
+    from fake_cockroach_node import Cluster, FakeNode, health_server, split_addr
+
     positional, flags = parse("start", argv)
     if positional:
         fail(f"ERROR: unexpected arguments: {positional}")
@@ -278,7 +283,7 @@ def cmd_start(argv: list[str]) -> None:
     try:
         rpc = bind(listen, node.handle_rpc)
         sql_server = bind(sql, node.handle_sql) if sql != listen else None
-        http_server = HealthServer(http_addr, node)
+        http_server = health_server(http_addr, node)
     except OSError as exc:
         fail(f"ERROR: cockroach server exited with error: failed to listen on {exc}: address already in use")
     if secure:
@@ -306,7 +311,9 @@ def cmd_start(argv: list[str]) -> None:
     time.sleep(SHUTDOWN_INITIAL_WAIT)
 
 
-def bind(addr: tuple[str, int], handler) -> socketserver.ThreadingTCPServer:
+def bind(addr: tuple[str, int], handler):
+    import socketserver
+
     class Handler(socketserver.StreamRequestHandler):
         def handle(self):
             line = self.rfile.readline().decode().strip()
@@ -322,6 +329,10 @@ def bind(addr: tuple[str, int], handler) -> socketserver.ThreadingTCPServer:
 
 
 def send(addr: str, line: str, default_port: int = 26257) -> str:
+    import socket
+
+    from fake_cockroach_node import split_addr
+
     try:
         with socket.create_connection(split_addr(addr, default_port), timeout=5) as s:
             s.sendall((line + "\n").encode())
@@ -360,6 +371,12 @@ def cmd_init(argv: list[str]) -> None:
 
 
 def cmd_node(argv: list[str]) -> None:
+    import csv
+    import datetime
+    import io
+
+    from fake_cockroach_node import liveness_live
+
     positional, flags, host = client_setup("node", argv)
     if not positional or positional[0] not in {"status", "ls"}:
         fail("Error: the fake cockroach implements only `node status` and `node ls`")
@@ -367,7 +384,7 @@ def cmd_node(argv: list[str]) -> None:
     if answer.startswith("ERR"):
         fail(f"ERROR: {answer[4:]}")
     state = json.loads(answer)
-    rows = []
+    rows, tag = [], build_tag()
     now = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
     for addr, m in sorted(state["members"].items(), key=lambda kv: kv[1]["id"]):
         # is_live / is_available: the node's liveness record is current (docs v26.2 cockroach-node.md); a
@@ -378,7 +395,7 @@ def cmd_node(argv: list[str]) -> None:
                 str(m["id"]),
                 addr,
                 m["sql_address"],
-                BUILD_TAG,
+                tag,
                 m["started_at"],
                 now,
                 m["locality"],
@@ -410,11 +427,12 @@ def cmd_node(argv: list[str]) -> None:
 
 def cmd_version(argv: list[str]) -> None:
     _, flags = parse("version", argv)
+    tag = build_tag()
     if "build-tag" in flags:
-        print(BUILD_TAG)
+        print(tag)
         return
     print(
-        f"Build Tag:        {BUILD_TAG}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
+        f"Build Tag:        {tag}\nBuild Time:       (stand-in for tests: tests/doubles/fake_cockroach.py)\n"
         "Distribution:     CCL\nPlatform:         linux amd64\nBuild Type:       stand-in (not CockroachDB)"
     )
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime
 import fcntl
-import http.server
 import json
 import os
 import socket
@@ -39,8 +38,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from crdb_exposition import CONTENT_TYPE, STORE_FAMILIES, Histogram, render
-from http_reply import send_body
+# http.server, crdb_exposition and http_reply are imported where they are used: only `cockroach start` runs a
+# node, while `node status` and `init` use just split_addr/liveness_live, and importing the HTTP server for
+# them cost each such invocation more CPU than all the rest of it.
 
 # pkg/base/config.go: liveness lasts RangeLeaseDuration (defaultRangeLeaseDuration = 6 s) and is renewed
 # once less than livenessRenewalFraction (0.5) of it is left.
@@ -117,6 +117,8 @@ class Cluster:
 class FakeNode:
     def __init__(self, cluster: Cluster, listen_addr: str, sql_addr: str, join: list[str], locality: str,
                  first_heartbeat_delay: float = 0.0):
+        from crdb_exposition import Histogram
+
         self.cluster, self.listen_addr, self.sql_addr = cluster, listen_addr, sql_addr
         self.join, self.locality = [j for j in join if j], locality
         self.started_at = datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -222,6 +224,8 @@ class FakeNode:
         return sum(1 for record in liveness.values() if liveness_live(record, now))
 
     def metrics_page(self) -> str:
+        from crdb_exposition import STORE_FAMILIES, render
+
         node_values = {
             "liveness_livenodes": self.live_nodes(self.cluster.read()["liveness"]),
             "liveness_heartbeatlatency": self.heartbeat_latency,
@@ -231,27 +235,30 @@ class FakeNode:
         return render(self.node_id, node_values, {self.node_id: no_ranges})
 
 
-class HealthServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
+def health_server(addr: tuple[str, int], node: FakeNode):
+    """The node's HTTP server (/health, /_status/vars), a ThreadingHTTPServer with daemon threads."""
+    import http.server
 
-    def __init__(self, addr, node: FakeNode):
-        self.node = node
+    from crdb_exposition import CONTENT_TYPE
+    from http_reply import send_body
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                path, _, query = self.path.partition("?")
-                if path == "/health":
-                    problem = node.readiness() if "ready=1" in query.split("&") else None
-                    if problem:
-                        body = UNAVAILABLE_BODY % (problem, problem)
-                        return send_body(self, 503, body.encode(), "application/json")
-                    return send_body(self, 200, EMPTY_BODY.encode(), "application/json")
-                if path == "/_status/vars" and node.node_id:
-                    return send_body(self, 200, node.metrics_page().encode(), CONTENT_TYPE)
-                # Go's http.NotFound: nothing else is routed before the server has started.
-                send_body(self, 404, b"404 page not found\n", "text/plain; charset=utf-8")
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            path, _, query = self.path.partition("?")
+            if path == "/health":
+                problem = node.readiness() if "ready=1" in query.split("&") else None
+                if problem:
+                    body = UNAVAILABLE_BODY % (problem, problem)
+                    return send_body(self, 503, body.encode(), "application/json")
+                return send_body(self, 200, EMPTY_BODY.encode(), "application/json")
+            if path == "/_status/vars" and node.node_id:
+                return send_body(self, 200, node.metrics_page().encode(), CONTENT_TYPE)
+            # Go's http.NotFound: nothing else is routed before the server has started.
+            send_body(self, 404, b"404 page not found\n", "text/plain; charset=utf-8")
 
-            def log_message(self, *args):
-                pass
+        def log_message(self, *args):
+            pass
 
-        super().__init__(addr, Handler)
+    server = http.server.ThreadingHTTPServer(addr, Handler)
+    server.daemon_threads = True
+    return server
