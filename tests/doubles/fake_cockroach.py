@@ -9,6 +9,15 @@ the documented CLI the backend uses, with the documented flags and output format
 - `cert create-ca | create-node <host>... | create-client <user>` with --certs-dir and --ca-key: real X.509
   files (ca.crt, node.crt/key with the given hosts as SANs, client.<user>.crt/key with CN=<user>), so the
   backend's TLS checks against the local CA are exercised for real. Existing files are not overwritten.
+  Keys are RSA-2048 (the default --key-size; other sizes are not followed). A deliberate deviation, for
+  the suite's CPU (a new key was ~55 ms of CPU, and a suite run makes some 125 node and client certificates):
+  node and client keys come from a pool of 8 keys (KEY_POOL_SIZE in fake_cockroach_cli.py, where the code
+  is) made on first use, rather than a new key each. A certs dir is never given a key that another *.key file in it holds (the one --overwrite replaces
+  included), so within a cluster every key differs as with new keys; certs dirs of different clusters share
+  keys, and no test compares keys across them. CA keys are always new, so a certificate of another CA is
+  refused as before. The pool is $FAKE_COCKROACH_KEY_POOL, else fake-cockroach-keys-<uid> in $TMPDIR or
+  /tmp (used only if it is a 0700 directory of this user's); FAKE_COCKROACH_KEY_POOL=off makes every key
+  new, like the real binary. Concurrent invocations take keys under the pool's lock.
 - `start`: needs --join and --store; without --insecure it needs ca.crt, node.crt and node.key in the
   certs dir (--certs-dir, $COCKROACH_CERTS_DIR or ~/.cockroach-certs) and fails like the real one
   otherwise. It binds --listen-addr (gRPC), --sql-addr and --http-addr on loopback and serves /health,
@@ -25,7 +34,7 @@ the documented CLI the backend uses, with the documented flags and output format
 What it proves: that the local backend starts, initializes, grows and watches a cluster through the CLI
 and endpoints it would use against CockroachDB, and waits for the readiness CockroachDB reports.
 What it does not prove: anything about SQL, ranges or replication (it has none), TLS details beyond
-"verified by the local CA", or timing of a real node.
+"verified by the local CA", timing of a real node, or that two clusters' node and client keys differ.
 
 Cluster membership and liveness records are shared through a JSON file in $FAKE_COCKROACH_CLUSTER_DIR
 (default: the parent of the node's store), which stands in for gossip and the liveness range. Every

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -134,6 +135,94 @@ def log_argv(directory: Path | None) -> None:
 
 # --- cert ---------------------------------------------------------------------------------------------------
 
+# How many RSA keys the pool keeps: more than the certificates of one certs dir (the local backend makes a
+# node and three client certificates), so a certs dir gets a pooled key for each.
+KEY_POOL_SIZE = 8
+
+
+def new_rsa_key():
+    """A new RSA key of `cockroach cert`'s default size, 2048 bits (--key-size is accepted and not followed),
+    and its PEM as cockroach writes it (PKCS#1)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return key, pem
+
+
+def write_key(path: Path, pem: bytes, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        fail(f"ERROR: file {path} already exists")
+    path.write_bytes(pem)
+    os.chmod(path, 0o600)
+
+
+def key_pool() -> Path | None:
+    """The folder of pooled keys (see the docstring of fake_cockroach.py): $FAKE_COCKROACH_KEY_POOL, else
+    fake-cockroach-keys-<uid> in $TMPDIR or /tmp; None with FAKE_COCKROACH_KEY_POOL=off, or when the folder is
+    not a directory of this user's alone (mode 0700), and then every key is new."""
+    configured = os.environ.get("FAKE_COCKROACH_KEY_POOL", "")
+    if configured == "off":
+        return None
+    pool = Path(configured) if configured else Path(os.environ.get("TMPDIR") or "/tmp") / (
+        f"fake-cockroach-keys-{os.getuid()}"
+    )
+    try:
+        pool.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = pool.lstat()
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        return None
+    return pool
+
+
+def write_node_or_client_key(path: Path, overwrite: bool):
+    """Write the key of a node or client certificate to `path` and return it: a pooled key that no *.key file
+    in its certs dir holds (the one it replaces included), else a new one. The pool's slots are filled on
+    first use; all of it happens under the pool's lock, so concurrent certs of one dir never share a key, and
+    each slot is written whole (temp file + os.replace)."""
+    import fcntl
+
+    from cryptography.hazmat.primitives import serialization
+
+    pool = key_pool()
+    if pool is None:
+        key, pem = new_rsa_key()
+        write_key(path, pem, overwrite)
+        return key
+    with open(pool / "lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        taken = set()
+        for other in path.parent.glob("*.key"):
+            try:
+                taken.add(other.read_bytes())
+            except OSError:
+                pass
+        for i in range(KEY_POOL_SIZE):
+            slot = pool / f"rsa2048-{i}.pem"
+            try:
+                pem = slot.read_bytes()
+                if pem in taken:
+                    continue
+                key = serialization.load_pem_private_key(pem, None, unsafe_skip_rsa_key_validation=True)
+            except (OSError, ValueError):  # not made yet (or unreadable): make it now
+                key, pem = new_rsa_key()
+                tmp = slot.with_name(f"{slot.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(pem)
+                os.replace(tmp, slot)
+            write_key(path, pem, overwrite)
+            return key
+        # Every pooled key is in this certs dir already.
+        key, pem = new_rsa_key()
+        write_key(path, pem, overwrite)
+        return key
+
 
 def cmd_cert(argv: list[str]) -> None:
     import datetime
@@ -141,7 +230,6 @@ def cmd_cert(argv: list[str]) -> None:
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
     from cryptography.x509.oid import NameOID
 
     positional, flags = parse("cert", argv)
@@ -159,18 +247,7 @@ def cmd_cert(argv: list[str]) -> None:
     ca_key_path = Path(flags["ca-key"])
     d.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
-
-    def write_key(path: Path, key) -> None:
-        if path.exists() and "overwrite" not in flags:
-            fail(f"ERROR: file {path} already exists")
-        path.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.TraditionalOpenSSL,
-                serialization.NoEncryption(),
-            )
-        )
-        os.chmod(path, 0o600)
+    overwrite = "overwrite" in flags
 
     def issue(subject_cn: str, key, ca_cert, ca_key, *, is_ca=False, sans=(), usages=()):
         builder = (
@@ -218,10 +295,10 @@ def cmd_cert(argv: list[str]) -> None:
     from cryptography.x509.oid import ExtendedKeyUsageOID as EKU
 
     if sub == "create-ca":
-        if (d / "ca.crt").exists() and "overwrite" not in flags:
+        if (d / "ca.crt").exists() and not overwrite:
             fail(f"ERROR: file {d / 'ca.crt'} already exists")
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        write_key(ca_key_path, key)
+        key, pem = new_rsa_key()  # never pooled: each CA has a key of its own
+        write_key(ca_key_path, pem, overwrite)
         cert = issue("Cockroach CA", key, None, None, is_ca=True)
         (d / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return
@@ -236,20 +313,19 @@ def cmd_cert(argv: list[str]) -> None:
     ca_key = serialization.load_pem_private_key(
         ca_key_path.read_bytes(), None, unsafe_skip_rsa_key_validation=True
     )
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if sub == "create-node":
         if not args:
             fail("ERROR: create-node requires at least one host name or address")
-        cert = issue("node", key, ca_cert, ca_key, sans=args, usages=(EKU.SERVER_AUTH, EKU.CLIENT_AUTH))
-        base = "node"
+        base, subject, usages = "node", "node", (EKU.SERVER_AUTH, EKU.CLIENT_AUTH)
     elif sub == "create-client":
         if len(args) != 1:
             fail("ERROR: create-client requires exactly one user name")
-        cert = issue(args[0], key, ca_cert, ca_key, usages=(EKU.CLIENT_AUTH,))
-        base = f"client.{args[0]}"
+        base, subject, usages = f"client.{args[0]}", args[0], (EKU.CLIENT_AUTH,)
     else:
         fail(f'Error: unknown command "{sub}" for "cockroach cert"')
-    write_key(d / f"{base}.key", key)
+    key = write_node_or_client_key(d / f"{base}.key", overwrite)
+    sans = args if sub == "create-node" else ()
+    cert = issue(subject, key, ca_cert, ca_key, sans=sans, usages=usages)
     (d / f"{base}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
