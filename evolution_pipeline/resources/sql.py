@@ -2,6 +2,12 @@
 
 Retries only what CockroachDB documents as retryable: SQLSTATE 40001 (serialization conflicts) and dropped
 connections. Never retries syntax, permission or other errors: they would fail the same way again.
+
+Importing this module never imports Dagster: what the SQL resource does lives here, in CrdbSqlMethods, over the
+settings its class holds. Two classes hold them: CrdbSqlResource (the Dagster resource the ops get, in
+sql_resource.py, loaded on first use by PEP 562 module __getattr__ as resources/local loads its resource) and
+CrdbSqlClient (the same fields as a plain dataclass), through which `python -m evolution_pipeline plan` reads the
+cluster. Importing Dagster costs ~2 CPU-seconds per call (tests/plan/test_plan_imports.py keeps it out).
 """
 
 from __future__ import annotations
@@ -11,10 +17,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import dagster as dg
 import psycopg
 from psycopg import sql as psql
 from psycopg.rows import dict_row
@@ -103,31 +108,26 @@ def _is_retryable(exc: Exception) -> bool:
     return sqlstate in RETRYABLE_SQLSTATES or sqlstate.startswith(("08", "57P"))
 
 
-class CrdbSqlResource(dg.ConfigurableResource):
-    """Admin SQL access to the cluster (root or an admin user, over TLS on real clusters).
+class CrdbSqlMethods:
+    """Admin SQL access to the cluster (root or an admin user, over TLS on real clusters), over the settings
+    the class holds: CrdbSqlResource (Dagster, sql_resource.py) and CrdbSqlClient (plain) declare the same
+    fields.
 
-    `url` is a libpq URL such as
-    postgresql://root@crdb-writer.crdb:26257/defaultdb?sslmode=verify-full&sslrootcert=...&sslcert=...&sslkey=...
-    and comes from the environment (CRDB_ADMIN_URL), never from source.
+    No field is declared here: a pydantic model (the resource) would take a base class's annotations for
+    fields of its own. The names below are for type checkers only.
     """
 
-    url: str
-    database: str = "app"
-    connect_timeout_seconds: int = 10
-    max_attempts: int = 5
-    retry_base_seconds: float = 0.2
-    # Demo-grade default (node 1's disk, see configuration.DEFAULTS); s3://, gs:// or external:// for real use.
-    backup_uri: str = "nodelocal://1/crdb-evolution-backups"
-    # An insecure cluster (cockroach start --insecure, the local backend's opt-in) refuses passwords: 28P01
-    # "setting or updating a password is not supported in insecure mode" (cockroachdb/cockroach
-    # pkg/sql/alter_role.go, pkg/sql/create_role.go). Users are then created without one.
-    insecure: bool = False
-    # BACKUP ... AS OF SYSTEM TIME '-<n>s': a consistent snapshot slightly in the past, which keeps the backup
-    # from contending with live writes (the CockroachDB docs' recommendation, "Take Full and Incremental
-    # Backups"); it holds only what existed n seconds before the statement.
-    backup_as_of_seconds: int = 10
-    replication_timeout_seconds: float = 900.0
-    replication_poll_seconds: float = 5.0
+    if TYPE_CHECKING:
+        url: str
+        database: str
+        connect_timeout_seconds: int
+        max_attempts: int
+        retry_base_seconds: float
+        backup_uri: str
+        insecure: bool
+        backup_as_of_seconds: int
+        replication_timeout_seconds: float
+        replication_poll_seconds: float
 
     # --- connections and retries -------------------------------------------------------------------------
 
@@ -297,6 +297,34 @@ class CrdbSqlResource(dg.ConfigurableResource):
         self.execute(backup_statement("%(uri)s", self.backup_as_of_seconds), {"uri": uri}, retry=False)
 
 
+@dataclass(frozen=True)
+class CrdbSqlClient(CrdbSqlMethods):
+    """Admin SQL access without Dagster (the plan command): CrdbSqlResource's fields and defaults, its methods.
+
+    `url` is a libpq URL such as
+    postgresql://root@crdb-writer.crdb:26257/defaultdb?sslmode=verify-full&sslrootcert=...&sslcert=...&sslkey=...
+    and comes from the environment (CRDB_ADMIN_URL), never from source.
+    """
+
+    url: str
+    database: str = "app"
+    connect_timeout_seconds: int = 10
+    max_attempts: int = 5
+    retry_base_seconds: float = 0.2
+    # Demo-grade default (node 1's disk, see configuration.DEFAULTS); s3://, gs:// or external:// for real use.
+    backup_uri: str = "nodelocal://1/crdb-evolution-backups"
+    # An insecure cluster (cockroach start --insecure, the local backend's opt-in) refuses passwords: 28P01
+    # "setting or updating a password is not supported in insecure mode" (cockroachdb/cockroach
+    # pkg/sql/alter_role.go, pkg/sql/create_role.go). Users are then created without one.
+    insecure: bool = False
+    # BACKUP ... AS OF SYSTEM TIME '-<n>s': a consistent snapshot slightly in the past, which keeps the backup
+    # from contending with live writes (the CockroachDB docs' recommendation, "Take Full and Incremental
+    # Backups"); it holds only what existed n seconds before the statement.
+    backup_as_of_seconds: int = 10
+    replication_timeout_seconds: float = 900.0
+    replication_poll_seconds: float = 5.0
+
+
 def backup_statement(uri: str, as_of_seconds: int) -> str:
     """The BACKUP statement the backup op sends and the plan shows (`uri` quoted or a placeholder)."""
     return f"BACKUP INTO {uri} AS OF SYSTEM TIME '-{int(as_of_seconds)}s'"
@@ -399,3 +427,24 @@ def _redact(url: str) -> str:
         netloc = u.netloc.replace(f":{u.password}@", ":***@")
         return urlunsplit((u.scheme, netloc, u.path, "", ""))
     return urlunsplit((u.scheme, u.netloc, u.path, "", ""))
+
+
+# Names that need Dagster, and the module that defines each (loaded on first use: see the module docstring).
+_LAZY = {"CrdbSqlResource": ".sql_resource"}
+
+if TYPE_CHECKING:
+    from .sql_resource import CrdbSqlResource  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __package__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
