@@ -46,6 +46,13 @@ rehearsal's name and environment. Every PVC is checked again before its delete: 
 rehearsal cluster's labels is refused, whatever the selector or the server returned.
 ASSUMPTION (no public source shows it, the kind workflow proves it): the operator copies the template's labels
 onto the PVCs it creates, as a StatefulSet does; the reset says so when it deleted a cluster but found no PVC.
+
+Importing this module never imports Dagster: what the resource does with its fields lives here, in
+CrdbOperatorMethods. Two classes hold the fields: CrdbOperatorResource (the Dagster resource, in
+operator_resource.py, loaded on first use by PEP 562 module __getattr__ as resources/local loads its resource)
+and CrdbOperatorBackend (the same fields as a plain dataclass), through which `python -m evolution_pipeline plan`
+reads the cluster. Importing Dagster costs ~2 CPU-seconds per call (tests/plan/test_plan_imports.py keeps it
+out).
 """
 
 from __future__ import annotations
@@ -61,16 +68,14 @@ from typing import TYPE_CHECKING, Any
 
 import urllib3
 import yaml
-from pydantic import Field
 
 from evolution_pipeline.phases import PHASES, REPO_ROOT
 from evolution_pipeline.resources import kube
-from evolution_pipeline.resources.cluster import (
+from evolution_pipeline.resources.cluster_control import (
     LIVE,
     REHEARSAL,
     ClusterControl,
     ClusterControlError,
-    ClusterControlResource,
     ClusterStatus,
     NodeStatus,
     ScaleDownRefused,
@@ -678,27 +683,26 @@ def build_api_client(kubeconfig: str | None, context: str | None) -> k8s_client.
     return kube.client().ApiClient(configuration)
 
 
-class CrdbOperatorResource(ClusterControlResource):
-    """Cluster control for the CockroachDB operator (CrdbCluster v1beta1) in one namespace."""
+class CrdbOperatorMethods:
+    """What the operator backend's configuration does, over the fields its class holds: CrdbOperatorResource
+    (Dagster, operator_resource.py) and CrdbOperatorBackend (plain, below) declare the same fields.
 
-    namespace: str = Field(default="crdb", description="Namespace of the CrdbCluster.")
-    cluster_name: str = Field(default="cockroachdb", description="metadata.name of the CrdbCluster.")
-    kubeconfig: str | None = Field(
-        default=None,
-        description="Path to a kubeconfig; unset: in-cluster config inside a pod, else the default.",
-    )
-    context: str | None = Field(default=None, description="kubeconfig context; unset: the current context.")
-    live_namespace: str = Field(
-        default="crdb", description="The LIVE cluster's namespace; a rehearsal must never use it."
-    )
-    live_cluster_name: str = Field(default="cockroachdb", description="The LIVE CrdbCluster's name.")
-    request_timeout_seconds: float = Field(
-        default=30.0, description="Timeout of each Kubernetes API request."
-    )
-    cluster_manifest: str = Field(
-        default=CLUSTER_MANIFEST,
-        description="CrdbCluster manifest the rehearsal reset recreates from (relative to the repo root).",
-    )
+    No field is declared here: a pydantic model (the resource) would take a base class's annotations for
+    fields of its own. The names below are for type checkers only.
+    """
+
+    if TYPE_CHECKING:
+        environment: str
+        ready_timeout_seconds: float
+        poll_interval_seconds: float
+        namespace: str
+        cluster_name: str
+        kubeconfig: str | None
+        context: str | None
+        live_namespace: str
+        live_cluster_name: str
+        request_timeout_seconds: float
+        cluster_manifest: str
 
     def describe_offline(self) -> str:
         return f"CrdbCluster {self.namespace}/{self.cluster_name}"
@@ -737,3 +741,44 @@ class CrdbOperatorResource(ClusterControlResource):
             poll_interval_seconds=self.poll_interval_seconds,
             cluster_manifest=manifest if manifest.is_absolute() else REPO_ROOT / manifest,
         )
+
+
+@dataclass(frozen=True)
+class CrdbOperatorBackend(CrdbOperatorMethods):
+    """The operator backend's configuration without Dagster (the plan command): CrdbOperatorResource's fields
+    and defaults, its methods."""
+
+    environment: str = LIVE  # which evolution this drives; only a rehearsal may ever be reset
+    ready_timeout_seconds: float = 900.0
+    poll_interval_seconds: float = 5.0
+    namespace: str = "crdb"  # namespace of the CrdbCluster
+    cluster_name: str = "cockroachdb"  # metadata.name of the CrdbCluster
+    kubeconfig: str | None = None  # unset: in-cluster config inside a pod, else the default
+    context: str | None = None  # kubeconfig context; unset: the current context
+    live_namespace: str = "crdb"  # the LIVE cluster's namespace; a rehearsal must never use it
+    live_cluster_name: str = "cockroachdb"  # the LIVE CrdbCluster's name
+    request_timeout_seconds: float = 30.0  # timeout of each Kubernetes API request
+    # CrdbCluster manifest the rehearsal reset recreates from (relative to the repo root).
+    cluster_manifest: str = CLUSTER_MANIFEST
+
+
+# Names that need Dagster, and the module that defines each (loaded on first use: see the module docstring).
+_LAZY = {"CrdbOperatorResource": ".operator_resource", "ClusterControlResource": ".cluster"}
+
+if TYPE_CHECKING:
+    from .cluster import ClusterControlResource  # noqa: F401
+    from .operator_resource import CrdbOperatorResource  # noqa: F401
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(_LAZY[name], __package__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
