@@ -6,10 +6,13 @@ The evolution is EVOLUTION_PLAN's file (default evolutions/demo.yaml), or --evol
 CockroachDB or the topology would refuse stops here with one line naming the file, the phase and the field,
 and exit status 2: nothing is planned from a wrong file.
 
-Prints what each phase would do against the current cluster, read-only, through the same resources the
-pipeline uses (configured from the environment like `dagster dev`: EVOLUTION_CLUSTER_BACKEND,
+Prints what each phase would do against the current cluster, read-only, through the same code the
+pipeline's resources run (configured from the environment like `dagster dev`: EVOLUTION_CLUSTER_BACKEND,
 CRDB_ADMIN_URL, ...). Without a reachable cluster it prints the plan from the phase table, says why, and
 still exits 0: the plan is for reading, also when the cluster is down.
+
+Neither command imports Dagster (~2 CPU-seconds per call): the plan reads through the resources' Dagster-free
+classes (settings.plan_resources), and tests/plan/test_plan_imports.py keeps it that way.
 """
 
 from __future__ import annotations
@@ -49,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         phases = [get_phase(name) for name in args.phases] or list(PHASES)
     except KeyError as exc:
         parser.error(exc.args[0])
-    from .configuration import plan_resources
     from .plan import build_plan, render
+    from .settings import plan_resources
 
     env = next(e for e in ENVIRONMENTS if e.name == args.environment)
     try:
         cluster, crdb, unreadable = plan_resources(env)
-    except ValueError as exc:  # ConfigurationError, or a resource refusing a setting (pydantic's is a ValueError)
+    except ValueError as exc:  # ConfigurationError, or a setting that does not parse (a port that is no number)
         # One line naming the variable and exit 2, like python -m sample_app: never a traceback.
         message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
         print(f"python -m evolution_pipeline: configuration error: {message}", file=sys.stderr)

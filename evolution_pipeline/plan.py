@@ -330,16 +330,17 @@ DOCS_END = "<!-- manual-steps:end -->"
 
 def manual_section() -> str:
     """Each phase by hand, from the phase table and the default configuration: the kubectl patch for the
-    operator backend, the `cockroach start` lines for the local one, then the same SQL the ops send."""
-    from .configuration import DEFAULTS
+    operator backend, the `cockroach start` lines for the local one, then the same SQL the ops send. Through
+    the resources' Dagster-free classes (the same defaults and methods), so `docs` never imports Dagster."""
     from .environments import LIVE
     from .phases import PHASES, REPO_ROOT
-    from .resources.local import LocalClusterResource
-    from .resources.operator import CrdbOperatorResource
-    from .resources.sql import CrdbSqlResource
+    from .resources.local.backend import LocalClusterBackend
+    from .resources.operator import CrdbOperatorBackend
+    from .resources.sql import CrdbSqlClient
+    from .settings import DEFAULTS
 
-    operator, local = CrdbOperatorResource(), LocalClusterResource()
-    crdb = CrdbSqlResource(url="", backup_uri=DEFAULTS[LIVE]["CRDB_BACKUP_URI"])
+    operator, local = CrdbOperatorBackend(), LocalClusterBackend()
+    crdb = CrdbSqlClient(url="", backup_uri=DEFAULTS[LIVE]["CRDB_BACKUP_URI"])
     lines = [("If Dagster is down, each phase can be done by hand, in this order. Node 1's locality in the "
               "phase-1 statements is what `SHOW CLUSTER RANGES` lists for node 1 (`replica_localities`). "
               "`python -m evolution_pipeline plan` prints the same against the running cluster, marking what "
