@@ -214,3 +214,18 @@ def test_rendering_keeps_every_step():
     assert text.count("\n  [") == steps
     assert md.count("\n| ") - len(PHASES) == steps  # rows minus each table's header row
     assert sum(len(p["steps"]) for p in js["phases"]) == steps
+
+
+def test_the_plain_classes_plan_what_the_resources_plan(cluster):
+    """The CLI reads through the resources' Dagster-free classes (settings.plan_resources): the same plan, read."""
+    from evolution_pipeline.resources.operator import CrdbOperatorBackend
+    from evolution_pipeline.resources.sql import CrdbSqlClient
+
+    operator = CrdbOperatorBackend(kubeconfig=cluster.operator.kubeconfig, poll_interval_seconds=0.02)
+    sql = CrdbSqlClient(url=cluster.sql.url)
+    for apply in (None, PHASE0):
+        if apply:
+            cluster.apply(apply)
+        by_resources = build_plan(list(PHASES), environment="live", cluster=cluster.operator, crdb=cluster.sql)
+        assert by_resources.read_error is None
+        assert build_plan(list(PHASES), environment="live", cluster=operator, crdb=sql) == by_resources
