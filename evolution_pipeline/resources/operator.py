@@ -66,7 +66,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import urllib3
 import yaml
 
 from evolution_pipeline.phases import PHASES, REPO_ROOT
@@ -323,6 +322,8 @@ class OperatorClusterControl(ClusterControl):
         self, call: ApiCall, fn: Callable[..., Any], *args: Any, missing_ok: bool = False, **kwargs: Any
     ) -> Any:
         """Make one API call; errors become ClusterControlError. missing_ok: a 404 returns None."""
+        import urllib3  # loaded with the Kubernetes client (kube.py) by now; not when this module is imported
+
         try:
             return fn(*args, _request_timeout=self.request_timeout, **kwargs)
         except kube.api_exception() as exc:
@@ -376,6 +377,8 @@ class OperatorClusterControl(ClusterControl):
         return int(_regions(self._get_cluster(), self.describe())[0].get("nodes") or 0)
 
     def set_desired_nodes(self, nodes: int) -> None:
+        import urllib3  # loaded with the Kubernetes client (kube.py) by now; not when this module is imported
+
         call = self._call("patch", CLUSTERS, self.cluster_name)
         for attempt in range(1, PATCH_ATTEMPTS + 1):
             cluster = self._get_cluster()

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
-from psycopg import sql as psql
-from psycopg.rows import dict_row
-
 from ..sqlscript import load_script
+
+# psycopg is imported where a statement is built or sent, not with this module: the import costs ~0.3 CPU-s, and
+# `python -m evolution_pipeline plan` without a cluster uses only the helpers below (every op sends SQL anyway).
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg import sql as psql
 
 RETRYABLE_SQLSTATES = {"40001", "40003"}  # 40003: ambiguous result; our statements are idempotent
 ZONE_TARGETS_DATA = ("RANGE default",)
@@ -104,6 +106,8 @@ def _is_retryable(exc: Exception) -> bool:
         return True
     sqlstate = getattr(exc, "sqlstate", None)
     if sqlstate is None:
+        import psycopg
+
         return isinstance(exc, psycopg.OperationalError)
     return sqlstate in RETRYABLE_SQLSTATES or sqlstate.startswith(("08", "57P"))
 
@@ -133,6 +137,9 @@ class CrdbSqlMethods:
 
     @contextmanager
     def connect(self, database: str | None = None) -> Iterator[psycopg.Connection]:
+        import psycopg
+        from psycopg.rows import dict_row
+
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": self.connect_timeout_seconds,
                                   "row_factory": dict_row, "application_name": "crdb-evolution-pipeline"}
         if database:
@@ -150,6 +157,8 @@ class CrdbSqlMethods:
             conn.close()
 
     def _with_retries(self, what: str, fn, attempts: int | None = None):
+        import psycopg
+
         delay = self.retry_base_seconds
         attempts = attempts or self.max_attempts
         for attempt in range(1, attempts + 1):
@@ -166,6 +175,7 @@ class CrdbSqlMethods:
     def execute(self, statement: str | psql.Composable, params: dict | None = None, *,
                 database: str | None = None, retry: bool = True) -> list[dict]:
         """Run one statement (with retries unless retry=False) and return its rows, if any."""
+        import psycopg
 
         def run():
             # ClientCursor binds parameters client-side, so they also work in DDL such as
@@ -186,6 +196,8 @@ class CrdbSqlMethods:
         return bool(rows)
 
     def ensure_database(self) -> None:
+        from psycopg import sql as psql
+
         self.execute(psql.SQL("CREATE DATABASE IF NOT EXISTS {}").format(psql.Identifier(self.database)))
 
     def role_exists(self, user: str) -> bool:
@@ -197,6 +209,8 @@ class CrdbSqlMethods:
         PostgreSQL has no CREATE ROLE IF NOT EXISTS (CockroachDB has), so a catalog probe keeps it portable.
         CREATE ROLE means NOLOGIN on both (cockroachdb/cockroach pkg/sql/create_role.go: "Using CREATE ROLE
         syntax enables NOLOGIN by default")."""
+        from psycopg import sql as psql
+
         return self._create_role_once(group, psql.SQL("CREATE ROLE {}").format(psql.Identifier(group)))
 
     def ensure_login_user(self, user: str, password: str | None) -> bool:
@@ -207,6 +221,8 @@ class CrdbSqlMethods:
         or revive a retired credential). One statement, so no user exists half-made without its password.
         No password on an insecure cluster (CockroachDB refuses it there: 28P01, pkg/sql/create_role.go) or
         for a standby user (None); without one, no password logs in (CockroachDB and PostgreSQL alike)."""
+        from psycopg import sql as psql
+
         statement = psql.SQL("CREATE USER {}").format(psql.Identifier(user))
         if password and not self.insecure:
             statement = psql.SQL("CREATE USER {} WITH PASSWORD {}").format(psql.Identifier(user),
@@ -215,6 +231,8 @@ class CrdbSqlMethods:
         return self._create_role_once(user, statement)
 
     def _create_role_once(self, name: str, statement, params: dict | None = None) -> bool:
+        import psycopg
+
         if self.role_exists(name):
             return False
         try:
@@ -369,6 +387,8 @@ def _check_target(target: str) -> None:
 def _show_ranges(scope: str):
     if scope == "cluster":
         return "SHOW CLUSTER RANGES"
+    from psycopg import sql as psql
+
     return psql.SQL("SHOW RANGES FROM DATABASE {}").format(psql.Identifier(scope))
 
 

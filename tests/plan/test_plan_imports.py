@@ -16,11 +16,12 @@ import pytest
 
 from evolution_pipeline.environments import ENVIRONMENTS
 from evolution_pipeline.phases import REPO_ROOT
+from tests.doubles.k8s_api import KubeApiDouble
 
 from .test_plan import kubeconfig
 
-# Runs the CLI in this interpreter the way `python -m` does, then reports which Dagster modules got imported
-# (after a marker: JSON output ends without a newline).
+# Runs the CLI in this interpreter the way `python -m` does, then reports which Dagster modules got imported, and
+# which client libraries (after a marker: JSON output ends without a newline).
 REPORT = "\n--- report: "
 RUN_CLI_THEN_REPORT = f"""
 import json, runpy, sys
@@ -31,7 +32,8 @@ try:
 except SystemExit as exit_:
     code = exit_.code
 dagster = sorted(m for m in sys.modules if m.split(".")[0].startswith("dagster"))
-print({REPORT!r} + json.dumps({{"code": code, "dagster": dagster}}))
+clients = sorted({{m.split(".")[0] for m in sys.modules}} & {{"psycopg", "kubernetes", "urllib3"}})
+print({REPORT!r} + json.dumps({{"code": code, "dagster": dagster, "clients": clients}}))
 """
 
 # Nothing listens on port 9: the read is tried, fails, and the plan says so.
@@ -56,26 +58,37 @@ def run_cli(argv: list[str], **env: str) -> tuple[str, dict]:
 ])
 def test_the_plan_never_imports_dagster(backend, argv):
     output, report = run_cli(argv, EVOLUTION_CLUSTER_BACKEND=backend)
-    assert report == {"code": 0, "dagster": []}, f"`{' '.join(argv)}` ({backend}) imported Dagster: {report}"
+    assert report["dagster"] == [], f"`{' '.join(argv)}` ({backend}) imported Dagster: {report}"
+    # Nor, when it does not read the cluster, the client libraries (~0.3 CPU-s for psycopg alone).
+    assert report == {"code": 0, "dagster": [], "clients": []}, report
     assert "phase1_two_nodes" in output
 
 
 @pytest.mark.parametrize("backend", ["operator", "local"])
 def test_reading_the_cluster_never_imports_dagster(backend, tmp_path):
-    """With an admin URL the plan builds the backend's control and connects (both fail here): still no Dagster."""
-    output, report = run_cli(["plan", "phase2_three_nodes"], EVOLUTION_CLUSTER_BACKEND=backend,
-                             CRDB_ADMIN_URL=UNREACHABLE_URL,
-                             KUBECONFIG=str(kubeconfig(tmp_path / "kubeconfig", "http://127.0.0.1:9")),
-                             LOCAL_CRDB_DATA_DIR=str(tmp_path / "local"))
-    assert report == {"code": 0, "dagster": []}, f"reading the cluster ({backend}) imported Dagster: {report}"
-    assert "NOT READ: could not read the cluster" in output
+    """With an admin URL the plan builds the backend's control, reads the node count (the stand-in API server; a
+    local cluster's state file, with a stand-in binary) and connects, which fails here: still no Dagster."""
+    binary = tmp_path / "cockroach"
+    binary.write_text("#!/bin/sh\nexit 1\n")
+    binary.chmod(0o755)
+    (tmp_path / "local").mkdir()
+    (tmp_path / "local" / "state.json").write_text('{"desired_nodes": 1}')
+    with KubeApiDouble() as api:
+        api.add_cluster("crdb", "cockroachdb", 1)
+        output, report = run_cli(["plan", "phase2_three_nodes"], EVOLUTION_CLUSTER_BACKEND=backend,
+                                 CRDB_ADMIN_URL=UNREACHABLE_URL, COCKROACH_BIN=str(binary),
+                                 KUBECONFIG=str(kubeconfig(tmp_path / "kubeconfig", api.host)),
+                                 LOCAL_CRDB_DATA_DIR=str(tmp_path / "local"))
+    assert (report["code"], report["dagster"]) == (0, []), f"reading the cluster ({backend}) imported Dagster: {report}"
+    assert "psycopg" in report["clients"], report
+    assert "NOT READ: could not read the cluster: SQL" in output and "cannot connect" in output, output[:800]
 
 
 def test_a_bad_setting_and_the_docs_check_never_import_dagster():
     _, report = run_cli(["plan"], SCALE_POLL_SECONDS="nan")
-    assert report == {"code": 2, "dagster": []}, report
+    assert report == {"code": 2, "dagster": [], "clients": []}, report
     output, report = run_cli(["docs"])
-    assert report == {"code": 0, "dagster": []}, report
+    assert report == {"code": 0, "dagster": [], "clients": []}, report
     assert output.startswith("up to date"), output
 
 
