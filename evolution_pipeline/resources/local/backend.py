@@ -1,8 +1,9 @@
 """LocalClusterBackend: the local backend's configuration without Dagster, what LocalClusterResource is to a run.
 
 `python -m evolution_pipeline plan` reads the cluster through it, and importing Dagster costs ~2 CPU-seconds per
-call. Its fields and defaults are LocalClusterResource's and its methods do what the resource's do
-(tests/plan/test_plan_imports.py holds the two together); both build their LocalClusterConfig in settings.py.
+call. Its fields and defaults are LocalClusterResource's (resource.py) and its methods do what the resource's
+do (tests/plan/test_plan_imports.py holds the two together); both build their LocalClusterConfig in this
+package's settings.py. evolution_pipeline/settings.py (plan_resources) configures it from the environment.
 """
 
 from __future__ import annotations
