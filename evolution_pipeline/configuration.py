@@ -18,7 +18,7 @@ from .resources.cluster import ClusterControlResource
 from .resources.grafana import TOKEN_VARIABLE, GrafanaResource
 from .resources.prometheus import PrometheusResource
 from .resources.sample_app import SampleAppResource
-from .resources.sql import CrdbSqlResource
+from .resources.sql_resource import CrdbSqlResource
 from .settings import (  # noqa: F401  (the names every importer has used from here)
     BACKENDS,
     DEFAULTS,
@@ -49,7 +49,7 @@ def run_setting(env: Environment, name: str, default: str = "") -> str:
 def cluster_resource(env: Environment) -> ClusterControlResource:
     backend_name, fields = cluster_fields(env)
     if backend_name == "operator":
-        from .resources.operator import CrdbOperatorResource
+        from .resources.operator_resource import CrdbOperatorResource
 
         return CrdbOperatorResource(**fields)
     from .resources.local import LocalClusterResource

@@ -44,9 +44,10 @@ def apply_bootstrap(app_uri: str) -> None:
 def role_model(admin_uri: str, passwords: dict[str, str]) -> None:
     """The phases' groups, users and grants, through the pipeline's own code and SQL files."""
     from evolution_pipeline.phases import PHASES, SQL_DIR, SQL_USERS
-    from evolution_pipeline.resources.sql import CrdbSqlResource
+    # The SQL resource's methods without Dagster (resources/sql.py): `make dev` need not import it here.
+    from evolution_pipeline.resources.sql import CrdbSqlClient
 
-    admin = CrdbSqlResource(url=admin_uri, database="app")
+    admin = CrdbSqlClient(url=admin_uri, database="app")
     for phase in PHASES:
         for group in phase.groups:
             admin.ensure_group(group)

@@ -49,7 +49,7 @@ onto the PVCs it creates, as a StatefulSet does; the reset says so when it delet
 
 Importing this module never imports Dagster: what the resource does with its fields lives here, in
 CrdbOperatorMethods. Two classes hold the fields: CrdbOperatorResource (the Dagster resource, in
-operator_resource.py, loaded on first use by PEP 562 module __getattr__ as resources/local loads its resource)
+operator_resource.py, which imports this module and never the other way)
 and CrdbOperatorBackend (the same fields as a plain dataclass), through which `python -m evolution_pipeline plan`
 reads the cluster. Importing Dagster costs ~2 CPU-seconds per call (tests/plan/test_plan_imports.py keeps it
 out).
@@ -763,25 +763,3 @@ class CrdbOperatorBackend(CrdbOperatorMethods):
     request_timeout_seconds: float = 30.0  # timeout of each Kubernetes API request
     # CrdbCluster manifest the rehearsal reset recreates from (relative to the repo root).
     cluster_manifest: str = CLUSTER_MANIFEST
-
-
-# Names that need Dagster, and the module that defines each (loaded on first use: see the module docstring).
-_LAZY = {"CrdbOperatorResource": ".operator_resource", "ClusterControlResource": ".cluster"}
-
-if TYPE_CHECKING:
-    from .cluster import ClusterControlResource  # noqa: F401
-    from .operator_resource import CrdbOperatorResource  # noqa: F401
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name], __package__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))

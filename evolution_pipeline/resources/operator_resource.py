@@ -2,8 +2,7 @@
 
 What it does with its fields (control(), and the plan's describe_offline and scale_commands) is
 CrdbOperatorMethods' in operator.py, free of Dagster, with the backend itself; this module only declares the
-fields Dagster configures. operator.py gives the class by name on first use, so
-`from evolution_pipeline.resources.operator import CrdbOperatorResource` keeps working.
+fields Dagster configures. Import it from here: operator.py never imports Dagster.
 """
 
 from __future__ import annotations

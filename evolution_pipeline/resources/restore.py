@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from psycopg import sql as psql
 
 from .cluster import REHEARSAL
-from .sql import CrdbSqlResource, SqlError, redact_uri
+from .sql import SqlError, redact_uri
+from .sql_resource import CrdbSqlResource
 
 SCRATCH_PREFIX = "restore_check_"
 _SCRATCH = re.compile(rf"{SCRATCH_PREFIX}[a-z0-9_]+")

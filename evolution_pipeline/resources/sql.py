@@ -5,7 +5,7 @@ connections. Never retries syntax, permission or other errors: they would fail t
 
 Importing this module never imports Dagster: what the SQL resource does lives here, in CrdbSqlMethods, over the
 settings its class holds. Two classes hold them: CrdbSqlResource (the Dagster resource the ops get, in
-sql_resource.py, loaded on first use by PEP 562 module __getattr__ as resources/local loads its resource) and
+sql_resource.py, which imports this module and never the other way) and
 CrdbSqlClient (the same fields as a plain dataclass), through which `python -m evolution_pipeline plan` reads the
 cluster. Importing Dagster costs ~2 CPU-seconds per call (tests/plan/test_plan_imports.py keeps it out).
 """
@@ -447,24 +447,3 @@ def _redact(url: str) -> str:
         netloc = u.netloc.replace(f":{u.password}@", ":***@")
         return urlunsplit((u.scheme, netloc, u.path, "", ""))
     return urlunsplit((u.scheme, u.netloc, u.path, "", ""))
-
-
-# Names that need Dagster, and the module that defines each (loaded on first use: see the module docstring).
-_LAZY = {"CrdbSqlResource": ".sql_resource"}
-
-if TYPE_CHECKING:
-    from .sql_resource import CrdbSqlResource  # noqa: F401
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(_LAZY[name], __package__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))

@@ -1,8 +1,7 @@
 """The Dagster face of CockroachDB SQL: CrdbSqlResource, the SQL door the ops get.
 
 What it does (connections, retries, the statements) is CrdbSqlMethods' in sql.py, free of Dagster; this module
-only declares the fields Dagster configures. sql.py gives the class by name on first use, so
-`from evolution_pipeline.resources.sql import CrdbSqlResource` keeps working.
+only declares the fields Dagster configures. Import it from here: sql.py never imports Dagster.
 """
 
 from __future__ import annotations

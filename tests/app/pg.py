@@ -22,7 +22,7 @@ import psycopg
 from pgserver._commands import pg_ctl
 
 from evolution_pipeline.phases import SQL_DIR
-from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from evolution_pipeline.roles import APP_PATHS, GROUPS
 from evolution_pipeline.sqlscript import load_script
 from sample_app.schema import apply_bootstrap, harden_postgres

@@ -12,8 +12,8 @@ import uuid
 import psycopg
 import pytest
 
-from evolution_pipeline.resources.sql import CrdbSqlResource
 from evolution_pipeline import roles
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 
 pytestmark = pytest.mark.slow
 

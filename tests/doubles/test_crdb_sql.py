@@ -13,7 +13,8 @@ import pytest
 from psycopg import errors
 
 from evolution_pipeline.phases import PHASES, SQL_DIR
-from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError
+from evolution_pipeline.resources.sql import SqlError
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 
 SYSTEM = ("DATABASE system", "RANGE meta", "RANGE system", "RANGE liveness")

@@ -12,7 +12,8 @@ from evolution_pipeline.drills.backup_restore import run_restore_drill
 from evolution_pipeline.drills.checks import judge_restore
 from evolution_pipeline.phases import PHASES, SQL_DIR
 from evolution_pipeline.resources.restore import RestoreRefused, drop_scratch, restore_and_compare
-from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError
+from evolution_pipeline.resources.sql import SqlError
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from evolution_pipeline.state import BackupRecord, PhaseState
 from tests.doubles.crdb_backup import collection_key
 from tests.doubles.crdb_sql import CrdbSqlStandIn

@@ -13,7 +13,7 @@ from evolution_pipeline.resources.grafana import GrafanaResource
 from evolution_pipeline.resources.prometheus import PrometheusResource
 from evolution_pipeline.resources.run_state import InstanceStateIOManager
 from evolution_pipeline.resources.sample_app import SampleAppResource
-from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from tests.doubles.pipeline_world import WorldClusterResource
 
 CLUSTER_LABEL = {LIVE: "crdb-test-live", REHEARSAL: "crdb-test-rehearsal"}

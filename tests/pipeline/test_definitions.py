@@ -225,7 +225,8 @@ def test_zone_statements_come_from_the_phase_table():
 
 
 def test_bad_localities_and_placeholders_are_refused():
-    from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError, zone_sql
+    from evolution_pipeline.resources.sql import SqlError, zone_sql
+    from evolution_pipeline.resources.sql_resource import CrdbSqlResource
     from evolution_pipeline.zones import voter_constraints_for
 
     with pytest.raises(SqlError, match="key=value"):

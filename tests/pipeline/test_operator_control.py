@@ -37,10 +37,10 @@ from evolution_pipeline.resources.operator import (
     REHEARSAL_ANNOTATION,
     REHEARSAL_RBAC_RULES,
     REQUIRED_RBAC_RULES,
-    CrdbOperatorResource,
     OperatorClusterControl,
     node_status,
 )
+from evolution_pipeline.resources.operator_resource import CrdbOperatorResource
 from tests.doubles.k8s_api import SERVICE_ACCOUNT, KubeApiDouble
 
 LIVE_NS, NAME = "crdb", "cockroachdb"

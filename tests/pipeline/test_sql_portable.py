@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from evolution_pipeline.phases import PHASES, SQL_DIR
-from evolution_pipeline.resources.sql import CrdbSqlResource, SqlError, _is_retryable
+from evolution_pipeline.resources.sql import SqlError, _is_retryable
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from evolution_pipeline.sqlscript import load_script
 from tests.app.pg import LocalPostgres
 

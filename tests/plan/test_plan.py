@@ -18,8 +18,8 @@ import yaml
 
 from evolution_pipeline.phases import PHASES, REPO_ROOT, get_phase
 from evolution_pipeline.plan import ALWAYS, CHANGE, DONE, NOT_READ, build_plan, render
-from evolution_pipeline.resources.operator import CrdbOperatorResource
-from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.resources.operator_resource import CrdbOperatorResource
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from evolution_pipeline.zones import zone_plan
 from tests.doubles.crdb_sql import CrdbSqlStandIn
 from tests.doubles.k8s_api import KubeApiDouble

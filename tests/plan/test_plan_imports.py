@@ -136,8 +136,10 @@ def test_the_plan_reads_through_what_the_run_is_given(backend, env, environ, mon
 def test_the_plain_classes_default_like_the_resources():
     from evolution_pipeline.resources.local import LocalClusterResource
     from evolution_pipeline.resources.local.backend import LocalClusterBackend
-    from evolution_pipeline.resources.operator import CrdbOperatorBackend, CrdbOperatorResource
-    from evolution_pipeline.resources.sql import CrdbSqlClient, CrdbSqlResource
+    from evolution_pipeline.resources.operator import CrdbOperatorBackend
+    from evolution_pipeline.resources.operator_resource import CrdbOperatorResource
+    from evolution_pipeline.resources.sql import CrdbSqlClient
+    from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 
     assert asdict(CrdbOperatorBackend()) == CrdbOperatorResource().model_dump()
     assert asdict(LocalClusterBackend()) == plain(LocalClusterResource().model_dump())

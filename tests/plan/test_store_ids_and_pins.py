@@ -20,7 +20,7 @@ from evolution_pipeline.ops.verify import ranges_off_target
 from evolution_pipeline.phases import PHASES
 from evolution_pipeline.plan import CHANGE, NOT_READ, build_plan
 from evolution_pipeline.resources.cluster import ClusterControl, ClusterControlResource, ClusterStatus
-from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from evolution_pipeline.zones import zone_statements
 from tests.doubles.crdb_sql import CrdbSqlStandIn, default_locality
 

@@ -26,8 +26,8 @@ from evolution_pipeline.phases import APP_DATABASE, PHASES, Phase
 from evolution_pipeline.state import PhaseState
 
 from . import observe
-from .conftest import REPORT
 from .bench import BACKGROUND_RPS, CLUSTER_LABEL, RealBench, make_workdir, remove_workdir, start_bench
+from .conftest import REPORT
 from .watch import Watcher
 
 # One fixture runs the whole evolution (minutes) for every test of this module; bounded all the same.
@@ -210,7 +210,7 @@ def test_the_last_backup_is_verified_and_restores_into_a_scratch_database(evolut
     on the real cluster: RESTORE ... WITH new_db_name into a scratch database, row counts and id checksums
     against the source AS OF the backup's end time, the scratch database dropped afterwards."""
     from evolution_pipeline.resources import restore
-    from evolution_pipeline.resources.sql import CrdbSqlResource
+    from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 
     states = {p.name: evolution.state(p) for p in PHASES}
     assert states[PHASES[0].name].backup.status == "skipped", "phase 0 has no application data to back up yet"

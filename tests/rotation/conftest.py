@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from evolution_pipeline.resources.sample_app import SampleAppResource
-from evolution_pipeline.resources.sql import CrdbSqlResource
+from evolution_pipeline.resources.sql_resource import CrdbSqlResource
 from evolution_pipeline.roles import APP_PATHS
 from evolution_pipeline.rotation.publish import FileCredentialStore
 from tests.app.appproc import AppProcess
