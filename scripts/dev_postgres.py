@@ -43,8 +43,8 @@ def apply_bootstrap(app_uri: str) -> None:
 
 def role_model(admin_uri: str, passwords: dict[str, str]) -> None:
     """The phases' groups, users and grants, through the pipeline's own code and SQL files."""
-    from evolution_pipeline.phases import PHASES, SQL_DIR, SQL_USERS
     # The SQL resource's methods without Dagster (resources/sql.py): `make dev` need not import it here.
+    from evolution_pipeline.phases import PHASES, SQL_DIR, SQL_USERS
     from evolution_pipeline.resources.sql import CrdbSqlClient
 
     admin = CrdbSqlClient(url=admin_uri, database="app")
