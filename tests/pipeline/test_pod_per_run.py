@@ -67,8 +67,10 @@ def second_phase(first_phase: dict) -> dict:
 
 def _toy_job():
     # No io_manager resource: Dagster's default, the filesystem under the instance's local artifact storage.
+    # Steps in the run's process, as the pipeline runs them (Dagster's default would spawn one per step).
     job = dg.define_asset_job("toy_phases", selection=[first_phase.key, second_phase.key])
-    return dg.Definitions(assets=[first_phase, second_phase], jobs=[job]).resolve_job_def("toy_phases")
+    return dg.Definitions(assets=[first_phase, second_phase], jobs=[job],
+                          executor=dg.in_process_executor).resolve_job_def("toy_phases")
 
 
 def test_the_bench_sees_what_breaks_on_kubernetes_with_the_filesystem_io_manager(instance_db):
