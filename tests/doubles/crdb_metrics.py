@@ -29,6 +29,7 @@ Driving it (the API tests/pipeline/conftest.py uses):
 from __future__ import annotations
 
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -130,19 +131,28 @@ class CrdbNodeMetrics:
                     values[name] = value + step
 
 
+class _NodeServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        # A scraper that drops a kept-alive connection (Prometheus stopping with the bench) is no error of the
+        # node; socketserver would print its traceback into the test run's output.
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class CrdbMetricsCluster:
     """N stand-in nodes, each serving /_status/vars on its own 127.0.0.1 port."""
 
     def __init__(self, nodes: int = 1):
         self.nodes: list[CrdbNodeMetrics] = []
-        self._servers: list[ThreadingHTTPServer] = []
+        self._servers: list[_NodeServer] = []
         for _ in range(nodes):
             self.add_node()
 
     def add_node(self) -> CrdbNodeMetrics:
         node = CrdbNodeMetrics(len(self.nodes) + 1)
         self.nodes.append(node)
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(node))
+        server = _NodeServer(("127.0.0.1", 0), _handler_for(node))
         server.open_connections = set()
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self._servers.append(server)
