@@ -26,6 +26,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def test_dashboard_start_spike(app, client):
+    """A real Chromium on the app's page: its start, then five of the timeline's 1 s points during the spike
+    (the point of the test): ~8-12 s."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is installed by scripts/setup.sh")
     ARTIFACTS.mkdir(exist_ok=True)

@@ -49,9 +49,10 @@ def quarter_sizes(count: int, workers: int) -> list[int]:
 # Per fixture kept apart: how many tests, from the start of the order, make up the quarters that use it (a
 # worker whose first test lies beyond will not need it unless it steals one); absent when not kept apart.
 apart_until: dict[str, int] = {}
-# The bench takes ~15 s to start (tests/pipeline/conftest.py starts it early, in a thread): a quarter that
-# uses it starts with about this much of other tests meanwhile.
-LEAD_IN_SECONDS = 15.0
+# The bench takes ~15 s to start alone (tests/pipeline/conftest.py starts it early, in a thread), ~25-30 s at
+# a run's start, while four workers collect and start their servers: a quarter that uses it starts with about
+# this much of other tests meanwhile (at 15 s, the first bench test of a fresh-clone run still waited 16-20 s).
+LEAD_IN_SECONDS = 30.0
 
 
 def _file(item) -> str:
