@@ -5,7 +5,9 @@ local nightly rehearsal (see control.py for the data folder's layout).
     control.py    LocalClusterControl: certificates, nodes, init, readiness, Prometheus targets, reset
     processes.py  pids, /proc, ports, atomic writes
     settings.py   environment variables -> fields -> LocalClusterConfig (shared by the resource and the CLI)
-    resource.py   LocalClusterResource (Dagster)
+    backend.py    LocalClusterMethods (what the backend does with its fields) and LocalClusterBackend, the
+                  same fields without Dagster (python -m evolution_pipeline plan)
+    resource.py   LocalClusterResource (Dagster): the fields Dagster configures, LocalClusterMethods' methods
     __main__.py   the CLI behind make dev, make local-status and make local-stop
 
 Importing this package never imports Dagster: LocalClusterResource is loaded on first use (PEP 562 module

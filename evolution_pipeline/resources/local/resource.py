@@ -9,19 +9,18 @@ from evolution_pipeline.resources.cluster import (
     ClusterControlResource,
 )
 
-from .binary import require_cockroach
-from .control import LocalClusterConfig, LocalClusterControl
+from .backend import LocalClusterMethods
 
 # Re-exported: they lived here before settings.py, and callers still import them from here.
 from .settings import FIELD_DEFAULTS as D
-from .settings import LIVE_DEFAULTS, REHEARSAL_DEFAULTS, local_cluster_config, settings_from_env
+from .settings import LIVE_DEFAULTS, REHEARSAL_DEFAULTS, settings_from_env
 
 __all__ = ["LIVE_DEFAULTS", "REHEARSAL_DEFAULTS", "LocalClusterResource", "settings_from_env"]
 
 # --- the Dagster resource ---------------------------------------------------------------------------------
 
 
-class LocalClusterResource(ClusterControlResource):
+class LocalClusterResource(LocalClusterMethods, ClusterControlResource):
     """Cluster control over local `cockroach` processes (EVOLUTION_CLUSTER_BACKEND=local).
 
     Empty strings mean "work it out": cockroach_bin from $COCKROACH_BIN or PATH, data_dir `.data/local`
@@ -57,28 +56,6 @@ class LocalClusterResource(ClusterControlResource):
         default=D["prometheus_dir"], description="Prometheus runtime folder; empty: <data_dir>/prometheus"
     )
     node_start_timeout_seconds: float = D["node_start_timeout_seconds"]
-
-    def config(self) -> LocalClusterConfig:
-        return local_cluster_config(self.environment, **{name: getattr(self, name) for name in D})
-
-    def describe_offline(self) -> str:
-        return LocalClusterControl(self.config()).describe()
-
-    def scale_commands(self, current: int, target: int) -> list[str]:
-        """The processes scale_to(target) starts: one `cockroach start` per new node, with the same flags,
-        and `cockroach init` once after the first (the binary may not be installed yet: then `cockroach`)."""
-        control = LocalClusterControl(self.config())
-        binary = control.config.cockroach_bin or "cockroach"
-        commands = [" ".join(control.start_args(control.node(i), binary)) + " &"
-                    for i in range(current + 1, target + 1)]
-        if current == 0 and target > 0:
-            commands.append(" ".join(control.init_args(binary)))
-        return commands
-
-    def control(self) -> LocalClusterControl:
-        # Fail at once (the first op of a phase) when there is no binary, with the one message on getting it.
-        require_cockroach(self.cockroach_bin)
-        return LocalClusterControl(self.config())
 
     @classmethod
     def from_environment(cls, env=LIVE, environ: dict | None = None, **fields) -> LocalClusterResource:
