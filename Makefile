@@ -21,8 +21,8 @@ setup: ## create .venv and install what the tests need (Python packages, npm pac
 	@bash scripts/setup.sh
 
 # Workers for pytest-xdist. Most tests wait on servers, timers and subprocesses rather than compute, so more
-# workers than cores pays off, up to a point. Measured on 2 cores from a fresh clone: 4 workers 6:24-6:36 of
-# pytest, 5 workers 6:38, 6 workers 7:02 (each worker costs a collection, and half of them a bench of servers).
+# workers than cores pays off, up to a point. Measured on 2 cores from a fresh clone: 4 workers 5:49-6:13 of
+# pytest, 5 workers 7:13 with 50 CPU-s more (each worker costs a collection, and half of them a bench of servers).
 # TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 4
 
